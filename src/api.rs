@@ -1,0 +1,115 @@
+//! HTTP publishing API (ours): `POST /api/notify` and `POST /api/group_send`, guarded by `X-API-Key`.
+//!
+//! A batch is validated whole before anything is sent: a 400 means nothing was published.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+
+use crate::auth::UserId;
+use crate::layer::{GroupMessage, GroupName};
+use crate::notify::notify_message;
+use crate::protocol;
+use crate::state::AppState;
+
+/// Why a publish request was refused; each maps to one status in [`IntoResponse`].
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No API key is configured (403).
+    #[error("publish API disabled: start courier with --api-key")]
+    Disabled,
+    /// Missing or wrong `X-API-Key` (401).
+    #[error("missing or invalid X-API-Key")]
+    Unauthorized,
+    /// Body is not what the endpoint takes (400); nothing was published.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Body over the limit (413).
+    #[error("request body too large")]
+    TooLarge,
+    /// The channel layer could not publish (503).
+    #[error("channel layer unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            Self::Disabled => StatusCode::FORBIDDEN,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        (status, Json(json!({ "error": self.to_string() }))).into_response()
+    }
+}
+
+fn check_key(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let expected = state.config().api_key.as_deref().ok_or(ApiError::Disabled)?;
+    let given = headers.get("x-api-key").map(|v| v.as_bytes()).unwrap_or_default();
+    if bool::from(expected.as_bytes().ct_eq(given)) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+fn parse_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+    let body = body.map_err(|r| match r.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
+        _ => ApiError::BadRequest(r.body_text()),
+    })?;
+    serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))
+}
+
+/// One validated `notify_user` call.
+fn parse_notify(v: &Value) -> Result<(GroupName, GroupMessage), String> {
+    let obj = v.as_object().ok_or("each notification must be an object")?;
+    let user_id = obj.get("user_id").and_then(UserId::from_claim).ok_or("\"user_id\" must be an integer or an id string")?;
+    let kind = obj.get("type").and_then(Value::as_str).filter(|t| !t.is_empty()).ok_or("\"type\" must be a non-empty string")?;
+    let group = GroupName::for_user(&user_id).ok_or("\"user_id\" does not make a valid group name")?;
+    let data = obj.get("data").cloned().unwrap_or(Value::Null);
+    Ok((group, notify_message(kind, data)))
+}
+
+/// `POST /api/notify`: one `{"user_id","type","data"}` object, or an array of them.
+pub async fn notify(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    check_key(&state, &headers)?;
+    let body = parse_body(body)?;
+    let items = match &body {
+        Value::Array(items) => items.iter().collect::<Vec<_>>(),
+        one => vec![one],
+    };
+    let batch = items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| parse_notify(v).map_err(|e| ApiError::BadRequest(format!("item {i}: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    publish_all(&state, &batch).await
+}
+
+/// `POST /api/group_send`: `{"group": name, "message": {"type": …, …}}`, as Channels' `group_send`.
+pub async fn group_send(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    check_key(&state, &headers)?;
+    let body = parse_body(body)?;
+    let bad = |m: &str| ApiError::BadRequest(m.to_owned());
+    let group = body.get("group").and_then(Value::as_str).and_then(GroupName::new).ok_or_else(|| {
+        bad("\"group\" must match ^[a-zA-Z0-9\\-_.]+$ and be shorter than 100 characters")
+    })?;
+    let message = body.get("message").and_then(Value::as_object).ok_or_else(|| bad("\"message\" must be an object"))?;
+    protocol::event_frame(message).map_err(|e| bad(&e.to_string()))?;
+    publish_all(&state, &[(group, message.clone())]).await
+}
+
+async fn publish_all(state: &AppState, batch: &[(GroupName, GroupMessage)]) -> Result<Response, ApiError> {
+    for (group, message) in batch {
+        state.hub().group_send(group, message).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": batch.len() }))).into_response())
+}

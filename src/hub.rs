@@ -1,0 +1,153 @@
+//! The local hub: who is connected here, in which groups, and fan-out to them.
+//!
+//! Vocabulary is Channels' (`group_add`, `group_discard`, `group_send`). Each group's member list
+//! is an `Arc<Vec<_>>` behind one `std::sync::Mutex`: a send clones the `Arc` and releases the lock
+//! before touching any queue, so fan-out to 10k members never blocks joins; a join or leave during
+//! a send copies the list once (copy-on-write). The lock is never held across `.await`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::config::SlowPolicy;
+use crate::error::Result;
+use crate::layer::{ChannelLayer, GroupMessage, GroupName};
+use crate::metrics::Metrics;
+use crate::outbox::{ConnId, Outbox, Push};
+use crate::protocol::{self, CloseCode};
+
+type Members = Arc<Vec<Arc<Outbox>>>;
+
+/// Cheap-clone handle to the hub.
+#[derive(Clone)]
+pub struct Hub(Arc<Shared>);
+
+struct Shared {
+    groups: Mutex<HashMap<GroupName, Members>>,
+    layer: Arc<dyn ChannelLayer>,
+    policy: SlowPolicy,
+    metrics: Arc<Metrics>,
+    next_id: AtomicU64,
+}
+
+impl Hub {
+    /// A hub over `layer`; attaches itself as the layer's inbound handler.
+    pub fn new(layer: Arc<dyn ChannelLayer>, policy: SlowPolicy, metrics: Arc<Metrics>) -> Self {
+        let hub = Self(Arc::new(Shared {
+            groups: Mutex::new(HashMap::new()),
+            layer: layer.clone(),
+            policy,
+            metrics,
+            next_id: AtomicU64::new(1),
+        }));
+        // Weak: the layer must not keep the hub (and every queue) alive.
+        let weak = Arc::downgrade(&hub.0);
+        layer.attach(Arc::new(move |group: &GroupName, message: &GroupMessage| {
+            if let Some(shared) = weak.upgrade() {
+                Hub(shared).deliver_local(group, message);
+            }
+        }));
+        hub
+    }
+
+    /// The layer this hub publishes through.
+    pub fn layer(&self) -> &Arc<dyn ChannelLayer> {
+        &self.0.layer
+    }
+
+    /// A fresh connection id.
+    pub fn next_conn_id(&self) -> ConnId {
+        self.0.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn groups(&self) -> MutexGuard<'_, HashMap<GroupName, Members>> {
+        // A panic elsewhere while holding the lock leaves the map consistent (no partial updates
+        // span an unwind point), so a poisoned lock is safe to keep using.
+        self.0.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a connection to a group; the group's first local member subscribes it on the layer.
+    pub fn group_add(&self, group: &GroupName, member: Arc<Outbox>) {
+        let mut groups = self.groups();
+        let members = groups.entry(group.clone()).or_insert_with(|| {
+            self.0.metrics.groups.inc();
+            self.0.layer.subscribe(group);
+            Arc::default()
+        });
+        Arc::make_mut(members).push(member);
+        self.0.metrics.group_members.inc();
+    }
+
+    /// Removes a connection from a group; the last local member's leaving unsubscribes it.
+    pub fn group_discard(&self, group: &GroupName, id: ConnId) {
+        let mut groups = self.groups();
+        let Some(members) = groups.get_mut(group) else { return };
+        let Some(pos) = members.iter().position(|m| m.id() == id) else { return };
+        Arc::make_mut(members).swap_remove(pos);
+        self.0.metrics.group_members.dec();
+        if members.is_empty() {
+            groups.remove(group);
+            self.0.metrics.groups.dec();
+            self.0.layer.unsubscribe(group);
+        }
+    }
+
+    /// Local members of `group` (for tests and diagnostics).
+    pub fn group_size(&self, group: &str) -> usize {
+        self.groups().get(group).map_or(0, |m| m.len())
+    }
+
+    /// Groups with at least one local member.
+    pub fn group_count(&self) -> usize {
+        self.groups().len()
+    }
+
+    /// Sends a Channels group message to every member of `group`, in every process the layer
+    /// reaches. At-most-once; sending to an empty group is not an error.
+    pub async fn group_send(&self, group: &GroupName, message: &GroupMessage) -> Result<()> {
+        self.0.metrics.events_published.inc();
+        self.0.layer.publish(group, message).await
+    }
+
+    /// Fans a message out to this process's members of `group`. Returns how many queues took it.
+    ///
+    /// The frame is encoded once; every recipient gets a clone of the same bytes.
+    pub fn deliver_local(&self, group: &GroupName, message: &GroupMessage) -> usize {
+        self.0.metrics.events_received.inc();
+        let frame = match protocol::event_frame(message) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(%group, error = %e, "dropping group message that is not a valid event");
+                Metrics::inc(&self.0.metrics.layer_errors, "bad_event");
+                return 0;
+            }
+        };
+        let Some(members) = self.groups().get(group).cloned() else { return 0 };
+        let mut delivered = 0;
+        for member in members.iter() {
+            match member.push(&frame) {
+                Push::Queued => delivered += 1,
+                Push::Full => self.on_full(member),
+                Push::Closed => {}
+            }
+        }
+        self.0.metrics.deliveries.inc_by(delivered as u64);
+        delivered
+    }
+
+    /// The slow-consumer policy, in one place.
+    fn on_full(&self, member: &Outbox) {
+        let m = &self.0.metrics;
+        m.queue_full.inc();
+        match self.0.policy {
+            SlowPolicy::Close => {
+                if !member.is_closing() {
+                    tracing::info!(conn = member.id(), "closing slow consumer");
+                }
+                Metrics::inc(&m.drops, "slow_close");
+                member.close(CloseCode::SlowConsumer);
+            }
+            SlowPolicy::DropNewest => Metrics::inc(&m.drops, "queue_full"),
+        }
+    }
+}

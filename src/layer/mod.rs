@@ -1,0 +1,100 @@
+//! The channel layer: moves group messages between processes (the Broker, in centrifuge's terms).
+//!
+//! Membership is *not* the layer's business: the local [`Hub`](crate::hub::Hub) owns it, like
+//! channels_redis's PubSub layer keeps it in process memory (PROTOCOL.md §5). The hub tells the
+//! layer which groups have local members (`subscribe` on the first, `unsubscribe` after the last);
+//! the layer hands every message published to such a group — by this process or any other — to the
+//! [`Inbound`] callback, which fans it out locally.
+//!
+//! # Contract
+//! - At-most-once: a message may be lost (broker down, inbox full) but never delivered twice.
+//! - `publish` to a group nobody listens to is not an error.
+//! - One slow member never blocks or fails a publish (the hub uses `try_send` per member).
+//! - `subscribe`/`unsubscribe` are called with the hub's lock held, so they must not block; layers
+//!   record the wish and act on it in their own task.
+
+pub mod memory;
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde_json::{Map, Value};
+
+use crate::error::Result;
+
+pub use memory::MemoryLayer;
+
+/// A Channels group message: a JSON/msgpack map with at least a string `type`.
+pub type GroupMessage = Map<String, Value>;
+
+/// Where a layer delivers group messages for groups that have local members.
+pub type Inbound = Arc<dyn Fn(&GroupName, &GroupMessage) + Send + Sync>;
+
+/// Moves group messages between the processes that have members of a group.
+pub trait ChannelLayer: Send + Sync + 'static {
+    /// A short name for logs and metrics (`memory`, `redis-pubsub`, …).
+    fn name(&self) -> &'static str;
+    /// Sets the callback for inbound messages. Called once, by the hub, before anything else.
+    fn attach(&self, inbound: Inbound);
+    /// The first local member of `group` joined: start receiving its messages. Must not block.
+    fn subscribe(&self, group: &GroupName);
+    /// The last local member of `group` left: stop receiving its messages. Must not block.
+    fn unsubscribe(&self, group: &GroupName);
+    /// Sends `message` to every member of `group` in every process (at-most-once).
+    fn publish<'a>(&'a self, group: &'a GroupName, message: &'a GroupMessage) -> BoxFuture<'a, Result<()>>;
+}
+
+/// A group name valid under Channels' rule: `^[a-zA-Z0-9\-_.]+$`, shorter than 100 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupName(Box<str>);
+
+/// Channels' `MAX_NAME_LENGTH`.
+pub const MAX_GROUP_NAME_LEN: usize = 100;
+
+impl GroupName {
+    /// Validates `name`; `None` if Channels would reject it.
+    pub fn new(name: &str) -> Option<Self> {
+        let ok = !name.is_empty()
+            && name.len() < MAX_GROUP_NAME_LEN
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        ok.then(|| Self(name.into()))
+    }
+
+    /// The per-user group of the reference consumer: `user_{id}`.
+    pub fn for_user(user_id: &crate::auth::UserId) -> Option<Self> {
+        Self::new(&format!("user_{user_id}"))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for GroupName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::borrow::Borrow<str> for GroupName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_names_follow_channels_rule() {
+        assert!(GroupName::new("user_42").is_some());
+        assert!(GroupName::new("a-b.c_D9").is_some());
+        assert!(GroupName::new("").is_none());
+        assert!(GroupName::new("has space").is_none());
+        assert!(GroupName::new("ünï").is_none());
+        assert!(GroupName::new(&"x".repeat(99)).is_some());
+        assert!(GroupName::new(&"x".repeat(100)).is_none());
+    }
+}

@@ -1,0 +1,46 @@
+//! courier: a WebSocket notification server that is a drop-in for the socket tier of a Django
+//! Channels notifications app — same URL, tokens, frames and close codes — built for fan-out speed.
+//!
+//! Clients connect to `/ws/notifications/?token=<JWT>`, are authenticated with simplejwt's rules and
+//! join the group `user_{id}`; backend code calls [`Hub::notify_user`] (or `POST /api/notify`) and
+//! every connection of that user receives `{"type":…,"data":…}`. The reference behaviour is
+//! `shared/PROTOCOL.md`.
+//!
+//! # Layout
+//! - [`config`]: command line (clap + env) → plain [`Config`]; every default a documented const.
+//! - [`error`]: the crate's [`Error`] and [`Result`].
+//! - [`server`]: routes, the upgrade handler, [`server::run`] with graceful shutdown.
+//! - [`shutdown`]: the Ctrl-C / SIGTERM signal.
+//! - [`state`]: [`AppState`], the cheap-clone handle shared by every task.
+//! - [`auth`]: token extraction and simplejwt-compatible verification.
+//! - [`directory`]: who a token belongs to (pluggable user directory).
+//! - [`protocol`]: close-code table and frame encoding (encode once, share the bytes).
+//! - [`connection`]: one socket — reader loop, batched writer task, pings, closes.
+//! - [`outbox`]: a connection's bounded queue (messages and bytes) and close signal.
+//! - [`hub`]: local membership and fan-out (`group_add`, `group_discard`, `group_send`).
+//! - [`layer`]: [`ChannelLayer`](layer::ChannelLayer), moving group messages between processes.
+//! - [`notify`]: `notify_user` and the reference's three helpers.
+//! - [`api`]: the HTTP publish API.
+//! - [`metrics`]: Prometheus metrics.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod connection;
+pub mod directory;
+pub mod error;
+pub mod hub;
+pub mod layer;
+pub mod metrics;
+pub mod notify;
+pub mod outbox;
+pub mod protocol;
+pub mod server;
+pub mod shutdown;
+pub mod state;
+
+pub use auth::UserId;
+pub use config::Config;
+pub use error::{Error, Result};
+pub use hub::Hub;
+pub use state::AppState;

@@ -1,0 +1,29 @@
+//! The `courier` server binary: parse flags, init tracing, bind, serve until Ctrl-C/SIGTERM.
+
+use clap::Parser;
+use courier::config::Cli;
+use courier::{server, shutdown, AppState};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("courier=info")))
+        .init();
+    let cli = Cli::parse();
+    let listen = cli.listen;
+    let result = async {
+        let state = AppState::new(cli.into_config()?)?;
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        tracing::info!(addr = %listener.local_addr()?, layer = state.hub().layer().name(), "courier listening");
+        server::run(listener, state, shutdown::signal()).await
+    }
+    .await;
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

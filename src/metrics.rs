@@ -1,0 +1,97 @@
+//! Prometheus metrics: one registry, counters cheap enough for the hot path.
+//!
+//! Per-delivery work touches only plain atomic counters, incremented once per event with the
+//! recipient count (`inc_by`); labelled families (a hash lookup) are reserved for rare events.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// A label set with one `reason`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    /// Stable, low-cardinality reason label.
+    pub reason: &'static str,
+}
+
+/// A label set with one close `code`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Code {
+    /// The WebSocket close code.
+    pub code: u16,
+}
+
+/// Every metric courier exports. Cloning a metric clones an `Arc` handle to the same value.
+#[derive(Default)]
+pub struct Metrics {
+    registry: Registry,
+    /// Open WebSocket connections (authenticated and registered).
+    pub connections_open: Gauge,
+    /// Handshakes by result: `accepted`, `unauthenticated`, `over_limit`, `shutting_down`.
+    pub handshakes: Family<Reason, Counter>,
+    /// Authentication failures by [`AuthError::reason`](crate::auth::AuthError::reason).
+    pub auth_failures: Family<Reason, Counter>,
+    /// Groups with at least one local member.
+    pub groups: Gauge,
+    /// Local (connection, group) memberships.
+    pub group_members: Gauge,
+    /// Group messages published by this process (HTTP API and Rust API).
+    pub events_published: Counter,
+    /// Group messages received from the layer for local groups.
+    pub events_received: Counter,
+    /// Frames queued to a connection by fan-out.
+    pub deliveries: Counter,
+    /// Fan-out frames not delivered, by reason (`queue_full` under the drop policy, `slow_close`).
+    pub drops: Family<Reason, Counter>,
+    /// Times a connection's outbound queue was found full.
+    pub queue_full: Counter,
+    /// Connections closed by the server, by close code.
+    pub closes: Family<Code, Counter>,
+    /// Layer problems by reason (`decode`, `publish`, `disconnect`, …).
+    pub layer_errors: Family<Reason, Counter>,
+    /// Successful reconnects of the layer to its broker.
+    pub layer_reconnects: Counter,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut m = Self::default();
+        let r = &mut m.registry;
+        r.register("courier_connections_open", "Open WebSocket connections", m.connections_open.clone());
+        r.register("courier_handshakes", "WebSocket handshakes by result", m.handshakes.clone());
+        r.register("courier_auth_failures", "Authentication failures by reason", m.auth_failures.clone());
+        r.register("courier_groups", "Groups with local members", m.groups.clone());
+        r.register("courier_group_members", "Local group memberships", m.group_members.clone());
+        r.register("courier_events_published", "Group messages published here", m.events_published.clone());
+        r.register("courier_events_received", "Group messages received for local groups", m.events_received.clone());
+        r.register("courier_deliveries", "Frames queued to connections by fan-out", m.deliveries.clone());
+        r.register("courier_drops", "Fan-out frames not delivered, by reason", m.drops.clone());
+        r.register("courier_queue_full", "Outbound queue found full", m.queue_full.clone());
+        r.register("courier_closes", "Server-initiated closes by code", m.closes.clone());
+        r.register("courier_layer_errors", "Channel layer errors by reason", m.layer_errors.clone());
+        r.register("courier_layer_reconnects", "Channel layer reconnects", m.layer_reconnects.clone());
+        m
+    }
+
+    /// Counts a labelled event.
+    pub fn inc(family: &Family<Reason, Counter>, reason: &'static str) {
+        family.get_or_create(&Reason { reason }).inc();
+    }
+
+    /// Counts a server-initiated close.
+    pub fn close(&self, code: u16) {
+        self.closes.get_or_create(&Code { code }).inc();
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

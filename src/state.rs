@@ -1,0 +1,114 @@
+//! Shared server state: a cheap-clone handle over everything a connection or request needs.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Verifier;
+use crate::config::{Config, LayerKind};
+use crate::directory::{TokenDirectory, UserDirectory};
+use crate::error::Result;
+use crate::hub::Hub;
+use crate::layer::{ChannelLayer, MemoryLayer};
+use crate::metrics::Metrics;
+
+/// Cheap-clone handle (`Arc`) to the server's state.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    config: Config,
+    verifier: Verifier,
+    directory: Arc<dyn UserDirectory>,
+    hub: Hub,
+    metrics: Arc<Metrics>,
+    /// Cancelled once on shutdown; each connection holds a child token.
+    shutdown: CancellationToken,
+    /// Every connection task, so shutdown can wait for their close frames.
+    tracker: TaskTracker,
+    /// Open connections, checked against `max_connections` (an atomic: no lock per handshake).
+    open: AtomicUsize,
+}
+
+impl AppState {
+    /// State with the layer named in `config` and the token user directory.
+    pub fn new(config: Config) -> Result<Self> {
+        let layer: Arc<dyn ChannelLayer> = match config.layer {
+            LayerKind::Memory => Arc::new(MemoryLayer::new()),
+        };
+        Self::with_parts(config, layer, Arc::new(TokenDirectory))
+    }
+
+    /// State over a given layer and user directory (tests, other layers, embedding).
+    pub fn with_parts(config: Config, layer: Arc<dyn ChannelLayer>, directory: Arc<dyn UserDirectory>) -> Result<Self> {
+        config.validate()?;
+        let metrics = Arc::new(Metrics::new());
+        let hub = Hub::new(layer, config.slow_policy, metrics.clone());
+        Ok(Self(Arc::new(Inner {
+            verifier: Verifier::new(&config.jwt)?,
+            config,
+            directory,
+            hub,
+            metrics,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            open: AtomicUsize::new(0),
+        })))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+    /// The token verifier.
+    pub fn verifier(&self) -> &Verifier {
+        &self.0.verifier
+    }
+    /// The user directory.
+    pub fn directory(&self) -> &dyn UserDirectory {
+        &*self.0.directory
+    }
+    /// The hub (membership, fan-out, publishing).
+    pub fn hub(&self) -> &Hub {
+        &self.0.hub
+    }
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+    /// The server-wide shutdown token.
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.0.shutdown
+    }
+    /// The connection task tracker.
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.0.tracker
+    }
+    /// Open connections now.
+    pub fn open_connections(&self) -> usize {
+        self.0.open.load(Ordering::Relaxed)
+    }
+
+    /// Takes a connection slot, or `None` at the limit. The slot is freed when the guard drops.
+    pub fn try_open(&self) -> Option<ConnSlot> {
+        let max = self.0.config.max_connections;
+        self.0
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .ok()?;
+        self.0.metrics.connections_open.inc();
+        Some(ConnSlot(self.clone()))
+    }
+}
+
+/// One taken connection slot; dropping it frees the slot.
+pub struct ConnSlot(AppState);
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        self.0 .0.open.fetch_sub(1, Ordering::AcqRel);
+        self.0.metrics().connections_open.dec();
+    }
+}
