@@ -35,7 +35,11 @@ type WsError = axum::Error;
 /// Generic over the socket so tests can drive it without a network.
 pub async fn run<S>(mut socket: S, state: AppState, user: Result<User, AuthError>)
 where
-    S: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Send + Unpin + 'static,
+    S: Stream<Item = Result<Message, WsError>>
+        + Sink<Message, Error = WsError>
+        + Send
+        + Unpin
+        + 'static,
 {
     let metrics = state.metrics();
     let user = match user {
@@ -62,24 +66,40 @@ where
     let cfg = state.config();
     let hub = state.hub();
     let id = hub.next_conn_id();
-    let (outbox, rx) = Outbox::new(id, cfg.queue_messages, cfg.queue_bytes, state.shutdown_token());
+    let (outbox, rx) = Outbox::new(
+        id,
+        cfg.queue_messages,
+        cfg.queue_bytes,
+        state.shutdown_token(),
+    );
     // Queued before joining the group, so it is always the first frame.
-    outbox.push(&protocol::connection_established(&user.username, &user.id.to_json()));
+    outbox.push(&protocol::connection_established(
+        &user.username,
+        &user.id.to_json(),
+    ));
     hub.group_add(&group, outbox.clone());
     tracing::debug!(conn = id, %group, "connected");
 
     let (sink, mut stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, rx, cfg.shutdown_timeout, state.clone()));
     let code = read_loop(&mut stream, &outbox, cfg.ping_interval, cfg.pong_timeout).await;
-    outbox.close(code.unwrap_or(CloseCode::Normal));
+    if let Some(code) = code {
+        outbox.close(code);
+    }
     hub.group_discard(&group, id);
     let _ = writer.await;
     tracing::debug!(conn = id, ?code, "disconnected");
 }
 
-/// Reads client frames until the connection should end; returns the close code to send, if the
-/// reader decided it (`None`: the client left, or someone else asked for the close).
-async fn read_loop<St>(stream: &mut St, outbox: &Outbox, ping_every: Duration, pong_timeout: Duration) -> Option<CloseCode>
+/// Reads client frames until the connection should end; returns the close code the reader
+/// decided on (`Normal` when the client left), or `None` when someone else asked for the close
+/// (shutdown, slow consumer) and already chose the code.
+async fn read_loop<St>(
+    stream: &mut St,
+    outbox: &Outbox,
+    ping_every: Duration,
+    pong_timeout: Duration,
+) -> Option<CloseCode>
 where
     St: Stream<Item = Result<Message, WsError>> + Unpin,
 {
@@ -104,8 +124,8 @@ where
                 Message::Ping(Bytes::new())
             }
             msg = stream.next() => match msg {
-                None | Some(Ok(Message::Close(_))) => return None,
-                Some(Err(e)) => return is_too_big(e).then_some(CloseCode::TooBig),
+                None | Some(Ok(Message::Close(_))) => return Some(CloseCode::Normal),
+                Some(Err(e)) => return Some(if is_too_big(e) { CloseCode::TooBig } else { CloseCode::Normal }),
                 Some(Ok(Message::Text(t))) => Message::Text(protocol::echo(&t).unwrap_or(protocol::INVALID_JSON)),
                 Some(Ok(Message::Binary(_))) => Message::Text(protocol::BINARY_UNSUPPORTED),
                 Some(Ok(Message::Pong(_))) => {
@@ -118,14 +138,17 @@ where
         };
         tokio::select! {
             _ = outbox.cancelled() => return None,
-            sent = outbox.send(reply) => if !sent { return None },
+            sent = outbox.send(reply) => if !sent { return Some(CloseCode::Normal) },
         }
     }
 }
 
 fn is_too_big(e: WsError) -> bool {
     let inner = e.into_inner();
-    matches!(inner.downcast_ref::<tungstenite::Error>(), Some(tungstenite::Error::Capacity(_)))
+    matches!(
+        inner.downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Capacity(_))
+    )
 }
 
 /// Frames taken off the queue but not yet handed to the sink. Kept outside the write future so a
@@ -157,7 +180,10 @@ where
     Si: Sink<Message, Error = WsError> + Unpin,
 {
     let outbox: Arc<Outbox> = rx.shared.clone();
-    let mut pending = Pending { buf: Vec::with_capacity(BATCH), next: 0 };
+    let mut pending = Pending {
+        buf: Vec::with_capacity(BATCH),
+        next: 0,
+    };
     loop {
         tokio::select! {
             biased;
@@ -208,7 +234,10 @@ where
     Si: Sink<Message, Error = WsError> + Unpin,
 {
     metrics.close(code.code());
-    let frame = CloseFrame { code: code.code(), reason: Utf8Bytes::from_static(code.reason()) };
+    let frame = CloseFrame {
+        code: code.code(),
+        reason: Utf8Bytes::from_static(code.reason()),
+    };
     let _ = timeout(CLOSE_WRITE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
 }
 
