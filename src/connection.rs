@@ -45,23 +45,23 @@ where
     let user = match user {
         Ok(u) => u,
         Err(_) => {
-            Metrics::inc(&metrics.handshakes, "unauthenticated");
+            metrics.handshake("unauthenticated");
             return close_now(&mut socket, CloseCode::Unauthenticated, metrics).await;
         }
     };
     if state.shutdown_token().is_cancelled() {
-        Metrics::inc(&metrics.handshakes, "shutting_down");
+        metrics.handshake("shutting_down");
         return close_now(&mut socket, CloseCode::GoingAway, metrics).await;
     }
     let Some(_slot) = state.try_open() else {
-        Metrics::inc(&metrics.handshakes, "over_limit");
+        metrics.handshake("over_limit");
         return close_now(&mut socket, CloseCode::TryAgainLater, metrics).await;
     };
     // Auth already checked that the id makes a valid group name.
     let Some(group) = GroupName::for_user(&user.id) else {
         return close_now(&mut socket, CloseCode::Unauthenticated, metrics).await;
     };
-    Metrics::inc(&metrics.handshakes, "accepted");
+    metrics.handshake("accepted");
 
     let cfg = state.config();
     let hub = state.hub();

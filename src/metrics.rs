@@ -17,6 +17,13 @@ pub struct Reason {
     pub reason: &'static str,
 }
 
+/// A label set with one handshake `result`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    /// `accepted`, `unauthenticated`, `over_limit` or `shutting_down`.
+    pub result: &'static str,
+}
+
 /// A label set with one close `code`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Code {
@@ -31,7 +38,7 @@ pub struct Metrics {
     /// Open WebSocket connections (authenticated and registered).
     pub connections_open: Gauge,
     /// Handshakes by result: `accepted`, `unauthenticated`, `over_limit`, `shutting_down`.
-    pub handshakes: Family<Reason, Counter>,
+    pub handshakes: Family<Outcome, Counter>,
     /// Authentication failures by [`AuthError::reason`](crate::auth::AuthError::reason).
     pub auth_failures: Family<Reason, Counter>,
     /// Groups with at least one local member.
@@ -61,25 +68,82 @@ impl Metrics {
     pub fn new() -> Self {
         let mut m = Self::default();
         let r = &mut m.registry;
-        r.register("courier_connections_open", "Open WebSocket connections", m.connections_open.clone());
-        r.register("courier_handshakes", "WebSocket handshakes by result", m.handshakes.clone());
-        r.register("courier_auth_failures", "Authentication failures by reason", m.auth_failures.clone());
-        r.register("courier_groups", "Groups with local members", m.groups.clone());
-        r.register("courier_group_members", "Local group memberships", m.group_members.clone());
-        r.register("courier_events_published", "Group messages published here", m.events_published.clone());
-        r.register("courier_events_received", "Group messages received for local groups", m.events_received.clone());
-        r.register("courier_deliveries", "Frames queued to connections by fan-out", m.deliveries.clone());
-        r.register("courier_drops", "Fan-out frames not delivered, by reason", m.drops.clone());
-        r.register("courier_queue_full", "Outbound queue found full", m.queue_full.clone());
-        r.register("courier_closes", "Server-initiated closes by code", m.closes.clone());
-        r.register("courier_layer_errors", "Channel layer errors by reason", m.layer_errors.clone());
-        r.register("courier_layer_reconnects", "Channel layer reconnects", m.layer_reconnects.clone());
+        r.register(
+            "courier_connections_open",
+            "Open WebSocket connections",
+            m.connections_open.clone(),
+        );
+        r.register(
+            "courier_handshakes",
+            "WebSocket handshakes by result",
+            m.handshakes.clone(),
+        );
+        r.register(
+            "courier_auth_failures",
+            "Authentication failures by reason",
+            m.auth_failures.clone(),
+        );
+        r.register(
+            "courier_groups",
+            "Groups with local members",
+            m.groups.clone(),
+        );
+        r.register(
+            "courier_group_members",
+            "Local group memberships",
+            m.group_members.clone(),
+        );
+        r.register(
+            "courier_events_published",
+            "Group messages published here",
+            m.events_published.clone(),
+        );
+        r.register(
+            "courier_events_received",
+            "Group messages received for local groups",
+            m.events_received.clone(),
+        );
+        r.register(
+            "courier_deliveries",
+            "Frames queued to connections by fan-out",
+            m.deliveries.clone(),
+        );
+        r.register(
+            "courier_drops",
+            "Fan-out frames not delivered, by reason",
+            m.drops.clone(),
+        );
+        r.register(
+            "courier_queue_full",
+            "Outbound queue found full",
+            m.queue_full.clone(),
+        );
+        r.register(
+            "courier_closes",
+            "Server-initiated closes by code",
+            m.closes.clone(),
+        );
+        r.register(
+            "courier_layer_errors",
+            "Channel layer errors by reason",
+            m.layer_errors.clone(),
+        );
+        r.register(
+            "courier_layer_reconnects",
+            "Channel layer reconnects",
+            m.layer_reconnects.clone(),
+        );
         m
     }
 
     /// Counts a labelled event.
     pub fn inc(family: &Family<Reason, Counter>, reason: &'static str) {
         family.get_or_create(&Reason { reason }).inc();
+    }
+
+    /// Counts a handshake by its result.
+    pub fn handshake(&self, result: &'static str) {
+        self.handshakes.get_or_create(&Outcome { result }).inc();
     }
 
     /// Counts a server-initiated close.
