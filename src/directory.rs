@@ -32,7 +32,10 @@ impl UserDirectory for TokenDirectory {
     fn lookup<'a>(&'a self, claims: &'a Claims) -> BoxFuture<'a, Result<User, AuthError>> {
         let user = User {
             id: claims.user_id.clone(),
-            username: claims.username.clone().unwrap_or_else(|| claims.user_id.to_string()),
+            username: claims
+                .username
+                .clone()
+                .unwrap_or_else(|| claims.user_id.to_string()),
         };
         Box::pin(std::future::ready(Ok(user)))
     }

@@ -14,11 +14,13 @@
 //! - [`state`]: [`AppState`], the cheap-clone handle shared by every task.
 //! - [`auth`]: token extraction and simplejwt-compatible verification.
 //! - [`directory`]: who a token belongs to (pluggable user directory).
+//! - [`userdb`]: the Django `auth_user` directory (PostgreSQL, TTL cache).
 //! - [`protocol`]: close-code table and frame encoding (encode once, share the bytes).
 //! - [`connection`]: one socket — reader loop, batched writer task, pings, closes.
 //! - [`outbox`]: a connection's bounded queue (messages and bytes) and close signal.
 //! - [`hub`]: local membership and fan-out (`group_add`, `group_discard`, `group_send`).
-//! - [`layer`]: [`ChannelLayer`](layer::ChannelLayer), moving group messages between processes.
+//! - [`layer`]: [`ChannelLayer`](layer::ChannelLayer), moving group messages between processes:
+//!   memory, and channels_redis-compatible `redis_pubsub` and `redis_core` (with `codec`).
 //! - [`notify`]: `notify_user` and the reference's three helpers.
 //! - [`api`]: the HTTP publish API.
 //! - [`metrics`]: Prometheus metrics.
@@ -38,6 +40,7 @@ pub mod protocol;
 pub mod server;
 pub mod shutdown;
 pub mod state;
+pub mod userdb;
 
 pub use auth::UserId;
 pub use config::Config;

@@ -7,11 +7,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Verifier;
-use crate::config::{Config, LayerKind};
+use crate::config::Config;
 use crate::directory::{TokenDirectory, UserDirectory};
 use crate::error::Result;
 use crate::hub::Hub;
-use crate::layer::{ChannelLayer, MemoryLayer};
+use crate::layer::ChannelLayer;
 use crate::metrics::Metrics;
 
 /// Cheap-clone handle (`Arc`) to the server's state.
@@ -33,18 +33,28 @@ struct Inner {
 }
 
 impl AppState {
-    /// State with the layer named in `config` and the token user directory.
+    /// State with the layer and user directory `config` names (token directory unless
+    /// `user_db` is set). Redis layers and the database directory start background tasks, so
+    /// call this inside a Tokio runtime.
     pub fn new(config: Config) -> Result<Self> {
-        let layer: Arc<dyn ChannelLayer> = match config.layer {
-            LayerKind::Memory => Arc::new(MemoryLayer::new()),
+        config.validate()?;
+        let layer = crate::layer::build(&config)?;
+        let directory: Arc<dyn UserDirectory> = match &config.user_db {
+            Some(db) => Arc::new(crate::userdb::DjangoUserDirectory::new(db)?),
+            None => Arc::new(TokenDirectory),
         };
-        Self::with_parts(config, layer, Arc::new(TokenDirectory))
+        Self::with_parts(config, layer, directory)
     }
 
     /// State over a given layer and user directory (tests, other layers, embedding).
-    pub fn with_parts(config: Config, layer: Arc<dyn ChannelLayer>, directory: Arc<dyn UserDirectory>) -> Result<Self> {
+    pub fn with_parts(
+        config: Config,
+        layer: Arc<dyn ChannelLayer>,
+        directory: Arc<dyn UserDirectory>,
+    ) -> Result<Self> {
         config.validate()?;
         let metrics = Arc::new(Metrics::new());
+        layer.attach_metrics(metrics.clone());
         let hub = Hub::new(layer, config.slow_policy, metrics.clone());
         Ok(Self(Arc::new(Inner {
             verifier: Verifier::new(&config.jwt)?,
@@ -96,7 +106,9 @@ impl AppState {
         let max = self.0.config.max_connections;
         self.0
             .open
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
             .ok()?;
         self.0.metrics.connections_open.inc();
         Some(ConnSlot(self.clone()))

@@ -35,7 +35,11 @@ impl ChannelLayer for MemoryLayer {
 
     fn unsubscribe(&self, _group: &GroupName) {}
 
-    fn publish<'a>(&'a self, group: &'a GroupName, message: &'a GroupMessage) -> BoxFuture<'a, Result<()>> {
+    fn publish<'a>(
+        &'a self,
+        group: &'a GroupName,
+        message: &'a GroupMessage,
+    ) -> BoxFuture<'a, Result<()>> {
         if let Some(inbound) = self.inbound.get() {
             inbound(group, message);
         }

@@ -13,16 +13,25 @@
 //! - `subscribe`/`unsubscribe` are called with the hub's lock held, so they must not block; layers
 //!   record the wish and act on it in their own task.
 
+pub mod codec;
 pub mod memory;
+pub mod redis_core;
+pub mod redis_pubsub;
+mod redis_support;
 
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
+use crate::config::{Config, LayerKind};
 use crate::error::Result;
+use crate::metrics::Metrics;
 
 pub use memory::MemoryLayer;
+pub use redis_core::RedisCoreLayer;
+pub use redis_pubsub::RedisPubSubLayer;
+pub use redis_support::resync_message;
 
 /// A Channels group message: a JSON/msgpack map with at least a string `type`.
 pub type GroupMessage = Map<String, Value>;
@@ -36,12 +45,29 @@ pub trait ChannelLayer: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Sets the callback for inbound messages. Called once, by the hub, before anything else.
     fn attach(&self, inbound: Inbound);
+    /// Lets the layer count into the server's metrics (`layer_errors`, `layer_reconnects`).
+    /// Called once, by [`AppState`](crate::AppState), before [`attach`](Self::attach).
+    fn attach_metrics(&self, _metrics: Arc<Metrics>) {}
     /// The first local member of `group` joined: start receiving its messages. Must not block.
     fn subscribe(&self, group: &GroupName);
     /// The last local member of `group` left: stop receiving its messages. Must not block.
     fn unsubscribe(&self, group: &GroupName);
     /// Sends `message` to every member of `group` in every process (at-most-once).
-    fn publish<'a>(&'a self, group: &'a GroupName, message: &'a GroupMessage) -> BoxFuture<'a, Result<()>>;
+    fn publish<'a>(
+        &'a self,
+        group: &'a GroupName,
+        message: &'a GroupMessage,
+    ) -> BoxFuture<'a, Result<()>>;
+}
+
+/// Builds the layer `config.layer` names. Redis layers spawn their tasks here, so this must run
+/// inside a Tokio runtime; an unreachable Redis is not an error (the tasks retry with backoff).
+pub fn build(config: &Config) -> Result<Arc<dyn ChannelLayer>> {
+    Ok(match config.layer {
+        LayerKind::Memory => Arc::new(MemoryLayer::new()),
+        LayerKind::RedisPubsub => Arc::new(RedisPubSubLayer::start(&config.redis)?),
+        LayerKind::RedisCore => Arc::new(RedisCoreLayer::start(&config.redis)?),
+    })
 }
 
 /// A group name valid under Channels' rule: `^[a-zA-Z0-9\-_.]+$`, shorter than 100 characters.
@@ -56,7 +82,9 @@ impl GroupName {
     pub fn new(name: &str) -> Option<Self> {
         let ok = !name.is_empty()
             && name.len() < MAX_GROUP_NAME_LEN
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
         ok.then(|| Self(name.into()))
     }
 
