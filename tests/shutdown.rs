@@ -1,0 +1,158 @@
+//! Graceful shutdown (issue 3 item 6, PROTOCOL.md §4): stop accepting, drain every queue within a
+//! bound, close every client with 1001 `going away`, and return from `run`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use courier::UserId;
+use futures::StreamExt;
+use serde_json::json;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+/// `server::run`'s own slack on top of `shutdown_timeout` (connection teardown).
+const SLACK: Duration = Duration::from_secs(2);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_client_gets_queued_frames_then_1001() {
+    let mut cfg = config();
+    cfg.shutdown_timeout = Duration::from_secs(2);
+    let srv = spawn_server(cfg).await;
+    let mut clients = Vec::new();
+    for user in [1, 1, 2, 3] {
+        clients.push((user, connect_user(srv.addr, json!(user)).await));
+    }
+    // Queued right before the signal: shutdown must deliver it before saying goodbye.
+    for user in [1, 2] {
+        srv.state
+            .hub()
+            .notify_user(&UserId::Int(user), "last_words", json!(user))
+            .await
+            .expect("notify");
+    }
+    let started = Instant::now();
+    srv.shutdown.cancel();
+    for (user, ws) in &mut clients {
+        if *user != 3 {
+            assert_eq!(
+                next_text(ws).await,
+                format!(r#"{{"type":"last_words","data":{user}}}"#)
+            );
+        }
+        expect_close(ws, 1001, "going away").await;
+    }
+    let bound = Duration::from_secs(2) + SLACK;
+    let res = tokio::time::timeout(bound, srv.handle)
+        .await
+        .expect("run() did not return within its bound");
+    res.expect("server task panicked").expect("run() failed");
+    assert!(started.elapsed() < bound);
+    assert_eq!(srv.state.open_connections(), 0);
+    assert_eq!(srv.state.hub().group_count(), 0);
+    assert_eq!(
+        metric(
+            &srv.state.metrics().render(),
+            r#"courier_closes_total{code="1001"}"#
+        ),
+        Some(4.0)
+    );
+
+    // Stopped accepting: the port no longer takes connections.
+    assert!(
+        tokio::net::TcpStream::connect(srv.addr).await.is_err(),
+        "still accepting after shutdown"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_the_state_token_also_shuts_down() {
+    let srv = spawn_server(config()).await;
+    let mut ws = connect_user(srv.addr, json!(1)).await;
+    srv.state.shutdown_token().cancel();
+    expect_close(&mut ws, 1001, "going away").await;
+    let res = tokio::time::timeout(WAIT, srv.handle)
+        .await
+        .expect("run() did not return");
+    res.expect("server task panicked").expect("run() failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_does_not_hold_shutdown_past_the_bound() {
+    let mut cfg = config();
+    cfg.shutdown_timeout = Duration::from_millis(300);
+    cfg.queue_messages = 100_000;
+    cfg.queue_bytes = 1 << 30;
+    let srv = spawn_server(cfg).await;
+    let mut stuck = connect_user(srv.addr, json!(1)).await;
+    let mut fine = connect_user(srv.addr, json!(2)).await;
+    // Far more than the socket buffers hold, so the drain cannot finish.
+    let pad = "x".repeat(64 * 1024);
+    for seq in 0..300 {
+        srv.state
+            .hub()
+            .notify_user(&UserId::Int(1), "bulk", json!({"seq": seq, "pad": pad}))
+            .await
+            .expect("notify");
+    }
+    let started = Instant::now();
+    srv.shutdown.cancel();
+    expect_close(&mut fine, 1001, "going away").await;
+    let bound = Duration::from_millis(300) + SLACK;
+    let res = tokio::time::timeout(bound + Duration::from_millis(500), srv.handle)
+        .await
+        .expect("run() did not return within its bound");
+    res.expect("server task panicked").expect("run() failed");
+    assert!(
+        started.elapsed() < bound + Duration::from_millis(500),
+        "took {:?}",
+        started.elapsed()
+    );
+    // The stuck client gets an in-order prefix and then the connection ends (close frame or not).
+    let mut seq = 0;
+    let drain = async {
+        while let Some(Ok(msg)) = stuck.next().await {
+            match msg {
+                Message::Text(t) => {
+                    let v: serde_json::Value = serde_json::from_str(t.as_str()).expect("json");
+                    assert_eq!(v["data"]["seq"], seq);
+                    seq += 1;
+                }
+                Message::Close(Some(f)) => assert_eq!(u16::from(f.code), 1001),
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, drain)
+        .await
+        .expect("stuck client never ended");
+    assert!(
+        seq < 300,
+        "the stuck client cannot have received everything"
+    );
+}
+
+#[tokio::test]
+async fn handshake_during_shutdown_is_refused() {
+    let srv = spawn_server(config()).await;
+    // The state token alone (without the listener stopping yet) makes new sockets close 1001.
+    let _ws = connect_user(srv.addr, json!(1)).await;
+    srv.state.shutdown_token().cancel();
+    match tokio::time::timeout(
+        WAIT,
+        tokio_tungstenite::connect_async(format!("{}?token={}", srv.ws_url(), token_for(json!(2)))),
+    )
+    .await
+    {
+        Err(_) => panic!("connect hung during shutdown"),
+        // Refused at TCP level, or accepted and closed 1001: both are fine, never admitted.
+        Ok(Err(_)) => {}
+        Ok(Ok((mut ws, _))) => expect_close(&mut ws, 1001, "going away").await,
+    }
+    assert_eq!(srv.state.hub().group_size("user_2"), 0);
+    let res = tokio::time::timeout(WAIT, srv.handle)
+        .await
+        .expect("run() did not return");
+    res.expect("server task panicked").expect("run() failed");
+}
