@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use courier::layer::GroupName;
 use courier::UserId;
 use futures::StreamExt;
 use serde_json::json;
@@ -66,12 +67,30 @@ async fn every_client_gets_queued_frames_then_1001() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelling_the_state_token_also_shuts_down() {
+// Current-thread runtime: between the pushes and the cancel no other task runs, so every frame is
+// still queued when shutdown starts and only the drain can deliver it.
+#[tokio::test]
+async fn queued_frames_are_drained_before_1001() {
     let srv = spawn_server(config()).await;
-    let mut ws = connect_user(srv.addr, json!(1)).await;
+    let mut a = connect_user(srv.addr, json!(1)).await;
+    let mut b = connect_user(srv.addr, json!(1)).await;
+    let group = GroupName::new("user_1").expect("group");
+    for seq in 0..100 {
+        let msg = json!({"type": "queued", "data": seq});
+        let msg = msg.as_object().expect("object");
+        assert_eq!(srv.state.hub().deliver_local(&group, msg), 2);
+    }
+    // The state's token is the server-wide signal too: `run` watches it.
     srv.state.shutdown_token().cancel();
-    expect_close(&mut ws, 1001, "going away").await;
+    for ws in [&mut a, &mut b] {
+        for seq in 0..100 {
+            assert_eq!(
+                next_text(ws).await,
+                format!(r#"{{"type":"queued","data":{seq}}}"#)
+            );
+        }
+        expect_close(ws, 1001, "going away").await;
+    }
     let res = tokio::time::timeout(WAIT, srv.handle)
         .await
         .expect("run() did not return");
