@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use courier::config::{LayerKind, RedisConfig};
-use courier::layer::{ChannelLayer, GroupMessage, GroupName, MemoryLayer, RedisCoreLayer, RedisPubSubLayer};
+use courier::layer::{
+    ChannelLayer, GroupMessage, GroupName, MemoryLayer, RedisCoreLayer, RedisPubSubLayer,
+};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -16,9 +18,11 @@ type Received = mpsc::Receiver<(String, Value)>;
 /// Attaches a recording inbound handler (bounded; the suite never has 1000 messages in flight).
 fn record(layer: &dyn ChannelLayer) -> Received {
     let (tx, rx) = mpsc::channel(1000);
-    layer.attach(Arc::new(move |group: &GroupName, message: &GroupMessage| {
-        let _ = tx.try_send((group.to_string(), Value::Object(message.clone())));
-    }));
+    layer.attach(Arc::new(
+        move |group: &GroupName, message: &GroupMessage| {
+            let _ = tx.try_send((group.to_string(), Value::Object(message.clone())));
+        },
+    ));
     rx
 }
 
@@ -27,17 +31,28 @@ fn group(name: &str) -> GroupName {
 }
 
 fn event(kind: &str, data: Value) -> GroupMessage {
-    json!({"type": kind, "data": data}).as_object().cloned().expect("object")
+    json!({"type": kind, "data": data})
+        .as_object()
+        .cloned()
+        .expect("object")
 }
 
 /// Publishes probes until one comes back: the subscription has reached the broker.
 async fn until_subscribed(layer: &dyn ChannelLayer, rx: &mut Received, g: &GroupName) {
     for _ in 0..100 {
-        layer.publish(g, &event("probe", Value::Null)).await.expect("probe publish");
-        if let Ok(Some((got, _))) = tokio::time::timeout(Duration::from_millis(100), rx.recv()).await {
+        layer
+            .publish(g, &event("probe", Value::Null))
+            .await
+            .expect("probe publish");
+        if let Ok(Some((got, _))) =
+            tokio::time::timeout(Duration::from_millis(100), rx.recv()).await
+        {
             if got == g.as_str() {
                 // Drain the other probes still in flight.
-                while tokio::time::timeout(Duration::from_millis(150), rx.recv()).await.is_ok() {}
+                while tokio::time::timeout(Duration::from_millis(150), rx.recv())
+                    .await
+                    .is_ok()
+                {}
                 return;
             }
         }
@@ -64,28 +79,57 @@ async fn suite(layer: Arc<dyn ChannelLayer>, filters: bool) {
     let (a, b, nobody) = (group("user_1"), group("user_2"), group("user_404"));
 
     // Publishing to a group nobody listens to is not an error.
-    layer.publish(&nobody, &event("x", json!(1))).await.expect("publish to empty group");
+    layer
+        .publish(&nobody, &event("x", json!(1)))
+        .await
+        .expect("publish to empty group");
 
     // Subscribed group: each message arrives once, intact, in order.
     layer.subscribe(&a);
     until_subscribed(&*layer, &mut rx, &a).await;
     let data = json!({"request_id": 7, "from_user": {"id": 3, "username": "ann", "first_name": "Ann", "last_name": ""}, "f": 1.5, "n": null, "list": [1, "two", false]});
     for seq in 1..=30 {
-        layer.publish(&a, &event("friend_request", json!({"seq": seq, "payload": data}))).await.expect("publish");
+        layer
+            .publish(
+                &a,
+                &event("friend_request", json!({"seq": seq, "payload": data})),
+            )
+            .await
+            .expect("publish");
     }
     for seq in 1..=30 {
-        let (g, m) = next(&mut rx, Duration::from_secs(5)).await.unwrap_or_else(|| panic!("{name}: message {seq} lost"));
+        let (g, m) = next(&mut rx, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("{name}: message {seq} lost"));
         assert_eq!(g, "user_1", "{name}");
-        assert_eq!(m, json!({"type": "friend_request", "data": {"seq": seq, "payload": data}}), "{name}: intact, in order");
+        assert_eq!(
+            m,
+            json!({"type": "friend_request", "data": {"seq": seq, "payload": data}}),
+            "{name}: intact, in order"
+        );
     }
-    assert_eq!(next(&mut rx, Duration::from_millis(300)).await, None, "{name}: nothing twice");
+    assert_eq!(
+        next(&mut rx, Duration::from_millis(300)).await,
+        None,
+        "{name}: nothing twice"
+    );
 
     // A group without local members is not delivered here.
-    layer.publish(&b, &event("x", json!("not for us"))).await.expect("publish");
+    layer
+        .publish(&b, &event("x", json!("not for us")))
+        .await
+        .expect("publish");
     if filters {
-        assert_eq!(next(&mut rx, Duration::from_millis(300)).await, None, "{name}: unsubscribed group delivered");
+        assert_eq!(
+            next(&mut rx, Duration::from_millis(300)).await,
+            None,
+            "{name}: unsubscribed group delivered"
+        );
     } else {
-        assert_eq!(next(&mut rx, Duration::from_secs(1)).await.map(|m| m.0), Some("user_2".into()));
+        assert_eq!(
+            next(&mut rx, Duration::from_secs(1)).await.map(|m| m.0),
+            Some("user_2".into())
+        );
     }
 
     // Unsubscribe stops delivery; the other group keeps flowing.
@@ -93,24 +137,57 @@ async fn suite(layer: Arc<dyn ChannelLayer>, filters: bool) {
     until_subscribed(&*layer, &mut rx, &b).await;
     layer.unsubscribe(&a);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    layer.publish(&a, &event("x", json!("gone"))).await.expect("publish");
-    layer.publish(&b, &event("new_message", json!({"id": 1}))).await.expect("publish");
+    layer
+        .publish(&a, &event("x", json!("gone")))
+        .await
+        .expect("publish");
+    layer
+        .publish(&b, &event("new_message", json!({"id": 1})))
+        .await
+        .expect("publish");
     if !filters {
-        assert_eq!(next(&mut rx, Duration::from_secs(1)).await.map(|m| m.0), Some("user_1".into()));
+        assert_eq!(
+            next(&mut rx, Duration::from_secs(1)).await.map(|m| m.0),
+            Some("user_1".into())
+        );
     }
-    let (g, m) = next(&mut rx, Duration::from_secs(5)).await.expect("b still delivered");
-    assert_eq!((g.as_str(), m["type"].as_str()), ("user_2", Some("new_message")), "{name}");
-    assert_eq!(next(&mut rx, Duration::from_millis(300)).await, None, "{name}: unsubscribed group delivered");
+    let (g, m) = next(&mut rx, Duration::from_secs(5))
+        .await
+        .expect("b still delivered");
+    assert_eq!(
+        (g.as_str(), m["type"].as_str()),
+        ("user_2", Some("new_message")),
+        "{name}"
+    );
+    assert_eq!(
+        next(&mut rx, Duration::from_millis(300)).await,
+        None,
+        "{name}: unsubscribed group delivered"
+    );
 
     // Resubscribing works again.
     layer.subscribe(&a);
     until_subscribed(&*layer, &mut rx, &a).await;
-    layer.publish(&a, &event("back", json!(true))).await.expect("publish");
-    assert_eq!(next(&mut rx, Duration::from_secs(5)).await.map(|m| m.0), Some("user_1".into()), "{name}");
+    layer
+        .publish(&a, &event("back", json!(true)))
+        .await
+        .expect("publish");
+    assert_eq!(
+        next(&mut rx, Duration::from_secs(5)).await.map(|m| m.0),
+        Some("user_1".into()),
+        "{name}"
+    );
 }
 
 fn redis_config(url: String) -> RedisConfig {
-    RedisConfig { url, prefix: broker::unique_prefix(), core_inboxes: 3, ..RedisConfig::default() }
+    RedisConfig {
+        url,
+        prefix: broker::unique_prefix(),
+        core_inboxes: 3,
+        // Short, so the group ZSETs of a test run leave the shared Redis soon.
+        group_expiry: Duration::from_secs(120),
+        ..RedisConfig::default()
+    }
 }
 
 #[tokio::test]
@@ -120,33 +197,64 @@ async fn memory_layer_conforms() {
 
 #[tokio::test]
 async fn redis_pubsub_layer_conforms() {
-    let Some(url) = broker::shared_redis().await else { return };
-    suite(Arc::new(RedisPubSubLayer::start(&redis_config(url)).expect("start")), true).await;
+    let Some(url) = broker::shared_redis().await else {
+        return;
+    };
+    suite(
+        Arc::new(RedisPubSubLayer::start(&redis_config(url)).expect("start")),
+        true,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn redis_core_layer_conforms() {
-    let Some(url) = broker::shared_redis().await else { return };
-    suite(Arc::new(RedisCoreLayer::start(&redis_config(url)).expect("start")), true).await;
+    let Some(url) = broker::shared_redis().await else {
+        return;
+    };
+    suite(
+        Arc::new(RedisCoreLayer::start(&redis_config(url)).expect("start")),
+        true,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn redis_layers_conform_with_encryption_and_json() {
-    let Some(url) = broker::shared_redis().await else { return };
+    let Some(url) = broker::shared_redis().await else {
+        return;
+    };
     let mut config = redis_config(url);
     config.symmetric_keys = vec!["django-secret".into(), "older-secret".into()];
     config.format = courier::layer::codec::WireFormat::Json;
-    suite(Arc::new(RedisPubSubLayer::start(&config).expect("start")), true).await;
+    suite(
+        Arc::new(RedisPubSubLayer::start(&config).expect("start")),
+        true,
+    )
+    .await;
     config.prefix = broker::unique_prefix();
-    suite(Arc::new(RedisCoreLayer::start(&config).expect("start")), true).await;
+    suite(
+        Arc::new(RedisCoreLayer::start(&config).expect("start")),
+        true,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn build_picks_the_configured_layer() {
     let mut config = courier::Config::new("k");
-    assert_eq!(courier::layer::build(&config).expect("memory").name(), "memory");
+    assert_eq!(
+        courier::layer::build(&config).expect("memory").name(),
+        "memory"
+    );
     config.layer = LayerKind::RedisPubsub;
-    assert_eq!(courier::layer::build(&config).expect("pubsub").name(), "redis-pubsub");
+    assert_eq!(
+        courier::layer::build(&config).expect("pubsub").name(),
+        "redis-pubsub"
+    );
     config.layer = LayerKind::RedisCore;
-    assert_eq!(courier::layer::build(&config).expect("core").name(), "redis-core");
+    assert_eq!(
+        courier::layer::build(&config).expect("core").name(),
+        "redis-core"
+    );
 }

@@ -16,7 +16,8 @@ pub fn redis_url() -> String {
 
 /// The PostgreSQL test database, `COURIER_TEST_PG_URL` or the local default (trust auth).
 pub fn pg_url() -> String {
-    std::env::var("COURIER_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("COURIER_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// Whether a missing service must fail the test (CI) rather than skip it.
@@ -29,19 +30,30 @@ pub fn available(what: &str, ok: bool, detail: &str) -> bool {
     if ok {
         return true;
     }
-    assert!(!required(), "{what} is required (COURIER_REQUIRE_REDIS=1) but unavailable: {detail}");
+    assert!(
+        !required(),
+        "{what} is required (COURIER_REQUIRE_REDIS=1) but unavailable: {detail}"
+    );
     eprintln!("SKIPPED: {what} unavailable ({detail}); set COURIER_REQUIRE_REDIS=1 to make this a failure");
     false
 }
 
 /// `true` when Redis answers PING at `url` within a second.
 pub async fn redis_answers(url: &str) -> bool {
-    let Ok(client) = redis::Client::open(url) else { return false };
+    let Ok(client) = redis::Client::open(url) else {
+        return false;
+    };
     let ping = async {
         let mut conn = client.get_multiplexed_async_connection().await.ok()?;
-        redis::cmd("PING").query_async::<String>(&mut conn).await.ok()
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .ok()
     };
-    matches!(tokio::time::timeout(Duration::from_secs(1), ping).await, Ok(Some(_)))
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), ping).await,
+        Ok(Some(_))
+    )
 }
 
 /// The shared Redis, if it answers (else skip/fail as [`available`] says).
@@ -53,7 +65,10 @@ pub async fn shared_redis() -> Option<String> {
 
 /// A key prefix no other test uses, so tests run in parallel on one Redis.
 pub fn unique_prefix() -> String {
-    format!("courier-test-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+    format!(
+        "courier-test-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }
 
 /// A throwaway `redis-server` on a free port, killed by PID on drop. Never touches the shared one.
@@ -66,10 +81,18 @@ pub struct PrivateRedis {
 impl PrivateRedis {
     /// Starts one on a free port, or `None` (skip/fail) when `redis-server` is not installed.
     pub async fn start() -> Option<Self> {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
         let mut redis = Self { child: None, port };
         let started = redis.spawn().await;
-        available("redis-server binary", started.is_ok(), &started.err().unwrap_or_default()).then_some(redis)
+        available(
+            "redis-server binary",
+            started.is_ok(),
+            &started.err().unwrap_or_default(),
+        )
+        .then_some(redis)
     }
 
     /// `redis://127.0.0.1:{port}`.
@@ -79,7 +102,16 @@ impl PrivateRedis {
 
     async fn spawn(&mut self) -> Result<(), String> {
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
