@@ -1,0 +1,174 @@
+//! The Django user directory against a real PostgreSQL: known, unknown and inactive users, both
+//! directly and through a server handshake. Each run creates its own schema and drops it after.
+
+mod broker;
+mod common;
+
+use std::time::Duration;
+
+use common::{next_json, spawn_server, token_for, ws_connect};
+use courier::auth::{AuthError, Claims};
+use courier::config::UserDbConfig;
+use courier::directory::UserDirectory;
+use courier::userdb::DjangoUserDirectory;
+use courier::UserId;
+use serde_json::json;
+use tokio_postgres::NoTls;
+
+/// A schema holding an `auth_user` shaped like Django's, dropped on [`Schema::drop_now`].
+struct Schema {
+    client: tokio_postgres::Client,
+    name: String,
+}
+
+impl Schema {
+    async fn create() -> Option<Self> {
+        let url = broker::pg_url();
+        let connected =
+            tokio::time::timeout(Duration::from_secs(3), tokio_postgres::connect(&url, NoTls))
+                .await;
+        let (client, conn) = match connected {
+            Ok(Ok(pair)) => pair,
+            failed => {
+                let why = failed.map_or_else(
+                    |_| "timeout".to_owned(),
+                    |r| r.err().map(|e| e.to_string()).unwrap_or_default(),
+                );
+                broker::available("PostgreSQL", false, &format!("{url}: {why}"));
+                return None;
+            }
+        };
+        tokio::spawn(conn);
+        let name = broker::unique_prefix().replace('-', "_");
+        let ddl = format!(
+            "CREATE SCHEMA {name};
+             CREATE TABLE {name}.auth_user (
+                 id serial PRIMARY KEY, password varchar(128) NOT NULL DEFAULT '',
+                 last_login timestamptz, is_superuser boolean NOT NULL DEFAULT false,
+                 username varchar(150) NOT NULL UNIQUE, first_name varchar(150) NOT NULL DEFAULT '',
+                 last_name varchar(150) NOT NULL DEFAULT '', email varchar(254) NOT NULL DEFAULT '',
+                 is_staff boolean NOT NULL DEFAULT false, is_active boolean NOT NULL,
+                 date_joined timestamptz NOT NULL DEFAULT now());
+             INSERT INTO {name}.auth_user (id, username, is_active) VALUES (1, 'alice', true), (2, 'bob', false);"
+        );
+        client.batch_execute(&ddl).await.expect("create schema");
+        Some(Self { client, name })
+    }
+
+    fn config(&self) -> UserDbConfig {
+        UserDbConfig {
+            url: broker::pg_url(),
+            table: format!("{}.auth_user", self.name),
+            cache_ttl: Duration::from_millis(300),
+            cache_size: 2,
+        }
+    }
+
+    async fn drop_now(self) {
+        let _ = self
+            .client
+            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
+            .await;
+    }
+}
+
+fn claims(id: i64) -> Claims {
+    Claims {
+        user_id: UserId::Int(id),
+        username: Some("from-token".into()),
+    }
+}
+
+#[tokio::test]
+async fn known_unknown_and_inactive_users() {
+    let Some(schema) = Schema::create().await else {
+        return;
+    };
+    let dir = DjangoUserDirectory::new(&schema.config()).expect("directory");
+    let alice = dir.lookup(&claims(1)).await.expect("alice is known");
+    assert_eq!(
+        (alice.id, alice.username.as_str()),
+        (UserId::Int(1), "alice"),
+        "username comes from the table"
+    );
+    assert!(matches!(
+        dir.lookup(&claims(2)).await,
+        Err(AuthError::InactiveUser)
+    ));
+    assert!(matches!(
+        dir.lookup(&claims(3)).await,
+        Err(AuthError::UnknownUser)
+    ));
+    let text_id = Claims {
+        user_id: UserId::Str("abc".into()),
+        username: None,
+    };
+    assert!(matches!(
+        dir.lookup(&text_id).await,
+        Err(AuthError::UnknownUser)
+    ));
+
+    // Cached for the TTL, then read again: deactivating alice takes effect after it.
+    schema
+        .client
+        .batch_execute(&format!(
+            "UPDATE {}.auth_user SET is_active = false WHERE id = 1",
+            schema.name
+        ))
+        .await
+        .expect("update");
+    assert!(dir.lookup(&claims(1)).await.is_ok(), "still cached");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        matches!(dir.lookup(&claims(1)).await, Err(AuthError::InactiveUser)),
+        "cache expired"
+    );
+    schema.drop_now().await;
+}
+
+#[tokio::test]
+async fn unreachable_database_refuses_rather_than_admits() {
+    let config = UserDbConfig {
+        url: "postgres://nobody@127.0.0.1:1/none".into(),
+        table: "auth_user".into(),
+        cache_ttl: Duration::from_secs(30),
+        cache_size: 10,
+    };
+    let dir = DjangoUserDirectory::new(&config).expect("url parses");
+    assert!(matches!(
+        dir.lookup(&claims(1)).await,
+        Err(AuthError::Directory(_))
+    ));
+    let bad_table = UserDbConfig {
+        table: "auth_user; DROP TABLE x".into(),
+        ..config
+    };
+    assert!(
+        DjangoUserDirectory::new(&bad_table).is_err(),
+        "table names are checked"
+    );
+}
+
+#[tokio::test]
+async fn handshake_uses_the_django_user_table() {
+    let Some(schema) = Schema::create().await else {
+        return;
+    };
+    let mut config = common::config();
+    config.user_db = Some(schema.config());
+    let s = spawn_server(config).await;
+
+    let mut ws = ws_connect(s.addr, &token_for(json!("1"))).await;
+    let hello = next_json(&mut ws).await;
+    assert_eq!(
+        hello,
+        json!({"type": "connection_established", "message": "Connected as alice", "user_id": 1})
+    );
+
+    for id in [2, 3] {
+        let mut ws = ws_connect(s.addr, &token_for(json!(id))).await;
+        common::expect_close(&mut ws, 4001, "unauthenticated").await;
+    }
+    s.stop().await;
+    schema.drop_now().await;
+}
