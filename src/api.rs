@@ -51,8 +51,15 @@ impl IntoResponse for ApiError {
 }
 
 fn check_key(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let expected = state.config().api_key.as_deref().ok_or(ApiError::Disabled)?;
-    let given = headers.get("x-api-key").map(|v| v.as_bytes()).unwrap_or_default();
+    let expected = state
+        .config()
+        .api_key
+        .as_deref()
+        .ok_or(ApiError::Disabled)?;
+    let given = headers
+        .get("x-api-key")
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
     if bool::from(expected.as_bytes().ct_eq(given)) {
         Ok(())
     } else {
@@ -71,15 +78,27 @@ fn parse_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
 /// One validated `notify_user` call.
 fn parse_notify(v: &Value) -> Result<(GroupName, GroupMessage), String> {
     let obj = v.as_object().ok_or("each notification must be an object")?;
-    let user_id = obj.get("user_id").and_then(UserId::from_claim).ok_or("\"user_id\" must be an integer or an id string")?;
-    let kind = obj.get("type").and_then(Value::as_str).filter(|t| !t.is_empty()).ok_or("\"type\" must be a non-empty string")?;
-    let group = GroupName::for_user(&user_id).ok_or("\"user_id\" does not make a valid group name")?;
+    let user_id = obj
+        .get("user_id")
+        .and_then(UserId::from_claim)
+        .ok_or("\"user_id\" must be an integer or an id string")?;
+    let kind = obj
+        .get("type")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .ok_or("\"type\" must be a non-empty string")?;
+    let group =
+        GroupName::for_user(&user_id).ok_or("\"user_id\" does not make a valid group name")?;
     let data = obj.get("data").cloned().unwrap_or(Value::Null);
     Ok((group, notify_message(kind, data)))
 }
 
 /// `POST /api/notify`: one `{"user_id","type","data"}` object, or an array of them.
-pub async fn notify(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn notify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     check_key(&state, &headers)?;
     let body = parse_body(body)?;
     let items = match &body {
@@ -95,21 +114,43 @@ pub async fn notify(State(state): State<AppState>, headers: HeaderMap, body: Res
 }
 
 /// `POST /api/group_send`: `{"group": name, "message": {"type": …, …}}`, as Channels' `group_send`.
-pub async fn group_send(State(state): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn group_send(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     check_key(&state, &headers)?;
     let body = parse_body(body)?;
     let bad = |m: &str| ApiError::BadRequest(m.to_owned());
-    let group = body.get("group").and_then(Value::as_str).and_then(GroupName::new).ok_or_else(|| {
-        bad("\"group\" must match ^[a-zA-Z0-9\\-_.]+$ and be shorter than 100 characters")
-    })?;
-    let message = body.get("message").and_then(Value::as_object).ok_or_else(|| bad("\"message\" must be an object"))?;
+    let group = body
+        .get("group")
+        .and_then(Value::as_str)
+        .and_then(GroupName::new)
+        .ok_or_else(|| {
+            bad("\"group\" must match ^[a-zA-Z0-9\\-_.]+$ and be shorter than 100 characters")
+        })?;
+    let message = body
+        .get("message")
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad("\"message\" must be an object"))?;
     protocol::event_frame(message).map_err(|e| bad(&e.to_string()))?;
     publish_all(&state, &[(group, message.clone())]).await
 }
 
-async fn publish_all(state: &AppState, batch: &[(GroupName, GroupMessage)]) -> Result<Response, ApiError> {
+async fn publish_all(
+    state: &AppState,
+    batch: &[(GroupName, GroupMessage)],
+) -> Result<Response, ApiError> {
     for (group, message) in batch {
-        state.hub().group_send(group, message).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        state
+            .hub()
+            .group_send(group, message)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     }
-    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": batch.len() }))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "accepted": batch.len() })),
+    )
+        .into_response())
 }

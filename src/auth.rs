@@ -97,7 +97,8 @@ impl UserId {
                 }
                 let valid = !t.is_empty()
                     && t.len() < 90
-                    && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+                    && t.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
                 valid.then(|| Self::Str(t.to_owned()))
             }
             _ => None,
@@ -153,7 +154,11 @@ impl Verifier {
         let key = match cfg.algorithm {
             Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => match &cfg.secret {
                 Some(s) if !s.is_empty() => DecodingKey::from_secret(s.as_bytes()),
-                _ => return Err(Error::Config("--jwt-secret must be set and non-empty for HS* algorithms".into())),
+                _ => {
+                    return Err(Error::Config(
+                        "--jwt-secret must be set and non-empty for HS* algorithms".into(),
+                    ))
+                }
             },
             alg => {
                 let pem = cfg.public_key_pem.as_deref().ok_or_else(|| {
@@ -185,14 +190,16 @@ impl Verifier {
 
     /// Verifies a token and returns its claims.
     pub fn verify(&self, token: &str) -> std::result::Result<Claims, AuthError> {
-        let data = decode::<RawClaims>(token, &self.key, &self.validation).map_err(|e| {
-            match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
-                _ => AuthError::Invalid(e),
-            }
+        let data = decode::<RawClaims>(token, &self.key, &self.validation).map_err(|e| match e
+            .kind()
+        {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+            _ => AuthError::Invalid(e),
         })?;
         let c = data.claims;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
         // jsonwebtoken checks `exp` in whole seconds; simplejwt compares exact datetimes.
         if c.exp <= now {
             return Err(AuthError::Expired);
@@ -206,8 +213,15 @@ impl Verifier {
         if c.iat.is_some_and(|iat| iat > now) {
             return Err(AuthError::IssuedInFuture);
         }
-        let user_id = c.user_id.as_ref().and_then(UserId::from_claim).ok_or(AuthError::BadUserId)?;
-        Ok(Claims { user_id, username: c.username })
+        let user_id = c
+            .user_id
+            .as_ref()
+            .and_then(UserId::from_claim)
+            .ok_or(AuthError::BadUserId)?;
+        Ok(Claims {
+            user_id,
+            username: c.username,
+        })
     }
 }
 
@@ -225,7 +239,10 @@ pub fn extract_token(query: Option<&str>, headers: &HeaderMap) -> Option<(String
             }
         }
     }
-    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         if let Some((scheme, token)) = v.trim().split_once(' ') {
             if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() {
                 return Some((token.trim().to_owned(), false));
@@ -258,7 +275,10 @@ mod tests {
         assert_eq!(UserId::from_claim(&json!("01")), Some(UserId::Int(1)));
         assert_eq!(UserId::from_claim(&json!("1 ")), Some(UserId::Int(1)));
         assert_eq!(UserId::from_claim(&json!(7)), Some(UserId::Int(7)));
-        assert_eq!(UserId::from_claim(&json!("ab-c")), Some(UserId::Str("ab-c".into())));
+        assert_eq!(
+            UserId::from_claim(&json!("ab-c")),
+            Some(UserId::Str("ab-c".into()))
+        );
         assert_eq!(UserId::from_claim(&json!("a b")), None);
         assert_eq!(UserId::from_claim(&json!(1.5)), None);
         assert_eq!(UserId::from_claim(&json!(null)), None);
@@ -267,11 +287,17 @@ mod tests {
     #[test]
     fn token_sources_in_order() {
         let mut h = HeaderMap::new();
-        assert_eq!(extract_token(Some("a=1&token=x%2By"), &h), Some(("x+y".into(), false)));
+        assert_eq!(
+            extract_token(Some("a=1&token=x%2By"), &h),
+            Some(("x+y".into(), false))
+        );
         h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
         assert_eq!(extract_token(None, &h), Some(("abc".into(), false)));
         let mut h = HeaderMap::new();
-        h.insert(header::SEC_WEBSOCKET_PROTOCOL, "bearer, tok".parse().unwrap());
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            "bearer, tok".parse().unwrap(),
+        );
         assert_eq!(extract_token(Some("x=1"), &h), Some(("tok".into(), true)));
         assert_eq!(extract_token(None, &HeaderMap::new()), None);
     }

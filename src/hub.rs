@@ -42,11 +42,13 @@ impl Hub {
         }));
         // Weak: the layer must not keep the hub (and every queue) alive.
         let weak = Arc::downgrade(&hub.0);
-        layer.attach(Arc::new(move |group: &GroupName, message: &GroupMessage| {
-            if let Some(shared) = weak.upgrade() {
-                Hub(shared).deliver_local(group, message);
-            }
-        }));
+        layer.attach(Arc::new(
+            move |group: &GroupName, message: &GroupMessage| {
+                if let Some(shared) = weak.upgrade() {
+                    Hub(shared).deliver_local(group, message);
+                }
+            },
+        ));
         hub
     }
 
@@ -81,8 +83,12 @@ impl Hub {
     /// Removes a connection from a group; the last local member's leaving unsubscribes it.
     pub fn group_discard(&self, group: &GroupName, id: ConnId) {
         let mut groups = self.groups();
-        let Some(members) = groups.get_mut(group) else { return };
-        let Some(pos) = members.iter().position(|m| m.id() == id) else { return };
+        let Some(members) = groups.get_mut(group) else {
+            return;
+        };
+        let Some(pos) = members.iter().position(|m| m.id() == id) else {
+            return;
+        };
         Arc::make_mut(members).swap_remove(pos);
         self.0.metrics.group_members.dec();
         if members.is_empty() {
@@ -122,7 +128,9 @@ impl Hub {
                 return 0;
             }
         };
-        let Some(members) = self.groups().get(group).cloned() else { return 0 };
+        let Some(members) = self.groups().get(group).cloned() else {
+            return 0;
+        };
         let mut delivered = 0;
         for member in members.iter() {
             match member.push(&frame) {

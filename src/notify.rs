@@ -37,14 +37,20 @@ impl Hub {
     }
 
     /// `notify_friend_request(to, from_user, request_id)`.
-    pub async fn notify_friend_request(&self, to: &UserId, from_user: &UserSummary, request_id: Value) -> Result<()> {
+    pub async fn notify_friend_request(
+        &self,
+        to: &UserId,
+        from_user: &UserSummary,
+        request_id: Value,
+    ) -> Result<()> {
         let data = json!({"request_id": request_id, "from_user": from_user});
         self.notify_user(to, "friend_request", data).await
     }
 
     /// `notify_friend_accepted(to, friend)`.
     pub async fn notify_friend_accepted(&self, to: &UserId, friend: &UserSummary) -> Result<()> {
-        self.notify_user(to, "friend_accepted", json!({ "friend": friend })).await
+        self.notify_user(to, "friend_accepted", json!({ "friend": friend }))
+            .await
     }
 
     /// `notify_new_message(to, message_data)`: `data` is the message as given.
@@ -60,6 +66,9 @@ mod tests {
     #[test]
     fn hyphens_become_underscores() {
         let m = notify_message("friend-request", json!({"a": 1}));
-        assert_eq!(Value::Object(m), json!({"type": "friend_request", "data": {"a": 1}}));
+        assert_eq!(
+            Value::Object(m),
+            json!({"type": "friend_request", "data": {"a": 1}})
+        );
     }
 }

@@ -49,7 +49,12 @@ pub enum Push {
 impl Outbox {
     /// A queue of at most `max_messages` frames and `max_bytes` bytes of text, closed when `parent`
     /// (the server's shutdown token) is cancelled.
-    pub fn new(id: ConnId, max_messages: usize, max_bytes: usize, parent: &CancellationToken) -> (Arc<Self>, OutboxRx) {
+    pub fn new(
+        id: ConnId,
+        max_messages: usize,
+        max_bytes: usize,
+        parent: &CancellationToken,
+    ) -> (Arc<Self>, OutboxRx) {
         let (tx, rx) = mpsc::channel(max_messages.max(1));
         let shared = Arc::new(Self {
             id,
@@ -102,12 +107,15 @@ impl Outbox {
 
     /// Marks `len` bytes as taken off the queue by the writer.
     pub fn release(&self, msg: &Message) {
-        self.queued_bytes.fetch_sub(message_len(msg), Ordering::Relaxed);
+        self.queued_bytes
+            .fetch_sub(message_len(msg), Ordering::Relaxed);
     }
 
     /// Asks the connection to close with `code`. The first code asked for wins.
     pub fn close(&self, code: CloseCode) {
-        let _ = self.close_code.compare_exchange(0, code.code(), Ordering::AcqRel, Ordering::Acquire);
+        let _ =
+            self.close_code
+                .compare_exchange(0, code.code(), Ordering::AcqRel, Ordering::Acquire);
         self.cancel.cancel();
     }
 

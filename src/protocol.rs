@@ -75,7 +75,8 @@ impl CloseCode {
 }
 
 /// Frame text for the error sent when a client frame is not valid JSON.
-pub const INVALID_JSON: Utf8Bytes = Utf8Bytes::from_static(r#"{"type":"error","message":"Invalid JSON"}"#);
+pub const INVALID_JSON: Utf8Bytes =
+    Utf8Bytes::from_static(r#"{"type":"error","message":"Invalid JSON"}"#);
 /// Frame text for the error sent when a client sends a binary frame (ours: the reference crashes).
 pub const BINARY_UNSUPPORTED: Utf8Bytes =
     Utf8Bytes::from_static(r#"{"type":"error","message":"Binary frames are not supported"}"#);
@@ -171,7 +172,9 @@ mod tests {
 
     #[test]
     fn notification_uses_notification_type() {
-        let f = event_frame(&map(json!({"type":"notification","notification_type":"x","data":{"a":1}})));
+        let f = event_frame(&map(
+            json!({"type":"notification","notification_type":"x","data":{"a":1}}),
+        ));
         assert_eq!(f.unwrap().as_str(), r#"{"type":"x","data":{"a":1}}"#);
     }
 
@@ -181,7 +184,10 @@ mod tests {
         assert_eq!(f.as_str(), r#"{"type":"custom_thing","data":null}"#);
         let f = event_frame(&map(json!({"type":"notification","data":1}))).unwrap();
         assert_eq!(f.as_str(), r#"{"type":"notification","data":1}"#);
-        assert_eq!(event_frame(&map(json!({"data":1}))), Err(EventError::MissingType));
+        assert_eq!(
+            event_frame(&map(json!({"data":1}))),
+            Err(EventError::MissingType)
+        );
         assert_eq!(
             event_frame(&map(json!({"type":"notification","notification_type":3}))),
             Err(EventError::BadNotificationType)
@@ -190,8 +196,14 @@ mod tests {
 
     #[test]
     fn echo_keeps_the_raw_value() {
-        assert_eq!(echo(" [1, 2] ").unwrap().as_str(), r#"{"type":"echo","data":[1, 2]}"#);
-        assert_eq!(echo("\"s\"").unwrap().as_str(), r#"{"type":"echo","data":"s"}"#);
+        assert_eq!(
+            echo(" [1, 2] ").unwrap().as_str(),
+            r#"{"type":"echo","data":[1, 2]}"#
+        );
+        assert_eq!(
+            echo("\"s\"").unwrap().as_str(),
+            r#"{"type":"echo","data":"s"}"#
+        );
         assert!(echo("{nope").is_none());
         assert!(echo("").is_none());
     }

@@ -43,7 +43,11 @@ pub fn router(state: AppState) -> Router {
 
 /// Serves `listener` until `shutdown` resolves, then closes every client with 1001 after draining
 /// its queue (bounded by `shutdown_timeout`) and returns.
-pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let token = state.shutdown_token().clone();
     let listener = listener.tap_io(|tcp| {
         // Notifications are small and latency-bound: never wait for Nagle.
@@ -62,31 +66,56 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
         .await?;
     let tracker = state.tracker();
     tracker.close();
-    if tokio::time::timeout(state.config().shutdown_timeout + SHUTDOWN_SLACK, tracker.wait()).await.is_err() {
-        tracing::warn!(left = tracker.len(), "shutdown bound reached with connections still open");
+    if tokio::time::timeout(
+        state.config().shutdown_timeout + SHUTDOWN_SLACK,
+        tracker.wait(),
+    )
+    .await
+    .is_err()
+    {
+        tracing::warn!(
+            left = tracker.len(),
+            "shutdown bound reached with connections still open"
+        );
     }
     Ok(())
 }
 
-async fn ws_handler(State(state): State<AppState>, ws: WebSocketUpgrade, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+async fn ws_handler(
+    State(state): State<AppState>,
+    ws: WebSocketUpgrade,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     let cfg = state.config();
     let mut ws = ws
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(cfg.max_frame_bytes)
         .max_frame_size(cfg.max_frame_bytes);
     let token = auth::extract_token(query.as_deref(), &headers);
-    if token.as_ref().is_some_and(|(_, via_subprotocol)| *via_subprotocol) {
+    if token
+        .as_ref()
+        .is_some_and(|(_, via_subprotocol)| *via_subprotocol)
+    {
         // The client offered `bearer, <JWT>`; the handshake must select `bearer`.
         ws = ws.protocols(["bearer"]);
     }
     let user = authenticate(&state, token.as_ref().map(|(t, _)| t.as_str())).await;
     if let Err(e) = &user {
         Metrics::inc(&state.metrics().auth_failures, e.reason());
-        let peer = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("-");
+        let peer = headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
         tracing::info!(reason = e.reason(), error = %e, user_agent = peer, "websocket unauthenticated");
     }
     let tracked = state.clone();
-    ws.on_upgrade(move |socket| tracked.tracker().clone().track_future(connection::run(socket, state, user)))
+    ws.on_upgrade(move |socket| {
+        tracked
+            .tracker()
+            .clone()
+            .track_future(connection::run(socket, state, user))
+    })
 }
 
 async fn authenticate(state: &AppState, token: Option<&str>) -> Result<User, AuthError> {
@@ -97,7 +126,10 @@ async fn authenticate(state: &AppState, token: Option<&str>) -> Result<User, Aut
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics().render(),
     )
 }
