@@ -138,7 +138,9 @@ struct RawClaims {
     token_type: Option<String>,
     jti: Option<Value>,
     iat: Option<f64>,
-    exp: f64,
+    // Optional here so that a missing `exp` is reported by jsonwebtoken's required-claims check
+    // (`missing_claim`) rather than as a malformed payload.
+    exp: Option<f64>,
     username: Option<String>,
 }
 
@@ -201,7 +203,7 @@ impl Verifier {
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         // jsonwebtoken checks `exp` in whole seconds; simplejwt compares exact datetimes.
-        if c.exp <= now {
+        if c.exp.is_none_or(|exp| exp <= now) {
             return Err(AuthError::Expired);
         }
         if c.token_type.as_deref() != Some("access") {
