@@ -1,0 +1,37 @@
+//! The crate's error type: what went wrong before or during a run, and which exit code it earns.
+
+/// Everything that can stop a run. Usage and setup errors exit with 2 (see `main.rs`).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A bad flag or flag combination.
+    #[error("{0}")]
+    Usage(String),
+    /// A scenario file that cannot be read or does not validate.
+    #[error("scenario {path}: {msg}")]
+    Scenario {
+        /// The file.
+        path: String,
+        /// What is wrong, naming the key.
+        msg: String,
+    },
+    /// A threshold expression that does not parse or names an unknown metric.
+    #[error("threshold {expr:?}: {msg}")]
+    Threshold {
+        /// The expression as given.
+        expr: String,
+        /// What is wrong.
+        msg: String,
+    },
+    /// The machine cannot run the plan (fd or port limits); the message says what to change.
+    #[error("{0}")]
+    Limit(String),
+    /// Starting the embedded server, reading tokens, writing reports.
+    #[error("{0}")]
+    Setup(String),
+    /// An I/O error outside a client connection.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

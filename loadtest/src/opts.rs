@@ -1,0 +1,138 @@
+//! Command-line options (clap). Every value that a scenario can set is optional here: a flag given
+//! overrides the scenario, an absent one leaves it alone (see [`crate::plan::Plan::from_opts`]).
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// How events reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PublisherKind {
+    /// In-process `Hub::notify_user` on the embedded server (needs the embedded target).
+    Embedded,
+    /// `POST /api/notify` batches with `X-API-Key`.
+    Http,
+}
+
+/// When events are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Model {
+    /// B bursts of M events per user, each burst as fast as possible: throughput.
+    Burst,
+    /// An open model: events/s on a fixed schedule: latency under a known load.
+    Rate,
+}
+
+/// `loadtest`: thousands of authenticated WebSocket clients, `group_send` bursts, exact loss
+/// accounting and latency from the intended send time. With no arguments it starts an embedded
+/// courier and runs the default scenario.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(version, about)]
+pub struct Opts {
+    /// Scenario TOML file (see loadtest/scenarios/); flags override its values.
+    #[arg(long, short = 's')]
+    pub scenario: Option<PathBuf>,
+    /// External server, `ws://HOST:PORT/ws/notifications/`, or `embedded`.
+    #[arg(long, env = "LOADTEST_TARGET")]
+    pub target: Option<String>,
+    /// HS256 secret to mint simplejwt-format tokens for an external server.
+    #[arg(long, env = "LOADTEST_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// JSON file mapping user id → token, instead of minting.
+    #[arg(long)]
+    pub tokens_file: Option<PathBuf>,
+    /// `X-API-Key` for the HTTP publisher.
+    #[arg(long, env = "LOADTEST_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Allow a target that is not a loopback address.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// PID of an external server, to report its RSS and CPU.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+
+    /// WebSocket connections.
+    #[arg(long, short = 'c')]
+    pub connections: Option<usize>,
+    /// Distinct users (connections per user = connections / users).
+    #[arg(long, short = 'u')]
+    pub users: Option<usize>,
+    /// Connections started per second (0 = unpaced).
+    #[arg(long)]
+    pub ramp_rate: Option<f64>,
+    /// Handshakes in flight at once.
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Bound on one connect + handshake + first frame, e.g. `5s`.
+    #[arg(long)]
+    pub connect_timeout: Option<String>,
+    /// Spread client sockets over 127.0.0.1…127.0.0.N (IPv4 loopback targets).
+    #[arg(long)]
+    pub source_addrs: Option<u8>,
+    /// Fraction of connections that stop reading (0.0–1.0).
+    #[arg(long)]
+    pub slow_fraction: Option<f64>,
+
+    /// Publisher.
+    #[arg(long, value_enum)]
+    pub publisher: Option<PublisherKind>,
+    /// Arrival model.
+    #[arg(long, value_enum)]
+    pub model: Option<Model>,
+    /// Burst model: number of bursts.
+    #[arg(long)]
+    pub bursts: Option<u64>,
+    /// Burst model: events per user per burst.
+    #[arg(long)]
+    pub events_per_burst: Option<u64>,
+    /// Burst model: time between burst starts, e.g. `100ms`.
+    #[arg(long)]
+    pub burst_interval: Option<String>,
+    /// Rate model: events per second over all users.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Rate model: how long to publish, e.g. `10s`.
+    #[arg(long)]
+    pub rate_duration: Option<String>,
+    /// HTTP publisher: notifications per request.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Padding bytes added to each event's data.
+    #[arg(long)]
+    pub payload_bytes: Option<usize>,
+
+    /// Hard bound on the whole run, e.g. `60s`; the run stops and reports when it is reached.
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// How long to wait for missing events after the last publish.
+    #[arg(long)]
+    pub drain_timeout: Option<String>,
+
+    /// Pass/fail check, e.g. `p99_ms<5`, `lost==0`, `deliveries_per_sec>1000000` (repeatable).
+    #[arg(long = "threshold", short = 't')]
+    pub thresholds: Vec<String>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write a JUnit XML report here (one test case per threshold).
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Write a self-contained HTML report (latency curve, deliveries/s over time) here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Print the JSON report to stdout instead of the text summary.
+    #[arg(long)]
+    pub print_json: bool,
+    /// Step the connection count up until a threshold fails; report the highest passing step.
+    #[arg(long)]
+    pub find_max: bool,
+    /// `--find-max`: connections added per step (default: the starting count).
+    #[arg(long)]
+    pub step: Option<usize>,
+    /// `--find-max`: never go above this many connections.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// No live progress bar even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+}

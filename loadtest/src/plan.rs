@@ -1,0 +1,492 @@
+//! `Opts` + scenario → a typed, validated [`Plan`], before any I/O (no socket is opened here).
+//!
+//! Precedence: a flag beats the scenario file, which beats the built-in defaults below.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio_tungstenite::tungstenite::http::Uri;
+
+use crate::error::{Error, Result};
+use crate::opts::{Model, Opts, PublisherKind};
+use crate::scenario::Scenario;
+use crate::threshold::Threshold;
+
+/// Default handshakes in flight.
+pub const DEFAULT_CONCURRENCY: usize = 256;
+/// Default connect + handshake + first frame bound.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default hard bound on a run.
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(60);
+/// Default wait for missing events after the last publish.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default notifications per HTTP request.
+pub const DEFAULT_BATCH: usize = 500;
+/// Default HTTP requests in flight (users are partitioned over lanes so each user's order holds).
+pub const DEFAULT_LANES: usize = 2;
+/// Source addresses per IPv4 loopback target: 127.0.0.1 … 127.0.0.N, ~28k ports each.
+pub const DEFAULT_SOURCE_ADDRS: u8 = 4;
+
+/// Where the clients connect.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A courier started in this process on 127.0.0.1:0 with a generated secret.
+    Embedded {
+        /// Outbound queue limit per connection, frames (`None`: courier's default).
+        queue_messages: Option<usize>,
+        /// Outbound queue limit per connection, bytes.
+        queue_bytes: Option<usize>,
+    },
+    /// A server at a WebSocket URL.
+    External(Endpoint),
+}
+
+/// A resolved external WebSocket endpoint.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The URL as given.
+    pub url: String,
+    /// The address connected to.
+    pub addr: SocketAddr,
+    /// `Host` header value.
+    pub host: String,
+    /// Path (with no query).
+    pub path: String,
+}
+
+/// How clients get tokens.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// Mint simplejwt-format HS256 tokens with this secret.
+    Mint(String),
+    /// Tokens read from a file, one per user id.
+    File(PathBuf),
+}
+
+/// When events are sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Arrival {
+    /// `bursts` × `per_user` events per user, bursts `interval` apart.
+    Burst {
+        /// Number of bursts.
+        bursts: u64,
+        /// Events per user per burst.
+        per_user: u64,
+        /// Time between burst starts.
+        interval: Duration,
+    },
+    /// `per_sec` events/s over all users for `length`.
+    Rate {
+        /// Events per second, all users together.
+        per_sec: f64,
+        /// How long to publish.
+        length: Duration,
+    },
+}
+
+/// Extra outputs.
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    /// JSON report path.
+    pub json: Option<PathBuf>,
+    /// JUnit XML path.
+    pub junit: Option<PathBuf>,
+    /// HTML report path.
+    pub html: Option<PathBuf>,
+    /// JSON to stdout instead of text.
+    pub print_json: bool,
+    /// Live progress (a TTY and not `--no-progress`).
+    pub progress: bool,
+}
+
+/// Capacity search settings.
+#[derive(Debug, Clone, Copy)]
+pub struct FindMax {
+    /// Connections added per step.
+    pub step: usize,
+    /// Highest connection count tried.
+    pub limit: usize,
+}
+
+/// Everything a run needs, validated.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Scenario name.
+    pub scenario: String,
+    /// Scenario description.
+    pub description: String,
+    /// Where to connect.
+    pub target: Target,
+    /// Token source (`None` only for the embedded target, which mints with its own secret).
+    pub auth: Option<Auth>,
+    /// `X-API-Key` for the HTTP publisher.
+    pub api_key: Option<String>,
+    /// Connections.
+    pub connections: usize,
+    /// Users; connection `i` belongs to user index `i % users`.
+    pub users: usize,
+    /// Connections per second (`None`: unpaced).
+    pub ramp_rate: Option<f64>,
+    /// Handshakes in flight.
+    pub concurrency: usize,
+    /// Connect bound.
+    pub connect_timeout: Duration,
+    /// Client source addresses (empty: let the OS choose).
+    pub sources: Vec<Ipv4Addr>,
+    /// Fraction of slow (non-reading) connections.
+    pub slow_fraction: f64,
+    /// Frames a slow connection reads before it stalls.
+    pub slow_after: u64,
+    /// Publisher.
+    pub publisher: PublisherKind,
+    /// Arrival model.
+    pub arrival: Arrival,
+    /// HTTP batch size.
+    pub batch: usize,
+    /// HTTP lanes.
+    pub lanes: usize,
+    /// Padding bytes per event.
+    pub payload_bytes: usize,
+    /// Hard bound on the run.
+    pub duration: Duration,
+    /// Drain wait.
+    pub drain_timeout: Duration,
+    /// Checks deciding the verdict.
+    pub thresholds: Vec<Threshold>,
+    /// Outputs.
+    pub outputs: Outputs,
+    /// Capacity search, when asked for.
+    pub find_max: Option<FindMax>,
+    /// External server PID for RSS/CPU.
+    pub server_pid: Option<u32>,
+}
+
+fn usage(msg: impl Into<String>) -> Error {
+    Error::Usage(msg.into())
+}
+
+fn duration(
+    flag: Option<&str>,
+    file: Option<&str>,
+    name: &str,
+    default: Duration,
+) -> Result<Duration> {
+    match flag.or(file) {
+        None => Ok(default),
+        Some(s) => humantime::parse_duration(s).map_err(|e| usage(format!("{name} {s:?}: {e}"))),
+    }
+}
+
+impl Plan {
+    /// Builds and validates the plan from flags and the scenario they name (or the default one).
+    pub fn from_opts(opts: &Opts) -> Result<Self> {
+        let scenario = match &opts.scenario {
+            Some(path) => Scenario::load(path)?,
+            None => Scenario::builtin_default()?,
+        };
+        Self::build(opts, &scenario)
+    }
+
+    /// Builds the plan from flags over an already-parsed scenario.
+    pub fn build(opts: &Opts, s: &Scenario) -> Result<Self> {
+        let (c, p) = (&s.clients, &s.publish);
+        let target_text = opts
+            .target
+            .as_deref()
+            .or(s.run.target.as_deref())
+            .unwrap_or("embedded");
+        let target = if target_text == "embedded" {
+            Target::Embedded {
+                queue_messages: s.server.queue_messages,
+                queue_bytes: s.server.queue_bytes,
+            }
+        } else {
+            Target::External(parse_target(target_text, opts.allow_remote)?)
+        };
+        let auth =
+            match (&target, &opts.jwt_secret, &opts.tokens_file) {
+                (_, Some(_), Some(_)) => {
+                    return Err(usage("give either --jwt-secret or --tokens-file, not both"))
+                }
+                (Target::Embedded { .. }, None, None) => None,
+                (Target::Embedded { .. }, _, _) => return Err(usage(
+                    "--jwt-secret/--tokens-file need --target (the embedded server mints its own)",
+                )),
+                (Target::External(_), Some(secret), None) => Some(Auth::Mint(secret.clone())),
+                (Target::External(_), None, Some(path)) => Some(Auth::File(path.clone())),
+                (Target::External(_), None, None) => {
+                    return Err(usage(
+                        "an external --target needs --jwt-secret or --tokens-file",
+                    ))
+                }
+            };
+        let connections = opts.connections.or(c.connections).unwrap_or(5000);
+        let users = opts.users.or(c.users).unwrap_or(connections.div_ceil(10));
+        if connections == 0 || users == 0 {
+            return Err(usage("connections and users must be at least 1"));
+        }
+        if users > connections {
+            return Err(usage(format!("users ({users}) must not exceed connections ({connections}): every user needs a connection")));
+        }
+        let ramp_rate = opts.ramp_rate.or(c.ramp_rate).filter(|r| *r > 0.0);
+        if ramp_rate.is_some_and(|r| !r.is_finite()) {
+            return Err(usage("ramp_rate must be finite"));
+        }
+        let concurrency = opts
+            .concurrency
+            .or(c.concurrency)
+            .unwrap_or(DEFAULT_CONCURRENCY);
+        if concurrency == 0 {
+            return Err(usage("concurrency must be at least 1"));
+        }
+        let slow_fraction = opts.slow_fraction.or(c.slow_fraction).unwrap_or(0.0);
+        if !(0.0..1.0).contains(&slow_fraction) {
+            return Err(usage("slow_fraction must be in [0, 1)"));
+        }
+        let publisher = match (opts.publisher, p.publisher.as_deref()) {
+            (Some(k), _) => k,
+            (None, None) => match target {
+                Target::Embedded { .. } => PublisherKind::Embedded,
+                Target::External(_) => PublisherKind::Http,
+            },
+            // A scenario written for the embedded server still runs against --target: over HTTP.
+            (None, Some("embedded")) if matches!(target, Target::External(_)) => {
+                PublisherKind::Http
+            }
+            (None, Some("embedded")) => PublisherKind::Embedded,
+            (None, Some("http")) => PublisherKind::Http,
+            (None, Some(other)) => {
+                return Err(usage(format!(
+                    "publish.publisher {other:?}: expected \"embedded\" or \"http\""
+                )))
+            }
+        };
+        if publisher == PublisherKind::Embedded && matches!(target, Target::External(_)) {
+            return Err(usage("the embedded publisher needs the embedded target; use --publisher http with --target"));
+        }
+        let model = match (opts.model, p.model.as_deref()) {
+            (Some(m), _) => m,
+            (None, None | Some("burst")) => Model::Burst,
+            (None, Some("rate")) => Model::Rate,
+            (None, Some(other)) => {
+                return Err(usage(format!(
+                    "publish.model {other:?}: expected \"burst\" or \"rate\""
+                )))
+            }
+        };
+        let arrival = match model {
+            Model::Burst => Arrival::Burst {
+                bursts: opts.bursts.or(p.bursts).unwrap_or(10),
+                per_user: opts.events_per_burst.or(p.events_per_burst).unwrap_or(20),
+                interval: duration(
+                    opts.burst_interval.as_deref(),
+                    p.burst_interval.as_deref(),
+                    "burst_interval",
+                    Duration::from_millis(100),
+                )?,
+            },
+            Model::Rate => Arrival::Rate {
+                per_sec: opts.rate.or(p.rate).unwrap_or(10_000.0),
+                length: duration(
+                    opts.rate_duration.as_deref(),
+                    p.rate_duration.as_deref(),
+                    "rate_duration",
+                    Duration::from_secs(5),
+                )?,
+            },
+        };
+        match arrival {
+            Arrival::Burst {
+                bursts, per_user, ..
+            } if bursts == 0 || per_user == 0 => {
+                return Err(usage("bursts and events_per_burst must be at least 1"))
+            }
+            Arrival::Rate { per_sec, length }
+                if !(per_sec > 0.0 && per_sec.is_finite()) || length.is_zero() =>
+            {
+                return Err(usage("rate must be positive and rate_duration non-zero"))
+            }
+            _ => {}
+        }
+        let sources_n = opts
+            .source_addrs
+            .or(c.source_addrs)
+            .unwrap_or(DEFAULT_SOURCE_ADDRS)
+            .max(1);
+        let sources = match &target {
+            Target::Embedded { .. } => (1..=sources_n)
+                .map(|n| Ipv4Addr::new(127, 0, 0, n))
+                .collect(),
+            Target::External(e) if e.addr.ip().is_loopback() && e.addr.is_ipv4() => (1..=sources_n)
+                .map(|n| Ipv4Addr::new(127, 0, 0, n))
+                .collect(),
+            Target::External(_) => Vec::new(),
+        };
+        let thresholds = s
+            .thresholds
+            .iter()
+            .chain(&opts.thresholds)
+            .map(|t| Threshold::parse(t))
+            .collect::<Result<Vec<_>>>()?;
+        let find_max = if opts.find_max {
+            if thresholds.is_empty() {
+                return Err(usage(
+                    "--find-max needs at least one threshold (from the scenario or --threshold)",
+                ));
+            }
+            let step = opts.step.unwrap_or(connections).max(1);
+            Some(FindMax {
+                step,
+                limit: opts.max_connections.unwrap_or(usize::MAX),
+            })
+        } else {
+            None
+        };
+        let plan = Plan {
+            scenario: s.name.clone().unwrap_or_else(|| "custom".into()),
+            description: s.description.clone().unwrap_or_default(),
+            target,
+            auth,
+            api_key: opts.api_key.clone(),
+            connections,
+            users,
+            ramp_rate,
+            concurrency,
+            connect_timeout: duration(
+                opts.connect_timeout.as_deref(),
+                c.connect_timeout.as_deref(),
+                "connect_timeout",
+                DEFAULT_CONNECT_TIMEOUT,
+            )?,
+            sources,
+            slow_fraction,
+            slow_after: c.slow_after.unwrap_or(5),
+            publisher,
+            arrival,
+            batch: opts.batch.or(p.batch).unwrap_or(DEFAULT_BATCH).max(1),
+            lanes: p.lanes.unwrap_or(DEFAULT_LANES).max(1),
+            payload_bytes: opts.payload_bytes.or(p.payload_bytes).unwrap_or(64),
+            duration: duration(
+                opts.duration.as_deref(),
+                s.run.duration.as_deref(),
+                "duration",
+                DEFAULT_DURATION,
+            )?,
+            drain_timeout: duration(
+                opts.drain_timeout.as_deref(),
+                s.run.drain_timeout.as_deref(),
+                "drain_timeout",
+                DEFAULT_DRAIN_TIMEOUT,
+            )?,
+            thresholds,
+            outputs: Outputs {
+                json: opts.json.clone(),
+                junit: opts.junit.clone(),
+                html: opts.html.clone(),
+                print_json: opts.print_json,
+                progress: !opts.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            },
+            find_max,
+            server_pid: opts.server_pid,
+        };
+        if plan.publisher == PublisherKind::Http
+            && plan.api_key.is_none()
+            && matches!(plan.target, Target::External(_))
+        {
+            return Err(usage(
+                "the http publisher needs --api-key (the server's X-API-Key)",
+            ));
+        }
+        if plan.duration.is_zero() {
+            return Err(usage("duration must be positive"));
+        }
+        Ok(plan)
+    }
+
+    /// Events the plan publishes for user index `u`.
+    pub fn events_for_user(&self, u: usize) -> u64 {
+        match self.arrival {
+            Arrival::Burst {
+                bursts, per_user, ..
+            } => bursts * per_user,
+            Arrival::Rate { .. } => {
+                let total = self.total_events();
+                let users = self.users as u64;
+                total / users + u64::from((u as u64) < total % users)
+            }
+        }
+    }
+
+    /// Events the plan publishes in all.
+    pub fn total_events(&self) -> u64 {
+        match self.arrival {
+            Arrival::Burst {
+                bursts, per_user, ..
+            } => bursts * per_user * self.users as u64,
+            Arrival::Rate { per_sec, length } => (per_sec * length.as_secs_f64()).floor() as u64,
+        }
+    }
+
+    /// Whether connection `i` is one of the slow readers (spread evenly over the range).
+    pub fn is_slow(&self, i: usize) -> bool {
+        let f = self.slow_fraction;
+        f > 0.0 && ((i + 1) as f64 * f).floor() > (i as f64 * f).floor()
+    }
+
+    /// A short description of the target for reports.
+    pub fn target_text(&self) -> String {
+        match &self.target {
+            Target::Embedded { .. } => "embedded".into(),
+            Target::External(e) => e.url.clone(),
+        }
+    }
+}
+
+/// Parses `ws://HOST[:PORT]/PATH`, resolves it and refuses non-loopback hosts unless allowed.
+pub fn parse_target(text: &str, allow_remote: bool) -> Result<Endpoint> {
+    let uri: Uri = text
+        .parse()
+        .map_err(|e| usage(format!("--target {text:?}: {e}")))?;
+    match uri.scheme_str() {
+        Some("ws") => {}
+        Some("wss") => {
+            return Err(usage(
+                "--target: wss:// is not supported (the tester speaks plain ws:// to loopback)",
+            ))
+        }
+        _ => {
+            return Err(usage(format!(
+                "--target {text:?}: expected ws://HOST:PORT/ws/notifications/"
+            )))
+        }
+    }
+    let host = uri
+        .host()
+        .ok_or_else(|| usage(format!("--target {text:?}: no host")))?;
+    let port = uri.port_u16().unwrap_or(80);
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let addr = match bare.parse::<IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, port),
+        Err(_) => (bare, port)
+            .to_socket_addrs()
+            .map_err(|e| usage(format!("--target: cannot resolve {host}: {e}")))?
+            .next()
+            .ok_or_else(|| usage(format!("--target: {host} has no address")))?,
+    };
+    if !addr.ip().is_loopback() && !allow_remote {
+        return Err(usage(format!(
+            "--target {addr} is not a loopback address; load tests go to this machine only unless --allow-remote is given"
+        )));
+    }
+    let path = match uri.path() {
+        "" | "/" => "/ws/notifications/".to_owned(),
+        p => p.to_owned(),
+    };
+    Ok(Endpoint {
+        url: text.to_owned(),
+        addr,
+        host: format!("{host}:{port}"),
+        path,
+    })
+}

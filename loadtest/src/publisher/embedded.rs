@@ -1,0 +1,39 @@
+//! The embedded publisher: `Hub::notify_user` in process, on the embedded server's runtime.
+
+use courier::{AppState, UserId};
+use futures::future::BoxFuture;
+
+use super::{Event, EventCodec, Publisher, EVENT_KIND};
+
+/// Publishes through the embedded server's hub, like backend code calling `notify_user`.
+pub struct EmbeddedPublisher {
+    state: AppState,
+    codec: EventCodec,
+}
+
+impl EmbeddedPublisher {
+    /// A publisher over `state`.
+    pub fn new(state: AppState, codec: EventCodec) -> Self {
+        Self { state, codec }
+    }
+}
+
+impl Publisher for EmbeddedPublisher {
+    fn name(&self) -> &'static str {
+        "embedded"
+    }
+
+    fn publish<'a>(&'a mut self, batch: &'a [Event]) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            for e in batch {
+                let user = UserId::Int(e.user_id as i64);
+                self.state
+                    .hub()
+                    .notify_user(&user, EVENT_KIND, self.codec.data_value(e))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        })
+    }
+}

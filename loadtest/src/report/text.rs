@@ -1,0 +1,134 @@
+//! The text summary printed at the end of a run.
+
+use std::fmt::Write;
+
+use super::Report;
+
+fn count_map(m: &std::collections::BTreeMap<String, u64>) -> String {
+    if m.is_empty() {
+        return "none".into();
+    }
+    m.iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
+}
+
+/// Renders the report as an aligned text table.
+pub fn render(r: &Report) -> String {
+    let mut s = String::new();
+    let c = &r.connections;
+    let d = &r.deliveries;
+    let l = &r.latency_us;
+    let ms = |us: u64| us as f64 / 1000.0;
+    let _ = writeln!(s, "loadtest: {} — {}", r.scenario, r.description);
+    let _ = writeln!(
+        s,
+        "  target        {}   publisher {}   {}   {} users",
+        r.target, r.publisher, r.model, r.users
+    );
+    if let Some(why) = &r.partial {
+        let _ = writeln!(s, "  PARTIAL       stopped early: {why}");
+    }
+    let _ = writeln!(s, "  duration      {:.2} s", r.duration_secs);
+    let _ = writeln!(s, "Connections");
+    let _ = writeln!(
+        s,
+        "  established   {} / {} attempted, {} failed  ({:.2} s, {:.0} handshakes/s)",
+        c.established, c.attempted, c.failed, c.connect_secs, r.handshakes_per_sec
+    );
+    let _ = writeln!(
+        s,
+        "  handshake     p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
+        c.handshake_ms.p50, c.handshake_ms.p99, c.handshake_ms.max
+    );
+    let _ = writeln!(s, "  errors        {}", count_map(&c.errors));
+    let _ = writeln!(s, "  close codes   {}", count_map(&c.closed_by_code));
+    let _ = writeln!(s, "Deliveries (healthy clients)");
+    let _ = writeln!(s, "  expected      {}", d.expected);
+    let _ = writeln!(s, "  received      {}", d.received);
+    let _ = writeln!(
+        s,
+        "  lost          {}   duplicated {}   reordered {}   foreign {}",
+        d.lost, d.duplicated, d.reordered, d.foreign
+    );
+    if let Some(sl) = &r.slow_clients {
+        let _ = writeln!(s, "Slow readers (reported apart)");
+        let _ = writeln!(
+            s,
+            "  connections   {}   expected {}   received {}   lost {}",
+            sl.connections, sl.expected, sl.received, sl.lost
+        );
+        let _ = writeln!(s, "  close codes   {}", count_map(&sl.closed_by_code));
+    }
+    let _ = writeln!(s, "Publishing");
+    let _ = writeln!(
+        s,
+        "  events        {} in {:.2} s ({:.0} events/s)   errors: {}",
+        r.events.published,
+        r.events.publish_secs,
+        r.throughput.events_per_sec,
+        count_map(&r.events.errors)
+    );
+    let _ = writeln!(
+        s,
+        "Throughput      {:.0} deliveries/s",
+        r.throughput.deliveries_per_sec
+    );
+    let _ = writeln!(s, "Latency (from intended send time)");
+    let _ = writeln!(
+        s,
+        "  p50 {:.2} ms   p90 {:.2} ms   p99 {:.2} ms   p99.9 {:.2} ms   max {:.2} ms",
+        ms(l.p50),
+        ms(l.p90),
+        ms(l.p99),
+        ms(l.p999),
+        ms(l.max)
+    );
+    let _ = writeln!(s, "Cost");
+    let _ = writeln!(
+        s,
+        "  tester CPU    {:.0}% of one core",
+        r.tester.cpu_percent
+    );
+    let server_cpu = r
+        .server
+        .cpu_percent
+        .map_or("n/a".into(), |p| format!("{p:.0}% of one core"));
+    let rss = r
+        .server
+        .rss_bytes
+        .map_or("n/a (give --server-pid)".into(), |b| {
+            if r.target == "embedded" {
+                format!("+{} (process growth: server and clients)", mib(b))
+            } else {
+                mib(b)
+            }
+        });
+    let _ = writeln!(s, "  server CPU    {server_cpu}");
+    let _ = writeln!(s, "  server RSS    {rss}");
+    if !r.thresholds.is_empty() {
+        let _ = writeln!(s, "Thresholds");
+        for t in &r.thresholds {
+            let actual = t
+                .actual
+                .map_or("not measured".into(), |a| format!("{a:.3}"));
+            let _ = writeln!(
+                s,
+                "  {:4}  {:28} actual {actual}",
+                if t.passed { "ok" } else { "FAIL" },
+                t.expr
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "Verdict         {}",
+        if r.passed { "PASS" } else { "FAIL" }
+    );
+    s
+}

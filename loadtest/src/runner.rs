@@ -1,0 +1,304 @@
+//! One run, start to end: limits → server/tokens → connect phase → receivers + publishers → drain
+//! → raw results for the report. Every phase is bounded by the plan's duration and the stop token.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::connect::{self, ConnectPhase, ConnectSpec};
+use crate::driver::{self, Lane, Published};
+use crate::embedded::EmbeddedServer;
+use crate::error::{Error, Result};
+use crate::limits;
+use crate::plan::{Auth, Plan, Target};
+use crate::progress::Progress;
+use crate::publisher::{self, EventCodec, PublishTarget};
+use crate::stats::{Clock, Live, WorkerStats};
+use crate::sysinfo;
+use crate::tokens::{self, Tokens};
+use crate::worker::{self, Assigned, Phase, Shared};
+
+/// Healthy connections per receiving worker (each worker has its own histogram).
+const CONNS_PER_WORKER: usize = 512;
+/// Delay between the end of the connect phase and the first intended send.
+const PUBLISH_LEAD: Duration = Duration::from_millis(20);
+
+/// Why a run stopped early; set once by the first cause.
+pub type StopReason = Arc<OnceLock<String>>;
+
+/// Everything measured in one run, before it is turned into a report.
+pub struct RunData {
+    /// Connect phase (its `conns` moved out).
+    pub connect: ConnectPhase,
+    /// Merged receiver stats.
+    pub stats: WorkerStats,
+    /// What was published.
+    pub published: Published,
+    /// First intended send, unix ns.
+    pub publish_start_ns: u64,
+    /// The run clock.
+    pub clock: Clock,
+    /// Wall time of the run.
+    pub wall: Duration,
+    /// CPU of the tester's threads.
+    pub tester_cpu: Duration,
+    /// CPU of the server (embedded threads, or `--server-pid`).
+    pub server_cpu: Option<Duration>,
+    /// Peak server RSS seen (embedded: the process's growth over the run).
+    pub server_rss: Option<u64>,
+    /// Why the run stopped early, if it did.
+    pub stop_reason: Option<String>,
+}
+
+/// Runs the plan once. `stop` ends it early (Ctrl-C); `reason` records why.
+pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) -> Result<RunData> {
+    limits::check_fds(plan)?;
+    limits::check_ports(plan)?;
+    let stop = stop.child_token();
+    let rss_before = sysinfo::rss_bytes(None);
+    let cpu_before = sysinfo::cpu_split();
+    let ext_cpu_before = plan.server_pid.and_then(sysinfo::process_cpu);
+    let wall = Instant::now();
+    let clock = Clock::new();
+
+    let (server, spec, tokens, publish_target) = setup(plan).await?;
+    let tokens = Arc::new(tokens);
+    let live = Arc::new(Live::default());
+    let progress = Progress::start(
+        plan.outputs.progress,
+        plan.connections,
+        plan.total_events(),
+        live.clone(),
+    );
+    let timer = {
+        let (stop, reason, bound) = (stop.clone(), reason.clone(), plan.duration);
+        tokio::spawn(async move {
+            tokio::time::sleep(bound).await;
+            let _ = reason.set(format!(
+                "duration bound ({}) reached",
+                humantime::format_duration(bound)
+            ));
+            stop.cancel();
+        })
+    };
+
+    // Connect phase.
+    let users = plan.users;
+    let token_of = {
+        let tokens = tokens.clone();
+        move |i: usize| tokens.tokens[i % users].clone()
+    };
+    let mut phase = connect::connect_all(
+        spec,
+        plan.connections,
+        token_of,
+        plan.ramp_rate,
+        plan.concurrency,
+        &stop,
+        &live,
+    )
+    .await;
+    progress.connected();
+
+    // Receivers.
+    let run_id: Arc<str> = uuid::Uuid::new_v4().simple().to_string()[..12].into();
+    let (phase_tx, phase_rx) = watch::channel(Phase::Publishing);
+    let shared = Shared {
+        clock,
+        run_id: run_id.clone(),
+        phase: phase_rx,
+        stop: stop.clone(),
+        live: live.clone(),
+        run_len: plan.duration,
+    };
+    let mut healthy = Vec::new();
+    let mut slow_tasks = tokio::task::JoinSet::new();
+    for c in std::mem::take(&mut phase.conns) {
+        let user = c.idx % users;
+        let a = Assigned {
+            ws: c.ws,
+            user,
+            planned: plan.events_for_user(user),
+        };
+        if plan.is_slow(c.idx) {
+            slow_tasks.spawn(worker::run_slow(a, plan.slow_after, shared.clone()));
+        } else {
+            healthy.push(a);
+        }
+    }
+    let mut workers = tokio::task::JoinSet::new();
+    while !healthy.is_empty() {
+        let chunk: Vec<Assigned> = healthy
+            .drain(..healthy.len().min(CONNS_PER_WORKER))
+            .collect();
+        workers.spawn(worker::run_worker(chunk, shared.clone()));
+    }
+
+    // Publishers: the embedded one runs on the server's runtime (its work is the server's).
+    let start = tokio::time::Instant::now() + PUBLISH_LEAD;
+    let publish_start_ns = clock.at_ns(start.into_std());
+    let user_ids = Arc::new(tokens.user_ids.clone());
+    let codec = EventCodec::new(&run_id, plan.payload_bytes);
+    let lanes = if matches!(publish_target, PublishTarget::Embedded(_)) {
+        1
+    } else {
+        plan.lanes
+    };
+    let mut lane_tasks = Vec::new();
+    if !stop.is_cancelled() {
+        for lane in 0..lanes {
+            let job = Lane {
+                lane,
+                lanes,
+                user_ids: user_ids.clone(),
+                arrival: plan.arrival,
+                batch: plan.batch,
+                clock,
+                start,
+                stop: stop.clone(),
+                live: live.clone(),
+            };
+            let p = publisher::build(plan.publisher, &publish_target, codec.clone())?;
+            lane_tasks.push(match &server {
+                Some(s) => s.handle.spawn(driver::run_lane(job, p)),
+                None => tokio::spawn(driver::run_lane(job, p)),
+            });
+        }
+    }
+    let mut published = Published {
+        per_user: vec![0; users],
+        ..Published::default()
+    };
+    for t in lane_tasks {
+        match t.await {
+            Ok(p) => published.merge(p),
+            Err(e) => {
+                *published
+                    .errors
+                    .entry(format!("publisher task: {e}"))
+                    .or_default() += 1
+            }
+        }
+    }
+    // Memory is sampled while every connection is still open and queues have just been filled.
+    let rss_loaded = match (&server, plan.server_pid) {
+        (Some(_), _) => sysinfo::rss_bytes(None)
+            .zip(rss_before)
+            .map(|(a, b)| a.saturating_sub(b)),
+        (None, Some(pid)) => sysinfo::rss_bytes(Some(pid)),
+        (None, None) => None,
+    };
+    let _ = phase_tx.send(Phase::Draining(
+        tokio::time::Instant::now() + plan.drain_timeout,
+    ));
+
+    // Drain and collect.
+    let mut stats = WorkerStats::new(plan.duration);
+    while let Some(r) = workers.join_next().await {
+        match r {
+            Ok(s) => stats.merge(s),
+            Err(e) => *stats.errors.entry(format!("worker task: {e}")).or_default() += 1,
+        }
+    }
+    while let Some(r) = slow_tasks.join_next().await {
+        match r {
+            Ok(c) => stats.conns.push(c),
+            Err(e) => {
+                *stats
+                    .errors
+                    .entry(format!("slow reader task: {e}"))
+                    .or_default() += 1
+            }
+        }
+    }
+    timer.abort();
+    progress.finish();
+
+    let cpu_after = sysinfo::cpu_split();
+    let (server_cpu, server_rss) = match (&server, plan.server_pid) {
+        (Some(_), _) => (
+            Some(cpu_after.server.saturating_sub(cpu_before.server)),
+            rss_loaded,
+        ),
+        (None, Some(pid)) => (
+            sysinfo::process_cpu(pid)
+                .zip(ext_cpu_before)
+                .map(|(a, b)| a.saturating_sub(b)),
+            rss_loaded,
+        ),
+        (None, None) => (None, None),
+    };
+    if let Some(s) = server {
+        s.stop().await;
+    }
+    Ok(RunData {
+        connect: phase,
+        stats,
+        published,
+        publish_start_ns,
+        clock,
+        wall: wall.elapsed(),
+        tester_cpu: cpu_after.tester.saturating_sub(cpu_before.tester),
+        server_cpu,
+        server_rss,
+        stop_reason: reason.get().cloned(),
+    })
+}
+
+async fn setup(
+    plan: &Plan,
+) -> Result<(Option<EmbeddedServer>, ConnectSpec, Tokens, PublishTarget)> {
+    match &plan.target {
+        Target::Embedded {
+            queue_messages,
+            queue_bytes,
+        } => {
+            let server = EmbeddedServer::start(*queue_messages, *queue_bytes).await?;
+            let tokens = tokens::mint(&server.secret, plan.users)?;
+            let spec = ConnectSpec {
+                addr: server.addr,
+                host: server.addr.to_string(),
+                path: "/ws/notifications/".into(),
+                sources: plan.sources.clone(),
+                timeout: plan.connect_timeout,
+            };
+            let target = match plan.publisher {
+                crate::opts::PublisherKind::Embedded => {
+                    PublishTarget::Embedded(server.state.clone())
+                }
+                crate::opts::PublisherKind::Http => PublishTarget::Http {
+                    addr: server.addr,
+                    host: server.addr.to_string(),
+                    api_key: server.api_key().unwrap_or_default(),
+                },
+            };
+            Ok((Some(server), spec, tokens, target))
+        }
+        Target::External(ep) => {
+            let tokens = match &plan.auth {
+                Some(Auth::Mint(secret)) => tokens::mint(secret, plan.users)?,
+                Some(Auth::File(path)) => tokens::from_file(path, plan.users)?,
+                None => {
+                    return Err(Error::Usage(
+                        "an external --target needs --jwt-secret or --tokens-file".into(),
+                    ))
+                }
+            };
+            let spec = ConnectSpec {
+                addr: ep.addr,
+                host: ep.host.clone(),
+                path: ep.path.clone(),
+                sources: plan.sources.clone(),
+                timeout: plan.connect_timeout,
+            };
+            let target = PublishTarget::Http {
+                addr: ep.addr,
+                host: ep.host.clone(),
+                api_key: plan.api_key.clone().unwrap_or_default(),
+            };
+            Ok((None, spec, tokens, target))
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Tokens for the clients: minted in simplejwt's format (HS256) or read from a JSON file.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{encode, EncodingKey, Header};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Token lifetime. simplejwt's default is 5 minutes; a run (and a `--find-max` search) may be longer.
+const TOKEN_LIFETIME_SECS: u64 = 3600;
+
+/// One token per user, indexed by user index (`0..users`).
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    /// The user id of each user index.
+    pub user_ids: Vec<u64>,
+    /// The token of each user index.
+    pub tokens: Vec<String>,
+}
+
+/// simplejwt's access-token claims; `user_id` is a string as in simplejwt ≥ 5.5.1.
+#[derive(Serialize)]
+struct Claims<'a> {
+    token_type: &'a str,
+    exp: u64,
+    iat: u64,
+    jti: String,
+    user_id: String,
+}
+
+/// Mints an HS256 token for each of `users` users with ids `1..=users`.
+pub fn mint(secret: &str, users: usize) -> Result<Tokens> {
+    let key = EncodingKey::from_secret(secret.as_bytes());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let header = Header::default();
+    let user_ids: Vec<u64> = (1..=users as u64).collect();
+    let tokens = user_ids
+        .iter()
+        .map(|id| {
+            let claims = Claims {
+                token_type: "access",
+                exp: now + TOKEN_LIFETIME_SECS,
+                iat: now,
+                jti: uuid::Uuid::new_v4().simple().to_string(),
+                user_id: id.to_string(),
+            };
+            encode(&header, &claims, &key)
+                .map_err(|e| Error::Setup(format!("minting a token: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Tokens { user_ids, tokens })
+}
+
+/// Reads `{"<user id>": "<token>", …}` and takes the first `users` ids in numeric order.
+pub fn from_file(path: &Path, users: usize) -> Result<Tokens> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Setup(format!("--tokens-file {shown}: {e}")))?;
+    let map: BTreeMap<String, String> = serde_json::from_str(&text).map_err(|e| {
+        Error::Setup(format!(
+            "--tokens-file {shown}: expected a JSON object of id → token: {e}"
+        ))
+    })?;
+    let mut pairs = map
+        .into_iter()
+        .map(|(k, v)| {
+            k.trim().parse::<u64>().map(|id| (id, v)).map_err(|_| {
+                Error::Setup(format!(
+                    "--tokens-file {shown}: user id {k:?} is not an integer"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    pairs.sort_by_key(|(id, _)| *id);
+    if pairs.len() < users {
+        return Err(Error::Setup(format!(
+            "--tokens-file {shown} has {} tokens but the plan needs {users} users",
+            pairs.len()
+        )));
+    }
+    pairs.truncate(users);
+    let (user_ids, tokens) = pairs.into_iter().unzip();
+    Ok(Tokens { user_ids, tokens })
+}

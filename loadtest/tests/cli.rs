@@ -1,0 +1,98 @@
+//! The binary's exit codes: 0 pass, 1 threshold failed, 2 usage/setup error.
+
+use std::process::Command;
+
+fn loadtest(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args(args)
+        .output()
+        .expect("run loadtest");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn smoke() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/smoke.toml")
+}
+
+#[test]
+fn failing_threshold_exits_1_with_a_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let junit = dir.path().join("junit.xml");
+    let html = dir.path().join("report.html");
+    let (code, stdout, _) = loadtest(&[
+        "--scenario",
+        smoke(),
+        "-c",
+        "40",
+        "-u",
+        "10",
+        "--threshold",
+        "deliveries_per_sec>1000000000000",
+        "--junit",
+        junit.to_str().expect("utf-8"),
+        "--html",
+        html.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("FAIL") && stdout.contains("deliveries_per_sec"),
+        "{stdout}"
+    );
+    let xml = std::fs::read_to_string(junit).expect("junit");
+    assert!(
+        xml.contains("<failure") && xml.contains("testcase"),
+        "{xml}"
+    );
+    let page = std::fs::read_to_string(html).expect("html");
+    assert!(
+        page.contains("<svg") && page.contains("polyline"),
+        "inline SVG charts"
+    );
+}
+
+#[test]
+fn unknown_metric_is_a_usage_error() {
+    let (code, _, stderr) = loadtest(&["--scenario", smoke(), "--threshold", "p98_ms<5"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown metric"), "{stderr}");
+}
+
+#[test]
+fn bad_scenario_file_is_a_usage_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[clients]\nconections = 5\n").expect("write");
+    let (code, _, stderr) = loadtest(&["--scenario", bad.to_str().expect("utf-8")]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.starts_with("Error:") && stderr.contains("conections"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn remote_target_is_refused() {
+    let (code, _, stderr) = loadtest(&[
+        "--target",
+        "ws://192.0.2.1:8000/ws/notifications/",
+        "--jwt-secret",
+        "s",
+        "--api-key",
+        "k",
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--allow-remote"), "{stderr}");
+}
+
+#[test]
+fn json_to_stdout_passes() {
+    let (code, stdout, _) =
+        loadtest(&["--scenario", smoke(), "-c", "20", "-u", "5", "--print-json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("json on stdout");
+    assert_eq!(v["deliveries"]["lost"], 0);
+}

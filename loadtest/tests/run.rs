@@ -1,0 +1,215 @@
+//! End-to-end runs of the smoke scenario: embedded, and against a separately started courier.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use serde_json::Value;
+
+fn smoke() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/smoke.toml").to_owned()
+}
+
+fn json_path(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("report.json")
+}
+
+/// Runs the loadtest library with `args` and returns the JSON report it wrote, and its exit code.
+async fn run(args: &[&str]) -> (Value, u8) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = json_path(&dir);
+    let mut argv = vec![
+        "loadtest",
+        "--no-progress",
+        "--json",
+        json.to_str().expect("utf-8 path"),
+    ];
+    argv.extend_from_slice(args);
+    let outcome = loadtest::run(loadtest::Opts::parse_from(argv))
+        .await
+        .expect("run");
+    let text = std::fs::read_to_string(&json).expect("json written");
+    (
+        serde_json::from_str(&text).expect("valid json"),
+        outcome.exit_code,
+    )
+}
+
+fn assert_healthy(r: &Value, connections: u64) {
+    assert_eq!(r["schema_version"], 1);
+    for key in [
+        "scenario",
+        "target",
+        "connections",
+        "handshakes_per_sec",
+        "deliveries",
+        "throughput",
+        "latency_us",
+        "tester",
+        "server",
+        "thresholds",
+        "passed",
+    ] {
+        assert!(r.get(key).is_some(), "missing {key}");
+    }
+    let c = &r["connections"];
+    assert_eq!(c["attempted"], connections);
+    assert_eq!(c["established"], connections, "{c}");
+    assert_eq!(c["failed"], 0);
+    assert!(c["closed_by_code"].is_object());
+    let d = &r["deliveries"];
+    assert!(d["expected"].as_u64().expect("expected") > 0);
+    assert_eq!(d["received"], d["expected"], "{d}");
+    for k in ["lost", "duplicated", "reordered"] {
+        assert_eq!(d[k], 0, "{k}: {d}");
+    }
+    let l = &r["latency_us"];
+    let q: Vec<u64> = ["p50", "p90", "p99", "p999", "max"]
+        .iter()
+        .map(|k| l[k].as_u64().expect("latency field"))
+        .collect();
+    assert!(
+        q[0] > 0 && q.windows(2).all(|w| w[0] <= w[1]),
+        "percentiles ordered: {q:?}"
+    );
+    assert!(r["throughput"]["deliveries_per_sec"].as_f64().expect("dps") > 0.0);
+    assert!(r["throughput"]["events_per_sec"].as_f64().expect("eps") > 0.0);
+    assert!(r["tester"]["cpu_percent"].as_f64().is_some());
+    assert!(r["thresholds"]
+        .as_array()
+        .expect("thresholds")
+        .iter()
+        .all(|t| t["passed"] == true && t["expr"].is_string()));
+    assert_eq!(r["passed"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_embedded_loses_nothing() {
+    let (r, code) = run(&["--scenario", &smoke()]).await;
+    assert_healthy(&r, 200);
+    assert_eq!(code, 0);
+    assert_eq!(r["target"], "embedded");
+    assert!(
+        r["server"]["rss_bytes"].as_u64().is_some(),
+        "embedded server RSS is reported"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_rate_model_over_http_embedded() {
+    let (r, code) = run(&[
+        "--scenario",
+        &smoke(),
+        "--publisher",
+        "http",
+        "--model",
+        "rate",
+        "--rate",
+        "2000",
+        "--rate-duration",
+        "500ms",
+        "-c",
+        "100",
+        "-u",
+        "25",
+    ])
+    .await;
+    assert_healthy(&r, 100);
+    assert_eq!(code, 0);
+    assert_eq!(r["publisher"], "http");
+    assert_eq!(r["events"]["published"], 1000);
+}
+
+/// A courier server in its own runtime on its own thread: a separate server from the tester's view.
+struct External {
+    addr: std::net::SocketAddr,
+    stop: tokio_util::sync::CancellationToken,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl External {
+    fn start(secret: &str, api_key: &str) -> Self {
+        let mut config = courier::Config::new(secret);
+        config.api_key = Some(api_key.into());
+        let state = courier::AppState::new(config).expect("state");
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        let addr = std_listener.local_addr().expect("addr");
+        let stop = tokio_util::sync::CancellationToken::new();
+        let shutdown = stop.clone().cancelled_owned();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+                courier::server::run(listener, state, shutdown)
+                    .await
+                    .expect("serve");
+            });
+        });
+        Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for External {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_against_a_separate_server() {
+    let server = External::start("test-secret", "test-key");
+    let target = format!("ws://{}/ws/notifications/", server.addr);
+    let (r, code) = run(&[
+        "--scenario",
+        &smoke(),
+        "--target",
+        &target,
+        "--jwt-secret",
+        "test-secret",
+        "--api-key",
+        "test-key",
+    ])
+    .await;
+    assert_healthy(&r, 200);
+    assert_eq!(code, 0);
+    assert_eq!(r["target"], target.as_str());
+    assert_eq!(r["publisher"], "http");
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_secret_is_counted_as_4001_closes() {
+    let server = External::start("right", "k");
+    let target = format!("ws://{}/ws/notifications/", server.addr);
+    let (r, code) = run(&[
+        "--scenario",
+        &smoke(),
+        "-c",
+        "20",
+        "-u",
+        "5",
+        "--target",
+        &target,
+        "--jwt-secret",
+        "wrong",
+        "--api-key",
+        "k",
+    ])
+    .await;
+    assert_eq!(r["connections"]["established"], 0);
+    assert_eq!(r["connections"]["failed"], 20);
+    assert_eq!(r["connections"]["closed_by_code"]["4001"], 20);
+    assert_eq!(code, 1, "failed==0 threshold fails");
+    drop(server);
+}
