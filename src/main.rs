@@ -18,7 +18,10 @@ async fn main() -> std::process::ExitCode {
         let state = AppState::new(cli.into_config()?)?;
         let listener = tokio::net::TcpListener::bind(listen).await?;
         tracing::info!(addr = %listener.local_addr()?, layer = state.hub().layer().name(), "courier listening");
-        server::run(listener, state, shutdown::signal()).await
+        server::run(listener, state.clone(), shutdown::signal()).await?;
+        // Tidy broker state (core layer: remove this process's group memberships).
+        state.hub().layer().close().await;
+        Ok::<(), courier::Error>(())
     }
     .await;
     match result {

@@ -258,3 +258,39 @@ async fn build_picks_the_configured_layer() {
         "redis-core"
     );
 }
+
+#[tokio::test]
+async fn redis_core_close_removes_this_process_from_its_groups() {
+    let Some(url) = broker::shared_redis().await else {
+        return;
+    };
+    let config = redis_config(url.clone());
+    let layer = RedisCoreLayer::start(&config).expect("start");
+    let key = format!("{}:group:user_5", config.prefix);
+    let mut conn = redis::Client::open(url.as_str())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    layer.subscribe(&group("user_5"));
+    let mut members = 0;
+    for _ in 0..100 {
+        members = redis::cmd("ZCARD")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .expect("zcard");
+        if members == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(members, 1, "registered one channel for the group");
+    layer.close().await;
+    let after: i64 = redis::cmd("ZCARD")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .expect("zcard");
+    assert_eq!(after, 0, "close removed the membership");
+}

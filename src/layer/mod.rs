@@ -48,6 +48,11 @@ pub trait ChannelLayer: Send + Sync + 'static {
     /// Lets the layer count into the server's metrics (`layer_errors`, `layer_reconnects`).
     /// Called once, by [`AppState`](crate::AppState), before [`attach`](Self::attach).
     fn attach_metrics(&self, _metrics: Arc<Metrics>) {}
+    /// Orderly stop after the server has drained: leave broker-side state tidy (the core layer
+    /// removes this process's group memberships so senders stop filling its inboxes). Bounded.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
     /// The first local member of `group` joined: start receiving its messages. Must not block.
     fn subscribe(&self, group: &GroupName);
     /// The last local member of `group` left: stop receiving its messages. Must not block.

@@ -19,7 +19,8 @@ mod drainer;
 mod registrar;
 
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use redis::Script;
@@ -58,7 +59,10 @@ pub struct RedisCoreLayer {
     shared: Arc<Shared>,
     publisher: redis::aio::ConnectionManager,
     script: Script,
-    _stop: DropGuard,
+    /// The registrar, awaited by [`close`](ChannelLayer::close) while it removes memberships.
+    registrar: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    stop: CancellationToken,
+    _stop_on_drop: DropGuard,
 }
 
 struct Shared {
@@ -144,13 +148,15 @@ impl RedisCoreLayer {
             resync_notify: Notify::new(),
         });
         let stop = CancellationToken::new();
-        tokio::spawn(registrar::run(shared.clone(), client.clone(), stop.clone()));
+        let registrar = tokio::spawn(registrar::run(shared.clone(), client.clone(), stop.clone()));
         tokio::spawn(drainer::run(shared.clone(), client, stop.clone()));
         Ok(Self {
             shared,
             publisher,
             script: Script::new(GROUP_SEND_LUA),
-            _stop: stop.drop_guard(),
+            registrar: Mutex::new(Some(registrar)),
+            stop: stop.clone(),
+            _stop_on_drop: stop.drop_guard(),
         })
     }
 
@@ -228,6 +234,21 @@ impl ChannelLayer for RedisCoreLayer {
 
     fn attach_metrics(&self, metrics: Arc<Metrics>) {
         self.shared.metrics.attach(metrics);
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.stop.cancel();
+            let handle = self
+                .registrar
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(handle) = handle {
+                // The registrar bounds its own cleanup; this only guards against a stuck task.
+                let _ = tokio::time::timeout(Duration::from_secs(5), handle).await;
+            }
+        })
     }
 
     fn subscribe(&self, group: &GroupName) {
