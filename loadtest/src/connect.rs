@@ -39,7 +39,14 @@ pub struct ConnectSpec {
     pub sources: Vec<Ipv4Addr>,
     /// Bound on connect + handshake + first frame.
     pub timeout: Duration,
+    /// Fraction of slow readers; their sockets get a small receive buffer (see [`SLOW_RCVBUF`]).
+    pub slow_fraction: f64,
 }
+
+/// Receive buffer of a slow reader's socket. A non-reading client with the default loopback
+/// buffers would soak up about a megabyte before the server's queue ever filled; a small window
+/// makes it look like a phone on a bad network.
+pub const SLOW_RCVBUF: u32 = 4096;
 
 /// An established connection and its index.
 pub struct Conn {
@@ -103,6 +110,9 @@ async fn connect_one(spec: &ConnectSpec, idx: usize, token: &str) -> Outcome {
         Ok(s) => s,
         Err(e) => return Outcome::Failed(classify_io(&e)),
     };
+    if crate::plan::is_slow_index(idx, spec.slow_fraction) {
+        let _ = socket.set_recv_buffer_size(SLOW_RCVBUF);
+    }
     if !spec.sources.is_empty() {
         let src = spec.sources[idx % spec.sources.len()];
         if let Err(e) = socket.bind(SocketAddr::new(src.into(), 0)) {

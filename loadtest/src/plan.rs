@@ -430,8 +430,7 @@ impl Plan {
 
     /// Whether connection `i` is one of the slow readers (spread evenly over the range).
     pub fn is_slow(&self, i: usize) -> bool {
-        let f = self.slow_fraction;
-        f > 0.0 && ((i + 1) as f64 * f).floor() > (i as f64 * f).floor()
+        is_slow_index(i, self.slow_fraction)
     }
 
     /// A short description of the target for reports.
@@ -441,6 +440,11 @@ impl Plan {
             Target::External(e) => e.url.clone(),
         }
     }
+}
+
+/// Whether connection `i` is slow when a fraction `f` is: spread evenly over the range.
+pub fn is_slow_index(i: usize, f: f64) -> bool {
+    f > 0.0 && ((i + 1) as f64 * f).floor() > (i as f64 * f).floor()
 }
 
 /// Parses `ws://HOST[:PORT]/PATH`, resolves it and refuses non-loopback hosts unless allowed.

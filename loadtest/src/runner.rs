@@ -263,6 +263,7 @@ async fn setup(
                 path: "/ws/notifications/".into(),
                 sources: plan.sources.clone(),
                 timeout: plan.connect_timeout,
+                slow_fraction: plan.slow_fraction,
             };
             let target = match plan.publisher {
                 crate::opts::PublisherKind::Embedded => {
@@ -292,6 +293,7 @@ async fn setup(
                 path: ep.path.clone(),
                 sources: plan.sources.clone(),
                 timeout: plan.connect_timeout,
+                slow_fraction: plan.slow_fraction,
             };
             let target = PublishTarget::Http {
                 addr: ep.addr,
