@@ -132,7 +132,7 @@ impl std::fmt::Debug for RedisConfig {
 /// The Django user directory (`--user-db`).
 #[derive(Clone)]
 pub struct UserDbConfig {
-    /// `postgres://user@host/db` (libpq key=value strings work too).
+    /// `postgres://user@host/db` (libpq key=value strings work too) or `sqlite:///path/db.sqlite3`.
     pub url: String,
     /// The user table: `auth_user`, or a custom user model's (`accounts_user`, `schema.table`).
     pub table: String,
@@ -338,7 +338,7 @@ pub struct Cli {
     /// redis-core: channels_redis `expiry` of inbox messages.
     #[arg(long, env = "COURIER_REDIS_EXPIRY", default_value = "60s", value_parser = humantime::parse_duration)]
     pub redis_expiry: Duration,
-    /// Django database holding `auth_user` (postgres://…); unknown or inactive users get 4001.
+    /// Django database holding `auth_user`: postgres://… or sqlite:///abs/path/db.sqlite3 (read-only); unknown or inactive users get 4001.
     #[arg(long, env = "COURIER_USER_DB", hide_env_values = true)]
     pub user_db: Option<String>,
     /// The user table --user-db reads (a custom user model's table, if any).

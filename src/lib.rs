@@ -14,7 +14,7 @@
 //! - [`state`]: [`AppState`], the cheap-clone handle shared by every task.
 //! - [`auth`]: token extraction and simplejwt-compatible verification.
 //! - [`directory`]: who a token belongs to (pluggable user directory).
-//! - [`userdb`]: the Django `auth_user` directory (PostgreSQL, TTL cache).
+//! - [`userdb`]: the Django `auth_user` directory (PostgreSQL or SQLite behind one TTL cache).
 //! - [`protocol`]: close-code table and frame encoding (encode once, share the bytes).
 //! - [`connection`]: one socket — reader loop, batched writer task, pings, closes.
 //! - [`outbox`]: a connection's bounded queue (messages and bytes) and close signal.

@@ -60,7 +60,7 @@ impl Schema {
             url: broker::pg_url(),
             table: format!("{}.auth_user", self.name),
             cache_ttl: Duration::from_millis(300),
-            cache_size: 2,
+            cache_size: 10,
         }
     }
 

@@ -1,17 +1,23 @@
-//! The Django user directory: reads `auth_user` (`id`, `username`, `is_active`) from PostgreSQL.
+//! The Django user directory: reads `auth_user` (`id`, `username`, `is_active`) from PostgreSQL or SQLite.
 //!
 //! The reference middleware does `User.objects.get(id=user_id)` on every handshake. courier asks
 //! the same table, once per user per `cache_ttl` (a reconnect storm of one user costs one query),
 //! and refuses unknown and inactive users (4001) like simplejwt's HTTP authentication does. The
-//! connection is opened lazily and re-opened after a failure; while the database is unreachable
-//! handshakes fail with [`AuthError::Directory`] (also 4001) rather than letting anyone in.
+//! database is opened lazily and re-opened after a failure; while it is unreachable handshakes
+//! fail with [`AuthError::Directory`] (also 4001) rather than letting anyone in.
+//!
+//! The cache and the answer rules live here, once; each database is a small [`UserStore`] that
+//! only fetches one row: [`postgres`] (tokio-postgres) and [`sqlite`] (rusqlite, Django's default
+//! database, queried on the blocking pool).
+
+mod postgres;
+mod sqlite;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use tokio_postgres::{Client, NoTls, Statement};
 
 use crate::auth::{AuthError, Claims, UserId};
 use crate::config::UserDbConfig;
@@ -21,22 +27,33 @@ use crate::error::{Error, Result};
 /// Bound on one connect or query; a stuck database must not hold handshakes forever.
 const DB_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Looks users up in Django's user table, with a bounded TTL cache.
-pub struct DjangoUserDirectory {
-    config: tokio_postgres::Config,
-    table: String,
-    ttl: Duration,
-    capacity: usize,
-    /// The live connection; a tokio mutex because connecting awaits, and only one task should.
-    conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
-    /// Answers by id: a user, or "unknown"/"inactive". Never held across `.await`.
-    cache: Mutex<HashMap<UserId, (Instant, Answer)>>,
+/// What `--user-db` accepts, for error messages.
+const USER_DB_FORMS: &str =
+    "use postgres://user@host/db, a libpq key=value string, or sqlite:///path/to/db.sqlite3";
+
+/// The columns of one user-table row that the directory needs.
+struct Row {
+    username: String,
+    is_active: bool,
 }
 
-struct Conn {
-    client: Client,
-    by_int: Statement,
-    by_text: Statement,
+/// One database behind the directory: fetches a row by primary key, nothing else.
+trait UserStore: Send + Sync + 'static {
+    /// The row whose `id` is `id`; `Ok(None)` when there is none, `Err` when the database cannot
+    /// answer (the message is logged and counted, never sent to the client).
+    fn fetch<'a>(
+        &'a self,
+        id: &'a UserId,
+    ) -> BoxFuture<'a, std::result::Result<Option<Row>, String>>;
+}
+
+/// Looks users up in Django's user table, with a bounded TTL cache.
+pub struct DjangoUserDirectory {
+    store: Box<dyn UserStore>,
+    ttl: Duration,
+    capacity: usize,
+    /// Answers by id: a user, or "unknown"/"inactive". A std mutex: never held across `.await`.
+    cache: Mutex<HashMap<UserId, (Instant, Answer)>>,
 }
 
 #[derive(Clone)]
@@ -47,33 +64,42 @@ enum Answer {
 }
 
 impl DjangoUserDirectory {
-    /// Parses the URL now (a typo fails at start-up); connects on the first lookup.
+    /// Checks the URL and table name now (a typo fails at start-up); connects on the first lookup.
+    ///
+    /// `postgres://…`/`postgresql://…` (or a libpq `key=value` string) selects PostgreSQL;
+    /// `sqlite:///abs/path.sqlite3` (or `sqlite://relative/path`) selects SQLite, opened read-only.
     pub fn new(db: &UserDbConfig) -> Result<Self> {
-        let config = db
-            .url
-            .parse::<tokio_postgres::Config>()
-            .map_err(|e| Error::Config(format!("--user-db: {e}")))?;
-        let table = db.table.clone();
-        let valid = !table.is_empty()
-            && table
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
-        if !valid {
-            return Err(Error::Config(format!(
-                "--user-table {table:?} is not a plain table name"
-            )));
-        }
+        check_table(&db.table)?;
+        let store: Box<dyn UserStore> = match scheme(&db.url) {
+            Some("postgres" | "postgresql") => {
+                Box::new(postgres::PgStore::new(&db.url, &db.table)?)
+            }
+            Some("sqlite") => Box::new(sqlite::SqliteStore::new(&db.url, &db.table)?),
+            None if db.url.contains('=') => Box::new(postgres::PgStore::new(&db.url, &db.table)?),
+            // Only a plain scheme goes into the message: the rest may hold a password.
+            Some(s)
+                if s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) =>
+            {
+                return Err(Error::Config(format!(
+                    "--user-db: unsupported scheme {s:?}; {USER_DB_FORMS}"
+                )))
+            }
+            _ => {
+                return Err(Error::Config(format!(
+                    "--user-db is not a URL; {USER_DB_FORMS}"
+                )))
+            }
+        };
         Ok(Self {
-            config,
-            table,
+            store,
             ttl: db.cache_ttl,
             capacity: db.cache_size,
-            conn: Default::default(),
             cache: Default::default(),
         })
     }
 
-    fn cache(&self) -> MutexGuard<'_, HashMap<UserId, (Instant, Answer)>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, (Instant, Answer)>> {
         // Entries are inserted whole; a poisoned map is still consistent.
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -89,9 +115,14 @@ impl DjangoUserDirectory {
         if cache.len() >= self.capacity {
             let ttl = self.ttl;
             cache.retain(|_, (at, _)| at.elapsed() < ttl);
-            // Still full of fresh entries: forget an arbitrary one; the cache is only a shortcut.
+            // Still full of fresh entries: forget the oldest, the one closest to expiring anyway.
+            // O(capacity), but only when the cache is full, and cheaper than the query it follows.
             if cache.len() >= self.capacity {
-                if let Some(k) = cache.keys().next().cloned() {
+                let oldest = cache
+                    .iter()
+                    .min_by_key(|(_, (at, _))| *at)
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
                     cache.remove(&k);
                 }
             }
@@ -99,63 +130,21 @@ impl DjangoUserDirectory {
         cache.insert(id, (Instant::now(), answer));
     }
 
-    /// The current connection, or a new one.
-    async fn connection(&self) -> std::result::Result<Arc<Conn>, String> {
-        let mut slot = self.conn.lock().await;
-        if let Some(conn) = slot.as_ref().filter(|c| !c.client.is_closed()) {
-            return Ok(conn.clone());
-        }
-        let (client, connection) = self
-            .config
-            .connect(NoTls)
-            .await
-            .map_err(|e| e.to_string())?;
-        // The connection future drives the socket; it ends when the client is dropped or breaks.
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "user database connection closed");
-            }
-        });
-        let t = &self.table;
-        // `id = $1::int8` keeps the primary-key index usable for both integer and bigint ids.
-        let by_int = client
-            .prepare(&format!(
-                "SELECT username, is_active FROM {t} WHERE id = $1::int8"
-            ))
-            .await;
-        let by_text = client
-            .prepare(&format!(
-                "SELECT username, is_active FROM {t} WHERE id::text = $1"
-            ))
-            .await;
-        let conn = Arc::new(Conn {
-            by_int: by_int.map_err(|e| e.to_string())?,
-            by_text: by_text.map_err(|e| e.to_string())?,
-            client,
-        });
-        *slot = Some(conn.clone());
-        Ok(conn)
-    }
-
-    async fn query(&self, id: &UserId) -> std::result::Result<Answer, String> {
-        let conn = self.connection().await?;
-        let row = match id {
-            UserId::Int(n) => conn.client.query_opt(&conn.by_int, &[n]).await,
-            UserId::Str(s) => conn.client.query_opt(&conn.by_text, &[s]).await,
+    async fn query(&self, id: &UserId) -> std::result::Result<Answer, AuthError> {
+        let row = match tokio::time::timeout(DB_TIMEOUT, self.store.fetch(id)).await {
+            Ok(Ok(row)) => row,
+            Ok(Err(e)) => return Err(AuthError::Directory(e)),
+            Err(_) => return Err(AuthError::Directory("user database timed out".into())),
         };
-        let row = row.map_err(|e| e.to_string())?;
-        let Some(row) = row else {
-            return Ok(Answer::Unknown);
-        };
-        let username: String = row.try_get(0).map_err(|e| e.to_string())?;
-        let active: bool = row.try_get(1).map_err(|e| e.to_string())?;
-        Ok(if active {
-            Answer::Found(User {
+        Ok(match row {
+            None => Answer::Unknown,
+            Some(Row {
+                is_active: false, ..
+            }) => Answer::Inactive,
+            Some(Row { username, .. }) => Answer::Found(User {
                 id: id.clone(),
                 username,
-            })
-        } else {
-            Answer::Inactive
+            }),
         })
     }
 }
@@ -170,13 +159,8 @@ impl UserDirectory for DjangoUserDirectory {
             let answer = match self.cached(id) {
                 Some(a) => a,
                 None => {
-                    let answer = match tokio::time::timeout(DB_TIMEOUT, self.query(id)).await {
-                        Ok(Ok(a)) => a,
-                        Ok(Err(e)) => return Err(AuthError::Directory(e)),
-                        Err(_) => {
-                            return Err(AuthError::Directory("user database timed out".into()))
-                        }
-                    };
+                    // Failures are not cached: the next handshake asks the database again.
+                    let answer = self.query(id).await?;
                     self.remember(id.clone(), answer.clone());
                     answer
                 }
@@ -187,5 +171,25 @@ impl UserDirectory for DjangoUserDirectory {
                 Answer::Inactive => Err(AuthError::InactiveUser),
             }
         })
+    }
+}
+
+/// The URL scheme (`postgres` in `postgres://…`), or `None` for a libpq `key=value` string.
+fn scheme(url: &str) -> Option<&str> {
+    url.split_once("://").map(|(s, _)| s)
+}
+
+/// The table name is spliced into SQL, so only plain (optionally schema-qualified) names pass.
+fn check_table(table: &str) -> Result<()> {
+    let valid = !table.is_empty()
+        && table
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "--user-table {table:?} is not a plain table name"
+        )))
     }
 }
