@@ -9,6 +9,7 @@
 //! - [`scenario`]: TOML scenario files (unknown keys rejected).
 //! - [`plan`]: flags + scenario → a validated [`plan::Plan`], before any I/O.
 //! - [`threshold`]: `p99_ms<5`-style checks and the metric names they may use.
+//! - [`target`]: `ws://` target parsing and the loopback-only rule.
 //! - [`limits`]: open-file and ephemeral-port pre-flight checks, saying what to change.
 //! - [`tokens`]: simplejwt-format tokens, minted or read from a file.
 //! - [`embedded`]: courier's library on 127.0.0.1:0 in its own runtime threads.
@@ -41,6 +42,7 @@ pub mod scenario;
 pub mod seq;
 pub mod stats;
 pub mod sysinfo;
+pub mod target;
 pub mod threshold;
 pub mod tokens;
 pub mod worker;

@@ -2,15 +2,14 @@
 //!
 //! Precedence: a flag beats the scenario file, which beats the built-in defaults below.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
-
-use tokio_tungstenite::tungstenite::http::Uri;
 
 use crate::error::{Error, Result};
 use crate::opts::{Model, Opts, PublisherKind};
 use crate::scenario::Scenario;
+pub use crate::target::{is_slow_index, parse_target, Endpoint};
 use crate::threshold::Threshold;
 
 /// Default handshakes in flight.
@@ -40,19 +39,6 @@ pub enum Target {
     },
     /// A server at a WebSocket URL.
     External(Endpoint),
-}
-
-/// A resolved external WebSocket endpoint.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    /// The URL as given.
-    pub url: String,
-    /// The address connected to.
-    pub addr: SocketAddr,
-    /// `Host` header value.
-    pub host: String,
-    /// Path (with no query).
-    pub path: String,
 }
 
 /// How clients get tokens.
@@ -440,57 +426,4 @@ impl Plan {
             Target::External(e) => e.url.clone(),
         }
     }
-}
-
-/// Whether connection `i` is slow when a fraction `f` is: spread evenly over the range.
-pub fn is_slow_index(i: usize, f: f64) -> bool {
-    f > 0.0 && ((i + 1) as f64 * f).floor() > (i as f64 * f).floor()
-}
-
-/// Parses `ws://HOST[:PORT]/PATH`, resolves it and refuses non-loopback hosts unless allowed.
-pub fn parse_target(text: &str, allow_remote: bool) -> Result<Endpoint> {
-    let uri: Uri = text
-        .parse()
-        .map_err(|e| usage(format!("--target {text:?}: {e}")))?;
-    match uri.scheme_str() {
-        Some("ws") => {}
-        Some("wss") => {
-            return Err(usage(
-                "--target: wss:// is not supported (the tester speaks plain ws:// to loopback)",
-            ))
-        }
-        _ => {
-            return Err(usage(format!(
-                "--target {text:?}: expected ws://HOST:PORT/ws/notifications/"
-            )))
-        }
-    }
-    let host = uri
-        .host()
-        .ok_or_else(|| usage(format!("--target {text:?}: no host")))?;
-    let port = uri.port_u16().unwrap_or(80);
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let addr = match bare.parse::<IpAddr>() {
-        Ok(ip) => SocketAddr::new(ip, port),
-        Err(_) => (bare, port)
-            .to_socket_addrs()
-            .map_err(|e| usage(format!("--target: cannot resolve {host}: {e}")))?
-            .next()
-            .ok_or_else(|| usage(format!("--target: {host} has no address")))?,
-    };
-    if !addr.ip().is_loopback() && !allow_remote {
-        return Err(usage(format!(
-            "--target {addr} is not a loopback address; load tests go to this machine only unless --allow-remote is given"
-        )));
-    }
-    let path = match uri.path() {
-        "" | "/" => "/ws/notifications/".to_owned(),
-        p => p.to_owned(),
-    };
-    Ok(Endpoint {
-        url: text.to_owned(),
-        addr,
-        host: format!("{host}:{port}"),
-        path,
-    })
 }

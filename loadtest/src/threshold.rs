@@ -38,6 +38,10 @@ pub const METRICS: &[(&str, &str)] = &[
         "deliveries_per_sec",
         "deliveries / (last receive − first intended send)",
     ),
+    (
+        "peak_deliveries_per_sec",
+        "highest deliveries/s over one 100 ms interval",
+    ),
     ("events_per_sec", "events published per second"),
     (
         "tester_cpu_percent",
