@@ -1,11 +1,11 @@
-//! Configuration: the `courier` command line (clap, with env fallbacks) and the plain [`Config`].
+//! Configuration: the plain [`Config`] the server runs on, its parts, and their defaults.
 //!
-//! Every default is a documented `DEFAULT_*` const, shown by `--help` and in the README.
+//! Every default is a documented `DEFAULT_*` const, shown by `--help` and in the README. How the
+//! command line becomes a `Config` is [`crate::cli`]; tests and embedders build one directly.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::ValueEnum;
 use jsonwebtoken::Algorithm;
 
 use crate::error::{Error, Result};
@@ -279,158 +279,5 @@ impl Config {
             }
         }
         crate::auth::Verifier::new(&self.jwt).map(|_| ())
-    }
-}
-
-/// `courier`: WebSocket notification server, drop-in for a Django Channels notification socket tier.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-pub struct Cli {
-    /// Address to listen on.
-    #[arg(long, env = "COURIER_LISTEN", default_value = DEFAULT_LISTEN)]
-    pub listen: SocketAddr,
-    /// HS* signing key: Django's SECRET_KEY (or SIMPLE_JWT["SIGNING_KEY"]). Required for HS*.
-    #[arg(long, env = "COURIER_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
-    /// JWT algorithm accepted (exactly one), e.g. HS256, RS256, ES256.
-    #[arg(long, env = "COURIER_JWT_ALGORITHM", default_value = "HS256", value_parser = parse_alg)]
-    pub jwt_algorithm: Algorithm,
-    /// Path to a PEM public key, for RS*/ES*/EdDSA.
-    #[arg(long, env = "COURIER_JWT_PUBLIC_KEY")]
-    pub jwt_public_key: Option<std::path::PathBuf>,
-    /// Required `aud` claim (unchecked when unset, like simplejwt).
-    #[arg(long, env = "COURIER_JWT_AUDIENCE")]
-    pub jwt_audience: Option<String>,
-    /// Required `iss` claim (unchecked when unset).
-    #[arg(long, env = "COURIER_JWT_ISSUER")]
-    pub jwt_issuer: Option<String>,
-    /// Key for POST /api/*, sent as X-API-Key. Unset: the publish API answers 403.
-    #[arg(long, env = "COURIER_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
-    /// Channel layer.
-    #[arg(long, env = "COURIER_LAYER", value_enum, default_value_t = LayerKind::Memory)]
-    pub layer: LayerKind,
-    /// Redis URL for the Redis layers.
-    #[arg(long, env = "COURIER_REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true)]
-    pub redis_url: String,
-    /// Key and channel prefix: channels_redis `prefix` (keep Django's).
-    #[arg(long, env = "COURIER_REDIS_PREFIX", default_value = DEFAULT_REDIS_PREFIX)]
-    pub redis_prefix: String,
-    /// channels_redis `symmetric_encryption_keys` entry; repeat for several (first encrypts).
-    #[arg(
-        long = "redis-symmetric-key",
-        env = "COURIER_REDIS_SYMMETRIC_KEY",
-        hide_env_values = true
-    )]
-    pub redis_symmetric_keys: Vec<String>,
-    /// channels_redis `serializer_format` courier writes (msgpack or json); reading accepts both.
-    #[arg(long, env = "COURIER_REDIS_FORMAT", value_enum, default_value_t = WireFormat::Msgpack)]
-    pub redis_format: WireFormat,
-    /// redis-core: inbox ZSETs (client prefixes) to spread groups over.
-    #[arg(long, env = "COURIER_REDIS_CORE_INBOXES", default_value_t = DEFAULT_REDIS_CORE_INBOXES)]
-    pub redis_core_inboxes: usize,
-    /// redis-core: channels_redis `capacity` used when courier publishes.
-    #[arg(long, env = "COURIER_REDIS_CORE_CAPACITY", default_value_t = DEFAULT_REDIS_CORE_CAPACITY)]
-    pub redis_core_capacity: usize,
-    /// redis-core: channels_redis `group_expiry`.
-    #[arg(long, env = "COURIER_REDIS_GROUP_EXPIRY", default_value = "1day", value_parser = humantime::parse_duration)]
-    pub redis_group_expiry: Duration,
-    /// redis-core: channels_redis `expiry` of inbox messages.
-    #[arg(long, env = "COURIER_REDIS_EXPIRY", default_value = "60s", value_parser = humantime::parse_duration)]
-    pub redis_expiry: Duration,
-    /// Django database holding `auth_user`: postgres://… or sqlite:///abs/path/db.sqlite3 (read-only); unknown or inactive users get 4001.
-    #[arg(long, env = "COURIER_USER_DB", hide_env_values = true)]
-    pub user_db: Option<String>,
-    /// The user table --user-db reads (a custom user model's table, if any).
-    #[arg(long, env = "COURIER_USER_TABLE", default_value = DEFAULT_USER_TABLE)]
-    pub user_table: String,
-    /// How long a user looked up in --user-db is cached.
-    #[arg(long, env = "COURIER_USER_CACHE_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
-    pub user_cache_ttl: Duration,
-    /// Most users kept in the --user-db cache.
-    #[arg(long, env = "COURIER_USER_CACHE_SIZE", default_value_t = DEFAULT_USER_CACHE_SIZE)]
-    pub user_cache_size: usize,
-    /// Connection limit; above it handshakes close with 1013.
-    #[arg(long, env = "COURIER_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
-    pub max_connections: usize,
-    /// Outbound queue limit per connection, frames.
-    #[arg(long, env = "COURIER_QUEUE_MESSAGES", default_value_t = DEFAULT_QUEUE_MESSAGES)]
-    pub queue_messages: usize,
-    /// Outbound queue limit per connection, bytes.
-    #[arg(long, env = "COURIER_QUEUE_BYTES", default_value_t = DEFAULT_QUEUE_BYTES)]
-    pub queue_bytes: usize,
-    /// What to do when a queue is full: close (4008) or drop-newest.
-    #[arg(long, env = "COURIER_SLOW_POLICY", value_enum, default_value_t = SlowPolicy::Close)]
-    pub slow_policy: SlowPolicy,
-    /// Largest client frame in bytes; larger closes with 1009.
-    #[arg(long, env = "COURIER_MAX_FRAME_BYTES", default_value_t = DEFAULT_MAX_FRAME_BYTES)]
-    pub max_frame_bytes: usize,
-    /// Interval between pings.
-    #[arg(long, env = "COURIER_PING_INTERVAL", default_value = "25s", value_parser = humantime::parse_duration)]
-    pub ping_interval: Duration,
-    /// Pong deadline after a ping; missed closes with 4002.
-    #[arg(long, env = "COURIER_PONG_TIMEOUT", default_value = "8s", value_parser = humantime::parse_duration)]
-    pub pong_timeout: Duration,
-    /// Bound on graceful shutdown (drain queues, close 1001).
-    #[arg(long, env = "COURIER_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub shutdown_timeout: Duration,
-    /// Largest HTTP publish body in bytes; larger answers 413.
-    #[arg(long, env = "COURIER_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
-    pub max_body_bytes: usize,
-}
-
-fn parse_alg(s: &str) -> std::result::Result<Algorithm, String> {
-    s.parse::<Algorithm>()
-        .map_err(|_| format!("unknown JWT algorithm {s:?}"))
-}
-
-impl Cli {
-    /// Turns parsed flags into a validated [`Config`].
-    pub fn into_config(self) -> Result<Config> {
-        let public_key_pem = match &self.jwt_public_key {
-            Some(p) => Some(
-                std::fs::read_to_string(p)
-                    .map_err(|e| Error::Config(format!("--jwt-public-key {}: {e}", p.display())))?,
-            ),
-            None => None,
-        };
-        let config = Config {
-            jwt: JwtConfig {
-                algorithm: self.jwt_algorithm,
-                secret: self.jwt_secret,
-                public_key_pem,
-                audience: self.jwt_audience,
-                issuer: self.jwt_issuer,
-            },
-            api_key: self.api_key,
-            layer: self.layer,
-            redis: RedisConfig {
-                url: self.redis_url,
-                prefix: self.redis_prefix,
-                symmetric_keys: self.redis_symmetric_keys,
-                format: self.redis_format,
-                core_inboxes: self.redis_core_inboxes,
-                capacity: self.redis_core_capacity,
-                group_expiry: self.redis_group_expiry,
-                expiry: self.redis_expiry,
-            },
-            user_db: self.user_db.map(|url| UserDbConfig {
-                url,
-                table: self.user_table,
-                cache_ttl: self.user_cache_ttl,
-                cache_size: self.user_cache_size,
-            }),
-            max_connections: self.max_connections,
-            queue_messages: self.queue_messages,
-            queue_bytes: self.queue_bytes,
-            slow_policy: self.slow_policy,
-            max_frame_bytes: self.max_frame_bytes,
-            ping_interval: self.ping_interval,
-            pong_timeout: self.pong_timeout,
-            shutdown_timeout: self.shutdown_timeout,
-            max_body_bytes: self.max_body_bytes,
-        };
-        config.validate()?;
-        Ok(config)
     }
 }

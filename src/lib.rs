@@ -7,7 +7,8 @@
 //! `shared/PROTOCOL.md`.
 //!
 //! # Layout
-//! - [`config`]: command line (clap + env) → plain [`Config`]; every default a documented const.
+//! - [`config`]: the plain [`Config`] and its parts; every default a documented `DEFAULT_*` const.
+//! - [`cli`]: the command line (clap + env) → a validated [`Config`].
 //! - [`error`]: the crate's [`Error`] and [`Result`].
 //! - [`server`]: routes, the upgrade handler, [`server::run`] with graceful shutdown.
 //! - [`shutdown`]: the Ctrl-C / SIGTERM signal.
@@ -27,6 +28,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod directory;

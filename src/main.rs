@@ -1,7 +1,7 @@
 //! The `courier` server binary: parse flags, init tracing, bind, serve until Ctrl-C/SIGTERM.
 
 use clap::Parser;
-use courier::config::Cli;
+use courier::cli::Cli;
 use courier::{server, shutdown, AppState};
 use tracing_subscriber::EnvFilter;
 
