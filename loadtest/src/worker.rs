@@ -106,7 +106,10 @@ fn handle(stats: &mut WorkerStats, shared: &Shared, slot: &mut Slot, item: Item)
     match item {
         Item::Msg(Ok(Message::Text(text))) => match frame::parse(&text).and_then(|f| f.data) {
             Some(d) if d.run == &*shared.run_id => {
-                if slot.seq.record(d.seq) != Arrival::Duplicate {
+                if matches!(
+                    slot.seq.record(d.seq),
+                    Arrival::InOrder | Arrival::Reordered
+                ) {
                     stats.delivery(&shared.clock, shared.clock.now_ns(), d.ts);
                     delivered = true;
                 }

@@ -168,10 +168,10 @@ pub fn render(r: &Report) -> String {
         escape(&r.description)
     );
     for (k, v) in rows {
+        let class = if k == "verdict" { v.as_str() } else { "" };
         let _ = writeln!(
             s,
-            "<tr><td>{k}</td><td class=\"{}\">{}</td></tr>",
-            escape(&v),
+            "<tr><td>{k}</td><td class=\"{class}\">{}</td></tr>",
             escape(&v)
         );
     }
