@@ -213,3 +213,37 @@ async fn wrong_secret_is_counted_as_4001_closes() {
     assert_eq!(code, 1, "failed==0 threshold fails");
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_file_against_a_separate_server() {
+    let server = External::start("file-secret", "k");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let minted = loadtest::tokens::mint("file-secret", 5).expect("mint");
+    let map: serde_json::Map<String, Value> = minted
+        .user_ids
+        .iter()
+        .zip(&minted.tokens)
+        .map(|(id, t)| (id.to_string(), Value::from(t.as_str())))
+        .collect();
+    let file = dir.path().join("tokens.json");
+    std::fs::write(&file, Value::Object(map).to_string()).expect("write tokens");
+    let target = format!("ws://{}/ws/notifications/", server.addr);
+    let (r, code) = run(&[
+        "--scenario",
+        &smoke(),
+        "-c",
+        "20",
+        "-u",
+        "5",
+        "--target",
+        &target,
+        "--tokens-file",
+        file.to_str().expect("utf-8"),
+        "--api-key",
+        "k",
+    ])
+    .await;
+    assert_healthy(&r, 20);
+    assert_eq!(code, 0);
+    drop(server);
+}
