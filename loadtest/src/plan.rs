@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::opts::{Model, Opts, PublisherKind};
 use crate::scenario::Scenario;
-pub use crate::target::{is_slow_index, parse_target, Endpoint};
+pub use crate::target::{is_slow_index, parse_target, Auth, Endpoint, Target};
 use crate::threshold::Threshold;
 
 /// Default handshakes in flight.
@@ -26,29 +26,6 @@ pub const DEFAULT_BATCH: usize = 500;
 pub const DEFAULT_LANES: usize = 2;
 /// Source addresses per IPv4 loopback target: 127.0.0.1 … 127.0.0.N, ~28k ports each.
 pub const DEFAULT_SOURCE_ADDRS: u8 = 4;
-
-/// Where the clients connect.
-#[derive(Debug, Clone)]
-pub enum Target {
-    /// A courier started in this process on 127.0.0.1:0 with a generated secret.
-    Embedded {
-        /// Outbound queue limit per connection, frames (`None`: courier's default).
-        queue_messages: Option<usize>,
-        /// Outbound queue limit per connection, bytes.
-        queue_bytes: Option<usize>,
-    },
-    /// A server at a WebSocket URL.
-    External(Endpoint),
-}
-
-/// How clients get tokens.
-#[derive(Debug, Clone)]
-pub enum Auth {
-    /// Mint simplejwt-format HS256 tokens with this secret.
-    Mint(String),
-    /// Tokens read from a file, one per user id.
-    File(PathBuf),
-}
 
 /// When events are sent.
 #[derive(Debug, Clone, Copy, PartialEq)]

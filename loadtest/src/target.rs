@@ -1,7 +1,8 @@
-//! Target URLs (`ws://HOST:PORT/PATH`): parsing, resolution and the loopback-only rule; and the
-//! even spread of slow readers over connection indexes.
+//! Targets (embedded or a `ws://` URL) and token sources: URL parsing, resolution, the
+//! loopback-only rule; and the even spread of slow readers over connection indexes.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 
 use tokio_tungstenite::tungstenite::http::Uri;
 
@@ -9,6 +10,29 @@ use crate::error::{Error, Result};
 
 fn usage(msg: impl Into<String>) -> Error {
     Error::Usage(msg.into())
+}
+
+/// Where the clients connect.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A courier started in this process on 127.0.0.1:0 with a generated secret.
+    Embedded {
+        /// Outbound queue limit per connection, frames (`None`: courier's default).
+        queue_messages: Option<usize>,
+        /// Outbound queue limit per connection, bytes.
+        queue_bytes: Option<usize>,
+    },
+    /// A server at a WebSocket URL.
+    External(Endpoint),
+}
+
+/// How clients get tokens.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// Mint simplejwt-format HS256 tokens with this secret.
+    Mint(String),
+    /// Tokens read from a file, one per user id.
+    File(PathBuf),
 }
 
 /// A resolved external WebSocket endpoint.
