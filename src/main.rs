@@ -16,7 +16,7 @@ async fn main() -> std::process::ExitCode {
     let listen = cli.listen;
     let result = async {
         let state = AppState::new(cli.into_config()?)?;
-        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let listener = server::bind(listen)?;
         tracing::info!(addr = %listener.local_addr()?, layer = state.hub().layer().name(), "courier listening");
         server::run(listener, state.clone(), shutdown::signal()).await?;
         // Tidy broker state (core layer: remove this process's group memberships).

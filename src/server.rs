@@ -10,7 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::serve::ListenerExt;
 use axum::Router;
-use tokio::net::TcpListener;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::auth::{self, AuthError};
 use crate::config::READ_BUFFER_BYTES;
@@ -20,6 +22,11 @@ use crate::error::Result;
 use crate::layer::GroupName;
 use crate::metrics::Metrics;
 use crate::state::AppState;
+
+/// Accept backlog. std/tokio's `bind` uses 1024, which overflows in a connect storm (thousands of
+/// handshakes in flight): every dropped SYN costs the client a 1 s retransmit. The kernel caps it at
+/// `net.core.somaxconn` (4096 on current Linux).
+pub const LISTEN_BACKLOG: u32 = 4096;
 
 /// Slack on top of the drain bound for close frames and task teardown.
 const SHUTDOWN_SLACK: Duration = Duration::from_secs(2);
@@ -79,6 +86,19 @@ pub async fn run(
         );
     }
     Ok(())
+}
+
+/// Binds `addr` with [`LISTEN_BACKLOG`] and `SO_REUSEADDR` (a restart is not refused while old
+/// connections linger in TIME_WAIT).
+pub fn bind(addr: SocketAddr) -> Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    Ok(socket.listen(LISTEN_BACKLOG)?)
 }
 
 async fn ws_handler(
