@@ -18,6 +18,7 @@ pub mod memory;
 pub mod redis_core;
 pub mod redis_pubsub;
 mod redis_support;
+pub mod sender;
 
 use std::sync::Arc;
 
@@ -32,6 +33,7 @@ pub use memory::MemoryLayer;
 pub use redis_core::RedisCoreLayer;
 pub use redis_pubsub::RedisPubSubLayer;
 pub use redis_support::resync_message;
+pub use sender::GroupSender;
 
 /// A Channels group message: a JSON/msgpack map with at least a string `type`.
 pub type GroupMessage = Map<String, Value>;

@@ -35,10 +35,10 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 
 /// channels_redis's `random_prefix_length`: keeps equal messages distinct ZSET members.
-const RANDOM_PREFIX: usize = 12;
+pub(super) const RANDOM_PREFIX: usize = 12;
 
 /// The channels_redis 4.3 `group_send` script, verbatim, so capacity is checked atomically.
-const GROUP_SEND_LUA: &str = r"
+pub(super) const GROUP_SEND_LUA: &str = r"
     local over_capacity = 0
     local current_time = ARGV[#ARGV - 1]
     local expiry = ARGV[#ARGV]
@@ -179,19 +179,7 @@ impl RedisCoreLayer {
         if channels.is_empty() {
             return Ok(());
         }
-        // Inbox key → the channels it serves, in ZRANGE order (like `_map_channel_keys_to_connection`).
-        let mut inboxes: Vec<(String, Vec<String>)> = Vec::new();
-        for channel in channels {
-            let non_local = match channel.find('!') {
-                Some(i) => &channel[..=i],
-                None => channel.as_str(),
-            };
-            let inbox = format!("{}{non_local}", s.prefix);
-            match inboxes.iter_mut().find(|(k, _)| *k == inbox) {
-                Some((_, list)) => list.push(channel),
-                None => inboxes.push((inbox, vec![channel])),
-            }
-        }
+        let inboxes = inboxes_of(&s.prefix, channels);
         let mut prune = redis::pipe();
         let mut invocation = self.script.prepare_invoke();
         let mut payloads = Vec::with_capacity(inboxes.len());
@@ -221,6 +209,23 @@ impl RedisCoreLayer {
         }
         Ok(())
     }
+}
+
+/// Inbox key → the channels it serves, in ZRANGE order (like `_map_channel_keys_to_connection`).
+pub(super) fn inboxes_of(prefix: &str, channels: Vec<String>) -> Vec<(String, Vec<String>)> {
+    let mut inboxes: Vec<(String, Vec<String>)> = Vec::new();
+    for channel in channels {
+        let non_local = match channel.find('!') {
+            Some(i) => &channel[..=i],
+            None => channel.as_str(),
+        };
+        let inbox = format!("{prefix}{non_local}");
+        match inboxes.iter_mut().find(|(k, _)| *k == inbox) {
+            Some((_, list)) => list.push(channel),
+            None => inboxes.push((inbox, vec![channel])),
+        }
+    }
+    inboxes
 }
 
 impl ChannelLayer for RedisCoreLayer {
