@@ -106,6 +106,8 @@ where
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pong_deadline: Option<Instant> = None;
+    let cancelled = outbox.cancelled();
+    tokio::pin!(cancelled);
     loop {
         let deadline = async {
             match pong_deadline {
@@ -114,7 +116,7 @@ where
             }
         };
         let reply = tokio::select! {
-            _ = outbox.cancelled() => return None,
+            _ = &mut cancelled => return None,
             _ = deadline => return Some(CloseCode::PingTimeout),
             _ = ping.tick() => {
                 if pong_deadline.is_some() {
@@ -137,7 +139,7 @@ where
             },
         };
         tokio::select! {
-            _ = outbox.cancelled() => return None,
+            _ = &mut cancelled => return None,
             sent = outbox.send(reply) => if !sent { return Some(CloseCode::Normal) },
         }
     }
@@ -159,6 +161,17 @@ struct Pending {
 }
 
 impl Pending {
+    /// Tops the batch up with what is queued now, without waiting.
+    fn top_up(&mut self, rx: &mut OutboxRx) {
+        while self.buf.len() < BATCH {
+            match rx.rx.try_recv() {
+                Ok(m) => self.buf.push(m),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Feeds every pending frame, then flushes once: one write syscall per batch.
     async fn write<Si>(&mut self, sink: &mut Si, outbox: &Outbox) -> Result<(), WsError>
     where
         Si: Sink<Message, Error = WsError> + Unpin,
@@ -180,25 +193,41 @@ where
     Si: Sink<Message, Error = WsError> + Unpin,
 {
     let outbox: Arc<Outbox> = rx.shared.clone();
+    // Allocated on first use and freed when the queue runs dry: an idle connection holds no batch
+    // buffer (BATCH frames would be ~5 KB each, more than the rest of an idle connection).
     let mut pending = Pending {
-        buf: Vec::with_capacity(BATCH),
+        buf: Vec::new(),
         next: 0,
     };
+    // Pinned once: re-creating `cancelled()` per batch would re-register with the token's tree
+    // (a mutex) every time.
+    let cancelled = outbox.cancelled();
+    tokio::pin!(cancelled);
     loop {
         tokio::select! {
             biased;
-            _ = outbox.cancelled() => break,
+            _ = &mut cancelled => break,
             n = rx.rx.recv_many(&mut pending.buf, BATCH) => {
                 if n == 0 {
                     break;
                 }
+                // Coalesce: let the fan-out that woke us queue more before we pay for a flush.
+                // Idle, this returns at once; in a burst it turns many small writes into few
+                // large ones.
+                tokio::task::yield_now().await;
+                pending.top_up(&mut rx);
+                let frames = pending.buf.len() as u64;
                 let ok = tokio::select! {
                     biased;
                     r = pending.write(&mut sink, &outbox) => r.is_ok(),
-                    _ = outbox.cancelled() => true,
+                    _ = &mut cancelled => true,
                 };
                 if !ok {
                     return;
+                }
+                state.metrics().writer_batch(frames);
+                if rx.rx.is_empty() {
+                    pending.buf = Vec::new();
                 }
             }
         }
@@ -214,9 +243,7 @@ where
             let _ = timeout(drain, async {
                 loop {
                     pending.write(&mut sink, &outbox).await?;
-                    while let Ok(m) = rx.rx.try_recv() {
-                        pending.buf.push(m);
-                    }
+                    pending.top_up(&mut rx);
                     if pending.buf.is_empty() {
                         return Ok::<_, WsError>(());
                     }

@@ -53,6 +53,10 @@ pub struct Metrics {
     pub deliveries: Counter,
     /// Fan-out frames not delivered, by reason (`queue_full` under the drop policy, `slow_close`).
     pub drops: Family<Reason, Counter>,
+    /// Writer batches flushed (one socket write each); `deliveries ÷ this` is the batch size.
+    pub writer_flushes: Counter,
+    /// Frames written by writer batches.
+    pub writer_frames: Counter,
     /// Times a connection's outbound queue was found full.
     pub queue_full: Counter,
     /// Connections closed by the server, by close code.
@@ -114,6 +118,16 @@ impl Metrics {
             m.drops.clone(),
         );
         r.register(
+            "courier_writer_flushes",
+            "Writer batches flushed (one socket write each)",
+            m.writer_flushes.clone(),
+        );
+        r.register(
+            "courier_writer_frames",
+            "Frames written by writer batches",
+            m.writer_frames.clone(),
+        );
+        r.register(
             "courier_queue_full",
             "Outbound queue found full",
             m.queue_full.clone(),
@@ -144,6 +158,12 @@ impl Metrics {
     /// Counts a handshake by its result.
     pub fn handshake(&self, result: &'static str) {
         self.handshakes.get_or_create(&Outcome { result }).inc();
+    }
+
+    /// Counts one flushed writer batch of `frames` frames.
+    pub fn writer_batch(&self, frames: u64) {
+        self.writer_flushes.inc();
+        self.writer_frames.inc_by(frames);
     }
 
     /// Counts a server-initiated close.
