@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use courier::config::{LayerKind, RedisConfig};
 use courier::{AppState, Config};
 use tokio_util::sync::CancellationToken;
 
@@ -29,8 +30,14 @@ pub struct EmbeddedServer {
 }
 
 impl EmbeddedServer {
-    /// Starts courier with a generated secret and the given queue limits.
-    pub async fn start(queue_messages: Option<usize>, queue_bytes: Option<usize>) -> Result<Self> {
+    /// Starts courier with a generated secret, the given queue limits and channel layer (a Redis
+    /// layer with `redis`'s URL and prefix, so the Redis publishers reach it).
+    pub async fn start(
+        queue_messages: Option<usize>,
+        queue_bytes: Option<usize>,
+        layer: LayerKind,
+        redis: RedisConfig,
+    ) -> Result<Self> {
         let secret = format!("loadtest-{}", uuid::Uuid::new_v4().simple());
         let mut config = Config::new(secret.clone());
         config.api_key = Some(format!("key-{}", uuid::Uuid::new_v4().simple()));
@@ -40,22 +47,27 @@ impl EmbeddedServer {
         if let Some(q) = queue_bytes {
             config.queue_bytes = q;
         }
-        let state =
-            AppState::new(config).map_err(|e| Error::Setup(format!("embedded server: {e}")))?;
+        config.layer = layer;
+        config.redis = redis;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(SERVER_THREADS)
             .thread_name(SERVER_THREAD)
             .enable_all()
             .build()?;
         let handle = runtime.handle().clone();
-        let listener = {
+        let setup = {
+            // Inside the server's runtime: a Redis layer spawns its tasks here, so their CPU is
+            // the server's.
             let _guard = runtime.enter();
-            // A deep accept backlog: std's 128 overflows in a connect storm, and every dropped
-            // SYN costs the client a 1 s retransmit that would show up as handshake latency.
-            let socket = tokio::net::TcpSocket::new_v4()?;
-            socket.set_reuseaddr(true)?;
-            socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
-            socket.listen(LISTEN_BACKLOG)?
+            listen(config)
+        };
+        let (state, listener) = match setup {
+            Ok(ok) => ok,
+            Err(e) => {
+                // Dropping a runtime inside async code panics; this one has nothing to wait for.
+                runtime.shutdown_background();
+                return Err(e);
+            }
         };
         let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
@@ -91,6 +103,17 @@ impl EmbeddedServer {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
     }
+}
+
+/// The server's state and a listener with a deep accept backlog: std's 128 overflows in a connect
+/// storm, and every dropped SYN costs the client a 1 s retransmit that would show up as handshake
+/// latency.
+fn listen(config: Config) -> Result<(AppState, tokio::net::TcpListener)> {
+    let state = AppState::new(config).map_err(|e| Error::Setup(format!("embedded server: {e}")))?;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    Ok((state, socket.listen(LISTEN_BACKLOG)?))
 }
 
 impl Drop for EmbeddedServer {

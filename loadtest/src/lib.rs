@@ -17,14 +17,18 @@
 //! - [`frame`]: cheap borrowed parsing of server frames.
 //! - [`seq`]: per-connection sequence accounting (gaps, duplicates, reordering).
 //! - [`worker`]: receivers — healthy connections in `SelectAll` workers, slow readers apart.
-//! - [`publisher`]: the [`publisher::Publisher`] trait (embedded, HTTP; the Redis extension point).
+//! - [`publisher`]: the [`publisher::Publisher`] trait (embedded, HTTP, Redis pub/sub and core).
+//! - [`broker`]: Redis URL/prefix and the embedded server's channel layer, kept in agreement.
 //! - [`driver`]: arrival models (burst, rate) → stamped events → publisher lanes.
 //! - [`stats`]: per-worker histograms and counters, merged with `add()`; the run clock.
 //! - [`sysinfo`]: CPU and RSS from `/proc`.
 //! - [`progress`]: live progress on a TTY.
 //! - [`runner`]: one run from start to end; [`findmax`]: the capacity search.
 //! - [`report`]: the versioned report and its text, JSON, JUnit and HTML renderings.
+//! - [`capacity`]: `loadtest capacity`, a deployment sized from a report's measured costs.
 
+pub mod broker;
+pub mod capacity;
 pub mod connect;
 pub mod driver;
 pub mod embedded;

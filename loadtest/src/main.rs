@@ -1,12 +1,23 @@
-//! The `loadtest` binary: parse flags, run, print `Error: {e}` on failure, exit with the verdict.
+//! The `loadtest` binary: parse flags, run (or `capacity`), print `Error: {e}` on failure, exit
+//! with the verdict.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use loadtest::{Opts, EXIT_USAGE};
+use loadtest::opts::Command;
+use loadtest::{Opts, EXIT_PASS, EXIT_USAGE};
 
 fn main() -> ExitCode {
-    let opts = Opts::parse();
+    let mut opts = Opts::parse();
+    if let Some(Command::Capacity(c)) = opts.command.take() {
+        return match loadtest::capacity::run(&c) {
+            Ok(()) => ExitCode::from(EXIT_PASS),
+            Err(e) => {
+                eprintln!("Error: {e:#}");
+                ExitCode::from(EXIT_USAGE)
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .thread_name("loadtest")
         .enable_all()

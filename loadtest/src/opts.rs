@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// How events reach the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -12,6 +12,40 @@ pub enum PublisherKind {
     Embedded,
     /// `POST /api/notify` batches with `X-API-Key`.
     Http,
+    /// What Django's `group_send` writes with channels_redis's `RedisPubSubChannelLayer`.
+    RedisPubsub,
+    /// What Django's `group_send` writes with channels_redis's `RedisChannelLayer` (Lua + ZADD).
+    RedisCore,
+}
+
+impl PublisherKind {
+    /// The flag spelling (`redis-core`), for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Embedded => "embedded",
+            Self::Http => "http",
+            Self::RedisPubsub => "redis-pubsub",
+            Self::RedisCore => "redis-core",
+        }
+    }
+}
+
+/// The embedded server's channel layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServerLayer {
+    /// In-process only.
+    Memory,
+    /// channels_redis pub/sub wire format.
+    RedisPubsub,
+    /// channels_redis core wire format.
+    RedisCore,
+}
+
+/// Subcommands; without one, `loadtest [flags]` runs a scenario.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Size a deployment from a JSON report: cores, memory and processes.
+    Capacity(crate::capacity::CapacityOpts),
 }
 
 /// When events are sent.
@@ -27,8 +61,11 @@ pub enum Model {
 /// accounting and latency from the intended send time. With no arguments it starts an embedded
 /// courier and runs the default scenario.
 #[derive(Debug, Clone, Default, Parser)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 pub struct Opts {
+    /// `capacity`: plan a deployment from a report instead of running.
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Scenario TOML file (see loadtest/scenarios/); flags override its values.
     #[arg(long, short = 's')]
     pub scenario: Option<PathBuf>,
@@ -94,7 +131,16 @@ pub struct Opts {
     /// Rate model: how long to publish, e.g. `10s`.
     #[arg(long)]
     pub rate_duration: Option<String>,
-    /// HTTP publisher: notifications per request.
+    /// Redis publishers (and the embedded server's Redis layer): `redis://host:port[/db]`.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Redis publishers: channels_redis `prefix` (default `asgi`).
+    #[arg(long)]
+    pub redis_prefix: Option<String>,
+    /// Embedded server's channel layer (default: the Redis publisher's, else memory).
+    #[arg(long, value_enum)]
+    pub server_layer: Option<ServerLayer>,
+    /// HTTP and Redis publishers: notifications per request / pipeline.
     #[arg(long)]
     pub batch: Option<usize>,
     /// Padding bytes added to each event's data.

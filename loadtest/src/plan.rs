@@ -123,6 +123,8 @@ pub struct Plan {
     pub find_max: Option<FindMax>,
     /// External server PID for RSS/CPU.
     pub server_pid: Option<u32>,
+    /// Redis publishers and the embedded server's channel layer.
+    pub broker: crate::broker::Broker,
 }
 
 fn usage(msg: impl Into<String>) -> Error {
@@ -218,12 +220,9 @@ impl Plan {
                 PublisherKind::Http
             }
             (None, Some("embedded")) => PublisherKind::Embedded,
-            (None, Some("http")) => PublisherKind::Http,
-            (None, Some(other)) => {
-                return Err(usage(format!(
-                    "publish.publisher {other:?}: expected \"embedded\" or \"http\""
-                )))
-            }
+            (None, Some(other)) => clap::ValueEnum::from_str(other, false).map_err(|_| {
+                usage(format!("publish.publisher {other:?}: expected \"embedded\", \"http\", \"redis-pubsub\" or \"redis-core\""))
+            })?,
         };
         if publisher == PublisherKind::Embedded && matches!(target, Target::External(_)) {
             return Err(usage("the embedded publisher needs the embedded target; use --publisher http with --target"));
@@ -306,6 +305,7 @@ impl Plan {
         } else {
             None
         };
+        let broker = crate::broker::Broker::resolve(opts, s, publisher, &target)?;
         let plan = Plan {
             scenario: s.name.clone().unwrap_or_else(|| "custom".into()),
             description: s.description.clone().unwrap_or_default(),
@@ -352,6 +352,7 @@ impl Plan {
             },
             find_max,
             server_pid: opts.server_pid,
+            broker,
         };
         if plan.publisher == PublisherKind::Http
             && plan.api_key.is_none()

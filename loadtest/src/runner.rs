@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::broker;
 use crate::connect::{self, ConnectPhase, ConnectSpec};
 use crate::driver::{self, Lane, Published};
 use crate::embedded::EmbeddedServer;
@@ -22,6 +23,8 @@ use crate::worker::{self, Assigned, Phase, Shared};
 
 /// Healthy connections per receiving worker (each worker has its own histogram).
 const CONNS_PER_WORKER: usize = 512;
+/// Longest wait for a Redis layer to register every user's group before publishing.
+const READY_BOUND: Duration = Duration::from_secs(15);
 /// Delay between the end of the connect phase and the first intended send.
 const PUBLISH_LEAD: Duration = Duration::from_millis(20);
 
@@ -46,6 +49,8 @@ pub struct RunData {
     pub tester_cpu: Duration,
     /// CPU of the server (embedded threads, or `--server-pid`).
     pub server_cpu: Option<Duration>,
+    /// CPU of the server from the first intended send to the end of the drain (no handshakes).
+    pub server_cpu_delivering: Option<Duration>,
     /// Peak server RSS seen (embedded: the process's growth over the run).
     pub server_rss: Option<u64>,
     /// Why the run stopped early, if it did.
@@ -137,8 +142,6 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
     }
 
     // Publishers: the embedded one runs on the server's runtime (its work is the server's).
-    let start = tokio::time::Instant::now() + PUBLISH_LEAD;
-    let publish_start_ns = clock.at_ns(start.into_std());
     let user_ids = Arc::new(tokens.user_ids.clone());
     let codec = EventCodec::new(&run_id, plan.payload_bytes);
     let lanes = if matches!(publish_target, PublishTarget::Embedded(_)) {
@@ -146,9 +149,32 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
     } else {
         plan.lanes
     };
+    let mut publishers = Vec::with_capacity(lanes);
+    for _ in 0..lanes {
+        publishers.push(publisher::build(
+            plan.publisher,
+            &publish_target,
+            codec.clone(),
+        )?);
+    }
+    if let Some(first) = publishers.first_mut() {
+        // Redis layers register groups in their own tasks: publishing before that loses events.
+        let ready = first.wait_ready(&user_ids, READY_BOUND);
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            r = ready => if let Err(e) = r {
+                eprintln!("warning: {}: {e}; publishing anyway", first.name());
+            },
+        }
+    }
+    let start = tokio::time::Instant::now() + PUBLISH_LEAD;
+    let publish_start_ns = clock.at_ns(start.into_std());
+    let cpu_publish = sysinfo::cpu_split();
+    let ext_cpu_publish = plan.server_pid.and_then(sysinfo::process_cpu);
+    let on_server = matches!(publish_target, PublishTarget::Embedded(_));
     let mut lane_tasks = Vec::new();
     if !stop.is_cancelled() {
-        for lane in 0..lanes {
+        for (lane, p) in publishers.into_iter().enumerate() {
             let job = Lane {
                 lane,
                 lanes,
@@ -160,10 +186,9 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
                 stop: stop.clone(),
                 live: live.clone(),
             };
-            let p = publisher::build(plan.publisher, &publish_target, codec.clone())?;
             lane_tasks.push(match &server {
-                Some(s) => s.handle.spawn(driver::run_lane(job, p)),
-                None => tokio::spawn(driver::run_lane(job, p)),
+                Some(s) if on_server => s.handle.spawn(driver::run_lane(job, p)),
+                _ => tokio::spawn(driver::run_lane(job, p)),
             });
         }
     }
@@ -217,18 +242,23 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
     progress.finish();
 
     let cpu_after = sysinfo::cpu_split();
-    let (server_cpu, server_rss) = match (&server, plan.server_pid) {
+    let ext_cpu_after = plan.server_pid.and_then(sysinfo::process_cpu);
+    let (server_cpu, server_cpu_delivering, server_rss) = match (&server, plan.server_pid) {
         (Some(_), _) => (
             Some(cpu_after.server.saturating_sub(cpu_before.server)),
+            Some(cpu_after.server.saturating_sub(cpu_publish.server)),
             rss_loaded,
         ),
-        (None, Some(pid)) => (
-            sysinfo::process_cpu(pid)
+        (None, Some(_)) => (
+            ext_cpu_after
                 .zip(ext_cpu_before)
+                .map(|(a, b)| a.saturating_sub(b)),
+            ext_cpu_after
+                .zip(ext_cpu_publish)
                 .map(|(a, b)| a.saturating_sub(b)),
             rss_loaded,
         ),
-        (None, None) => (None, None),
+        (None, None) => (None, None, None),
     };
     if let Some(s) = server {
         s.stop().await;
@@ -242,6 +272,7 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
         wall: wall.elapsed(),
         tester_cpu: cpu_after.tester.saturating_sub(cpu_before.tester),
         server_cpu,
+        server_cpu_delivering,
         server_rss,
         stop_reason: reason.get().cloned(),
     })
@@ -255,7 +286,13 @@ async fn setup(
             queue_messages,
             queue_bytes,
         } => {
-            let server = EmbeddedServer::start(*queue_messages, *queue_bytes).await?;
+            let server = EmbeddedServer::start(
+                *queue_messages,
+                *queue_bytes,
+                plan.broker.server_layer,
+                plan.broker.redis_config(),
+            )
+            .await?;
             let tokens = tokens::mint(&server.secret, plan.users)?;
             let spec = ConnectSpec {
                 addr: server.addr,
@@ -265,11 +302,15 @@ async fn setup(
                 timeout: plan.connect_timeout,
                 slow_fraction: plan.slow_fraction,
             };
-            let target = match plan.publisher {
-                crate::opts::PublisherKind::Embedded => {
+            let target = match (plan.publisher, broker::publisher_layer(plan.publisher)) {
+                (_, Some(layer)) => PublishTarget::Redis {
+                    layer,
+                    config: plan.broker.redis_config(),
+                },
+                (crate::opts::PublisherKind::Embedded, None) => {
                     PublishTarget::Embedded(server.state.clone())
                 }
-                crate::opts::PublisherKind::Http => PublishTarget::Http {
+                (_, None) => PublishTarget::Http {
                     addr: server.addr,
                     host: server.addr.to_string(),
                     api_key: server.api_key().unwrap_or_default(),
@@ -295,10 +336,16 @@ async fn setup(
                 timeout: plan.connect_timeout,
                 slow_fraction: plan.slow_fraction,
             };
-            let target = PublishTarget::Http {
-                addr: ep.addr,
-                host: ep.host.clone(),
-                api_key: plan.api_key.clone().unwrap_or_default(),
+            let target = match broker::publisher_layer(plan.publisher) {
+                Some(layer) => PublishTarget::Redis {
+                    layer,
+                    config: plan.broker.redis_config(),
+                },
+                None => PublishTarget::Http {
+                    addr: ep.addr,
+                    host: ep.host.clone(),
+                    api_key: plan.api_key.clone().unwrap_or_default(),
+                },
             };
             Ok((None, spec, tokens, target))
         }

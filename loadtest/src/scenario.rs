@@ -74,7 +74,7 @@ pub struct ClientsSection {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PublishSection {
-    /// `embedded` or `http`.
+    /// `embedded`, `http`, `redis-pubsub` or `redis-core`.
     pub publisher: Option<String>,
     /// `burst` or `rate`.
     pub model: Option<String>,
@@ -94,6 +94,10 @@ pub struct PublishSection {
     pub lanes: Option<usize>,
     /// Padding added to each event's data, bytes.
     pub payload_bytes: Option<usize>,
+    /// Redis publishers (and the embedded server's Redis layer): `redis://host:port[/db]`.
+    pub redis_url: Option<String>,
+    /// Redis publishers: channels_redis `prefix`.
+    pub redis_prefix: Option<String>,
 }
 
 /// `[server]`: the embedded server's settings (ignored for `--target`).
@@ -104,6 +108,8 @@ pub struct ServerSection {
     pub queue_messages: Option<usize>,
     /// Outbound queue limit per connection, bytes.
     pub queue_bytes: Option<usize>,
+    /// Channel layer: `memory`, `redis-pubsub` or `redis-core` (default: the publisher's).
+    pub layer: Option<String>,
 }
 
 impl Scenario {

@@ -1,15 +1,15 @@
 //! Publishers: how events reach the server. One trait, one implementation per path.
 //!
-//! # Adding a publisher (e.g. Redis, channels_redis wire format)
-//! Implement [`Publisher`] in a new module (`publisher/redis.rs`): encode each [`Event`] as the
-//! Channels message `{"type": kind, "data": …}` with [`EventCodec`], and send it the way Django
-//! would (PUBLISH `asgi__group__user_{id}` for the PubSub layer, the core layer's Lua `group_send`
-//! for the core layer). Then add a `PublisherKind` variant (`opts.rs`) and a line in [`build`].
-//! The driver (`driver.rs`) keeps each user's events in order on one lane and stamps the
-//! intended send time, so a new publisher gets exact accounting for free.
+//! # Adding a publisher
+//! Implement [`Publisher`] in a new module: encode each [`Event`] with [`EventCodec`] and send it
+//! the way the real backend would. Then add a `PublisherKind` variant (`opts.rs`) and a line in
+//! [`build`]. The driver (`driver.rs`) keeps each user's events in order on one lane and stamps the
+//! intended send time, so a new publisher gets exact accounting for free. The Redis publishers
+//! ([`redis`]) are the example: Django's `group_send` through channels_redis, both layers.
 
 pub mod embedded;
 pub mod http;
+pub mod redis;
 
 use futures::future::BoxFuture;
 
@@ -76,6 +76,15 @@ pub trait Publisher: Send {
     /// Publishes `batch` (ordered per user). An error means the batch may not have been sent;
     /// the driver counts it and goes on (its events stay expected, so a real loss shows as lost).
     fn publish<'a>(&'a mut self, batch: &'a [Event]) -> BoxFuture<'a, Result<(), String>>;
+    /// Waits (at most `bound`) until the server can hear every user's group, for publishers whose
+    /// subscriptions are registered asynchronously (Redis). The default is ready at once.
+    fn wait_ready<'a>(
+        &'a mut self,
+        _user_ids: &'a [u64],
+        _bound: std::time::Duration,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// What a publisher needs to connect.
@@ -90,6 +99,13 @@ pub enum PublishTarget {
         host: String,
         /// `X-API-Key`.
         api_key: String,
+    },
+    /// Redis, in a channels_redis layer's wire format.
+    Redis {
+        /// `RedisPubsub` or `RedisCore`.
+        layer: courier::config::LayerKind,
+        /// URL and prefix.
+        config: courier::config::RedisConfig,
     },
 }
 
@@ -117,10 +133,13 @@ pub fn build(
             api_key.clone(),
             codec,
         ))),
-        (PublisherKind::Http, PublishTarget::Embedded(_))
-        | (PublisherKind::Embedded, PublishTarget::Http { .. }) => {
-            Err(Error::Usage("publisher and target do not match".into()))
-        }
+        (
+            PublisherKind::RedisPubsub | PublisherKind::RedisCore,
+            PublishTarget::Redis { layer, config },
+        ) => Ok(Box::new(
+            redis::RedisPublisher::new(*layer, config, codec).map_err(Error::Setup)?,
+        )),
+        _ => Err(Error::Usage("publisher and target do not match".into())),
     }
 }
 

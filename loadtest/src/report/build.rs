@@ -161,7 +161,7 @@ impl Report {
             scenario: plan.scenario.clone(),
             description: plan.description.clone(),
             target: plan.target_text(),
-            publisher: format!("{:?}", plan.publisher).to_lowercase(),
+            publisher: plan.publisher.name().into(),
             model: model_text(plan),
             users: plan.users as u64,
             partial: d.stop_reason.clone(),
@@ -189,6 +189,8 @@ impl Report {
             server: Server {
                 rss_bytes: d.server_rss,
                 cpu_percent: d.server_cpu.map(|c| c.as_secs_f64() / wall * 100.0),
+                cpu_seconds: d.server_cpu.map(|c| c.as_secs_f64()),
+                delivery_cpu_seconds: d.server_cpu_delivering.map(|c| c.as_secs_f64()),
             },
             thresholds: Vec::new(),
             passed: false,

@@ -130,6 +130,11 @@ pub struct Server {
     pub rss_bytes: Option<u64>,
     /// CPU, percent of one core over the run (embedded: the server's threads and the publisher).
     pub cpu_percent: Option<f64>,
+    /// CPU over the whole run, s (connect phase included).
+    pub cpu_seconds: Option<f64>,
+    /// CPU from the first intended send to the end of the drain, s: the cost of the deliveries
+    /// (`loadtest capacity` divides it by deliveries received).
+    pub delivery_cpu_seconds: Option<f64>,
 }
 
 /// The versioned report (`--json`).
