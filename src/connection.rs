@@ -207,10 +207,11 @@ where
         tokio::select! {
             biased;
             _ = &mut cancelled => break,
-            n = rx.rx.recv_many(&mut pending.buf, BATCH) => {
-                if n == 0 {
-                    break;
-                }
+            first = rx.rx.recv_async() => {
+                // Never disconnected while we hold `rx.shared` (it owns a sender).
+                let Ok(first) = first else { break };
+                pending.buf.reserve(BATCH);
+                pending.buf.push(first);
                 // Coalesce: let the fan-out that woke us queue more before we pay for a flush.
                 // Idle, this returns at once; in a burst it turns many small writes into few
                 // large ones.

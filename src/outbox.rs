@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, Utf8Bytes};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::protocol::CloseCode;
@@ -18,7 +17,7 @@ pub type ConnId = u64;
 /// The sending half, shared by the hub (fan-out) and the connection's reader (replies).
 pub struct Outbox {
     id: ConnId,
-    tx: mpsc::Sender<Message>,
+    tx: flume::Sender<Message>,
     /// Bytes of text frames queued and not yet taken by the writer.
     queued_bytes: AtomicUsize,
     max_bytes: usize,
@@ -30,7 +29,7 @@ pub struct Outbox {
 /// The receiving half, owned by the connection's writer task.
 pub struct OutboxRx {
     /// Queued frames.
-    pub rx: mpsc::Receiver<Message>,
+    pub rx: flume::Receiver<Message>,
     /// Shared state: byte accounting and the close signal.
     pub shared: Arc<Outbox>,
 }
@@ -55,7 +54,9 @@ impl Outbox {
         max_bytes: usize,
         parent: &CancellationToken,
     ) -> (Arc<Self>, OutboxRx) {
-        let (tx, rx) = mpsc::channel(max_messages.max(1));
+        // flume allocates queue storage on demand; tokio's mpsc allocates a 32-slot block (~1.5 KB)
+        // per channel up front, which an idle connection would hold forever.
+        let (tx, rx) = flume::bounded(max_messages.max(1));
         let shared = Arc::new(Self {
             id,
             tx,
@@ -86,8 +87,8 @@ impl Outbox {
             Err(e) => {
                 self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
                 match e {
-                    mpsc::error::TrySendError::Full(_) => Push::Full,
-                    mpsc::error::TrySendError::Closed(_) => Push::Closed,
+                    flume::TrySendError::Full(_) => Push::Full,
+                    flume::TrySendError::Disconnected(_) => Push::Closed,
                 }
             }
         }
@@ -98,7 +99,7 @@ impl Outbox {
     pub async fn send(&self, msg: Message) -> bool {
         let len = message_len(&msg);
         self.queued_bytes.fetch_add(len, Ordering::Relaxed);
-        let ok = self.tx.send(msg).await.is_ok();
+        let ok = self.tx.send_async(msg).await.is_ok();
         if !ok {
             self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
         }
