@@ -16,8 +16,10 @@ use futures::future::BoxFuture;
 use crate::error::Result;
 use crate::opts::PublisherKind;
 
-/// The notification type the loadtest sends.
-pub const EVENT_KIND: &str = "loadtest";
+/// The notification type the loadtest sends: one of the reference consumer's own handlers
+/// (`new_message` forwards `data` as given), so the same run works against the Django app, which
+/// kills the connection on a type it has no handler for.
+pub const EVENT_KIND: &str = "new_message";
 
 /// One event for one user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
