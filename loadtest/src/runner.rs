@@ -53,6 +53,8 @@ pub struct RunData {
     pub server_cpu_delivering: Option<Duration>,
     /// Peak server RSS seen (embedded: the process's growth over the run).
     pub server_rss: Option<u64>,
+    /// External server (`--server-pid`): RSS growth over the connect phase ÷ connections established.
+    pub server_rss_per_conn: Option<f64>,
     /// Why the run stopped early, if it did.
     pub stop_reason: Option<String>,
 }
@@ -95,6 +97,7 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
         let tokens = tokens.clone();
         move |i: usize| tokens.tokens[i % users].clone()
     };
+    let rss_idle = plan.server_pid.and_then(|p| sysinfo::rss_bytes(Some(p)));
     let mut phase = connect::connect_all(
         spec,
         plan.connections,
@@ -106,6 +109,12 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
     )
     .await;
     progress.connected();
+    let server_rss_per_conn = plan
+        .server_pid
+        .and_then(|p| sysinfo::rss_bytes(Some(p)))
+        .zip(rss_idle)
+        .filter(|_| !phase.conns.is_empty())
+        .map(|(after, before)| after.saturating_sub(before) as f64 / phase.conns.len() as f64);
 
     // Receivers.
     let run_id: Arc<str> = uuid::Uuid::new_v4().simple().to_string()[..12].into();
@@ -274,6 +283,7 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
         server_cpu,
         server_cpu_delivering,
         server_rss,
+        server_rss_per_conn,
         stop_reason: reason.get().cloned(),
     })
 }

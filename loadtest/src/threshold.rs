@@ -48,6 +48,10 @@ pub const METRICS: &[(&str, &str)] = &[
         "the tester's own CPU, percent of one core",
     ),
     ("server_rss_mb", "server resident memory, MiB"),
+    (
+        "rss_per_connection_bytes",
+        "server RSS growth over the connect phase / connections (needs --server-pid)",
+    ),
 ];
 
 /// A comparison operator.

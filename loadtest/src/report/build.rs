@@ -188,6 +188,7 @@ impl Report {
             },
             server: Server {
                 rss_bytes: d.server_rss,
+                rss_per_connection_bytes: d.server_rss_per_conn,
                 cpu_percent: d.server_cpu.map(|c| c.as_secs_f64() / wall * 100.0),
                 cpu_seconds: d.server_cpu.map(|c| c.as_secs_f64()),
                 delivery_cpu_seconds: d.server_cpu_delivering.map(|c| c.as_secs_f64()),
@@ -247,6 +248,7 @@ impl Report {
             "events_per_sec" => self.throughput.events_per_sec,
             "tester_cpu_percent" => self.tester.cpu_percent,
             "server_rss_mb" => self.server.rss_bytes? as f64 / (1024.0 * 1024.0),
+            "rss_per_connection_bytes" => self.server.rss_per_connection_bytes?,
             _ => return None,
         })
     }

@@ -128,6 +128,9 @@ pub struct Tester {
 pub struct Server {
     /// Resident memory: embedded = this process's growth (server and clients), else the PID's RSS.
     pub rss_bytes: Option<u64>,
+    /// `--server-pid` only: the server's RSS growth over the connect phase ÷ connections
+    /// established (idle memory per connection; embedded runs share the process with the clients).
+    pub rss_per_connection_bytes: Option<f64>,
     /// CPU, percent of one core over the run (embedded: the server's threads and the publisher).
     pub cpu_percent: Option<f64>,
     /// CPU over the whole run, s (connect phase included).

@@ -111,6 +111,12 @@ pub fn render(r: &Report) -> String {
         });
     let _ = writeln!(s, "  server CPU    {server_cpu}");
     let _ = writeln!(s, "  server RSS    {rss}");
+    if let Some(b) = r.server.rss_per_connection_bytes {
+        let _ = writeln!(
+            s,
+            "  RSS / conn    {b:.0} bytes (server growth over the connect phase)"
+        );
+    }
     if !r.thresholds.is_empty() {
         let _ = writeln!(s, "Thresholds");
         for t in &r.thresholds {
