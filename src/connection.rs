@@ -210,7 +210,9 @@ where
             first = rx.rx.recv_async() => {
                 // Never disconnected while we hold `rx.shared` (it owns a sender).
                 let Ok(first) = first else { break };
-                pending.buf.reserve(BATCH);
+                // Sized to what is queued: a sparse delivery (one frame) must not pay for a
+                // BATCH-sized allocation and its free.
+                pending.buf.reserve((rx.rx.len() + 1).min(BATCH));
                 pending.buf.push(first);
                 // Coalesce: let the fan-out that woke us queue more before we pay for a flush.
                 // Idle, this returns at once; in a burst it turns many small writes into few
