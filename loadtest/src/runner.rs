@@ -119,6 +119,9 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
     // Receivers.
     let run_id: Arc<str> = uuid::Uuid::new_v4().simple().to_string()[..12].into();
     let (phase_tx, phase_rx) = watch::channel(Phase::Publishing);
+    let workers_planned = healthy_count(&phase.conns, &plan).div_ceil(CONNS_PER_WORKER);
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(workers_planned.max(1));
+    let release = CancellationToken::new();
     let shared = Shared {
         clock,
         run_id: run_id.clone(),
@@ -126,6 +129,8 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
         stop: stop.clone(),
         live: live.clone(),
         run_len: plan.duration,
+        done: done_tx,
+        release: release.clone(),
     };
     let mut healthy = Vec::new();
     let mut slow_tasks = tokio::task::JoinSet::new();
@@ -228,6 +233,18 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
         tokio::time::Instant::now() + plan.drain_timeout,
     ));
 
+    // Every worker has stopped receiving (or the run was stopped): the delivery window ends here,
+    // before any connection closes.
+    for _ in 0..workers.len() {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            d = done_rx.recv() => if d.is_none() { break },
+        }
+    }
+    let cpu_delivered = sysinfo::cpu_split();
+    let ext_cpu_delivered = plan.server_pid.and_then(sysinfo::process_cpu);
+    release.cancel();
+
     // Drain and collect.
     let mut stats = WorkerStats::new(plan.duration);
     while let Some(r) = workers.join_next().await {
@@ -255,14 +272,14 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
     let (server_cpu, server_cpu_delivering, server_rss) = match (&server, plan.server_pid) {
         (Some(_), _) => (
             Some(cpu_after.server.saturating_sub(cpu_before.server)),
-            Some(cpu_after.server.saturating_sub(cpu_publish.server)),
+            Some(cpu_delivered.server.saturating_sub(cpu_publish.server)),
             rss_loaded,
         ),
         (None, Some(_)) => (
             ext_cpu_after
                 .zip(ext_cpu_before)
                 .map(|(a, b)| a.saturating_sub(b)),
-            ext_cpu_after
+            ext_cpu_delivered
                 .zip(ext_cpu_publish)
                 .map(|(a, b)| a.saturating_sub(b)),
             rss_loaded,
@@ -360,4 +377,9 @@ async fn setup(
             Ok((None, spec, tokens, target))
         }
     }
+}
+
+/// Connections that go to the healthy receivers (the rest are slow readers, served apart).
+fn healthy_count(conns: &[connect::Conn], plan: &Plan) -> usize {
+    conns.iter().filter(|c| !plan.is_slow(c.idx)).count()
 }

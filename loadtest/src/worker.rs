@@ -35,6 +35,9 @@ pub enum Phase {
     Draining(Instant),
 }
 
+/// Bound on holding finished connections open while other workers still receive.
+const RELEASE_WAIT: Duration = Duration::from_secs(30);
+
 /// What every receiver shares.
 #[derive(Clone)]
 pub struct Shared {
@@ -50,6 +53,11 @@ pub struct Shared {
     pub live: Arc<Live>,
     /// Length of the run, for the timeline.
     pub run_len: Duration,
+    /// Each worker reports here when it has stopped receiving (capacity: one slot per worker).
+    pub done: tokio::sync::mpsc::Sender<()>,
+    /// Cancelled once every worker has reported: only then do connections close, so closing
+    /// (server-side teardown) never lands inside the measured delivery window.
+    pub release: CancellationToken,
 }
 
 /// One connection handed to a receiver.
@@ -198,6 +206,12 @@ pub async fn run_worker(conns: Vec<Assigned>, shared: Shared) -> WorkerStats {
         .live
         .received
         .fetch_add(pending_live, Ordering::Relaxed);
+    let _ = shared.done.try_send(());
+    tokio::select! {
+        _ = shared.release.cancelled() => {}
+        _ = shared.stop.cancelled() => {}
+        _ = tokio::time::sleep(RELEASE_WAIT) => {}
+    }
     // Close politely so the server sees a normal closure, not a reset; bounded.
     let closes = streams
         .iter_mut()
