@@ -119,7 +119,7 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
     // Receivers.
     let run_id: Arc<str> = uuid::Uuid::new_v4().simple().to_string()[..12].into();
     let (phase_tx, phase_rx) = watch::channel(Phase::Publishing);
-    let workers_planned = healthy_count(&phase.conns, &plan).div_ceil(CONNS_PER_WORKER);
+    let workers_planned = healthy_count(&phase.conns, plan).div_ceil(CONNS_PER_WORKER);
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(workers_planned.max(1));
     let release = CancellationToken::new();
     let shared = Shared {
