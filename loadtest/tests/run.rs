@@ -155,6 +155,11 @@ impl External {
             thread: Some(thread),
         }
     }
+
+    /// The `ws://` URL of its notifications endpoint.
+    fn target(&self) -> String {
+        format!("ws://{}/ws/notifications/", self.addr)
+    }
 }
 
 impl Drop for External {
@@ -166,24 +171,26 @@ impl Drop for External {
     }
 }
 
+/// Runs the smoke scenario against `server` with `args` appended; see [`run`].
+async fn run_smoke_against(server: &External, args: &[&str]) -> (Value, u8) {
+    let scenario = smoke();
+    let target = server.target();
+    let mut argv = vec!["--scenario", scenario.as_str(), "--target", target.as_str()];
+    argv.extend_from_slice(args);
+    run(&argv).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smoke_against_a_separate_server() {
     let server = External::start("test-secret", "test-key");
-    let target = format!("ws://{}/ws/notifications/", server.addr);
-    let (r, code) = run(&[
-        "--scenario",
-        &smoke(),
-        "--target",
-        &target,
-        "--jwt-secret",
-        "test-secret",
-        "--api-key",
-        "test-key",
-    ])
+    let (r, code) = run_smoke_against(
+        &server,
+        &["--jwt-secret", "test-secret", "--api-key", "test-key"],
+    )
     .await;
     assert_healthy(&r, 200);
     assert_eq!(code, 0);
-    assert_eq!(r["target"], target.as_str());
+    assert_eq!(r["target"], server.target().as_str());
     assert_eq!(r["publisher"], "http");
     drop(server);
 }
@@ -191,21 +198,19 @@ async fn smoke_against_a_separate_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_secret_is_counted_as_4001_closes() {
     let server = External::start("right", "k");
-    let target = format!("ws://{}/ws/notifications/", server.addr);
-    let (r, code) = run(&[
-        "--scenario",
-        &smoke(),
-        "-c",
-        "20",
-        "-u",
-        "5",
-        "--target",
-        &target,
-        "--jwt-secret",
-        "wrong",
-        "--api-key",
-        "k",
-    ])
+    let (r, code) = run_smoke_against(
+        &server,
+        &[
+            "-c",
+            "20",
+            "-u",
+            "5",
+            "--jwt-secret",
+            "wrong",
+            "--api-key",
+            "k",
+        ],
+    )
     .await;
     assert_eq!(r["connections"]["established"], 0);
     assert_eq!(r["connections"]["failed"], 20);
@@ -227,21 +232,19 @@ async fn tokens_file_against_a_separate_server() {
         .collect();
     let file = dir.path().join("tokens.json");
     std::fs::write(&file, Value::Object(map).to_string()).expect("write tokens");
-    let target = format!("ws://{}/ws/notifications/", server.addr);
-    let (r, code) = run(&[
-        "--scenario",
-        &smoke(),
-        "-c",
-        "20",
-        "-u",
-        "5",
-        "--target",
-        &target,
-        "--tokens-file",
-        file.to_str().expect("utf-8"),
-        "--api-key",
-        "k",
-    ])
+    let (r, code) = run_smoke_against(
+        &server,
+        &[
+            "-c",
+            "20",
+            "-u",
+            "5",
+            "--tokens-file",
+            file.to_str().expect("utf-8"),
+            "--api-key",
+            "k",
+        ],
+    )
     .await;
     assert_healthy(&r, 20);
     assert_eq!(code, 0);
