@@ -3,8 +3,7 @@
 //! A batch is validated whole before anything is sent: a 400 means nothing was published.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -50,6 +49,27 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The body of an authorized publish request, as JSON. Checking the key before reading the body
+/// means an unauthenticated client never makes the server buffer or parse anything.
+pub struct PublishBody(Value);
+
+impl FromRequest<AppState> for PublishBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        check_key(state, req.headers())?;
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|r| match r.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
+                _ => ApiError::BadRequest(r.body_text()),
+            })?;
+        serde_json::from_slice(&body)
+            .map(Self)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))
+    }
+}
+
 fn check_key(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let expected = state
         .config()
@@ -65,14 +85,6 @@ fn check_key(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     } else {
         Err(ApiError::Unauthorized)
     }
-}
-
-fn parse_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
-    let body = body.map_err(|r| match r.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
-        _ => ApiError::BadRequest(r.body_text()),
-    })?;
-    serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))
 }
 
 /// One validated `notify_user` call.
@@ -96,11 +108,8 @@ fn parse_notify(v: &Value) -> Result<(GroupName, GroupMessage), String> {
 /// `POST /api/notify`: one `{"user_id","type","data"}` object, or an array of them.
 pub async fn notify(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    PublishBody(body): PublishBody,
 ) -> Result<Response, ApiError> {
-    check_key(&state, &headers)?;
-    let body = parse_body(body)?;
     let items = match &body {
         Value::Array(items) => items.iter().collect::<Vec<_>>(),
         one => vec![one],
@@ -116,11 +125,8 @@ pub async fn notify(
 /// `POST /api/group_send`: `{"group": name, "message": {"type": …, …}}`, as Channels' `group_send`.
 pub async fn group_send(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    PublishBody(body): PublishBody,
 ) -> Result<Response, ApiError> {
-    check_key(&state, &headers)?;
-    let body = parse_body(body)?;
     let bad = |m: &str| ApiError::BadRequest(m.to_owned());
     let group = body
         .get("group")
