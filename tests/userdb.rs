@@ -6,13 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{next_json, spawn_server, token_for, ws_connect};
 use courier::auth::{AuthError, Claims};
 use courier::config::UserDbConfig;
 use courier::directory::UserDirectory;
 use courier::userdb::DjangoUserDirectory;
 use courier::UserId;
-use serde_json::json;
 use tokio_postgres::NoTls;
 
 /// A schema holding an `auth_user` shaped like Django's, dropped on [`Schema::drop_now`].
@@ -154,21 +152,6 @@ async fn handshake_uses_the_django_user_table() {
     let Some(schema) = Schema::create().await else {
         return;
     };
-    let mut config = common::config();
-    config.user_db = Some(schema.config());
-    let s = spawn_server(config).await;
-
-    let mut ws = ws_connect(s.addr, &token_for(json!("1"))).await;
-    let hello = next_json(&mut ws).await;
-    assert_eq!(
-        hello,
-        json!({"type": "connection_established", "message": "Connected as alice", "user_id": 1})
-    );
-
-    for id in [2, 3] {
-        let mut ws = ws_connect(s.addr, &token_for(json!(id))).await;
-        common::expect_close(&mut ws, 4001, "unauthenticated").await;
-    }
-    s.stop().await;
+    common::assert_handshake_uses_user_table(schema.config()).await;
     schema.drop_now().await;
 }

@@ -7,13 +7,11 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{next_json, spawn_server, token_for, ws_connect};
 use courier::auth::{AuthError, Claims};
 use courier::config::UserDbConfig;
 use courier::directory::UserDirectory;
 use courier::userdb::DjangoUserDirectory;
 use courier::{AppState, Error, UserId};
-use serde_json::json;
 
 /// A temp SQLite file, removed on drop.
 struct TempDb(PathBuf);
@@ -237,19 +235,5 @@ async fn user_db_urls_are_checked_at_startup() {
 #[tokio::test]
 async fn sqlite_handshake_uses_the_django_user_table() {
     let db = TempDb::django("auth_user");
-    let mut config = common::config();
-    config.user_db = Some(db.config());
-    let s = spawn_server(config).await;
-
-    let mut ws = ws_connect(s.addr, &token_for(json!("1"))).await;
-    let hello = next_json(&mut ws).await;
-    assert_eq!(
-        hello,
-        json!({"type": "connection_established", "message": "Connected as alice", "user_id": 1})
-    );
-    for id in [2, 3] {
-        let mut ws = ws_connect(s.addr, &token_for(json!(id))).await;
-        common::expect_close(&mut ws, 4001, "unauthenticated").await;
-    }
-    s.stop().await;
+    common::assert_handshake_uses_user_table(db.config()).await;
 }

@@ -255,6 +255,27 @@ pub async fn expect_close(ws: &mut Ws, code: u16, reason: &str) {
         .expect("server kept the connection open after its close");
 }
 
+/// Runs a server whose handshake checks the Django user table `user_db`, which must hold alice
+/// (1, active) and bob (2, inactive) and no user 3: user 1 is welcomed as alice, users 2 and 3
+/// are closed with 4001. Stops the server after.
+pub async fn assert_handshake_uses_user_table(user_db: courier::config::UserDbConfig) {
+    let mut config = config();
+    config.user_db = Some(user_db);
+    let s = spawn_server(config).await;
+
+    let mut ws = ws_connect(s.addr, &token_for(json!("1"))).await;
+    let hello = next_json(&mut ws).await;
+    assert_eq!(
+        hello,
+        json!({"type": "connection_established", "message": "Connected as alice", "user_id": 1})
+    );
+    for id in [2, 3] {
+        let mut ws = ws_connect(s.addr, &token_for(json!(id))).await;
+        expect_close(&mut ws, 4001, "unauthenticated").await;
+    }
+    s.stop().await;
+}
+
 /// Polls `cond` until it holds, failing after [`WAIT`].
 pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
