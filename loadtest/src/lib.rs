@@ -8,6 +8,7 @@
 //! - [`opts`]: the command line (clap); every scenario value can be overridden by a flag.
 //! - [`scenario`]: TOML scenario files (unknown keys rejected).
 //! - [`plan`]: flags + scenario → a validated [`plan::Plan`], before any I/O.
+//! - [`arrival`]: the burst and rate arrival models, resolved from flags over `[publish]`.
 //! - [`threshold`]: `p99_ms<5`-style checks and the metric names they may use.
 //! - [`target`]: `ws://` target parsing and the loopback-only rule.
 //! - [`limits`]: open-file and ephemeral-port pre-flight checks, saying what to change.
@@ -27,6 +28,7 @@
 //! - [`report`]: the versioned report and its text, JSON, JUnit and HTML renderings.
 //! - [`capacity`]: `loadtest capacity`, a deployment sized from a report's measured costs.
 
+pub mod arrival;
 pub mod broker;
 pub mod capacity;
 pub mod connect;

@@ -6,8 +6,9 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::arrival::Arrival;
 use crate::error::{Error, Result};
-use crate::opts::{Model, Opts, PublisherKind};
+use crate::opts::{Opts, PublisherKind};
 use crate::scenario::Scenario;
 pub use crate::target::{is_slow_index, parse_target, Auth, Endpoint, Target};
 use crate::threshold::Threshold;
@@ -26,27 +27,6 @@ pub const DEFAULT_BATCH: usize = 500;
 pub const DEFAULT_LANES: usize = 2;
 /// Source addresses per IPv4 loopback target: 127.0.0.1 … 127.0.0.N, ~28k ports each.
 pub const DEFAULT_SOURCE_ADDRS: u8 = 4;
-
-/// When events are sent.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Arrival {
-    /// `bursts` × `per_user` events per user, bursts `interval` apart.
-    Burst {
-        /// Number of bursts.
-        bursts: u64,
-        /// Events per user per burst.
-        per_user: u64,
-        /// Time between burst starts.
-        interval: Duration,
-    },
-    /// `per_sec` events/s over all users for `length`.
-    Rate {
-        /// Events per second, all users together.
-        per_sec: f64,
-        /// How long to publish.
-        length: Duration,
-    },
-}
 
 /// Extra outputs.
 #[derive(Debug, Clone, Default)]
@@ -127,11 +107,13 @@ pub struct Plan {
     pub broker: crate::broker::Broker,
 }
 
-fn usage(msg: impl Into<String>) -> Error {
+/// A usage error saying `msg`.
+pub(crate) fn usage(msg: impl Into<String>) -> Error {
     Error::Usage(msg.into())
 }
 
-fn duration(
+/// The flag's duration, else the scenario file's, else `default`; `name` labels a parse error.
+pub(crate) fn duration(
     flag: Option<&str>,
     file: Option<&str>,
     name: &str,
@@ -227,50 +209,7 @@ impl Plan {
         if publisher == PublisherKind::Embedded && matches!(target, Target::External(_)) {
             return Err(usage("the embedded publisher needs the embedded target; use --publisher http with --target"));
         }
-        let model = match (opts.model, p.model.as_deref()) {
-            (Some(m), _) => m,
-            (None, None | Some("burst")) => Model::Burst,
-            (None, Some("rate")) => Model::Rate,
-            (None, Some(other)) => {
-                return Err(usage(format!(
-                    "publish.model {other:?}: expected \"burst\" or \"rate\""
-                )))
-            }
-        };
-        let arrival = match model {
-            Model::Burst => Arrival::Burst {
-                bursts: opts.bursts.or(p.bursts).unwrap_or(10),
-                per_user: opts.events_per_burst.or(p.events_per_burst).unwrap_or(20),
-                interval: duration(
-                    opts.burst_interval.as_deref(),
-                    p.burst_interval.as_deref(),
-                    "burst_interval",
-                    Duration::from_millis(100),
-                )?,
-            },
-            Model::Rate => Arrival::Rate {
-                per_sec: opts.rate.or(p.rate).unwrap_or(10_000.0),
-                length: duration(
-                    opts.rate_duration.as_deref(),
-                    p.rate_duration.as_deref(),
-                    "rate_duration",
-                    Duration::from_secs(5),
-                )?,
-            },
-        };
-        match arrival {
-            Arrival::Burst {
-                bursts, per_user, ..
-            } if bursts == 0 || per_user == 0 => {
-                return Err(usage("bursts and events_per_burst must be at least 1"))
-            }
-            Arrival::Rate { per_sec, length }
-                if !(per_sec > 0.0 && per_sec.is_finite()) || length.is_zero() =>
-            {
-                return Err(usage("rate must be positive and rate_duration non-zero"))
-            }
-            _ => {}
-        }
+        let arrival = Arrival::resolve(opts, p)?;
         let sources_n = opts
             .source_addrs
             .or(c.source_addrs)
