@@ -259,11 +259,7 @@ async fn api_metrics_count_events() {
     next_text(&mut ws).await;
     next_text(&mut ws).await;
     let m = metrics(srv.addr).await;
-    assert_eq!(
-        metric(&m, "courier_events_published_total"),
-        Some(3.0),
-        "{m}"
-    );
-    assert_eq!(metric(&m, "courier_deliveries_total"), Some(2.0), "{m}");
+    assert_metric(&m, "courier_events_published_total", 3.0);
+    assert_metric(&m, "courier_deliveries_total", 2.0);
     srv.stop().await;
 }

@@ -94,13 +94,10 @@ async fn membership_is_gone_after_disconnect() {
     eventually("all slots freed", || srv.state.open_connections() == 0).await;
 
     let m = metrics(srv.addr).await;
-    assert_eq!(metric(&m, "courier_connections_open"), Some(0.0), "{m}");
-    assert_eq!(metric(&m, "courier_groups"), Some(0.0));
-    assert_eq!(metric(&m, "courier_group_members"), Some(0.0));
-    assert_eq!(
-        metric(&m, r#"courier_handshakes_total{result="accepted"}"#),
-        Some(3.0)
-    );
+    assert_metric(&m, "courier_connections_open", 0.0);
+    assert_metric(&m, "courier_groups", 0.0);
+    assert_metric(&m, "courier_group_members", 0.0);
+    assert_metric(&m, r#"courier_handshakes_total{result="accepted"}"#, 3.0);
     // Nothing is delivered to a group whose members left.
     let msg = json!({"type": "x"}).as_object().cloned().expect("object");
     assert_eq!(
@@ -139,15 +136,11 @@ async fn metrics_count_publishes_and_deliveries() {
     next_text(&mut a).await;
     next_text(&mut b).await;
     let m = metrics(srv.addr).await;
-    assert_eq!(
-        metric(&m, "courier_events_published_total"),
-        Some(2.0),
-        "{m}"
-    );
-    assert_eq!(metric(&m, "courier_deliveries_total"), Some(2.0), "{m}");
-    assert_eq!(metric(&m, "courier_connections_open"), Some(2.0), "{m}");
-    assert_eq!(metric(&m, "courier_groups"), Some(1.0), "{m}");
-    assert_eq!(metric(&m, "courier_group_members"), Some(2.0), "{m}");
+    assert_metric(&m, "courier_events_published_total", 2.0);
+    assert_metric(&m, "courier_deliveries_total", 2.0);
+    assert_metric(&m, "courier_connections_open", 2.0);
+    assert_metric(&m, "courier_groups", 1.0);
+    assert_metric(&m, "courier_group_members", 2.0);
     let health = http(srv.addr, "GET", "/healthz", &[], b"").await;
     assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
     srv.stop().await;

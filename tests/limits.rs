@@ -86,11 +86,7 @@ async fn slow_reader_is_closed_4008_while_others_receive_everything() {
     );
 
     let m = metrics(srv.addr).await;
-    assert_eq!(
-        metric(&m, r#"courier_closes_total{code="4008"}"#),
-        Some(1.0),
-        "{m}"
-    );
+    assert_metric(&m, r#"courier_closes_total{code="4008"}"#, 1.0);
     assert!(
         metric(&m, r#"courier_drops_total{reason="slow_close"}"#).is_some_and(|n| n >= 1.0),
         "{m}"
@@ -173,11 +169,7 @@ async fn oversize_frame_closes_1009() {
     })
     .await;
     let m = metrics(srv.addr).await;
-    assert_eq!(
-        metric(&m, r#"courier_closes_total{code="1009"}"#),
-        Some(1.0),
-        "{m}"
-    );
+    assert_metric(&m, r#"courier_closes_total{code="1009"}"#, 1.0);
     srv.stop().await;
 }
 
@@ -269,15 +261,7 @@ async fn over_the_connection_limit_closes_1013() {
     eventually("slot freed", || srv.state.open_connections() == 1).await;
     let _d = connect_user(srv.addr, json!(4)).await;
     let m = metrics(srv.addr).await;
-    assert_eq!(
-        metric(&m, r#"courier_handshakes_total{result="over_limit"}"#),
-        Some(1.0),
-        "{m}"
-    );
-    assert_eq!(
-        metric(&m, r#"courier_closes_total{code="1013"}"#),
-        Some(1.0),
-        "{m}"
-    );
+    assert_metric(&m, r#"courier_handshakes_total{result="over_limit"}"#, 1.0);
+    assert_metric(&m, r#"courier_closes_total{code="1013"}"#, 1.0);
     srv.stop().await;
 }

@@ -373,6 +373,11 @@ pub async fn metrics(addr: SocketAddr) -> String {
     r.body
 }
 
+/// Asserts that metric `series` (as for [`metric`]) is exactly `value` in `text`.
+pub fn assert_metric(text: &str, series: &str, value: f64) {
+    assert_eq!(metric(text, series), Some(value), "{series} in\n{text}");
+}
+
 /// The value of one metric line (`name{labels}` exactly as rendered), or `None`.
 pub fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines()
