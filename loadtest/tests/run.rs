@@ -200,16 +200,7 @@ async fn wrong_secret_is_counted_as_4001_closes() {
     let server = External::start("right", "k");
     let (r, code) = run_smoke_against(
         &server,
-        &[
-            "-c",
-            "20",
-            "-u",
-            "5",
-            "--jwt-secret",
-            "wrong",
-            "--api-key",
-            "k",
-        ],
+        &["-c=20", "-u=5", "--jwt-secret=wrong", "--api-key=k"],
     )
     .await;
     assert_eq!(r["connections"]["established"], 0);
@@ -235,14 +226,11 @@ async fn tokens_file_against_a_separate_server() {
     let (r, code) = run_smoke_against(
         &server,
         &[
-            "-c",
-            "20",
-            "-u",
-            "5",
+            "-c=20",
+            "-u=5",
+            "--api-key=k",
             "--tokens-file",
             file.to_str().expect("utf-8"),
-            "--api-key",
-            "k",
         ],
     )
     .await;
