@@ -55,7 +55,8 @@ impl Outbox {
         parent: &CancellationToken,
     ) -> (Arc<Self>, OutboxRx) {
         // flume allocates queue storage on demand; tokio's mpsc allocates a 32-slot block (~1.5 KB)
-        // per channel up front, which an idle connection would hold forever.
+        // per channel up front, which an idle connection would hold forever. The trade-off: flume
+        // keeps a queue's high-water capacity after a burst, at most `max_messages` × 48 B.
         let (tx, rx) = flume::bounded(max_messages.max(1));
         let shared = Arc::new(Self {
             id,
