@@ -189,6 +189,18 @@ async fn oversized_body_is_413() {
     let frame = next_json(&mut ws).await;
     assert_eq!(frame["data"].as_str().map(str::len), Some(900));
     assert_nothing_more(&srv, 1, &mut ws).await;
+    // The key is checked before the body is read: a wrong key with an oversized body is 401.
+    let big = serde_json::to_vec(&json!({"user_id": 1, "type": "x", "data": "y".repeat(4096)}))
+        .expect("json");
+    let r = http(
+        srv.addr,
+        "POST",
+        "/api/notify",
+        &[("X-API-Key", "wrong")],
+        &big,
+    )
+    .await;
+    assert_json_error(&r, 401);
     srv.stop().await;
 }
 
