@@ -87,9 +87,13 @@ fn check_key(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// One validated `notify_user` call.
-fn parse_notify(v: &Value) -> Result<(GroupName, GroupMessage), String> {
-    let obj = v.as_object().ok_or("each notification must be an object")?;
+/// One validated `notify_user` call. Takes the item by value so `data` moves into the message
+/// instead of being deep-copied (this runs once per event on the publish path).
+fn parse_notify(v: Value) -> Result<(GroupName, GroupMessage), String> {
+    let Value::Object(mut obj) = v else {
+        return Err("each notification must be an object".into());
+    };
+    let data = obj.remove("data").unwrap_or(Value::Null);
     let user_id = obj
         .get("user_id")
         .and_then(UserId::from_claim)
@@ -101,7 +105,6 @@ fn parse_notify(v: &Value) -> Result<(GroupName, GroupMessage), String> {
         .ok_or("\"type\" must be a non-empty string")?;
     let group =
         GroupName::for_user(&user_id).ok_or("\"user_id\" does not make a valid group name")?;
-    let data = obj.get("data").cloned().unwrap_or(Value::Null);
     Ok((group, notify_message(kind, data)))
 }
 
@@ -110,12 +113,12 @@ pub async fn notify(
     State(state): State<AppState>,
     PublishBody(body): PublishBody,
 ) -> Result<Response, ApiError> {
-    let items = match &body {
-        Value::Array(items) => items.iter().collect::<Vec<_>>(),
+    let items = match body {
+        Value::Array(items) => items,
         one => vec![one],
     };
     let batch = items
-        .iter()
+        .into_iter()
         .enumerate()
         .map(|(i, v)| parse_notify(v).map_err(|e| ApiError::BadRequest(format!("item {i}: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
@@ -125,7 +128,7 @@ pub async fn notify(
 /// `POST /api/group_send`: `{"group": name, "message": {"type": …, …}}`, as Channels' `group_send`.
 pub async fn group_send(
     State(state): State<AppState>,
-    PublishBody(body): PublishBody,
+    PublishBody(mut body): PublishBody,
 ) -> Result<Response, ApiError> {
     let bad = |m: &str| ApiError::BadRequest(m.to_owned());
     let group = body
@@ -135,12 +138,11 @@ pub async fn group_send(
         .ok_or_else(|| {
             bad("\"group\" must match ^[a-zA-Z0-9\\-_.]+$ and be shorter than 100 characters")
         })?;
-    let message = body
-        .get("message")
-        .and_then(Value::as_object)
-        .ok_or_else(|| bad("\"message\" must be an object"))?;
-    protocol::event_frame(message).map_err(|e| bad(&e.to_string()))?;
-    publish_all(&state, &[(group, message.clone())]).await
+    let Some(Value::Object(message)) = body.get_mut("message").map(Value::take) else {
+        return Err(bad("\"message\" must be an object"));
+    };
+    protocol::event_frame(&message).map_err(|e| bad(&e.to_string()))?;
+    publish_all(&state, &[(group, message)]).await
 }
 
 async fn publish_all(
