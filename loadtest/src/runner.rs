@@ -119,8 +119,10 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
     // Receivers.
     let run_id: Arc<str> = uuid::Uuid::new_v4().simple().to_string()[..12].into();
     let (phase_tx, phase_rx) = watch::channel(Phase::Publishing);
-    let workers_planned = healthy_count(&phase.conns, plan).div_ceil(CONNS_PER_WORKER);
-    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(workers_planned.max(1));
+    // At most one report per worker; counting all connections (slow readers included) is a safe
+    // upper bound on the number of workers.
+    let max_workers = phase.conns.len().div_ceil(CONNS_PER_WORKER);
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(max_workers.max(1));
     let release = CancellationToken::new();
     let shared = Shared {
         clock,
@@ -377,9 +379,4 @@ async fn setup(
             Ok((None, spec, tokens, target))
         }
     }
-}
-
-/// Connections that go to the healthy receivers (the rest are slow readers, served apart).
-fn healthy_count(conns: &[connect::Conn], plan: &Plan) -> usize {
-    conns.iter().filter(|c| !plan.is_slow(c.idx)).count()
 }
