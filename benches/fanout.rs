@@ -14,27 +14,29 @@ use courier::hub::Hub;
 use courier::layer::{GroupName, MemoryLayer};
 use courier::metrics::Metrics;
 use courier::notify::notify_message;
-use courier::outbox::{Outbox, OutboxRx};
+use courier::outbox::{Limits, Outbox};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 /// Events per timed batch; queues hold this many before draining.
 const BATCH: usize = 64;
 
-fn setup<const N: usize>() -> (Hub, GroupName, Vec<OutboxRx>) {
+fn setup<const N: usize>() -> (Hub, GroupName, Vec<Arc<Outbox>>) {
     let hub = Hub::new(
         Arc::new(MemoryLayer::new()),
         SlowPolicy::Close,
         Arc::new(Metrics::new()),
     );
     let group = GroupName::new("user_1").expect("valid group");
-    let token = CancellationToken::new();
+    let limits = Limits {
+        max_frames: BATCH,
+        max_bytes: usize::MAX,
+    };
     let rxs = (0..N)
         .map(|_| {
-            let (tx, rx) = Outbox::new(hub.next_conn_id(), BATCH, usize::MAX, &token);
-            hub.group_add(&group, tx);
-            rx
+            let out = Arc::new(Outbox::new(hub.next_conn_id(), limits));
+            hub.group_add(&group, out.clone(), 0);
+            out
         })
         .collect();
     (hub, group, rxs)
@@ -45,7 +47,7 @@ fn fanout<const N: usize>(c: &mut Criterion) {
     g.throughput(Throughput::Elements(N as u64));
     g.measurement_time(Duration::from_secs(3));
     g.warm_up_time(Duration::from_secs(1));
-    let (hub, group, mut rxs) = setup::<N>();
+    let (hub, group, rxs) = setup::<N>();
     let message = notify_message(
         "notification_test",
         json!({"seq": 1, "ts": 1_764_000_000_000_000_000u64, "run": "bench", "text": "you have a new friend request from alice"}),
@@ -61,8 +63,8 @@ fn fanout<const N: usize>(c: &mut Criterion) {
                     black_box(hub.deliver_local(&group, &message));
                 }
                 total += start.elapsed();
-                for rx in &mut rxs {
-                    while rx.rx.try_recv().is_ok() {}
+                for out in &rxs {
+                    out.discard_queued();
                 }
                 left -= n;
             }

@@ -7,10 +7,13 @@ use clap::Parser;
 use jsonwebtoken::Algorithm;
 
 use crate::config::{
-    Config, JwtConfig, LayerKind, RedisConfig, SlowPolicy, UserDbConfig, DEFAULT_LISTEN,
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_FRAME_BYTES, DEFAULT_QUEUE_BYTES,
-    DEFAULT_QUEUE_MESSAGES, DEFAULT_REDIS_CORE_CAPACITY, DEFAULT_REDIS_CORE_INBOXES,
-    DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_URL, DEFAULT_USER_CACHE_SIZE, DEFAULT_USER_TABLE,
+    Config, JwtConfig, LayerKind, RedisConfig, SlowPolicy, UserDbConfig,
+    DEFAULT_CLIENT_MESSAGE_BURST, DEFAULT_CLIENT_MESSAGE_RATE, DEFAULT_LISTEN,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_USER,
+    DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_PENDING_HANDSHAKES, DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_MESSAGES,
+    DEFAULT_REDIS_CORE_CAPACITY, DEFAULT_REDIS_CORE_INBOXES, DEFAULT_REDIS_PREFIX,
+    DEFAULT_REDIS_URL, DEFAULT_USER_CACHE_SIZE, DEFAULT_USER_TABLE,
 };
 use crate::error::{Error, Result};
 use crate::layer::codec::WireFormat;
@@ -110,6 +113,56 @@ pub struct Cli {
     /// Largest HTTP publish body in bytes; larger answers 413.
     #[arg(long, env = "COURIER_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+    /// How long a close frame may wait for a client that is not reading before TCP is dropped.
+    #[arg(long, env = "COURIER_CLOSE_LINGER", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub close_linger: Duration,
+    /// Bound on TCP accept → request headers, and on each later request's headers.
+    #[arg(long, env = "COURIER_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub handshake_timeout: Duration,
+    /// Connections accepted but not past their first request; above it accepting pauses.
+    #[arg(long, env = "COURIER_MAX_PENDING_HANDSHAKES", default_value_t = DEFAULT_MAX_PENDING_HANDSHAKES)]
+    pub max_pending_handshakes: usize,
+    /// Largest HTTP request head in bytes (request line + headers); larger answers 431.
+    #[arg(long, env = "COURIER_MAX_HEADER_BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES)]
+    pub max_header_bytes: usize,
+    /// Connections one user may hold (0: no limit); the newest past it closes with 4003.
+    #[arg(long, env = "COURIER_MAX_CONNECTIONS_PER_USER", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_USER)]
+    pub max_connections_per_user: usize,
+    /// Most frames one fragmented client message may take; more closes with 1009.
+    #[arg(long, env = "COURIER_MAX_FRAGMENTS", default_value_t = DEFAULT_MAX_FRAGMENTS)]
+    pub max_fragments: usize,
+    /// Client messages per second per connection, sustained (0: no limit); faster closes with 4029.
+    #[arg(long, env = "COURIER_CLIENT_MESSAGE_RATE", default_value_t = DEFAULT_CLIENT_MESSAGE_RATE)]
+    pub client_message_rate: f64,
+    /// Client messages per connection allowed in a burst above the rate.
+    #[arg(long, env = "COURIER_CLIENT_MESSAGE_BURST", default_value_t = DEFAULT_CLIENT_MESSAGE_BURST)]
+    pub client_message_burst: usize,
+    /// Browser origin allowed to connect (repeat; env: comma-separated); unset: any origin.
+    #[arg(
+        long = "allowed-origin",
+        env = "COURIER_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+    /// Extra listener for /healthz and /metrics only, with descriptors of its own, so health checks
+    /// answer even while the main listener is saturated.
+    #[arg(long, env = "COURIER_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Set SO_REUSEPORT on the listener so several courier processes share one address.
+    #[arg(long, env = "COURIER_REUSE_PORT")]
+    pub reuse_port: bool,
+    /// Log format: `text` for people, `json` (one object per line) for log pipelines.
+    #[arg(long, env = "COURIER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 fn parse_alg(s: &str) -> std::result::Result<Algorithm, String> {
@@ -162,6 +215,15 @@ impl Cli {
             pong_timeout: self.pong_timeout,
             shutdown_timeout: self.shutdown_timeout,
             max_body_bytes: self.max_body_bytes,
+            close_linger: self.close_linger,
+            handshake_timeout: self.handshake_timeout,
+            max_pending_handshakes: self.max_pending_handshakes,
+            max_header_bytes: self.max_header_bytes,
+            max_connections_per_user: self.max_connections_per_user,
+            max_fragments: self.max_fragments,
+            client_message_rate: self.client_message_rate,
+            client_message_burst: self.client_message_burst,
+            allowed_origins: self.allowed_origins,
         };
         config.validate()?;
         Ok(config)

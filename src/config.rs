@@ -50,9 +50,28 @@ pub const DEFAULT_USER_TABLE: &str = "auth_user";
 pub const DEFAULT_USER_CACHE_TTL: Duration = Duration::from_secs(30);
 /// Django user directory: most users kept in the cache.
 pub const DEFAULT_USER_CACHE_SIZE: usize = 10_000;
-/// The WebSocket read buffer. tungstenite's 128 KiB default is zero-filled and resident
-/// (≈137 KB per idle connection, PERFORMANCE.md); 4 KiB costs ≈9 KB.
-pub const READ_BUFFER_BYTES: usize = 4096;
+/// After a close frame is queued for a client that is not reading, how long courier keeps
+/// trying to write it before dropping TCP: a phone that resumes within it still learns why
+/// (4008 rather than a bare reset).
+pub const DEFAULT_CLOSE_LINGER: Duration = Duration::from_secs(10);
+/// Bound on a connection's handshake, from TCP accept to the first request's headers, and on
+/// each later request's headers: a client that sends half a request is dropped after it.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Accepted connections that have not finished their HTTP request or upgrade yet; past it the
+/// server stops accepting (the kernel backlog holds the rest) until one finishes or times out.
+pub const DEFAULT_MAX_PENDING_HANDSHAKES: usize = 2048;
+/// Largest HTTP request head (request line + headers); larger answers 431. hyper's floor is 8 KiB.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Connections one user may hold at once (0: no limit); the newest past it closes with 4003.
+pub const DEFAULT_MAX_CONNECTIONS_PER_USER: usize = 128;
+/// Most frames one fragmented client message may arrive in; more closes with 1009 (a flood of
+/// empty continuation frames would otherwise never reach the size limit).
+pub const DEFAULT_MAX_FRAGMENTS: usize = 64;
+/// Client messages per second a connection may send on average (pings included; 0: no limit);
+/// faster closes with 4029. A notification client sends almost nothing.
+pub const DEFAULT_CLIENT_MESSAGE_RATE: f64 = 50.0;
+/// Client messages a connection may send in a burst above the rate.
+pub const DEFAULT_CLIENT_MESSAGE_BURST: usize = 100;
 
 /// What the hub does when a connection's outbound queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -215,6 +234,25 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// HTTP body limit (413).
     pub max_body_bytes: usize,
+    /// How long a close frame may wait for a stalled client before TCP is dropped.
+    pub close_linger: Duration,
+    /// Bound on TCP accept → request headers (and on each later request's headers).
+    pub handshake_timeout: Duration,
+    /// Connections accepted but not yet past their HTTP request; the accept loop waits above it.
+    pub max_pending_handshakes: usize,
+    /// Largest request head (431 above it).
+    pub max_header_bytes: usize,
+    /// Per-user connection limit (4003 above it; 0: none).
+    pub max_connections_per_user: usize,
+    /// Fragments per client message (1009 above it).
+    pub max_fragments: usize,
+    /// Client messages per second, sustained (4029 above it; 0: none).
+    pub client_message_rate: f64,
+    /// Client messages in a burst.
+    pub client_message_burst: usize,
+    /// Browser origins allowed to open a WebSocket (`Origin` header); empty: any. A request with
+    /// another `Origin` gets 403; one without (not a browser) is let through.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Config {
@@ -235,6 +273,15 @@ impl Config {
             pong_timeout: DEFAULT_PONG_TIMEOUT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            close_linger: DEFAULT_CLOSE_LINGER,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            max_pending_handshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_connections_per_user: DEFAULT_MAX_CONNECTIONS_PER_USER,
+            max_fragments: DEFAULT_MAX_FRAGMENTS,
+            client_message_rate: DEFAULT_CLIENT_MESSAGE_RATE,
+            client_message_burst: DEFAULT_CLIENT_MESSAGE_BURST,
+            allowed_origins: Vec::new(),
         }
     }
 
@@ -255,6 +302,21 @@ impl Config {
         }
         if self.max_frame_bytes < 16 {
             return bad("--max-frame-bytes must be at least 16");
+        }
+        if self.handshake_timeout.is_zero() || self.max_pending_handshakes == 0 {
+            return bad("--handshake-timeout and --max-pending-handshakes must be positive");
+        }
+        if self.max_header_bytes < 8192 {
+            return bad("--max-header-bytes must be at least 8192");
+        }
+        if self.max_fragments == 0 {
+            return bad("--max-fragments must be at least 1");
+        }
+        if !(self.client_message_rate >= 0.0 && self.client_message_rate.is_finite()) {
+            return bad("--client-message-rate must be a number >= 0");
+        }
+        if self.client_message_rate > 0.0 && self.client_message_burst == 0 {
+            return bad("--client-message-burst must be at least 1 when a rate is set");
         }
         if self.layer != LayerKind::Memory {
             if self.redis.prefix.is_empty() {

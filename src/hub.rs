@@ -69,8 +69,14 @@ impl Hub {
     }
 
     /// Adds a connection to a group; the group's first local member subscribes it on the layer.
-    pub fn group_add(&self, group: &GroupName, member: Arc<Outbox>) {
+    /// Refused (`false`) when the group already has `max_members` local members (0: no limit):
+    /// the per-user connection limit, checked under the same lock as the insert so concurrent
+    /// handshakes of one user cannot overshoot it.
+    pub fn group_add(&self, group: &GroupName, member: Arc<Outbox>, max_members: usize) -> bool {
         let mut groups = self.groups();
+        if max_members > 0 && groups.get(group).is_some_and(|m| m.len() >= max_members) {
+            return false;
+        }
         let members = groups.entry(group.clone()).or_insert_with(|| {
             self.0.metrics.groups.inc();
             self.0.layer.subscribe(group);
@@ -78,6 +84,7 @@ impl Hub {
         });
         Arc::make_mut(members).push(member);
         self.0.metrics.group_members.inc();
+        true
     }
 
     /// Removes a connection from a group; the last local member's leaving unsubscribes it.

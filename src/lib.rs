@@ -17,8 +17,9 @@
 //! - [`directory`]: who a token belongs to (pluggable user directory).
 //! - [`userdb`]: the Django `auth_user` directory (PostgreSQL or SQLite behind one TTL cache).
 //! - [`protocol`]: close-code table and frame encoding (encode once, share the bytes).
-//! - [`connection`]: one socket — reader loop, batched writer task, pings, closes.
-//! - [`outbox`]: a connection's bounded queue (messages and bytes) and close signal.
+//! - `ws`: RFC 6455 mechanics — the upgrade, server frames encoded once, the client-frame reader.
+//! - `connection`: one socket, one task — batched vectored writes, reads, pings, closes, linger.
+//! - [`outbox`]: a connection's socket, bounded queue (frames and bytes) and close state.
 //! - [`hub`]: local membership and fan-out (`group_add`, `group_discard`, `group_send`).
 //! - [`layer`]: [`ChannelLayer`](layer::ChannelLayer), moving group messages between processes:
 //!   memory, and channels_redis-compatible `redis_pubsub` and `redis_core` (with `codec`).
@@ -30,7 +31,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
-pub mod connection;
+pub(crate) mod connection;
 pub mod directory;
 pub mod error;
 pub mod hub;
@@ -43,6 +44,7 @@ pub mod server;
 pub mod shutdown;
 pub mod state;
 pub mod userdb;
+pub(crate) mod ws;
 
 pub use auth::UserId;
 pub use config::Config;

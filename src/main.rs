@@ -1,27 +1,27 @@
-//! The `courier` server binary: parse flags, init tracing, bind, serve until Ctrl-C/SIGTERM.
+//! The `courier` server binary: parse flags, init logging, bind, serve until Ctrl-C/SIGTERM.
 
 use clap::Parser;
-use courier::cli::Cli;
+use courier::cli::{Cli, LogFormat};
 use courier::{server, shutdown, AppState};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("courier=info")),
-        )
-        .init();
     let cli = Cli::parse();
-    let listen = cli.listen;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("courier=info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+    let (listen, admin, reuse_port) = (cli.listen, cli.admin_listen, cli.reuse_port);
     let result = async {
         let state = AppState::new(cli.into_config()?)?;
-        let listener = server::bind(listen)?;
+        let listener = server::bind(listen, reuse_port)?;
+        let admin = admin.map(|a| server::bind(a, false)).transpose()?;
         tracing::info!(addr = %listener.local_addr()?, layer = state.hub().layer().name(), "courier listening");
-        server::run(listener, state.clone(), shutdown::signal()).await?;
-        // Tidy broker state (core layer: remove this process's group memberships).
-        state.hub().layer().close().await;
-        Ok::<(), courier::Error>(())
+        server::run_with_admin(listener, admin, state, shutdown::signal()).await
     }
     .await;
     match result {

@@ -65,6 +65,13 @@ pub struct Metrics {
     pub layer_errors: Family<Reason, Counter>,
     /// Successful reconnects of the layer to its broker.
     pub layer_reconnects: Counter,
+    /// Failed `accept` calls by reason (`emfile`, `enfile`, `enobufs`, `enomem`, `other`).
+    pub accept_errors: Family<Reason, Counter>,
+    /// Connections dropped at the handshake deadline, by stage (`no_request`).
+    pub handshake_timeouts: Family<Reason, Counter>,
+    /// WebSocket requests refused with an HTTP status before the upgrade, by reason
+    /// (`not_websocket`, `origin`).
+    pub handshake_refusals: Family<Reason, Counter>,
 }
 
 impl Metrics {
@@ -146,6 +153,21 @@ impl Metrics {
             "courier_layer_reconnects",
             "Channel layer reconnects",
             m.layer_reconnects.clone(),
+        );
+        r.register(
+            "courier_accept_errors",
+            "Failed accepts by reason",
+            m.accept_errors.clone(),
+        );
+        r.register(
+            "courier_handshake_timeouts",
+            "Connections dropped at the handshake deadline",
+            m.handshake_timeouts.clone(),
+        );
+        r.register(
+            "courier_handshake_refusals",
+            "WebSocket requests refused before the upgrade, by reason",
+            m.handshake_refusals.clone(),
         );
         m
     }

@@ -1,72 +1,84 @@
-//! A connection's bounded outbound queue (messages *and* bytes) and its close signal.
+//! A connection's bounded outbound queue (frames *and* bytes) and close state, shared by the hub
+//! (fan-out), the connection's own task (replies, pings) and the close logic.
 //!
-//! The hub pushes with `try_send` and never waits: a full queue is the slow-consumer case, handled
-//! by the [`SlowPolicy`](crate::config::SlowPolicy). The writer task drains the queue in batches.
+//! The queue is a `VecDeque` of pre-encoded frames behind one `std::sync::Mutex`: a push is one
+//! uncontended lock, one refcount bump of the shared frame and — only when the connection's task is
+//! parked — one wake. The task swaps the whole queue out under the same lock and writes it with
+//! one vectored `write` per batch, so a burst costs one lock and one syscall per batch, not per
+//! frame. Every byte queued counts against the bound until the socket took it, replies included.
+//!
+//! Memory: storage grows with a burst and is given back once drained (see
+//! [`KEEP_SLOTS`]); an idle connection that has received nothing holds no queue storage at all.
 
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
-use axum::extract::ws::{Message, Utf8Bytes};
-use tokio_util::sync::CancellationToken;
+use bytes::Bytes;
 
 use crate::protocol::CloseCode;
 
 /// Identifies a connection within this process.
 pub type ConnId = u64;
 
-/// The sending half, shared by the hub (fan-out) and the connection's reader (replies).
-pub struct Outbox {
-    id: ConnId,
-    tx: flume::Sender<Message>,
-    /// Bytes of text frames queued and not yet taken by the writer.
-    queued_bytes: AtomicUsize,
-    max_bytes: usize,
-    /// First close code asked for (0 = none); the writer sends it.
-    close_code: AtomicU16,
-    cancel: CancellationToken,
-}
-
-/// The receiving half, owned by the connection's writer task.
-pub struct OutboxRx {
-    /// Queued frames.
-    pub rx: flume::Receiver<Message>,
-    /// Shared state: byte accounting and the close signal.
-    pub shared: Arc<Outbox>,
-}
+/// Queue slots kept after a drain; a larger high-water storage is freed (≤ 8 × 32 B per queue).
+pub(crate) const KEEP_SLOTS: usize = 8;
 
 /// What became of a push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Push {
     /// Queued.
     Queued,
-    /// The queue is at its message or byte limit.
+    /// The queue is at its frame or byte limit.
     Full,
-    /// The connection is gone.
+    /// The connection is closing or gone.
     Closed,
 }
 
+/// The queue's bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Frames queued at most.
+    pub max_frames: usize,
+    /// Bytes queued (and taken but not yet written) at most.
+    pub max_bytes: usize,
+}
+
+struct State {
+    queue: VecDeque<Bytes>,
+    /// Bytes queued plus bytes the task took and has not yet reported written.
+    bytes: usize,
+    /// The task, when it is parked waiting for frames.
+    waker: Option<Waker>,
+    /// The close asked for; from then on pushes are refused.
+    close: Option<CloseCode>,
+}
+
+/// One connection's queue and close state.
+pub struct Outbox {
+    id: ConnId,
+    limits: Limits,
+    state: Mutex<State>,
+    /// Set (under the lock) with `State::close`, so the task can check for a close on every
+    /// wake-up without taking the lock.
+    closing: AtomicBool,
+}
+
 impl Outbox {
-    /// A queue of at most `max_messages` frames and `max_bytes` bytes of text, closed when `parent`
-    /// (the server's shutdown token) is cancelled.
-    pub fn new(
-        id: ConnId,
-        max_messages: usize,
-        max_bytes: usize,
-        parent: &CancellationToken,
-    ) -> (Arc<Self>, OutboxRx) {
-        // flume allocates queue storage on demand; tokio's mpsc allocates a 32-slot block (~1.5 KB)
-        // per channel up front, which an idle connection would hold forever. The trade-off: flume
-        // keeps a queue's high-water capacity after a burst, at most `max_messages` × 48 B.
-        let (tx, rx) = flume::bounded(max_messages.max(1));
-        let shared = Arc::new(Self {
+    /// An empty outbox.
+    pub fn new(id: ConnId, limits: Limits) -> Self {
+        Self {
             id,
-            tx,
-            queued_bytes: AtomicUsize::new(0),
-            max_bytes,
-            close_code: AtomicU16::new(0),
-            cancel: parent.child_token(),
-        });
-        (shared.clone(), OutboxRx { rx, shared })
+            limits,
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                bytes: 0,
+                waker: None,
+                close: None,
+            }),
+            closing: AtomicBool::new(false),
+        }
     }
 
     /// This connection's id.
@@ -74,76 +86,129 @@ impl Outbox {
         self.id
     }
 
-    /// Queues a shared frame without waiting.
-    pub fn push(&self, frame: &Utf8Bytes) -> Push {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while the lock is held (no user code runs under it); a poisoned lock
+        // still holds a consistent queue.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a shared frame without waiting. Fan-out and the connection's own replies both come
+    /// here, so a client that floods us while not reading fills its own bound like any other.
+    pub fn push(&self, frame: &Bytes) -> Push {
         let len = frame.len();
-        // Reserve first so the writer's release can never underflow the counter.
-        let before = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
-        if before + len > self.max_bytes && before > 0 {
-            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+        let mut s = self.state();
+        if s.close.is_some() {
+            return Push::Closed;
+        }
+        // One frame larger than the byte bound still goes through an empty queue.
+        if s.queue.len() >= self.limits.max_frames
+            || (s.bytes + len > self.limits.max_bytes && s.bytes > 0)
+        {
             return Push::Full;
         }
-        match self.tx.try_send(Message::Text(frame.clone())) {
-            Ok(()) => Push::Queued,
-            Err(e) => {
-                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                match e {
-                    flume::TrySendError::Full(_) => Push::Full,
-                    flume::TrySendError::Disconnected(_) => Push::Closed,
-                }
-            }
+        s.bytes += len;
+        s.queue.push_back(frame.clone());
+        let waker = s.waker.take();
+        drop(s);
+        if let Some(w) = waker {
+            w.wake();
         }
+        Push::Queued
     }
 
-    /// Queues a frame, waiting for room (the reader's replies: a client that floods us while not
-    /// reading stalls its own reads, not the server).
-    pub async fn send(&self, msg: Message) -> bool {
-        let len = message_len(&msg);
-        self.queued_bytes.fetch_add(len, Ordering::Relaxed);
-        let ok = self.tx.send_async(msg).await.is_ok();
-        if !ok {
-            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-        }
-        ok
-    }
-
-    /// Marks `len` bytes as taken off the queue by the writer.
-    pub fn release(&self, msg: &Message) {
-        self.queued_bytes
-            .fetch_sub(message_len(msg), Ordering::Relaxed);
-    }
-
-    /// Asks the connection to close with `code`. The first code asked for wins.
+    /// Asks the connection to close with `code`; the first code asked for wins. Unless the code
+    /// drains (shutdown), what is queued is dropped now: a slow consumer's backlog is freed at once
+    /// and its close frame is next in line.
     pub fn close(&self, code: CloseCode) {
-        let _ =
-            self.close_code
-                .compare_exchange(0, code.code(), Ordering::AcqRel, Ordering::Acquire);
-        self.cancel.cancel();
-    }
-
-    /// The close code asked for, if any. A cancelled parent (server shutdown) means `going away`.
-    pub fn close_code(&self) -> Option<CloseCode> {
-        match self.close_code.load(Ordering::Acquire) {
-            0 if self.cancel.is_cancelled() => Some(CloseCode::GoingAway),
-            0 => None,
-            c => CloseCode::from_code(c),
+        let mut s = self.state();
+        if s.close.is_some() {
+            return;
+        }
+        s.close = Some(code);
+        self.closing.store(true, Ordering::Release);
+        if !code.drains_queue() {
+            let dropped: usize = s.queue.drain(..).map(|f| f.len()).sum();
+            s.bytes -= dropped;
+            s.queue = VecDeque::new();
+        }
+        let waker = s.waker.take();
+        drop(s);
+        if let Some(w) = waker {
+            w.wake();
         }
     }
 
-    /// Resolves when the connection should close.
-    pub fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
-        self.cancel.cancelled()
+    /// The close asked for, if any.
+    pub fn close_code(&self) -> Option<CloseCode> {
+        self.state().close
     }
 
     /// Whether a close was asked for.
     pub fn is_closing(&self) -> bool {
-        self.cancel.is_cancelled()
+        self.closing.load(Ordering::Acquire)
     }
-}
 
-fn message_len(msg: &Message) -> usize {
-    match msg {
-        Message::Text(t) => t.len(),
-        _ => 0,
+    /// The close asked for, checked without the lock in the common case of none.
+    pub(crate) fn closing(&self) -> Option<CloseCode> {
+        if self.is_closing() {
+            self.close_code()
+        } else {
+            None
+        }
+    }
+
+    /// Keeps the task's waker for a close (the task is parked on something other than the queue).
+    pub(crate) fn park(&self, cx: &Context<'_>) {
+        let mut s = self.state();
+        match &s.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => s.waker = Some(cx.waker().clone()),
+        }
+    }
+
+    /// The task's side: reports `written` bytes as gone, then moves every queued frame into the
+    /// empty `batch` (swapping storage, no copy). Pending — with the task's waker kept for the next
+    /// push — when nothing is queued and no close was asked for.
+    pub(crate) fn poll_take(
+        &self,
+        cx: &mut Context<'_>,
+        batch: &mut VecDeque<Bytes>,
+        written: usize,
+    ) -> Poll<Option<CloseCode>> {
+        debug_assert!(batch.is_empty());
+        let mut s = self.state();
+        s.bytes -= written;
+        if !s.queue.is_empty() {
+            std::mem::swap(&mut s.queue, batch);
+            return Poll::Ready(s.close);
+        }
+        if s.close.is_some() {
+            return Poll::Ready(s.close);
+        }
+        match &s.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => s.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Reports `written` bytes as gone without taking more (the task is closing).
+    pub(crate) fn release(&self, written: usize) {
+        self.state().bytes -= written;
+    }
+
+    /// Drops everything queued, returning how many frames that was (benches, which have no
+    /// socket to write to).
+    pub fn discard_queued(&self) -> usize {
+        let mut s = self.state();
+        let n = s.queue.len();
+        s.queue.clear();
+        s.bytes = 0;
+        n
+    }
+
+    /// Bytes queued or in flight (tests, diagnostics).
+    pub fn queued_bytes(&self) -> usize {
+        self.state().bytes
     }
 }

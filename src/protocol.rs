@@ -1,11 +1,16 @@
 //! Wire format: close codes, server → client frames, and the group-event → frame mapping.
 //!
-//! Every frame is encoded once into [`Utf8Bytes`]; fan-out clones that handle (a refcount bump), so
-//! a notification delivered to 10k sockets is serialized exactly once.
+//! Every frame is encoded once — JSON and WebSocket header together — into [`Bytes`]; fan-out
+//! clones that handle (a refcount bump), so a notification delivered to 10k sockets is serialized
+//! and framed exactly once, and written as it is.
 
-use axum::extract::ws::Utf8Bytes;
+use std::sync::LazyLock;
+
+use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{value::RawValue, Map, Value};
+
+use crate::ws;
 
 /// The close codes courier sends, with what a client should do about each (PROTOCOL.md §4).
 ///
@@ -18,7 +23,13 @@ pub enum CloseCode {
     Normal = 1000,
     /// 1001 `going away`: the server is shutting down. Reconnect with backoff.
     GoingAway = 1001,
-    /// 1009 `message too big`: a client frame exceeded the size limit. Fix the client.
+    /// 1002 `protocol error`: the client broke RFC 6455 framing (unmasked or reserved frames, a
+    /// stray continuation, a fragmented control frame). Fix the client.
+    ProtocolError = 1002,
+    /// 1007 `invalid payload`: a text message that is not UTF-8. Fix the client.
+    InvalidPayload = 1007,
+    /// 1009 `message too big`: a client message exceeded the size limit, or arrived in more
+    /// fragments than allowed. Fix the client.
     TooBig = 1009,
     /// 1011 `internal error`: the server failed in a way that is not the client's fault.
     InternalError = 1011,
@@ -29,8 +40,13 @@ pub enum CloseCode {
     Unauthenticated = 4001,
     /// 4002 `ping timeout`: no pong within the pong timeout. Reconnect.
     PingTimeout = 4002,
+    /// 4003 `too many connections`: this user already has the most connections allowed per user
+    /// (the newest is refused; the others stay). Close another one, or reconnect later.
+    TooManyConnections = 4003,
     /// 4008 `slow consumer`: the outbound queue overflowed. Reconnect; messages were missed.
     SlowConsumer = 4008,
+    /// 4029 `rate limited`: the client sent messages faster than allowed. Reconnect with backoff.
+    RateLimited = 4029,
 }
 
 /// RFC 6455 §5.5: a control frame carries at most 125 bytes, two of which are the code.
@@ -38,15 +54,19 @@ pub const MAX_CLOSE_REASON_BYTES: usize = 123;
 
 impl CloseCode {
     /// Every code, for documentation tables and tests.
-    pub const ALL: [CloseCode; 8] = [
+    pub const ALL: [CloseCode; 12] = [
         Self::Normal,
         Self::GoingAway,
+        Self::ProtocolError,
+        Self::InvalidPayload,
         Self::TooBig,
         Self::InternalError,
         Self::TryAgainLater,
         Self::Unauthenticated,
         Self::PingTimeout,
+        Self::TooManyConnections,
         Self::SlowConsumer,
+        Self::RateLimited,
     ];
 
     /// The numeric code on the wire.
@@ -59,13 +79,25 @@ impl CloseCode {
         match self {
             Self::Normal => "normal closure",
             Self::GoingAway => "going away",
+            Self::ProtocolError => "protocol error",
+            Self::InvalidPayload => "invalid payload",
             Self::TooBig => "message too big",
             Self::InternalError => "internal error",
             Self::TryAgainLater => "try again later",
             Self::Unauthenticated => "unauthenticated",
             Self::PingTimeout => "ping timeout",
+            Self::TooManyConnections => "too many connections",
             Self::SlowConsumer => "slow consumer",
+            Self::RateLimited => "rate limited",
         }
+    }
+
+    /// Whether queued frames are written before this close frame. Only shutdown drains (a
+    /// client told `going away` should have what was already sent to it); every other close
+    /// drops the queue so the close frame is next on the wire (a slow consumer's backlog would
+    /// otherwise hold it back past the linger).
+    pub const fn drains_queue(self) -> bool {
+        matches!(self, Self::GoingAway)
     }
 
     /// Reverse lookup, used where a code travels as a plain integer (an atomic in the hub).
@@ -74,15 +106,23 @@ impl CloseCode {
     }
 }
 
-/// Frame text for the error sent when a client frame is not valid JSON.
-pub const INVALID_JSON: Utf8Bytes =
-    Utf8Bytes::from_static(r#"{"type":"error","message":"Invalid JSON"}"#);
-/// Frame text for the error sent when a client sends a binary frame (ours: the reference crashes).
-pub const BINARY_UNSUPPORTED: Utf8Bytes =
-    Utf8Bytes::from_static(r#"{"type":"error","message":"Binary frames are not supported"}"#);
+/// The error frame for a client text frame that is not JSON.
+pub fn invalid_json() -> Bytes {
+    static FRAME: LazyLock<Bytes> =
+        LazyLock::new(|| ws::text_frame(r#"{"type":"error","message":"Invalid JSON"}"#));
+    FRAME.clone()
+}
+
+/// The error frame for a client binary frame (ours: the reference crashes).
+pub fn binary_unsupported() -> Bytes {
+    static FRAME: LazyLock<Bytes> = LazyLock::new(|| {
+        ws::text_frame(r#"{"type":"error","message":"Binary frames are not supported"}"#)
+    });
+    FRAME.clone()
+}
 
 /// `{"type":"connection_established","message":"Connected as <username>","user_id":<id>}`.
-pub fn connection_established(username: &str, user_id: &Value) -> Utf8Bytes {
+pub fn connection_established(username: &str, user_id: &Value) -> Bytes {
     #[derive(Serialize)]
     struct Frame<'a> {
         r#type: &'static str,
@@ -99,13 +139,13 @@ pub fn connection_established(username: &str, user_id: &Value) -> Utf8Bytes {
 /// `{"type":"echo","data":X}` for a client text frame; `None` if the text is not JSON.
 ///
 /// `X` is the client's value as sent (a borrowed [`RawValue`]), never re-serialized.
-pub fn echo(text: &str) -> Option<Utf8Bytes> {
+pub fn echo(text: &str) -> Option<Bytes> {
     let raw: &RawValue = serde_json::from_str(text).ok()?;
-    let mut out = String::with_capacity(raw.get().len() + 24);
-    out.push_str(r#"{"type":"echo","data":"#);
-    out.push_str(raw.get());
-    out.push('}');
-    Some(out.into())
+    Some(ws::text_frame_from_json(|out| {
+        out.extend_from_slice(br#"{"type":"echo","data":"#);
+        out.extend_from_slice(raw.get().as_bytes());
+        out.push(b'}');
+    }))
 }
 
 /// Why a group message cannot become a frame.
@@ -124,7 +164,7 @@ pub enum EventError {
 /// `{"type":"notification","notification_type":T,"data":D}` → `{"type":T,"data":D}`; every other
 /// `type` T (the three named handlers, and — ours — any other) → `{"type":T,"data":D}`. A missing
 /// `data` becomes `null` (ours: the reference raises `KeyError`).
-pub fn event_frame(message: &Map<String, Value>) -> Result<Utf8Bytes, EventError> {
+pub fn event_frame(message: &Map<String, Value>) -> Result<Bytes, EventError> {
     let kind = message
         .get("type")
         .and_then(Value::as_str)
@@ -138,7 +178,7 @@ pub fn event_frame(message: &Map<String, Value>) -> Result<Utf8Bytes, EventError
 }
 
 /// `{"type":kind,"data":data}`, the shape of every notification frame.
-pub fn frame(kind: &str, data: &Value) -> Utf8Bytes {
+pub fn frame(kind: &str, data: &Value) -> Bytes {
     #[derive(Serialize)]
     struct Frame<'a> {
         r#type: &'a str,
@@ -147,10 +187,16 @@ pub fn frame(kind: &str, data: &Value) -> Utf8Bytes {
     encode(&Frame { r#type: kind, data })
 }
 
-fn encode<T: Serialize>(value: &T) -> Utf8Bytes {
-    // Serializing plain structs of strings and `Value`s into a Vec cannot fail.
-    let text = serde_json::to_string(value).unwrap_or_default();
-    text.into()
+fn encode<T: Serialize>(value: &T) -> Bytes {
+    ws::text_frame_from_json(|out| {
+        // Serializing plain structs of strings and `Value`s into a Vec cannot fail.
+        let _ = serde_json::to_writer(out, value);
+    })
+}
+
+/// The JSON text of a frame encoded here (tests and benches).
+pub fn frame_text(frame: &[u8]) -> &str {
+    std::str::from_utf8(ws::encode::payload(frame)).unwrap_or("")
 }
 
 #[cfg(test)]
@@ -175,15 +221,15 @@ mod tests {
         let f = event_frame(&map(
             json!({"type":"notification","notification_type":"x","data":{"a":1}}),
         ));
-        assert_eq!(f.unwrap().as_str(), r#"{"type":"x","data":{"a":1}}"#);
+        assert_eq!(frame_text(&f.unwrap()), r#"{"type":"x","data":{"a":1}}"#);
     }
 
     #[test]
     fn other_types_are_forwarded_and_data_defaults_to_null() {
         let f = event_frame(&map(json!({"type":"custom_thing"}))).unwrap();
-        assert_eq!(f.as_str(), r#"{"type":"custom_thing","data":null}"#);
+        assert_eq!(frame_text(&f), r#"{"type":"custom_thing","data":null}"#);
         let f = event_frame(&map(json!({"type":"notification","data":1}))).unwrap();
-        assert_eq!(f.as_str(), r#"{"type":"notification","data":1}"#);
+        assert_eq!(frame_text(&f), r#"{"type":"notification","data":1}"#);
         assert_eq!(
             event_frame(&map(json!({"data":1}))),
             Err(EventError::MissingType)
@@ -197,11 +243,11 @@ mod tests {
     #[test]
     fn echo_keeps_the_raw_value() {
         assert_eq!(
-            echo(" [1, 2] ").unwrap().as_str(),
+            frame_text(&echo(" [1, 2] ").unwrap()),
             r#"{"type":"echo","data":[1, 2]}"#
         );
         assert_eq!(
-            echo("\"s\"").unwrap().as_str(),
+            frame_text(&echo("\"s\"").unwrap()),
             r#"{"type":"echo","data":"s"}"#
         );
         assert!(echo("{nope").is_none());
@@ -212,7 +258,7 @@ mod tests {
     fn established_frame_shape() {
         let f = connection_established("alice", &json!(42));
         assert_eq!(
-            f.as_str(),
+            frame_text(&f),
             r#"{"type":"connection_established","message":"Connected as alice","user_id":42}"#
         );
     }

@@ -1,0 +1,255 @@
+//! One WebSocket connection: a single task that writes queued frames, reads client frames, pings,
+//! and closes — with a bounded linger so a stalled client still gets its close frame.
+//!
+//! One task instead of a reader and a writer: half the task memory, no cross-task wake between
+//! the halves, and the socket is touched by exactly one task. The hub never waits on it: it pushes
+//! into the [`Outbox`] and wakes the task only when the task is parked.
+
+mod reading;
+mod writer;
+
+use std::future::{poll_fn, Future};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::TcpStream;
+use tokio::time::{sleep_until, Instant};
+
+use crate::auth::AuthError;
+use crate::directory::User;
+use crate::layer::GroupName;
+use crate::outbox::{Limits, Outbox, Push};
+use crate::protocol::{self, CloseCode};
+use crate::state::AppState;
+use crate::ws;
+
+use reading::{Input, Reading};
+use writer::Writer;
+
+/// After our close frame is out, how long to wait for the client's close reply (or EOF) before
+/// dropping TCP, so the frame is not lost to a reset. Within the linger bound.
+const CLOSE_REPLY_WAIT: Duration = Duration::from_secs(2);
+
+/// Serves one upgraded socket for `user` (closing it at once with 4001 if authentication failed).
+pub(crate) async fn run(
+    sock: TcpStream,
+    leftover: Bytes,
+    state: AppState,
+    user: Result<User, AuthError>,
+) {
+    let cfg = state.config();
+    let hub = state.hub();
+    let metrics = state.metrics();
+    let limits = Limits {
+        max_frames: cfg.queue_messages,
+        max_bytes: cfg.queue_bytes,
+    };
+    let out = Arc::new(Outbox::new(hub.next_conn_id(), limits));
+    let mut conn = Conn {
+        sock,
+        reading: Reading::new(cfg, &leftover),
+        writer: Writer::default(),
+        out,
+        state: state.clone(),
+    };
+    let refused = match &user {
+        Err(_) => Some((CloseCode::Unauthenticated, "unauthenticated")),
+        Ok(_) if state.shutdown_token().is_cancelled() => {
+            Some((CloseCode::GoingAway, "shutting_down"))
+        }
+        Ok(_) => None,
+    };
+    if let Some((code, result)) = refused {
+        metrics.handshake(result);
+        return conn.close(code).await;
+    }
+    let Some(_slot) = state.try_open() else {
+        metrics.handshake("over_limit");
+        return conn.close(CloseCode::TryAgainLater).await;
+    };
+    let Ok(user) = user else { return };
+    // Auth already checked that the id makes a valid group name.
+    let Some(group) = GroupName::for_user(&user.id) else {
+        return conn.close(CloseCode::Unauthenticated).await;
+    };
+    // Queued before joining the group, so it is always the first frame.
+    conn.out.push(&protocol::connection_established(
+        &user.username,
+        &user.id.to_json(),
+    ));
+    if !hub.group_add(&group, conn.out.clone(), cfg.max_connections_per_user) {
+        metrics.handshake("user_limit");
+        return conn.close(CloseCode::TooManyConnections).await;
+    }
+    metrics.handshake("accepted");
+    tracing::debug!(conn = conn.out.id(), %group, "connected");
+    let code = conn.serve().await;
+    hub.group_discard(&group, conn.out.id());
+    if let Some(code) = code {
+        conn.close(code).await;
+    }
+    tracing::debug!(conn = conn.out.id(), ?code, "disconnected");
+}
+
+/// What woke the open phase.
+enum Wake {
+    /// A close was asked for (by the hub or shutdown).
+    Close(CloseCode),
+    /// The socket is gone (write error): nothing more can be sent.
+    Gone,
+    /// The client sent something.
+    Readable,
+    /// The ping or pong timer fired.
+    Timer,
+}
+
+struct Conn {
+    /// The socket: only this task reads and writes it.
+    sock: TcpStream,
+    reading: Reading,
+    writer: Writer,
+    out: Arc<Outbox>,
+    state: AppState,
+}
+
+impl Conn {
+    /// The open phase: until a close is asked for or the socket is gone. Returns the close code
+    /// to send, or `None` when nothing can be sent any more.
+    async fn serve(&mut self) -> Option<CloseCode> {
+        let state = self.state.clone();
+        let cfg = state.config();
+        let metrics = state.metrics();
+        let shutdown = self.state.shutdown_token().clone();
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
+        let mut next_ping = Instant::now() + cfg.ping_interval;
+        let mut pong_deadline: Option<Instant> = None;
+        let timer = sleep_until(next_ping);
+        tokio::pin!(timer);
+        // Bytes the HTTP layer read past the upgrade request are client frames.
+        if let Input::Close(code) = self.reading.parse_leftover(&self.out) {
+            return code;
+        }
+        loop {
+            let wake = poll_fn(|cx| {
+                if cancelled.as_mut().poll(cx).is_ready() {
+                    self.out.close(CloseCode::GoingAway);
+                }
+                // Checked first: a close asked for while the socket is full must not wait for
+                // the socket (the outbox wakes the task for it).
+                if let Some(code) = self.out.closing() {
+                    return Poll::Ready(Wake::Close(code));
+                }
+                match self.writer.poll_flush(cx, &self.sock, &self.out, metrics) {
+                    Poll::Ready(Ok(code)) => return Poll::Ready(Wake::Close(code)),
+                    Poll::Ready(Err(_)) => return Poll::Ready(Wake::Gone),
+                    Poll::Pending => {}
+                }
+                if self.sock.poll_read_ready(cx).is_ready() {
+                    return Poll::Ready(Wake::Readable);
+                }
+                if timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Timer);
+                }
+                Poll::Pending
+            })
+            .await;
+            match wake {
+                Wake::Close(code) => return Some(code),
+                Wake::Gone => return None,
+                Wake::Readable => match self.reading.read(&self.sock, &self.out) {
+                    Input::More { pong } => {
+                        if pong {
+                            pong_deadline = None;
+                        }
+                    }
+                    Input::Close(code) => return code,
+                },
+                Wake::Timer => {
+                    let now = Instant::now();
+                    if pong_deadline.is_some_and(|d| d <= now) {
+                        return Some(CloseCode::PingTimeout);
+                    }
+                    if next_ping <= now {
+                        next_ping = now + cfg.ping_interval;
+                        if pong_deadline.is_none() {
+                            pong_deadline = Some(now + cfg.pong_timeout);
+                            if self.out.push(&ws::ping_frame()) == Push::Full {
+                                return Some(CloseCode::SlowConsumer);
+                            }
+                        }
+                    }
+                    let at = pong_deadline.map_or(next_ping, |d| d.min(next_ping));
+                    timer.as_mut().reset(at);
+                }
+            }
+        }
+    }
+
+    /// Sends the close frame for `code` and drops the connection, all within bounds: a draining
+    /// close (shutdown) first writes what is queued (bounded by the shutdown timeout); a stalled
+    /// client has the whole linger to start reading again and still receive the frame.
+    async fn close(&mut self, code: CloseCode) {
+        let state = self.state.clone();
+        let cfg = state.config();
+        self.out.close(code);
+        self.state.metrics().close(code.code());
+        let frame = ws::close_frame(code.code(), code.reason());
+        if code.drains_queue() {
+            let drained = tokio::time::timeout(cfg.shutdown_timeout, self.drain_queue()).await;
+            if !matches!(drained, Ok(true)) {
+                return;
+            }
+            self.writer.append(frame);
+        } else {
+            self.writer.replace_with(frame);
+        }
+        let linger_end = Instant::now() + cfg.close_linger;
+        let sent = tokio::time::timeout_at(linger_end, self.write_and_discard_reads()).await;
+        if matches!(sent, Ok(true)) && code != CloseCode::Normal {
+            let wait = (Instant::now() + CLOSE_REPLY_WAIT).min(linger_end);
+            let _ = tokio::time::timeout_at(wait, self.await_peer_close()).await;
+        }
+    }
+
+    /// Writes every queued frame; false if the socket failed.
+    async fn drain_queue(&mut self) -> bool {
+        poll_fn(|cx| self.writer.poll_drain_queue(cx, &self.sock, &self.out))
+            .await
+            .is_ok()
+    }
+
+    /// Writes the batch (ending in the close frame) while reading and discarding what the client
+    /// sends, so a client that only sends does not stall its own close; false if the socket died.
+    async fn write_and_discard_reads(&mut self) -> bool {
+        poll_fn(|cx| {
+            if self.sock.poll_read_ready(cx).is_ready() && self.reading.discard(&self.sock) {
+                // The client is gone: nothing more can be delivered.
+                return Poll::Ready(false);
+            }
+            match self.writer.poll_drain(cx, &self.sock, &self.out) {
+                Poll::Ready(r) => Poll::Ready(r.is_ok()),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    /// Waits for the client's close frame or EOF, discarding everything else.
+    async fn await_peer_close(&mut self) {
+        poll_fn(|cx| loop {
+            match self.sock.poll_read_ready(cx) {
+                Poll::Ready(Ok(())) => {
+                    if self.reading.discard(&self.sock) {
+                        return Poll::Ready(());
+                    }
+                }
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+        })
+        .await
+    }
+}
