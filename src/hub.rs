@@ -105,6 +105,16 @@ impl Hub {
         }
     }
 
+    /// Asks every local member to close with `code` (shutdown). The connections are told through
+    /// their outboxes rather than by each watching a shared token: a token's waiter list is one
+    /// mutex, and polling it on every wake-up of thousands of tasks serialized them.
+    pub fn close_all(&self, code: CloseCode) {
+        let members: Vec<Members> = self.groups().values().cloned().collect();
+        for member in members.iter().flat_map(|m| m.iter()) {
+            member.close(code);
+        }
+    }
+
     /// Local members of `group` (for tests and diagnostics).
     pub fn group_size(&self, group: &str) -> usize {
         self.groups().get(group).map_or(0, |m| m.len())

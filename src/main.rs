@@ -16,6 +16,10 @@ async fn main() -> std::process::ExitCode {
         LogFormat::Json => logs.json().init(),
     }
     let (listen, admin, reuse_port) = (cli.listen, cli.admin_listen, cli.reuse_port);
+    // One descriptor per connection: take the hard limit (the server sizes its budget from it).
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!(error = %e, "could not raise the open-file limit");
+    }
     let result = async {
         let state = AppState::new(cli.into_config()?)?;
         let listener = server::bind(listen, reuse_port)?;

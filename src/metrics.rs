@@ -67,7 +67,8 @@ pub struct Metrics {
     pub layer_reconnects: Counter,
     /// Failed `accept` calls by reason (`emfile`, `enfile`, `enobufs`, `enomem`, `other`).
     pub accept_errors: Family<Reason, Counter>,
-    /// Connections dropped at the handshake deadline, by stage (`no_request`).
+    /// Connections that ended without a complete request head (`no_request`: the handshake
+    /// deadline, or a client that connected and left).
     pub handshake_timeouts: Family<Reason, Counter>,
     /// WebSocket requests refused with an HTTP status before the upgrade, by reason
     /// (`not_websocket`, `origin`).

@@ -192,6 +192,12 @@ impl Outbox {
         Poll::Pending
     }
 
+    /// Counts a frame the task writes without queueing it (its close frame), so the bytes it
+    /// reports written match what was counted.
+    pub(crate) fn count_unqueued(&self, len: usize) {
+        self.state().bytes += len;
+    }
+
     /// Reports `written` bytes as gone without taking more (the task is closing).
     pub(crate) fn release(&self, written: usize) {
         self.state().bytes -= written;

@@ -21,7 +21,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
@@ -31,6 +31,7 @@ use crate::directory::User;
 use crate::error::Result;
 use crate::layer::GroupName;
 use crate::metrics::Metrics;
+use crate::protocol::CloseCode;
 use crate::state::AppState;
 use crate::ws::upgrade::Upgrade;
 
@@ -46,6 +47,25 @@ const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Connections the admin listener serves at once.
 const ADMIN_CONNECTIONS: usize = 16;
+/// Descriptors kept out of the main listener's budget: the admin listener's connections, the
+/// layer's and user directory's connections, log files. With them reserved the main listener
+/// never drives the process into EMFILE, so health checks and the broker keep working.
+pub const RESERVED_DESCRIPTORS: usize = ADMIN_CONNECTIONS + 48;
+
+/// A socket's share of the descriptor budget, held from accept until the socket closes —
+/// through the HTTP exchange and, after an upgrade, by the connection task.
+#[derive(Clone)]
+pub(crate) struct SocketPermit(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
+
+/// How many sockets the main listener may hold open at once: the open-file limit less
+/// [`RESERVED_DESCRIPTORS`] and the descriptors already open.
+fn socket_budget() -> usize {
+    let limit = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+    let open = std::fs::read_dir("/proc/self/fd").map_or(16, |d| d.count());
+    (limit as usize)
+        .saturating_sub(RESERVED_DESCRIPTORS + open)
+        .max(1)
+}
 
 /// The application's routes over `state`.
 pub(crate) fn router(state: AppState) -> Router {
@@ -100,11 +120,16 @@ pub async fn run_with_admin(
         stop.cancel();
     });
     let http = TaskTracker::new();
+    let budget = socket_budget();
+    tracing::debug!(sockets = budget, "descriptor budget of the main listener");
     let main_loop = accept_loop(
         listener,
         router(state.clone()),
         state.clone(),
-        Arc::new(Semaphore::new(state.config().max_pending_handshakes)),
+        Limits {
+            pending: Arc::new(Semaphore::new(state.config().max_pending_handshakes)),
+            sockets: Some(Arc::new(Semaphore::new(budget))),
+        },
         http.clone(),
     );
     match admin {
@@ -113,7 +138,10 @@ pub async fn run_with_admin(
                 admin,
                 admin_router().with_state(state.clone()),
                 state.clone(),
-                Arc::new(Semaphore::new(ADMIN_CONNECTIONS)),
+                Limits {
+                    pending: Arc::new(Semaphore::new(ADMIN_CONNECTIONS)),
+                    sockets: None,
+                },
                 http.clone(),
             );
             tokio::join!(main_loop, admin_loop);
@@ -121,6 +149,7 @@ pub async fn run_with_admin(
         None => main_loop.await,
     }
     trigger.abort();
+    state.hub().close_all(CloseCode::GoingAway);
     let cfg = state.config();
     let bound = cfg.shutdown_timeout + cfg.close_linger + SHUTDOWN_SLACK;
     http.close();
@@ -141,21 +170,41 @@ pub async fn run_with_admin(
     Ok(())
 }
 
-/// Accepts until shutdown: each socket gets a pending-handshake permit (waiting here when none
-/// is free, so the kernel backlog absorbs a storm) and a task serving HTTP/1 on it.
+/// What a listener may hold open at once.
+struct Limits {
+    /// Sockets not yet past their first request.
+    pending: Arc<Semaphore>,
+    /// Sockets in all (the descriptor budget); `None`: the admin listener, which lives on the
+    /// reserve.
+    sockets: Option<Arc<Semaphore>>,
+}
+
+/// Accepts until shutdown: each socket first gets its permits — waiting here when none is free,
+/// so the kernel backlog absorbs a storm instead of the process running out of descriptors — and
+/// then a task serving HTTP/1 on it.
 async fn accept_loop(
     listener: TcpListener,
     router: Router,
     state: AppState,
-    pending: Arc<Semaphore>,
+    limits: Limits,
     http: TaskTracker,
 ) {
     let token = state.shutdown_token().clone();
     let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
+        let socket = match &limits.sockets {
+            Some(sockets) => tokio::select! {
+                _ = token.cancelled() => return,
+                p = sockets.clone().acquire_owned() => match p {
+                    Ok(p) => Some(SocketPermit(Arc::new(p))),
+                    Err(_) => return,
+                },
+            },
+            None => None,
+        };
         let permit = tokio::select! {
             _ = token.cancelled() => return,
-            p = pending.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            p = limits.pending.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
         };
         let accepted = tokio::select! {
             _ = token.cancelled() => return,
@@ -164,7 +213,7 @@ async fn accept_loop(
         match accepted {
             Ok((tcp, _peer)) => {
                 backoff = ACCEPT_BACKOFF_MIN;
-                let conn = serve_http(tcp, router.clone(), state.clone());
+                let conn = serve_http(tcp, router.clone(), state.clone(), socket);
                 http.spawn(async move {
                     conn.await;
                     drop(permit);
@@ -198,14 +247,18 @@ fn accept_error_reason(e: &std::io::Error) -> &'static str {
 
 /// One accepted socket: HTTP/1 with upgrades, a deadline on its first request's headers (and on
 /// every later one's), graceful close at shutdown.
-async fn serve_http(tcp: TcpStream, router: Router, state: AppState) {
+async fn serve_http(tcp: TcpStream, router: Router, state: AppState, socket: Option<SocketPermit>) {
     // Notifications are small and latency-bound: never wait for Nagle.
     let _ = tcp.set_nodelay(true);
     let cfg = state.config();
     let started = Arc::new(AtomicBool::new(false));
     let seen = started.clone();
-    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         seen.store(true, Ordering::Relaxed);
+        if let Some(p) = &socket {
+            // An upgrade takes it along, so the socket stays counted for its whole life.
+            req.extensions_mut().insert(p.clone());
+        }
         router.clone().oneshot(req.map(Body::new))
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -221,14 +274,19 @@ async fn serve_http(tcp: TcpStream, router: Router, state: AppState) {
     tokio::pin!(deadline);
     let token = state.shutdown_token();
     let mut armed = true;
+    let no_request = || {
+        if !started.load(Ordering::Relaxed) {
+            // hyper's header timeout or ours: either way the socket never sent a request.
+            Metrics::inc(&state.metrics().handshake_timeouts, "no_request");
+        }
+    };
     loop {
         tokio::select! {
-            _ = &mut conn => return,
+            _ = &mut conn => return no_request(),
             _ = &mut deadline, if armed => {
                 if !started.load(Ordering::Relaxed) {
-                    Metrics::inc(&state.metrics().handshake_timeouts, "no_request");
                     tracing::debug!("handshake deadline: dropping a connection that sent no request");
-                    return;
+                    return no_request();
                 }
                 armed = false;
             }
@@ -313,12 +371,14 @@ async fn ws_handler(State(state): State<AppState>, req: Request) -> Response {
             .unwrap_or("-");
         tracing::info!(reason = e.reason(), error = %e, user_agent = agent, "websocket unauthenticated");
     }
+    let permit = parts.extensions.remove::<SocketPermit>();
     let (response, socket) = upgrade.accept(protocol);
     let tracked = state.clone();
     tracked.tracker().spawn(async move {
         if let Some((sock, leftover)) = socket.await {
             connection::run(sock, leftover, state, user).await;
         }
+        drop(permit);
     });
     response
 }

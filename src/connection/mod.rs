@@ -25,7 +25,7 @@ use crate::protocol::{self, CloseCode};
 use crate::state::AppState;
 use crate::ws;
 
-use reading::{Input, Reading};
+use reading::{Discard, Input, Reading};
 use writer::Writer;
 
 /// After our close frame is out, how long to wait for the client's close reply (or EOF) before
@@ -83,6 +83,10 @@ pub(crate) async fn run(
         metrics.handshake("user_limit");
         return conn.close(CloseCode::TooManyConnections).await;
     }
+    // Shutdown closes every hub member; one that joined just after that sweep closes itself.
+    if state.shutdown_token().is_cancelled() {
+        conn.out.close(CloseCode::GoingAway);
+    }
     metrics.handshake("accepted");
     tracing::debug!(conn = conn.out.id(), %group, "connected");
     let code = conn.serve().await;
@@ -121,9 +125,6 @@ impl Conn {
         let state = self.state.clone();
         let cfg = state.config();
         let metrics = state.metrics();
-        let shutdown = self.state.shutdown_token().clone();
-        let cancelled = shutdown.cancelled();
-        tokio::pin!(cancelled);
         let mut next_ping = Instant::now() + cfg.ping_interval;
         let mut pong_deadline: Option<Instant> = None;
         let timer = sleep_until(next_ping);
@@ -134,9 +135,6 @@ impl Conn {
         }
         loop {
             let wake = poll_fn(|cx| {
-                if cancelled.as_mut().poll(cx).is_ready() {
-                    self.out.close(CloseCode::GoingAway);
-                }
                 // Checked first: a close asked for while the socket is full must not wait for
                 // the socket (the outbox wakes the task for it).
                 if let Some(code) = self.out.closing() {
@@ -202,9 +200,9 @@ impl Conn {
             if !matches!(drained, Ok(true)) {
                 return;
             }
-            self.writer.append(frame);
+            self.writer.append(&self.out, frame);
         } else {
-            self.writer.replace_with(frame);
+            self.writer.replace_with(&self.out, frame);
         }
         let linger_end = Instant::now() + cfg.close_linger;
         let sent = tokio::time::timeout_at(linger_end, self.write_and_discard_reads()).await;
@@ -225,14 +223,17 @@ impl Conn {
     /// sends, so a client that only sends does not stall its own close; false if the socket died.
     async fn write_and_discard_reads(&mut self) -> bool {
         poll_fn(|cx| {
-            if self.sock.poll_read_ready(cx).is_ready() && self.reading.discard(&self.sock) {
-                // The client is gone: nothing more can be delivered.
-                return Poll::Ready(false);
+            if self.sock.poll_read_ready(cx).is_ready() {
+                match self.reading.discard(&self.sock) {
+                    // The client is gone: nothing more can be delivered.
+                    Discard::Gone => return Poll::Ready(false),
+                    Discard::More => cx.waker().wake_by_ref(),
+                    Discard::Idle => {}
+                }
             }
-            match self.writer.poll_drain(cx, &self.sock, &self.out) {
-                Poll::Ready(r) => Poll::Ready(r.is_ok()),
-                Poll::Pending => Poll::Pending,
-            }
+            self.writer
+                .poll_drain(cx, &self.sock, &self.out)
+                .map(|r| r.is_ok())
         })
         .await
     }
@@ -241,11 +242,14 @@ impl Conn {
     async fn await_peer_close(&mut self) {
         poll_fn(|cx| loop {
             match self.sock.poll_read_ready(cx) {
-                Poll::Ready(Ok(())) => {
-                    if self.reading.discard(&self.sock) {
-                        return Poll::Ready(());
+                Poll::Ready(Ok(())) => match self.reading.discard(&self.sock) {
+                    Discard::Gone => return Poll::Ready(()),
+                    Discard::Idle => continue,
+                    Discard::More => {
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
                     }
-                }
+                },
                 Poll::Ready(Err(_)) => return Poll::Ready(()),
                 Poll::Pending => return Poll::Pending,
             }

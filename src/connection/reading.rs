@@ -164,27 +164,38 @@ impl Reading {
         }
     }
 
-    /// While closing: reads and drops what the client sends; true once it closed, hung up or
-    /// sent garbage (nothing more will be read either way).
-    pub(super) fn discard(&mut self, sock: &TcpStream) -> bool {
+    /// While closing: reads and drops what the client sends (so a client that keeps sending does
+    /// not stall the close, and its unread bytes do not turn our close into a reset).
+    pub(super) fn discard(&mut self, sock: &TcpStream) -> Discard {
         for _ in 0..READS_PER_WAKE {
-            let gone = SCRATCH.with_borrow_mut(|buf| match sock.try_read(buf) {
-                Ok(0) => Some(true),
+            let step = SCRATCH.with_borrow_mut(|buf| match sock.try_read(buf) {
+                Ok(0) => Some(Discard::Gone),
                 Ok(n) => {
                     let mut closed = false;
                     let fed = self.reader.feed(&mut buf[..n], |m| {
                         closed = matches!(m, ClientMessage::Close(_));
                         !closed
                     });
-                    (closed || fed.is_err()).then_some(true)
+                    (closed || fed.is_err()).then_some(Discard::Gone)
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => Some(false),
-                Err(_) => Some(true),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => Some(Discard::Idle),
+                Err(_) => Some(Discard::Gone),
             });
-            if let Some(g) = gone {
-                return g;
+            if let Some(d) = step {
+                return d;
             }
         }
-        false
+        Discard::More
     }
+}
+
+/// What a discarding read found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Discard {
+    /// The client closed, hung up or sent garbage: nothing more will be read.
+    Gone,
+    /// Nothing more to read now (readiness cleared: the socket wakes the task when there is).
+    Idle,
+    /// The read budget ran out with bytes left: poll again after yielding.
+    More,
 }

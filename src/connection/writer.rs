@@ -88,7 +88,8 @@ impl Writer {
 
     /// Keeps only the frame a partial write has started (the stream must stay well-framed), then
     /// appends `frame`: what a non-draining close sends.
-    pub(crate) fn replace_with(&mut self, frame: Bytes) {
+    pub(crate) fn replace_with(&mut self, out: &Outbox, frame: Bytes) {
+        out.count_unqueued(frame.len());
         let keep = usize::from(self.offset > 0);
         self.written += self.batch.iter().skip(keep).map(Bytes::len).sum::<usize>();
         self.batch.truncate(keep);
@@ -96,7 +97,8 @@ impl Writer {
     }
 
     /// Appends `frame` after what is taken (a draining close's last frame).
-    pub(crate) fn append(&mut self, frame: Bytes) {
+    pub(crate) fn append(&mut self, out: &Outbox, frame: Bytes) {
+        out.count_unqueued(frame.len());
         self.batch.push_back(frame);
     }
 
