@@ -168,3 +168,67 @@ fn stops_at_a_close_and_keeps_the_rest() {
         .unwrap();
     assert_eq!(n, 1);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn any_frame() -> impl Strategy<Value = Vec<u8>> {
+        (
+            0u8..16,
+            any::<bool>(),
+            proptest::collection::vec(any::<u8>(), 0..300),
+        )
+            .prop_map(|(op, fin, payload)| {
+                // Any opcode, valid or not; masked like a client's.
+                let mut f = vec![if fin { 0x80 } else { 0 } | op];
+                if payload.len() < 126 {
+                    f.push(0x80 | payload.len() as u8);
+                } else {
+                    f.push(0x80 | 126);
+                    f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+                }
+                f.extend_from_slice(&[9, 8, 7, 6]);
+                f.extend(
+                    payload
+                        .iter()
+                        .enumerate()
+                        .map(|(i, b)| b ^ [9, 8, 7, 6][i & 3]),
+                );
+                f
+            })
+    }
+
+    fn outcome(chunks: &[Vec<u8>]) -> (Vec<Got>, Result<(), ReadError>) {
+        let refs: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
+        feed_all(&mut Reader::new(LIMITS, &[]), &refs)
+    }
+
+    proptest! {
+        /// Arbitrary bytes never panic the reader, and it never reports more than it was fed.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            let (got, _) = outcome(std::slice::from_ref(&bytes));
+            prop_assert!(got.len() <= bytes.len());
+        }
+
+        /// However the stream is cut into reads, the reader sees the same messages and errors.
+        #[test]
+        fn any_split_gives_the_same_outcome(
+            frames in proptest::collection::vec(any_frame(), 1..12),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..6),
+        ) {
+            let stream: Vec<u8> = frames.concat();
+            let whole = outcome(std::slice::from_ref(&stream));
+            let mut at: Vec<usize> = cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
+            at.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut prev = 0;
+            for a in at.into_iter().chain([stream.len()]) {
+                chunks.push(stream[prev..a].to_vec());
+                prev = a;
+            }
+            prop_assert_eq!(outcome(&chunks), whole);
+        }
+    }
+}
