@@ -131,7 +131,8 @@ pub struct Opts {
     /// Rate model: how long to publish, e.g. `10s`.
     #[arg(long)]
     pub rate_duration: Option<String>,
-    /// Redis publishers (and the embedded server's Redis layer): `redis://host:port[/db]`.
+    /// Redis publishers (and the embedded server's Redis layer): `redis://host:port[/db]`, or a
+    /// comma-separated list: channels_redis `hosts`, in Django's order.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
     /// Redis publishers: channels_redis `prefix` (default `asgi`).

@@ -1,14 +1,17 @@
 //! `RedisPubSubLayer`: wire-compatible with channels_redis's `RedisPubSubChannelLayer`.
 //!
-//! A group is the Redis pub/sub channel `{prefix}__group__{group}` and a message is the serialized
-//! Channels message, nothing else (PROTOCOL.md §5): Django's `group_send` is one `PUBLISH`, and so
-//! is courier's. Membership stays in process memory; this layer SUBSCRIBEs a group while the hub
-//! has a local member of it, over one pub/sub connection owned by one task.
+//! A group is the Redis pub/sub channel `{prefix}__group__{group}` on the host channels_redis's
+//! consistent hash picks for that channel, and a message is the serialized Channels message,
+//! nothing else (PROTOCOL.md §5): Django's `group_send` is one `PUBLISH`, and so is courier's.
+//! Membership stays in process memory; one subscriber task per host SUBSCRIBEs the groups on that
+//! host while the hub has a local member of them.
 //!
 //! # Failures
-//! The task reconnects with backoff. While Redis is away the hub keeps serving its local clients
-//! (local publishes fail with [`Error::Layer`]); after a reconnect it resubscribes everything and
-//! sends each subscribed group a `resync` message, since Redis pub/sub kept nothing for us.
+//! Each host's task reconnects with backoff on its own. While a host is away the hub keeps serving
+//! its local clients (publishes to that host's groups fail with
+//! [`Error::Layer`](crate::Error::Layer)); after a
+//! reconnect the task resubscribes its groups and sends each of them a `resync` message, since
+//! Redis pub/sub kept nothing for us. Groups on the other hosts never notice.
 
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
@@ -17,57 +20,69 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
-use redis::AsyncCommands;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::codec::Codec;
-use super::redis_support::{self as support, Backoff, LayerMetrics, Wishes, CHUNK};
-use super::{ChannelLayer, GroupMessage, GroupName, Inbound};
+use super::support::{self, broken, LayerMetrics, Reconnect, Wishes, CHUNK};
+use super::wire::send::{Flavor, Sender};
 use crate::config::RedisConfig;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::layer::{ChannelLayer, GroupMessage, GroupName, Inbound};
 use crate::metrics::Metrics;
 
 /// How often an idle subscriber pings, so a silently dead connection is noticed.
 const PING_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Scope: every process (courier or Django with channels_redis's pub/sub layer) on one Redis with
-/// the same prefix. At-most-once: Redis pub/sub drops what is published while we are disconnected.
+/// Scope: every process (courier or Django with channels_redis's pub/sub layer) on the same hosts
+/// (same order) with the same prefix. At-most-once: Redis pub/sub drops what is published while
+/// we are disconnected.
 pub struct RedisPubSubLayer {
     shared: Arc<Shared>,
-    publisher: redis::aio::ConnectionManager,
-    /// Stops the subscriber task when the layer is dropped.
+    /// Stops the subscriber tasks when the layer is dropped.
     _stop: DropGuard,
 }
 
 struct Shared {
     /// `{prefix}__group__`: what channel names start with.
     channel_prefix: String,
-    codec: Codec,
+    /// Publishes, and holds the codec the subscribers decode with.
+    sender: Sender,
     inbound: OnceLock<Inbound>,
     metrics: LayerMetrics,
-    wishes: Wishes,
+    /// What the hub wants subscribed, per host.
+    wishes: Vec<Wishes>,
 }
 
 impl RedisPubSubLayer {
-    /// Starts the subscriber task. Does not wait for Redis: an unreachable broker is retried with
-    /// backoff and logged, so the server still starts and serves local clients.
+    /// Starts one subscriber task per host. Does not wait for Redis: an unreachable host is
+    /// retried with backoff and logged, so the server still starts and serves local clients.
     pub fn start(config: &RedisConfig) -> Result<Self> {
-        let client = support::client(&config.url)?;
-        let publisher = support::publisher(&client)?;
+        let clients = support::clients(&config.urls)?;
+        let sender = Sender::new(Flavor::PubSub, config)?;
         let shared = Arc::new(Shared {
-            channel_prefix: format!("{}__group__", config.prefix),
-            codec: Codec::new(config.format, &config.symmetric_keys, 0),
+            channel_prefix: sender.names().channel_prefix(),
+            sender,
             inbound: OnceLock::new(),
             metrics: LayerMetrics::default(),
-            wishes: Wishes::default(),
+            wishes: clients.iter().map(|_| Wishes::default()).collect(),
         });
         let stop = CancellationToken::new();
-        tokio::spawn(run(shared.clone(), client, stop.clone()));
+        for (host, client) in clients.into_iter().enumerate() {
+            tokio::spawn(run(shared.clone(), host, client, stop.clone()));
+        }
         Ok(Self {
             shared,
-            publisher,
             _stop: stop.drop_guard(),
         })
+    }
+
+    fn wishes_of(&self, group: &GroupName) -> &Wishes {
+        &self.shared.wishes[self.shared.sender.host_of(group)]
+    }
+
+    /// Counts a failed publish; the error goes to the caller.
+    fn counted<T>(&self, sent: Result<T>) -> Result<()> {
+        sent.map(drop)
+            .inspect_err(|_| self.shared.metrics.error("publish"))
     }
 }
 
@@ -85,11 +100,11 @@ impl ChannelLayer for RedisPubSubLayer {
     }
 
     fn subscribe(&self, group: &GroupName) {
-        self.shared.wishes.set(group, true);
+        self.wishes_of(group).set(group, true);
     }
 
     fn unsubscribe(&self, group: &GroupName) {
-        self.shared.wishes.set(group, false);
+        self.wishes_of(group).set(group, false);
     }
 
     fn publish<'a>(
@@ -97,78 +112,48 @@ impl ChannelLayer for RedisPubSubLayer {
         group: &'a GroupName,
         message: &'a GroupMessage,
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let payload = self
-                .shared
-                .codec
-                .encode(message)
-                .map_err(|e| Error::Layer(e.to_string()))?;
-            let channel = format!("{}{group}", self.shared.channel_prefix);
-            let mut conn = self.publisher.clone();
-            let sent: redis::RedisResult<i64> = conn.publish(channel, payload).await;
-            sent.map(drop).map_err(|e| {
-                self.shared.metrics.error("publish");
-                Error::Layer(e.to_string())
-            })
-        })
+        Box::pin(async move { self.counted(self.shared.sender.send_one(group, message).await) })
+    }
+
+    fn publish_many<'a>(
+        &'a self,
+        items: &'a [(GroupName, GroupMessage)],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move { self.counted(self.shared.sender.send_many(items).await) })
     }
 }
 
-/// The subscriber task: connect, subscribe what is wanted, forward messages; on failure back off
-/// and start over. Ends only when the layer is dropped.
-async fn run(shared: Arc<Shared>, client: redis::Client, stop: CancellationToken) {
-    let mut backoff = Backoff::new();
-    let mut was_connected = false;
-    loop {
-        let connecting = tokio::time::timeout(support::CONNECT_TIMEOUT, client.get_async_pubsub());
-        let attempt = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = connecting => r,
-        };
-        let (mut sink, mut stream) = match attempt {
-            Ok(Ok(pubsub)) => pubsub.split(),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "redis-pubsub: cannot connect; retrying");
-                if !backoff.wait(&stop).await {
-                    return;
-                }
-                continue;
+/// Host `host`'s subscriber task: connect, subscribe what is wanted there, forward messages;
+/// reconnect with backoff. Ends only when the layer is dropped.
+async fn run(shared: Arc<Shared>, host: usize, client: redis::Client, stop: CancellationToken) {
+    let wishes = &shared.wishes[host];
+    let mut link = Reconnect::new("redis-pubsub subscriber", host, &shared.metrics, &stop);
+    while let Some((pubsub, resumed)) = link.next(|| client.get_async_pubsub()).await {
+        let (mut sink, mut stream) = pubsub.split();
+        let mut subscribed = wishes.snapshot();
+        let mut live = change(&shared, &mut sink, &subscribed, true).await;
+        if live.is_ok() {
+            if resumed {
+                tracing::info!(
+                    host,
+                    groups = subscribed.len(),
+                    "redis-pubsub: reconnected; sending resync"
+                );
+                support::send_resync(shared.inbound.get(), &subscribed);
             }
-            Err(_) => {
-                tracing::warn!("redis-pubsub: connect timed out; retrying");
-                if !backoff.wait(&stop).await {
-                    return;
-                }
-                continue;
-            }
-        };
-        let wanted = shared.wishes.snapshot();
-        let outcome = match change(&shared, &mut sink, &wanted, true).await {
-            Ok(()) => {
-                let mut subscribed = wanted;
-                if was_connected {
-                    shared.metrics.reconnect();
-                    tracing::info!(
-                        groups = subscribed.len(),
-                        "redis-pubsub: reconnected; sending resync"
-                    );
-                    support::send_resync(shared.inbound.get(), &subscribed);
-                }
-                was_connected = true;
-                backoff.reset();
-                session(&shared, &mut sink, &mut stream, &mut subscribed, &stop).await
-            }
-            Err(e) => Err(e),
-        };
-        match outcome {
-            Ok(()) => return,
-            Err(e) => {
-                shared.metrics.error("disconnect");
-                tracing::warn!(error = %e, "redis-pubsub: connection lost; reconnecting");
-            }
+            live = session(
+                &shared,
+                wishes,
+                &mut sink,
+                &mut stream,
+                &mut subscribed,
+                &stop,
+            )
+            .await;
         }
-        if !backoff.wait(&stop).await {
-            return;
+        match live {
+            Ok(()) => return,
+            Err(e) => link.lost(&e),
         }
     }
 }
@@ -176,6 +161,7 @@ async fn run(shared: Arc<Shared>, client: redis::Client, stop: CancellationToken
 /// One connection's life. `Ok` means stopped; `Err` means the connection broke.
 async fn session(
     shared: &Shared,
+    wishes: &Wishes,
     sink: &mut PubSubSink,
     stream: &mut PubSubStream,
     subscribed: &mut HashSet<GroupName>,
@@ -191,7 +177,7 @@ async fn session(
                 Some(msg) => deliver(shared, &msg),
                 None => return Err(broken("subscriber connection closed")),
             },
-            _ = shared.wishes.changed() => reconcile(shared, sink, subscribed).await?,
+            _ = wishes.changed() => reconcile(shared, wishes, sink, subscribed).await?,
             _ = ping.tick() => {
                 let pong = tokio::time::timeout(support::RESPONSE_TIMEOUT, sink.ping::<redis::Value>()).await;
                 pong.map_err(|_| broken("ping timed out"))??;
@@ -203,12 +189,13 @@ async fn session(
 /// Applies the hub's changed wishes: SUBSCRIBE the newly wanted, UNSUBSCRIBE the abandoned.
 async fn reconcile(
     shared: &Shared,
+    wishes: &Wishes,
     sink: &mut PubSubSink,
     subscribed: &mut HashSet<GroupName>,
 ) -> redis::RedisResult<()> {
     let mut add = HashSet::new();
     let mut remove = HashSet::new();
-    for (group, wanted) in shared.wishes.take_changes() {
+    for (group, wanted) in wishes.take_changes() {
         match (wanted, subscribed.contains(&group)) {
             (true, false) => drop(add.insert(group)),
             (false, true) => drop(remove.insert(group)),
@@ -263,7 +250,7 @@ fn deliver(shared: &Shared, msg: &redis::Msg) {
     let Some(group) = GroupName::new(name) else {
         return;
     };
-    match shared.codec.decode(msg.get_payload_bytes()) {
+    match shared.sender.codec().decode(msg.get_payload_bytes()) {
         Ok(message) => {
             if let Some(inbound) = shared.inbound.get() {
                 inbound(&group, &message);
@@ -274,8 +261,4 @@ fn deliver(shared: &Shared, msg: &redis::Msg) {
             tracing::warn!(%group, error = %e, "redis-pubsub: dropping a payload that does not decode");
         }
     }
-}
-
-fn broken(what: &'static str) -> redis::RedisError {
-    redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::BrokenPipe, what))
 }

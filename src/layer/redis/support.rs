@@ -1,6 +1,8 @@
-//! Pieces both Redis layers share: the desired-subscription set, backoff, metrics, the resync message.
+//! Pieces both Redis layers share: the desired-subscription set, connections, the one
+//! reconnect-with-backoff loop, metrics, the resync message.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -8,21 +10,21 @@ use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{GroupMessage, GroupName, Inbound};
+use crate::layer::{GroupMessage, GroupName, Inbound};
 use crate::metrics::Metrics;
 
 /// How long to wait for a TCP connect + handshake to Redis before trying again.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a non-blocking command may take before the connection counts as broken.
-pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Channels/keys per SUBSCRIBE or pipeline, so one command never carries 100k arguments.
-pub const CHUNK: usize = 512;
+pub(crate) const CHUNK: usize = 512;
 
 /// What the hub wants subscribed, written under the hub's lock (so: never blocks, never awaits)
 /// and reconciled by the layer's task. `dirty` holds the groups whose wish changed since the task
 /// last looked, so a reconcile costs O(changes), not O(groups).
 #[derive(Default)]
-pub struct Wishes {
+pub(crate) struct Wishes {
     inner: Mutex<WishSets>,
     changed: Notify,
 }
@@ -40,7 +42,7 @@ impl Wishes {
     }
 
     /// Records that `group` should (or should no longer) be received, and wakes the task.
-    pub fn set(&self, group: &GroupName, wanted: bool) {
+    pub(crate) fn set(&self, group: &GroupName, wanted: bool) {
         let mut sets = self.lock();
         if wanted {
             sets.wanted.insert(group.clone());
@@ -54,14 +56,14 @@ impl Wishes {
     }
 
     /// Everything wanted now; clears the dirty set (a full sync supersedes pending changes).
-    pub fn snapshot(&self) -> HashSet<GroupName> {
+    pub(crate) fn snapshot(&self) -> HashSet<GroupName> {
         let mut sets = self.lock();
         sets.dirty.clear();
         sets.wanted.clone()
     }
 
     /// The groups whose wish changed since the last call, each with whether it is wanted now.
-    pub fn take_changes(&self) -> Vec<(GroupName, bool)> {
+    pub(crate) fn take_changes(&self) -> Vec<(GroupName, bool)> {
         let mut sets = self.lock();
         let dirty = std::mem::take(&mut sets.dirty);
         dirty
@@ -74,7 +76,7 @@ impl Wishes {
     }
 
     /// Resolves when [`set`](Self::set) was called since the last wake-up.
-    pub async fn changed(&self) {
+    pub(crate) async fn changed(&self) {
         self.changed.notified().await;
     }
 }
@@ -82,21 +84,21 @@ impl Wishes {
 /// The layer's view of the server metrics, attached after construction (see
 /// [`ChannelLayer::attach_metrics`](super::ChannelLayer::attach_metrics)).
 #[derive(Default)]
-pub struct LayerMetrics(OnceLock<Arc<Metrics>>);
+pub(crate) struct LayerMetrics(OnceLock<Arc<Metrics>>);
 
 impl LayerMetrics {
     /// Sets the registry to count into (first call wins).
-    pub fn attach(&self, metrics: Arc<Metrics>) {
+    pub(crate) fn attach(&self, metrics: Arc<Metrics>) {
         let _ = self.0.set(metrics);
     }
     /// Counts a layer error by reason (`disconnect`, `decode`, `publish`).
-    pub fn error(&self, reason: &'static str) {
+    pub(crate) fn error(&self, reason: &'static str) {
         if let Some(m) = self.0.get() {
             Metrics::inc(&m.layer_errors, reason);
         }
     }
     /// Counts a successful reconnect.
-    pub fn reconnect(&self) {
+    pub(crate) fn reconnect(&self) {
         if let Some(m) = self.0.get() {
             m.layer_reconnects.inc();
         }
@@ -104,7 +106,7 @@ impl LayerMetrics {
 }
 
 /// Exponential backoff with jitter between reconnect attempts: 100 ms doubling to 5 s.
-pub struct Backoff {
+pub(crate) struct Backoff {
     next: Duration,
 }
 
@@ -113,16 +115,16 @@ impl Backoff {
     const MAX: Duration = Duration::from_secs(5);
 
     /// Starts at the minimum.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self { next: Self::MIN }
     }
     /// After a success: the next failure retries quickly again.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.next = Self::MIN;
     }
     /// Sleeps for the current delay (±25 % jitter, so a fleet does not reconnect in lockstep), then
     /// doubles it. Returns `false` if `cancel` fired first.
-    pub async fn wait(&mut self, cancel: &CancellationToken) -> bool {
+    pub(crate) async fn wait(&mut self, cancel: &CancellationToken) -> bool {
         let jitter = 0.75 + f64::from(uuid::Uuid::new_v4().as_bytes()[0]) / 512.0;
         let delay = self.next.mul_f64(jitter);
         self.next = (self.next * 2).min(Self::MAX);
@@ -147,7 +149,10 @@ pub fn resync_message() -> GroupMessage {
 }
 
 /// Tells every group in `groups` to resync, through the hub's inbound callback.
-pub fn send_resync<'a>(inbound: Option<&Inbound>, groups: impl IntoIterator<Item = &'a GroupName>) {
+pub(crate) fn send_resync<'a>(
+    inbound: Option<&Inbound>,
+    groups: impl IntoIterator<Item = &'a GroupName>,
+) {
     let Some(inbound) = inbound else { return };
     let message = resync_message();
     for group in groups {
@@ -156,20 +161,26 @@ pub fn send_resync<'a>(inbound: Option<&Inbound>, groups: impl IntoIterator<Item
 }
 
 /// Now as float seconds since the epoch, like Python's `time.time()` (channels_redis scores).
-pub fn now_secs() -> f64 {
+pub(crate) fn now_secs() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Opens a client for `url`, mapping the error into the crate's.
-pub fn client(url: &str) -> crate::Result<redis::Client> {
-    redis::Client::open(url).map_err(|e| crate::Error::Config(format!("--redis-url {url:?}: {e}")))
+/// Opens a client for `url`, mapping the error into the crate's. The URL is not echoed: it may
+/// carry a password.
+pub(crate) fn client(url: &str) -> crate::Result<redis::Client> {
+    redis::Client::open(url).map_err(|e| crate::Error::Config(format!("--redis-url: {e}")))
+}
+
+/// One client per host, in `hosts` order.
+pub(crate) fn clients(urls: &[String]) -> crate::Result<Vec<redis::Client>> {
+    urls.iter().map(|u| client(u)).collect()
 }
 
 /// A multiplexed connection with bounded connect and response times. `response` must exceed any
 /// blocking command's own timeout sent on it.
-pub async fn connect(
+pub(crate) async fn connect(
     client: &redis::Client,
     response: Duration,
 ) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
@@ -182,7 +193,7 @@ pub async fn connect(
 }
 
 /// The publishing connection: reconnects by itself in the background after a failed command.
-pub fn publisher(client: &redis::Client) -> crate::Result<redis::aio::ConnectionManager> {
+pub(crate) fn publisher(client: &redis::Client) -> crate::Result<redis::aio::ConnectionManager> {
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -190,5 +201,91 @@ pub fn publisher(client: &redis::Client) -> crate::Result<redis::aio::Connection
         .set_max_delay(Duration::from_secs(1));
     client
         .get_connection_manager_lazy(config)
-        .map_err(|e| crate::Error::Layer(e.to_string()))
+        .map_err(crate::Error::layer)
+}
+
+/// The one reconnect-with-backoff loop of every Redis task, as an iterator of connections:
+///
+/// ```text
+/// let mut link = Reconnect::new("task", host, &metrics, &stop);
+/// while let Some((conn, resumed)) = link.next(|| connect()).await {
+///     match session(conn, resumed).await { Ok(()) => return, Err(e) => link.lost(&e) }
+/// }
+/// ```
+///
+/// [`next`](Self::next) connects (bounded by [`CONNECT_TIMEOUT`]), backing off between attempts,
+/// and yields `None` once `stop` fires. `resumed` is `true` for every connection after the first
+/// attempt: messages may have been lost and Redis may have forgotten us, the cue to re-register
+/// and resync. The loop body stays in the caller, so its session can borrow the task's state.
+pub(crate) struct Reconnect<'a> {
+    task: &'static str,
+    host: usize,
+    metrics: &'a LayerMetrics,
+    stop: &'a CancellationToken,
+    backoff: Backoff,
+    tried: bool,
+}
+
+impl<'a> Reconnect<'a> {
+    /// The loop of `task` (for logs) on host number `host`, counting into `metrics`.
+    pub(crate) fn new(
+        task: &'static str,
+        host: usize,
+        metrics: &'a LayerMetrics,
+        stop: &'a CancellationToken,
+    ) -> Self {
+        Self {
+            task,
+            host,
+            metrics,
+            stop,
+            backoff: Backoff::new(),
+            tried: false,
+        }
+    }
+
+    /// The next connection and whether it is resumed; `None` when the layer stops.
+    pub(crate) async fn next<C, Connecting>(
+        &mut self,
+        mut connect: impl FnMut() -> Connecting,
+    ) -> Option<(C, bool)>
+    where
+        Connecting: Future<Output = redis::RedisResult<C>>,
+    {
+        let (task, host) = (self.task, self.host);
+        loop {
+            let resumed = self.tried;
+            if resumed && !self.backoff.wait(self.stop).await {
+                return None;
+            }
+            self.tried = true;
+            let attempt = tokio::select! {
+                _ = self.stop.cancelled() => return None,
+                r = tokio::time::timeout(CONNECT_TIMEOUT, connect()) => r,
+            };
+            match attempt {
+                Ok(Ok(conn)) => {
+                    if resumed {
+                        self.metrics.reconnect();
+                    }
+                    self.backoff.reset();
+                    return Some((conn, resumed));
+                }
+                Ok(Err(e)) => tracing::warn!(host, error = %e, "{task}: cannot connect; retrying"),
+                Err(_) => tracing::warn!(host, "{task}: connect timed out; retrying"),
+            }
+        }
+    }
+
+    /// The session on the last connection broke with `e`: counted and logged.
+    pub(crate) fn lost(&self, e: &redis::RedisError) {
+        self.metrics.error("disconnect");
+        let (task, host) = (self.task, self.host);
+        tracing::warn!(host, error = %e, "{task}: connection lost; reconnecting");
+    }
+}
+
+/// An I/O-kind Redis error for a connection we gave up on (a deadline passed, the stream ended).
+pub(crate) fn broken(what: &'static str) -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::BrokenPipe, what))
 }
