@@ -327,3 +327,42 @@ async fn a_host_down_stops_only_its_groups_and_resyncs_only_them() {
         s.stop().await;
     }
 }
+
+/// `POST /api/notify` with a batch over users on every host: one layer call (pipelined per host),
+/// and every user still gets its events exactly once, in batch order.
+#[tokio::test]
+async fn api_notify_batch_over_three_hosts_keeps_each_users_order() {
+    const EVENTS: u64 = 5;
+    for kind in LAYERS {
+        let Some(redis) = hosts().await else { return };
+        let urls = urls(&redis);
+        let prefix = broker::unique_prefix();
+        let s = server(kind, &urls, &prefix).await;
+        let sender = GroupSender::new(kind, &redis_config(&urls, &prefix)).expect("sender");
+        let users: Vec<u64> = users_by_host(&sender, 2).concat();
+        let mut clients = Vec::new();
+        for &u in &users {
+            let mut ws = connect_user(s.addr, json!(u)).await;
+            until_routed(&s, u as i64, &mut [&mut ws]).await;
+            clients.push(ws);
+        }
+        let batch: Vec<Value> = (0..EVENTS)
+            .flat_map(|seq| {
+                users.iter().map(
+                    move |u| json!({"user_id": u, "type": "new_message", "data": {"seq": seq}}),
+                )
+            })
+            .collect();
+        let r = common::post_json(s.addr, "/api/notify", &Value::Array(batch)).await;
+        assert_eq!(r.status, 202, "{kind:?}: {r:?}");
+        let want: Vec<i64> = (0..EVENTS as i64).collect();
+        for ws in &mut clients {
+            assert_eq!(
+                seqs(ws, "new_message", EVENTS as usize).await,
+                want,
+                "{kind:?}"
+            );
+        }
+        s.stop().await;
+    }
+}
