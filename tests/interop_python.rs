@@ -161,11 +161,7 @@ async fn courier_to_django(kind: LayerKind, key: bool) {
         json!({"type": "friend_request", "data": data}),
         "{kind:?} key={key}"
     );
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("peer exits")
-        .expect("wait");
-    assert!(status.success());
+    broker::python::exits_ok(child).await;
     s.stop().await;
 }
 

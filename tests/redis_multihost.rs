@@ -243,11 +243,7 @@ async fn courier_to_django(kind: LayerKind) {
         received, sent,
         "{kind:?}: one message per group, every host"
     );
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("peer exits")
-        .expect("wait");
-    assert!(status.success());
+    broker::python::exits_ok(child).await;
     s.stop().await;
 }
 
@@ -255,6 +251,38 @@ async fn courier_to_django(kind: LayerKind) {
 async fn courier_publish_over_three_hosts_reaches_django_consumers() {
     for kind in LAYERS {
         courier_to_django(kind).await;
+    }
+}
+
+/// Three hosts, a server over them, and `per_host` users on each host, each with one routed client.
+struct Routed {
+    redis: Vec<PrivateRedis>,
+    s: TestServer,
+    /// In host order: `users[i * per_host..]` live on host `i`.
+    users: Vec<u64>,
+    clients: Vec<Ws>,
+}
+
+impl Routed {
+    async fn start(kind: LayerKind, per_host: usize) -> Option<Self> {
+        let redis = hosts().await?;
+        let urls = urls(&redis);
+        let prefix = broker::unique_prefix();
+        let s = server(kind, &urls, &prefix).await;
+        let sender = GroupSender::new(kind, &redis_config(&urls, &prefix)).expect("sender");
+        let users: Vec<u64> = users_by_host(&sender, per_host).concat();
+        let mut clients = Vec::new();
+        for &u in &users {
+            let mut ws = connect_user(s.addr, json!(u)).await;
+            until_routed(&s, u as i64, &mut [&mut ws]).await;
+            clients.push(ws);
+        }
+        Some(Self {
+            redis,
+            s,
+            users,
+            clients,
+        })
     }
 }
 
@@ -272,20 +300,15 @@ async fn notify(s: &TestServer, user: u64, seq: u64) -> courier::Result<()> {
 #[tokio::test]
 async fn a_host_down_stops_only_its_groups_and_resyncs_only_them() {
     for kind in LAYERS {
-        let Some(mut redis) = hosts().await else {
+        let Some(Routed {
+            mut redis,
+            s,
+            users,
+            mut clients,
+        }) = Routed::start(kind, 1).await
+        else {
             return;
         };
-        let urls = urls(&redis);
-        let prefix = broker::unique_prefix();
-        let s = server(kind, &urls, &prefix).await;
-        let sender = GroupSender::new(kind, &redis_config(&urls, &prefix)).expect("sender");
-        let users: Vec<u64> = users_by_host(&sender, 1).concat();
-        let mut clients = Vec::new();
-        for &u in &users {
-            let mut ws = connect_user(s.addr, json!(u)).await;
-            until_routed(&s, u as i64, &mut [&mut ws]).await;
-            clients.push(ws);
-        }
 
         redis[0].kill();
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -334,18 +357,16 @@ async fn a_host_down_stops_only_its_groups_and_resyncs_only_them() {
 async fn api_notify_batch_over_three_hosts_keeps_each_users_order() {
     const EVENTS: u64 = 5;
     for kind in LAYERS {
-        let Some(redis) = hosts().await else { return };
-        let urls = urls(&redis);
-        let prefix = broker::unique_prefix();
-        let s = server(kind, &urls, &prefix).await;
-        let sender = GroupSender::new(kind, &redis_config(&urls, &prefix)).expect("sender");
-        let users: Vec<u64> = users_by_host(&sender, 2).concat();
-        let mut clients = Vec::new();
-        for &u in &users {
-            let mut ws = connect_user(s.addr, json!(u)).await;
-            until_routed(&s, u as i64, &mut [&mut ws]).await;
-            clients.push(ws);
-        }
+        // `_redis` keeps the hosts alive to the end of the round (`..` would drop them here).
+        let Some(Routed {
+            redis: _redis,
+            s,
+            users,
+            mut clients,
+        }) = Routed::start(kind, 2).await
+        else {
+            return;
+        };
         let batch: Vec<Value> = (0..EVENTS)
             .flat_map(|seq| {
                 users.iter().map(

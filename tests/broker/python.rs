@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 
 use courier::config::LayerKind;
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -64,4 +64,13 @@ pub fn peer(
         cmd.args(["--url", url]);
     }
     cmd
+}
+
+/// Waits (bounded) for a peer to exit and asserts it succeeded.
+pub async fn exits_ok(mut child: Child) {
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+        .await
+        .expect("peer exits")
+        .expect("wait");
+    assert!(status.success(), "peer failed: {status}");
 }
