@@ -1,7 +1,7 @@
 //! [`GroupSender`]: channels_redis `group_send` for many messages at once, outside a server.
 //!
 //! It writes exactly what Django's `channel_layer.group_send` writes (PROTOCOL.md §5), on the host
-//! channels_redis would pick, through the layers' own [`wire`](super::wire) module, but pipelines a
+//! channels_redis would pick, through the layers' own `wire` module, but pipelines a
 //! whole batch into a fixed number of round trips (pub/sub: one; core: two), each host at once, so
 //! a publisher of millions of events (the loadtest's Redis publishers) is not bound by Redis
 //! latency. It starts no task and joins no group.

@@ -11,12 +11,12 @@
 //!
 //! # Many hosts
 //! channels_redis puts a group's ZSET on `hash(group)` and an inbox on `hash("specific.{cp}!")`
-//! ([`wire`](super::wire)). courier draws its client prefixes so that every host holds some of its
+//! (`wire`). courier draws its client prefixes so that every host holds some of its
 //! inboxes, and gives each group an inbox *on the group's own host*: a group then depends on one
 //! host only, and a host that is down stops exactly the groups on it.
 //!
-//! Two tasks per host: the registrar ([`registrar`]) mirrors the hub's wishes for that host's
-//! groups into their ZSETs and refreshes them; the drainer ([`drainer`]) pops that host's inboxes
+//! Two tasks per host: the registrar (`registrar`) mirrors the hub's wishes for that host's
+//! groups into their ZSETs and refreshes them; the drainer (`drainer`) pops that host's inboxes
 //! with BZPOPMIN plus batched ZPOPMIN on its own connection. A popped message is never cancelled
 //! mid-flight: the blocking pop lives alone in its task. When a drainer comes back after a failure
 //! (Redis restarted and lost our memberships, perhaps), its host's registrar re-registers that
