@@ -310,8 +310,13 @@ async fn a_host_down_stops_only_its_groups_and_resyncs_only_them() {
             return;
         };
 
+        let m = s.state.metrics();
+        assert_eq!(m.layer_hosts_down.get(), 0, "{kind:?}: all hosts up");
         redis[0].kill();
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        common::eventually("the dead host counted down", || {
+            m.layer_hosts_down.get() == 1
+        })
+        .await;
         assert!(
             notify(&s, users[0], 1).await.is_err(),
             "{kind:?}: a group on the dead host reports the layer error"
@@ -337,7 +342,10 @@ async fn a_host_down_stops_only_its_groups_and_resyncs_only_them() {
             );
         }
         until_routed(&s, users[0] as i64, &mut [&mut clients[0]]).await;
-        let m = s.state.metrics();
+        common::eventually("the host counted up again", || {
+            m.layer_hosts_down.get() == 0
+        })
+        .await;
         let errors = |reason| m.layer_errors.get_or_create(&Reason { reason }).get();
         assert!(
             errors("disconnect") >= 1,

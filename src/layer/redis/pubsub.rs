@@ -62,7 +62,7 @@ impl RedisPubSubLayer {
             channel_prefix: sender.names().channel_prefix(),
             sender,
             inbound: OnceLock::new(),
-            metrics: LayerMetrics::default(),
+            metrics: LayerMetrics::new(clients.len()),
             wishes: clients.iter().map(|_| Wishes::default()).collect(),
         });
         let stop = CancellationToken::new();

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -82,24 +83,66 @@ impl Wishes {
 }
 
 /// The layer's view of the server metrics, attached after construction (see
-/// [`ChannelLayer::attach_metrics`](super::ChannelLayer::attach_metrics)).
-#[derive(Default)]
-pub(crate) struct LayerMetrics(OnceLock<Arc<Metrics>>);
+/// [`ChannelLayer::attach_metrics`](crate::layer::ChannelLayer::attach_metrics)), and which hosts
+/// are down.
+pub(crate) struct LayerMetrics {
+    registry: OnceLock<Arc<Metrics>>,
+    /// Per host: how many of its tasks are failing now (a host is down while any is).
+    failing: Vec<AtomicUsize>,
+}
 
 impl LayerMetrics {
-    /// Sets the registry to count into (first call wins).
+    /// Metrics for a layer over `hosts` hosts.
+    pub(crate) fn new(hosts: usize) -> Self {
+        Self {
+            registry: OnceLock::new(),
+            failing: (0..hosts).map(|_| AtomicUsize::new(0)).collect(),
+        }
+    }
+
+    /// Sets the registry to count into (first call wins), with the hosts already down.
     pub(crate) fn attach(&self, metrics: Arc<Metrics>) {
-        let _ = self.0.set(metrics);
+        let _ = self.registry.set(metrics);
+        self.publish_hosts_down();
+    }
+
+    /// One of `host`'s tasks lost (or could not get) its connection.
+    fn task_down(&self, host: usize) {
+        if let Some(n) = self.failing.get(host) {
+            n.fetch_add(1, Ordering::AcqRel);
+            self.publish_hosts_down();
+        }
+    }
+
+    /// That task is connected again.
+    fn task_up(&self, host: usize) {
+        if let Some(n) = self.failing.get(host) {
+            n.fetch_sub(1, Ordering::AcqRel);
+            self.publish_hosts_down();
+        }
+    }
+
+    /// Sets the gauge from the per-host counts (set, not inc/dec, so it is right whenever the
+    /// registry arrives and however tasks interleave).
+    fn publish_hosts_down(&self) {
+        if let Some(m) = self.registry.get() {
+            let down = self
+                .failing
+                .iter()
+                .filter(|n| n.load(Ordering::Acquire) > 0)
+                .count();
+            m.layer_hosts_down.set(down as i64);
+        }
     }
     /// Counts a layer error by reason (`disconnect`, `decode`, `publish`).
     pub(crate) fn error(&self, reason: &'static str) {
-        if let Some(m) = self.0.get() {
+        if let Some(m) = self.registry.get() {
             Metrics::inc(&m.layer_errors, reason);
         }
     }
     /// Counts a successful reconnect.
     pub(crate) fn reconnect(&self) {
-        if let Some(m) = self.0.get() {
+        if let Some(m) = self.registry.get() {
             m.layer_reconnects.inc();
         }
     }
@@ -224,6 +267,8 @@ pub(crate) struct Reconnect<'a> {
     stop: &'a CancellationToken,
     backoff: Backoff,
     tried: bool,
+    /// This task counts its host as down (see [`LayerMetrics`]).
+    failing: bool,
 }
 
 impl<'a> Reconnect<'a> {
@@ -241,6 +286,7 @@ impl<'a> Reconnect<'a> {
             stop,
             backoff: Backoff::new(),
             tried: false,
+            failing: false,
         }
     }
 
@@ -268,17 +314,31 @@ impl<'a> Reconnect<'a> {
                     if resumed {
                         self.metrics.reconnect();
                     }
+                    self.set_failing(false);
                     self.backoff.reset();
                     return Some((conn, resumed));
                 }
                 Ok(Err(e)) => tracing::warn!(host, error = %e, "{task}: cannot connect; retrying"),
                 Err(_) => tracing::warn!(host, "{task}: connect timed out; retrying"),
             }
+            self.set_failing(true);
+        }
+    }
+
+    fn set_failing(&mut self, failing: bool) {
+        if failing != self.failing {
+            self.failing = failing;
+            if failing {
+                self.metrics.task_down(self.host);
+            } else {
+                self.metrics.task_up(self.host);
+            }
         }
     }
 
     /// The session on the last connection broke with `e`: counted and logged.
-    pub(crate) fn lost(&self, e: &redis::RedisError) {
+    pub(crate) fn lost(&mut self, e: &redis::RedisError) {
+        self.set_failing(true);
         self.metrics.error("disconnect");
         let (task, host) = (self.task, self.host);
         tracing::warn!(host, error = %e, "{task}: connection lost; reconnecting");

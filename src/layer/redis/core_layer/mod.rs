@@ -169,7 +169,7 @@ impl RedisCoreLayer {
             sender,
             group_expiry_secs: config.group_expiry.as_secs().max(2),
             inbound: OnceLock::new(),
-            metrics: LayerMetrics::default(),
+            metrics: LayerMetrics::new(clients.len()),
             hosts: clients.iter().map(|_| HostState::default()).collect(),
         });
         let stop = CancellationToken::new();
