@@ -7,7 +7,7 @@ use clap::Parser;
 use jsonwebtoken::Algorithm;
 
 use crate::config::{
-    Config, JwtConfig, LayerKind, RedisConfig, SlowPolicy, UserDbConfig,
+    Config, JwtConfig, LayerKind, RedisConfig, SlowPolicy, UserDbConfig, WireFormat,
     DEFAULT_CLIENT_MESSAGE_BURST, DEFAULT_CLIENT_MESSAGE_RATE, DEFAULT_LISTEN,
     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_USER,
     DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_HEADER_BYTES,
@@ -16,7 +16,6 @@ use crate::config::{
     DEFAULT_REDIS_URL, DEFAULT_USER_CACHE_SIZE, DEFAULT_USER_TABLE,
 };
 use crate::error::{Error, Result};
-use crate::layer::codec::WireFormat;
 
 /// `courier`: WebSocket notification server, drop-in for a Django Channels notification socket tier.
 #[derive(Debug, Parser)]
@@ -46,9 +45,16 @@ pub struct Cli {
     /// Channel layer.
     #[arg(long, env = "COURIER_LAYER", value_enum, default_value_t = LayerKind::Memory)]
     pub layer: LayerKind,
-    /// Redis URL for the Redis layers.
-    #[arg(long, env = "COURIER_REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true)]
-    pub redis_url: String,
+    /// Redis for the Redis layers: channels_redis `hosts`, in Django's order. Repeat the flag (or
+    /// give the env a comma-separated list) for several hosts; courier shards like channels_redis.
+    #[arg(
+        long = "redis-url",
+        env = "COURIER_REDIS_URL",
+        default_value = DEFAULT_REDIS_URL,
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub redis_urls: Vec<String>,
     /// Key and channel prefix: channels_redis `prefix` (keep Django's).
     #[arg(long, env = "COURIER_REDIS_PREFIX", default_value = DEFAULT_REDIS_PREFIX)]
     pub redis_prefix: String,
@@ -191,7 +197,7 @@ impl Cli {
             api_key: self.api_key,
             layer: self.layer,
             redis: RedisConfig {
-                url: self.redis_url,
+                urls: self.redis_urls,
                 prefix: self.redis_prefix,
                 symmetric_keys: self.redis_symmetric_keys,
                 format: self.redis_format,
@@ -251,6 +257,24 @@ mod tests {
         assert_eq!(config.redis.group_expiry, DEFAULT_REDIS_GROUP_EXPIRY);
         assert_eq!(config.redis.expiry, DEFAULT_REDIS_EXPIRY);
         assert!(config.user_db.is_none());
+    }
+
+    #[test]
+    fn redis_urls_repeat_or_split_on_commas_in_order() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["courier", "--jwt-secret", "s", "--layer", "redis-pubsub"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all).expect("parses").into_config()
+        };
+        let one = parse(&[]).expect("valid");
+        assert_eq!(one.redis.urls, [DEFAULT_REDIS_URL]);
+        let a = "redis://127.0.0.1:7001";
+        let b = "redis://127.0.0.1:7002/3";
+        let repeated = parse(&["--redis-url", b, "--redis-url", a]).expect("valid");
+        assert_eq!(repeated.redis.urls, [b, a], "Django's hosts order is kept");
+        let joined = parse(&["--redis-url", &format!("{a},{b}")]).expect("valid");
+        assert_eq!(joined.redis.urls, [a, b]);
+        assert!(parse(&["--redis-url", &format!("{a},,{b}")]).is_err());
     }
 
     #[test]

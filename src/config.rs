@@ -9,7 +9,6 @@ use clap::ValueEnum;
 use jsonwebtoken::Algorithm;
 
 use crate::error::{Error, Result};
-use crate::layer::codec::WireFormat;
 
 /// Listen address: loopback, the port Django's `runserver`/Daphne use.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
@@ -73,6 +72,17 @@ pub const DEFAULT_CLIENT_MESSAGE_RATE: f64 = 50.0;
 /// Client messages a connection may send in a burst above the rate.
 pub const DEFAULT_CLIENT_MESSAGE_BURST: usize = 100;
 
+/// How courier writes channels_redis payloads; Django's `serializer_format` must match (reading
+/// sniffs both). Here, in the leaf, so the layer's codec imports config and not the reverse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum WireFormat {
+    /// channels_redis's default (`msgpack.packb`).
+    #[default]
+    Msgpack,
+    /// `serializer_format="json"`.
+    Json,
+}
+
 /// What the hub does when a connection's outbound queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum SlowPolicy {
@@ -98,8 +108,9 @@ pub enum LayerKind {
 /// Settings of the Redis layers, named after channels_redis's `CONFIG` keys.
 #[derive(Clone)]
 pub struct RedisConfig {
-    /// `redis://[:password@]host:port[/db]`, as in channels_redis `hosts` (one host).
-    pub url: String,
+    /// channels_redis `hosts`, in Django's order: `redis://[:password@]host:port[/db]` each. Groups
+    /// and channels are spread over them by channels_redis's consistent hash, so the order matters.
+    pub urls: Vec<String>,
     /// channels_redis `prefix`.
     pub prefix: String,
     /// channels_redis `symmetric_encryption_keys` (first encrypts, all decrypt); empty: none.
@@ -119,7 +130,7 @@ pub struct RedisConfig {
 impl Default for RedisConfig {
     fn default() -> Self {
         Self {
-            url: DEFAULT_REDIS_URL.into(),
+            urls: vec![DEFAULT_REDIS_URL.into()],
             prefix: DEFAULT_REDIS_PREFIX.into(),
             symmetric_keys: Vec::new(),
             format: WireFormat::Msgpack,
@@ -135,7 +146,7 @@ impl Default for RedisConfig {
 impl std::fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisConfig")
-            .field("url", &self.url)
+            .field("urls", &self.urls)
             .field("prefix", &self.prefix)
             .field(
                 "symmetric_keys",
@@ -319,6 +330,9 @@ impl Config {
             return bad("--client-message-burst must be at least 1 when a rate is set");
         }
         if self.layer != LayerKind::Memory {
+            if self.redis.urls.is_empty() || self.redis.urls.iter().any(|u| u.trim().is_empty()) {
+                return bad("--redis-url must name at least one Redis, and none empty");
+            }
             if self.redis.prefix.is_empty() {
                 return bad("--redis-prefix must not be empty");
             }

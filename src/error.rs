@@ -12,9 +12,20 @@ pub enum Error {
     /// A group name Channels would reject (`^[a-zA-Z0-9\-_.]+$`, < 100 chars).
     #[error("invalid group name")]
     BadGroup,
-    /// The channel layer could not publish (broker unreachable, …).
+    /// The channel layer could not publish (broker unreachable, a payload that does not encode, …).
+    /// Keeps the cause, so a log line shows the Redis error underneath.
     #[error("channel layer: {0}")]
-    Layer(String),
+    Layer(#[source] BoxError),
+}
+
+/// Any error, boxed, as a cause.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Error {
+    /// A layer failure caused by `cause`.
+    pub fn layer(cause: impl Into<BoxError>) -> Self {
+        Self::Layer(cause.into())
+    }
 }
 
 /// `Result` with [`Error`].

@@ -22,7 +22,8 @@
 //! - [`outbox`]: a connection's socket, bounded queue (frames and bytes) and close state.
 //! - [`hub`]: local membership and fan-out (`group_add`, `group_discard`, `group_send`).
 //! - [`layer`]: [`ChannelLayer`](layer::ChannelLayer), moving group messages between processes:
-//!   memory, and channels_redis-compatible `redis_pubsub` and `redis_core` (with `codec`).
+//!   memory, and under [`layer::redis`] the channels_redis-compatible pub/sub and core layers over
+//!   one or many Redis hosts, with their one wire module.
 //! - [`notify`]: `notify_user` and the reference's three helpers.
 //! - [`api`]: the HTTP publish API.
 //! - [`metrics`]: Prometheus metrics.

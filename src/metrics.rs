@@ -61,6 +61,9 @@ pub struct Metrics {
     pub queue_full: Counter,
     /// Connections closed by the server, by close code.
     pub closes: Family<Code, Counter>,
+    /// Redis hosts (of `--redis-url`) that a layer task cannot reach right now; only the groups
+    /// on those hosts are affected.
+    pub layer_hosts_down: Gauge,
     /// Layer problems by reason (`decode`, `publish`, `disconnect`, …).
     pub layer_errors: Family<Reason, Counter>,
     /// Successful reconnects of the layer to its broker.
@@ -144,6 +147,11 @@ impl Metrics {
             "courier_closes",
             "Server-initiated closes by code",
             m.closes.clone(),
+        );
+        r.register(
+            "courier_layer_hosts_down",
+            "Redis hosts a layer task cannot reach now",
+            m.layer_hosts_down.clone(),
         );
         r.register(
             "courier_layer_errors",

@@ -8,10 +8,9 @@ mod broker;
 mod common;
 
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::Duration;
 
+use broker::python::python;
 use common::{connect_user, spawn_server, TestServer, Ws};
 use courier::config::LayerKind;
 use courier::UserId;
@@ -21,44 +20,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio_tungstenite::tungstenite::Message;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const FERNET_KEY: &str = "django-insecure-channels-key";
 
-/// The venv's python, created once per test binary (tests run in parallel threads).
-fn python() -> Option<PathBuf> {
-    static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let found = PYTHON.get_or_init(|| {
-        let out = std::process::Command::new("bash")
-            .arg(format!("{ROOT}/scripts/interop/venv.sh"))
-            .output()
-            .map_err(|e| e.to_string())?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-        }
-        Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-    });
-    match found {
-        Ok(p) => Some(p.clone()),
-        Err(e) => {
-            let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
-            assert!(
-                !ci && !broker::required(),
-                "channels_redis venv is required in CI but could not be made: {e}"
-            );
-            eprintln!("SKIPPED: no Python with channels_redis ({e}); run scripts/interop/venv.sh");
-            None
-        }
-    }
-}
-
-fn layer_arg(kind: LayerKind) -> &'static str {
-    if kind == LayerKind::RedisCore {
-        "core"
-    } else {
-        "pubsub"
-    }
-}
-
+/// The peer on one Redis, for `group`, with the test's Fernet key when `key`.
 fn peer(
     python: &PathBuf,
     mode: &str,
@@ -68,23 +32,8 @@ fn peer(
     group: &str,
     key: bool,
 ) -> Command {
-    let mut cmd = Command::new(python);
-    cmd.arg(format!("{ROOT}/scripts/interop/channels_peer.py"))
-        .args([
-            mode,
-            "--layer",
-            layer_arg(kind),
-            "--url",
-            url,
-            "--prefix",
-            prefix,
-            "--group",
-            group,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true);
+    let mut cmd = broker::python::peer(python, mode, kind, &[url.to_owned()], prefix);
+    cmd.args(["--group", group]);
     if key {
         cmd.args(["--key", FERNET_KEY]);
     }
@@ -94,7 +43,7 @@ fn peer(
 async fn server(kind: LayerKind, url: &str, prefix: &str, key: bool) -> TestServer {
     let mut config = common::config();
     config.layer = kind;
-    config.redis.url = url.into();
+    config.redis.urls = vec![url.into()];
     config.redis.prefix = prefix.into();
     config.redis.group_expiry = Duration::from_secs(120);
     if key {
@@ -212,11 +161,7 @@ async fn courier_to_django(kind: LayerKind, key: bool) {
         json!({"type": "friend_request", "data": data}),
         "{kind:?} key={key}"
     );
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("peer exits")
-        .expect("wait");
-    assert!(status.success());
+    broker::python::exits_ok(child).await;
     s.stop().await;
 }
 

@@ -181,7 +181,7 @@ async fn suite(layer: Arc<dyn ChannelLayer>, filters: bool) {
 
 fn redis_config(url: String) -> RedisConfig {
     RedisConfig {
-        url,
+        urls: vec![url],
         prefix: broker::unique_prefix(),
         core_inboxes: 3,
         // Short, so the group ZSETs of a test run leave the shared Redis soon.
@@ -226,7 +226,7 @@ async fn redis_layers_conform_with_encryption_and_json() {
     };
     let mut config = redis_config(url);
     config.symmetric_keys = vec!["django-secret".into(), "older-secret".into()];
-    config.format = courier::layer::codec::WireFormat::Json;
+    config.format = courier::config::WireFormat::Json;
     suite(
         Arc::new(RedisPubSubLayer::start(&config).expect("start")),
         true,

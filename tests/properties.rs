@@ -1,10 +1,10 @@
-//! Properties of the parsers that take untrusted input (issue 9 §4): tokens, channels_redis
-//! payloads and frames never panic, and what they accept round-trips. The client-frame reader's
-//! properties live beside it (`src/ws/reader_tests.rs`, it is crate-internal).
+//! Properties of the parsers that take untrusted input (issue 9 §4): tokens and frames never
+//! panic, and what they accept round-trips. The crate-internal parsers' properties live beside
+//! them: the client-frame reader (`src/ws/reader_tests.rs`) and the channels_redis payload codec
+//! (`src/layer/redis/wire/codec_properties.rs`).
 
 use courier::auth::Verifier;
 use courier::config::JwtConfig;
-use courier::layer::codec::{Codec, WireFormat};
 use courier::protocol;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -32,32 +32,6 @@ proptest! {
         let v = Verifier::new(&JwtConfig::hs256("secret")).expect("verifier");
         prop_assert!(v.verify(&token).is_err());
         prop_assert!(v.verify(&dots).is_err());
-    }
-
-    /// Arbitrary bytes from Redis never panic the decoder, in every codec configuration.
-    #[test]
-    fn payload_decoding_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        for codec in [
-            Codec::new(WireFormat::Msgpack, &[], 0),
-            Codec::new(WireFormat::Msgpack, &[], 12),
-            Codec::new(WireFormat::Json, &["k".to_string()], 0),
-        ] {
-            let _ = codec.decode(&bytes);
-        }
-    }
-
-    /// What courier encodes for channels_redis decodes to the same message.
-    #[test]
-    fn payloads_round_trip(data in json_value(), kind in "[a-z_]{1,12}", encrypted in any::<bool>(), prefix in prop_oneof![Just(0usize), Just(12)]) {
-        let keys = if encrypted { vec!["secret".to_string()] } else { vec![] };
-        for format in [WireFormat::Msgpack, WireFormat::Json] {
-            let codec = Codec::new(format, &keys, prefix);
-            let mut m = Map::new();
-            m.insert("type".into(), json!(kind));
-            m.insert("data".into(), data.clone());
-            let bytes = codec.encode(&m).expect("encode");
-            prop_assert_eq!(codec.decode(&bytes).expect("decode"), m);
-        }
     }
 
     /// Any client text yields an echo of exactly that JSON, or the Invalid JSON error — never a

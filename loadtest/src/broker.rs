@@ -11,8 +11,8 @@ use crate::scenario::Scenario;
 /// Where the Redis publishers write and which layer the embedded server runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Broker {
-    /// `redis://…`.
-    pub url: String,
+    /// channels_redis `hosts`, in Django's order (`--redis-url a,b,c`): `redis://…` each.
+    pub urls: Vec<String>,
     /// channels_redis `prefix`.
     pub prefix: String,
     /// The embedded server's channel layer (ignored for an external target).
@@ -33,6 +33,12 @@ impl Broker {
             .clone()
             .or_else(|| s.publish.redis_url.clone())
             .unwrap_or_else(|| DEFAULT_REDIS_URL.into());
+        let urls: Vec<String> = url.split(',').map(|u| u.trim().to_owned()).collect();
+        if urls.iter().any(String::is_empty) {
+            return Err(Error::Usage(format!(
+                "--redis-url {url:?}: expected redis://… or a comma-separated list of them"
+            )));
+        }
         let prefix = opts
             .redis_prefix
             .clone()
@@ -66,7 +72,7 @@ impl Broker {
             }
         }
         Ok(Self {
-            url,
+            urls,
             prefix,
             server_layer,
         })
@@ -75,7 +81,7 @@ impl Broker {
     /// courier's Redis settings for these.
     pub fn redis_config(&self) -> RedisConfig {
         RedisConfig {
-            url: self.url.clone(),
+            urls: self.urls.clone(),
             prefix: self.prefix.clone(),
             ..RedisConfig::default()
         }
@@ -118,7 +124,7 @@ mod tests {
         let b = resolve(&Opts::default(), "", PublisherKind::RedisCore).expect("ok");
         assert_eq!(b.server_layer, LayerKind::RedisCore);
         assert_eq!(b.prefix, "asgi");
-        assert_eq!(b.url, DEFAULT_REDIS_URL);
+        assert_eq!(b.urls, [DEFAULT_REDIS_URL]);
         let b = resolve(&Opts::default(), "", PublisherKind::Embedded).expect("ok");
         assert_eq!(b.server_layer, LayerKind::Memory);
     }
@@ -136,6 +142,21 @@ mod tests {
             ("flag", LayerKind::RedisPubsub)
         );
         assert!(resolve(&opts, toml, PublisherKind::RedisCore).is_err());
+        let hosts = Opts {
+            redis_url: Some("redis://127.0.0.1:7001, redis://127.0.0.1:7002".into()),
+            ..Opts::default()
+        };
+        let b = resolve(&hosts, "", PublisherKind::RedisCore).expect("ok");
+        assert_eq!(
+            b.urls,
+            ["redis://127.0.0.1:7001", "redis://127.0.0.1:7002"],
+            "Django's hosts order is kept"
+        );
+        let empty = Opts {
+            redis_url: Some("redis://127.0.0.1:7001,".into()),
+            ..Opts::default()
+        };
+        assert!(resolve(&empty, "", PublisherKind::RedisCore).is_err());
         assert!(resolve(
             &Opts::default(),
             "[server]\nlayer = \"x\"\n",

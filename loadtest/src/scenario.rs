@@ -94,7 +94,8 @@ pub struct PublishSection {
     pub lanes: Option<usize>,
     /// Padding added to each event's data, bytes.
     pub payload_bytes: Option<usize>,
-    /// Redis publishers (and the embedded server's Redis layer): `redis://host:port[/db]`.
+    /// Redis publishers (and the embedded server's Redis layer): `redis://host:port[/db]`, or a
+    /// comma-separated list of hosts in Django's order.
     pub redis_url: Option<String>,
     /// Redis publishers: channels_redis `prefix`.
     pub redis_prefix: Option<String>,

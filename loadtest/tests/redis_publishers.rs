@@ -122,3 +122,103 @@ fn a_redis_publisher_with_the_memory_layer_is_refused() {
     let e = loadtest::Plan::from_opts(&opts).expect_err("mismatch");
     assert!(e.to_string().contains("--server-layer redis-core"), "{e}");
 }
+
+/// A throwaway `redis-server` on a free port, killed by PID on drop (never the shared one).
+struct PrivateRedis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl PrivateRedis {
+    /// Starts one, or `None` after printing why (unless Redis is required: then it fails).
+    fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let spawned = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(c) => c,
+            Err(e) if std::env::var("COURIER_REQUIRE_REDIS").is_ok_and(|v| v == "1") => {
+                panic!("redis-server: {e}")
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: redis-server: {e}");
+                return None;
+            }
+        };
+        let redis = Self { child, port };
+        for _ in 0..100 {
+            if redis_answers(&redis.url()) {
+                return Some(redis);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("private redis-server did not answer");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// `calls` of `command` in `INFO commandstats`, over a raw socket.
+    fn calls(&self, command: &str) -> u64 {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        s.write_all(b"INFO commandstats\r\n").expect("write");
+        let mut text = String::new();
+        let mut buf = [0u8; 4096];
+        // The reply is one bulk string; read until its last line (a short read ends it).
+        while let Ok(n) = s.read(&mut buf) {
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if n < buf.len() {
+                break;
+            }
+        }
+        let key = format!("cmdstat_{command}:calls=");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `--redis-url a,b` (channels_redis `hosts`): the publisher and the embedded server's layer both
+/// shard over the hosts, every host carries some of the traffic, and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_publishers_shard_over_several_hosts_without_loss() {
+    for (publisher, command) in [("redis-pubsub", "publish"), ("redis-core", "evalsha")] {
+        let (Some(a), Some(b)) = (PrivateRedis::start(), PrivateRedis::start()) else {
+            return;
+        };
+        let r = run_smoke(publisher, &format!("{},{}", a.url(), b.url())).await;
+        assert_zero_loss(&r, publisher);
+        for host in [&a, &b] {
+            assert!(
+                host.calls(command) > 0,
+                "{publisher}: every host carries traffic ({command} on :{})",
+                host.port
+            );
+        }
+    }
+}

@@ -13,12 +13,8 @@
 //! - `subscribe`/`unsubscribe` are called with the hub's lock held, so they must not block; layers
 //!   record the wish and act on it in their own task.
 
-pub mod codec;
 pub mod memory;
-pub mod redis_core;
-pub mod redis_pubsub;
-mod redis_support;
-pub mod sender;
+pub mod redis;
 
 use std::sync::Arc;
 
@@ -29,11 +25,8 @@ use crate::config::{Config, LayerKind};
 use crate::error::Result;
 use crate::metrics::Metrics;
 
+pub use self::redis::{resync_message, GroupSender, RedisCoreLayer, RedisPubSubLayer};
 pub use memory::MemoryLayer;
-pub use redis_core::RedisCoreLayer;
-pub use redis_pubsub::RedisPubSubLayer;
-pub use redis_support::resync_message;
-pub use sender::GroupSender;
 
 /// A Channels group message: a JSON/msgpack map with at least a string `type`.
 pub type GroupMessage = Map<String, Value>;
@@ -65,6 +58,20 @@ pub trait ChannelLayer: Send + Sync + 'static {
         group: &'a GroupName,
         message: &'a GroupMessage,
     ) -> BoxFuture<'a, Result<()>>;
+    /// [`publish`](Self::publish) for each item, in order. The default is that loop; the Redis
+    /// layers pipeline the whole batch into one round trip per host (core: two). On an error some
+    /// items may have been sent (at-most-once, as for a loop that stopped half-way).
+    fn publish_many<'a>(
+        &'a self,
+        items: &'a [(GroupName, GroupMessage)],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            for (group, message) in items {
+                self.publish(group, message).await?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// Builds the layer `config.layer` names. Redis layers spawn their tasks here, so this must run

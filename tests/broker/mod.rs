@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // Each test binary uses a different subset.
 
+pub mod python;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

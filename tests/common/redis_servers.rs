@@ -18,7 +18,7 @@ pub const LAYERS: [LayerKind; 2] = [LayerKind::RedisPubsub, LayerKind::RedisCore
 pub async fn server(kind: LayerKind, url: &str, prefix: &str) -> TestServer {
     let mut config = super::config();
     config.layer = kind;
-    config.redis.url = url.into();
+    config.redis.urls = vec![url.into()];
     config.redis.prefix = prefix.into();
     config.redis.core_inboxes = 4;
     config.redis.group_expiry = Duration::from_secs(120);

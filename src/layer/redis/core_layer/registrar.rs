@@ -1,4 +1,4 @@
-//! The registrar task: mirrors the hub's groups into channels_redis group ZSETs and refreshes them.
+//! The registrar task: mirrors the hub's groups on one host into channels_redis group ZSETs and refreshes them.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -9,7 +9,7 @@ use redis::aio::MultiplexedConnection;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use crate::layer::redis_support::{self as support, Backoff, CHUNK};
+use crate::layer::redis::support::{self, Reconnect, Wishes, CHUNK};
 use crate::layer::GroupName;
 
 /// Longest gap between membership refreshes. Senders prune members older than `group_expiry`,
@@ -18,46 +18,27 @@ const MAX_REFRESH: Duration = Duration::from_secs(3600);
 /// Bound on the best-effort ZREM of every membership when the layer stops.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Connect, register everything wanted, then follow the hub's changes; reconnect with backoff.
-pub(super) async fn run(shared: Arc<Shared>, client: redis::Client, stop: CancellationToken) {
-    let mut backoff = Backoff::new();
+/// Host `host`'s registrar: connect, register every wanted group of that host, then follow the
+/// hub's changes; reconnect with backoff. On stop, removes this process's memberships (bounded).
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    host: usize,
+    client: redis::Client,
+    stop: CancellationToken,
+) {
     // What we believe Redis holds; updated only after a command succeeded.
     let mut registered: HashSet<GroupName> = HashSet::new();
-    let mut was_connected = false;
-    loop {
-        let attempt = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = support::connect(&client, support::RESPONSE_TIMEOUT) => r,
-        };
-        match attempt {
-            Ok(mut conn) => {
-                let result = session(
-                    &shared,
-                    &mut conn,
-                    &mut registered,
-                    &stop,
-                    &mut was_connected,
-                    &mut backoff,
-                )
-                .await;
-                match result {
-                    Ok(()) => {
-                        let all: Vec<GroupName> = registered.into_iter().collect();
-                        let _ =
-                            tokio::time::timeout(CLEANUP_TIMEOUT, remove(&shared, &mut conn, &all))
-                                .await;
-                        return;
-                    }
-                    Err(e) => {
-                        shared.metrics.error("disconnect");
-                        tracing::warn!(error = %e, "redis-core registrar: connection lost; reconnecting");
-                    }
-                }
+    let mut link = Reconnect::new("redis-core registrar", host, &shared.metrics, &stop);
+    let connect = || support::connect(&client, support::RESPONSE_TIMEOUT);
+    while let Some((mut conn, resumed)) = link.next(connect).await {
+        match session(&shared, host, &mut conn, &mut registered, &stop, resumed).await {
+            Ok(()) => {
+                let all: Vec<GroupName> = registered.into_iter().collect();
+                let _ =
+                    tokio::time::timeout(CLEANUP_TIMEOUT, remove(&shared, &mut conn, &all)).await;
+                return;
             }
-            Err(e) => tracing::warn!(error = %e, "redis-core registrar: cannot connect; retrying"),
-        }
-        if !backoff.wait(&stop).await {
-            return;
+            Err(e) => link.lost(&e),
         }
     }
 }
@@ -65,41 +46,38 @@ pub(super) async fn run(shared: Arc<Shared>, client: redis::Client, stop: Cancel
 /// One connection's life: `Ok` when stopped, `Err` when the connection broke.
 async fn session(
     shared: &Shared,
+    host: usize,
     conn: &mut MultiplexedConnection,
     registered: &mut HashSet<GroupName>,
     stop: &CancellationToken,
-    was_connected: &mut bool,
-    backoff: &mut Backoff,
+    resumed: bool,
 ) -> redis::RedisResult<()> {
-    let resync = *was_connected | shared.resync_wanted.swap(false, Ordering::AcqRel);
-    full_sync(shared, conn, registered).await?;
-    if *was_connected {
-        shared.metrics.reconnect();
-    }
+    let state = &shared.hosts[host];
+    let resync = resumed | state.resync_wanted.swap(false, Ordering::AcqRel);
+    full_sync(shared, &state.wishes, conn, registered).await?;
     if resync {
         tracing::info!(
+            host,
             groups = registered.len(),
             "redis-core: re-registered after reconnect; sending resync"
         );
         support::send_resync(shared.inbound.get(), registered.iter());
     }
-    *was_connected = true;
-    backoff.reset();
     let period = Duration::from_secs(shared.group_expiry_secs / 4)
         .clamp(Duration::from_secs(1), MAX_REFRESH);
     let mut refresh = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return Ok(()),
-            _ = shared.wishes.changed() => apply_changes(shared, conn, registered).await?,
-            _ = shared.resync_notify.notified() => {
-                if shared.resync_wanted.swap(false, Ordering::AcqRel) {
-                    full_sync(shared, conn, registered).await?;
-                    tracing::info!(groups = registered.len(), "redis-core: inbox reader reconnected; sending resync");
+            _ = state.wishes.changed() => apply_changes(shared, &state.wishes, conn, registered).await?,
+            _ = state.resync_notify.notified() => {
+                if state.resync_wanted.swap(false, Ordering::AcqRel) {
+                    full_sync(shared, &state.wishes, conn, registered).await?;
+                    tracing::info!(host, groups = registered.len(), "redis-core: inbox reader reconnected; sending resync");
                     support::send_resync(shared.inbound.get(), registered.iter());
                 }
             }
-            _ = refresh.tick() => full_sync(shared, conn, registered).await?,
+            _ = refresh.tick() => full_sync(shared, &state.wishes, conn, registered).await?,
         }
     }
 }
@@ -107,10 +85,11 @@ async fn session(
 /// Registers every wanted group with a fresh score and drops memberships no longer wanted.
 async fn full_sync(
     shared: &Shared,
+    wishes: &Wishes,
     conn: &mut MultiplexedConnection,
     registered: &mut HashSet<GroupName>,
 ) -> redis::RedisResult<()> {
-    let wanted = shared.wishes.snapshot();
+    let wanted = wishes.snapshot();
     let stale: Vec<GroupName> = registered.difference(&wanted).cloned().collect();
     remove(shared, conn, &stale).await?;
     for g in &stale {
@@ -125,11 +104,11 @@ async fn full_sync(
 /// Applies the groups whose wish changed since the last look.
 async fn apply_changes(
     shared: &Shared,
+    wishes: &Wishes,
     conn: &mut MultiplexedConnection,
     registered: &mut HashSet<GroupName>,
 ) -> redis::RedisResult<()> {
-    let (on, off): (Vec<_>, Vec<_>) = shared
-        .wishes
+    let (on, off): (Vec<_>, Vec<_>) = wishes
         .take_changes()
         .into_iter()
         .partition(|(_, wanted)| *wanted);
@@ -158,7 +137,7 @@ async fn add(
         let now = support::now_secs();
         let mut pipe = redis::pipe();
         for g in chunk {
-            let key = shared.group_key(g.as_str());
+            let key = shared.group_key(g);
             pipe.zadd(&key, shared.channel_of(g), now).ignore();
             pipe.expire(&key, shared.group_expiry_secs as i64).ignore();
         }
@@ -176,7 +155,7 @@ async fn remove(
     for chunk in groups.chunks(CHUNK) {
         let mut pipe = redis::pipe();
         for g in chunk {
-            pipe.zrem(shared.group_key(g.as_str()), shared.channel_of(g))
+            pipe.zrem(shared.group_key(g), shared.channel_of(g))
                 .ignore();
         }
         let () = pipe.query_async(conn).await?;

@@ -10,21 +10,12 @@ use base64::Engine;
 use fernet::{Fernet, MultiFernet};
 use sha2::{Digest, Sha256};
 
-use super::GroupMessage;
-
-/// How courier writes payloads; Django's `serializer_format` must match (reading sniffs both).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum WireFormat {
-    /// channels_redis's default (`msgpack.packb`).
-    #[default]
-    Msgpack,
-    /// `serializer_format="json"`.
-    Json,
-}
+use crate::config::WireFormat;
+use crate::layer::GroupMessage;
 
 /// Why a payload could not be turned into a group message. Counted as `decode` and logged.
 #[derive(Debug, thiserror::Error)]
-pub enum CodecError {
+pub(crate) enum CodecError {
     /// Shorter than the random prefix.
     #[error("payload shorter than its random prefix")]
     Short,
@@ -40,7 +31,7 @@ pub enum CodecError {
 }
 
 /// Encoder/decoder for one layer's payloads. Built once; cheap to share.
-pub struct Codec {
+pub(crate) struct Codec {
     format: WireFormat,
     crypter: Option<MultiFernet>,
     random_prefix: usize,
@@ -49,7 +40,7 @@ pub struct Codec {
 impl Codec {
     /// `keys` are channels_redis `symmetric_encryption_keys` (the first one encrypts; all decrypt).
     /// `random_prefix` is channels_redis's `random_prefix_length` (12 for the core layer, 0 for pub/sub).
-    pub fn new(format: WireFormat, keys: &[String], random_prefix: usize) -> Self {
+    pub(crate) fn new(format: WireFormat, keys: &[String], random_prefix: usize) -> Self {
         let fernets: Vec<Fernet> = keys
             .iter()
             .filter_map(|k| Fernet::new(&derive_fernet_key(k)))
@@ -63,7 +54,7 @@ impl Codec {
     }
 
     /// Serializes `message` the way channels_redis's `serialize` would.
-    pub fn encode(&self, message: &GroupMessage) -> Result<Vec<u8>, CodecError> {
+    pub(crate) fn encode(&self, message: &GroupMessage) -> Result<Vec<u8>, CodecError> {
         let plain = match self.format {
             WireFormat::Msgpack => {
                 rmp_serde::to_vec_named(message).map_err(|e| CodecError::Msgpack(e.to_string()))?
@@ -90,7 +81,7 @@ impl Codec {
     }
 
     /// Deserializes a payload the way channels_redis's `deserialize` would, sniffing JSON vs msgpack.
-    pub fn decode(&self, payload: &[u8]) -> Result<GroupMessage, CodecError> {
+    pub(crate) fn decode(&self, payload: &[u8]) -> Result<GroupMessage, CodecError> {
         let body = payload.get(self.random_prefix..).ok_or(CodecError::Short)?;
         match &self.crypter {
             Some(c) => {
@@ -104,7 +95,7 @@ impl Codec {
 }
 
 /// channels_redis `make_fernet`: `urlsafe_b64encode(sha256(key))`.
-pub fn derive_fernet_key(secret: &str) -> String {
+pub(crate) fn derive_fernet_key(secret: &str) -> String {
     base64::engine::general_purpose::URL_SAFE.encode(Sha256::digest(secret.as_bytes()))
 }
 
@@ -117,6 +108,10 @@ fn decode_plain(bytes: &[u8]) -> Result<GroupMessage, CodecError> {
         rmp_serde::from_slice(bytes).map_err(|e| CodecError::Msgpack(e.to_string()))
     }
 }
+
+#[cfg(test)]
+#[path = "codec_properties.rs"]
+mod properties;
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,4 @@
-//! The drainer task: pops this process's inboxes (BZPOPMIN, then batched ZPOPMIN) and routes.
+//! The drainer task: pops this process's inboxes on one host (BZPOPMIN, then batched ZPOPMIN) and routes.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use crate::layer::redis_support::{self as support, Backoff};
+use crate::layer::redis::support::{self, Reconnect};
 
 /// BZPOPMIN's block time. The connection's response deadline is this plus
 /// [`RESPONSE_TIMEOUT`](support::RESPONSE_TIMEOUT), so a dead Redis is noticed within seconds.
@@ -19,43 +19,31 @@ const BATCH: isize = 256;
 /// Batch rounds before going back to BZPOPMIN (keeps the loop bounded under a flood).
 const MAX_ROUNDS: usize = 64;
 
-/// Pops and routes until the layer stops; reconnects with backoff and asks for a resync after.
-pub(super) async fn run(shared: Arc<Shared>, client: redis::Client, stop: CancellationToken) {
-    let keys = shared.inbox_keys();
-    let mut backoff = Backoff::new();
-    let mut failed = false;
-    loop {
-        let attempt = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = support::connect(&client, BLOCK + support::RESPONSE_TIMEOUT) => r,
-        };
-        match attempt {
-            Ok(mut conn) => {
-                if failed {
-                    shared.metrics.reconnect();
-                    shared.resync_wanted.store(true, Ordering::Release);
-                    shared.resync_notify.notify_one();
-                }
-                backoff.reset();
-                // Cancelling a pop in flight could lose the popped message, but only at shutdown,
-                // when undelivered messages are lost anyway.
-                let result = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    r = pop_forever(&shared, &mut conn, &keys) => r,
-                };
-                if let Err(e) = result {
-                    failed = true;
-                    shared.metrics.error("disconnect");
-                    tracing::warn!(error = %e, "redis-core inbox reader: connection lost; reconnecting");
-                }
-            }
-            Err(e) => {
-                failed = true;
-                tracing::warn!(error = %e, "redis-core inbox reader: cannot connect; retrying");
-            }
+/// Pops and routes host `host`'s inboxes until the layer stops; reconnects with backoff and, after
+/// a reconnect, asks the host's registrar for a re-registration and a resync.
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    host: usize,
+    client: redis::Client,
+    stop: CancellationToken,
+) {
+    let keys = shared.inbox_keys(host);
+    let state = &shared.hosts[host];
+    let mut link = Reconnect::new("redis-core inbox reader", host, &shared.metrics, &stop);
+    let connect = || support::connect(&client, BLOCK + support::RESPONSE_TIMEOUT);
+    while let Some((mut conn, resumed)) = link.next(connect).await {
+        if resumed {
+            state.resync_wanted.store(true, Ordering::Release);
+            state.resync_notify.notify_one();
         }
-        if !backoff.wait(&stop).await {
-            return;
+        // Cancelling a pop in flight could lose the popped message, but only at shutdown,
+        // when undelivered messages are lost anyway.
+        let result = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = pop_forever(&shared, &mut conn, &keys) => r,
+        };
+        if let Err(e) = result {
+            link.lost(&e);
         }
     }
 }
@@ -109,7 +97,7 @@ async fn drain(
 /// Strips the random prefix, decodes, and hands the message to each local group it names in
 /// `__asgi_channel__` (a list for group sends, a string for a direct `send`).
 fn route(shared: &Shared, member: &[u8]) {
-    let mut message = match shared.codec.decode(member) {
+    let mut message = match shared.sender.codec().decode(member) {
         Ok(m) => m,
         Err(e) => {
             shared.metrics.error("decode");

@@ -1,0 +1,26 @@
+//! The channels_redis-compatible layers over one or many Redis hosts, and what they share.
+//!
+//! # Layout
+//! - `wire`: the format — key names, host selection, the Lua script, the codec, pipelined sends.
+//! - `support`: connections, the one reconnect-with-backoff loop, the hub's wishes, metrics.
+//! - [`pubsub`]: [`RedisPubSubLayer`] (channels_redis `RedisPubSubChannelLayer`).
+//! - [`core_layer`]: [`RedisCoreLayer`] (channels_redis `RedisChannelLayer`, Django's default).
+//! - [`sender`]: [`GroupSender`], batched `group_send` for publishers outside a server.
+//!
+//! # Many hosts
+//! `RedisConfig::urls` is channels_redis's `hosts` list, in Django's order. Every group lives on the
+//! host channels_redis would pick (`wire` has the rule), and every host has its own tasks and
+//! connections, so a host that is down stops only the groups on it: their publishes fail (counted
+//! as `publish` errors), the host's task counts a `disconnect`, and on recovery only its groups get
+//! a `resync`.
+
+pub mod core_layer;
+pub mod pubsub;
+pub mod sender;
+pub(crate) mod support;
+pub(crate) mod wire;
+
+pub use core_layer::RedisCoreLayer;
+pub use pubsub::RedisPubSubLayer;
+pub use sender::GroupSender;
+pub use support::resync_message;
