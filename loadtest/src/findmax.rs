@@ -11,7 +11,7 @@ use crate::report::Report;
 use crate::runner::{self, StopReason};
 
 /// One step of the search.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Step {
     /// Connections tried.
     pub connections: usize,
@@ -26,7 +26,7 @@ pub struct Step {
 }
 
 /// The search's result.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     /// Every step, in order.
     pub steps: Vec<Step>,

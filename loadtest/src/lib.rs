@@ -27,8 +27,6 @@
 //! - [`runner`]: one run from start to end; [`findmax`]: the capacity search.
 //! - [`report`]: the versioned report and its text, JSON, JUnit and HTML renderings.
 //! - [`capacity`]: `loadtest capacity`, a deployment sized from a report's measured costs.
-//! - [`segment`]: `--segment K/N` and `--start-at`, one run over many processes; raw histograms.
-//! - [`merge`]: `loadtest merge`, segment reports added up exactly and judged as one.
 
 pub mod arrival;
 pub mod broker;
@@ -40,7 +38,6 @@ pub mod error;
 pub mod findmax;
 pub mod frame;
 pub mod limits;
-pub mod merge;
 pub mod opts;
 pub mod plan;
 pub mod progress;
@@ -48,7 +45,6 @@ pub mod publisher;
 pub mod report;
 pub mod runner;
 pub mod scenario;
-pub mod segment;
 pub mod seq;
 pub mod stats;
 pub mod sysinfo;
@@ -107,7 +103,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<Outcome> {
         }
     };
     ctrl_c.abort();
-    write_outputs(&plan.outputs, &report)?;
+    write_outputs(&plan, &report)?;
     let exit_code = if reason.get().is_some_and(|r| r.starts_with("interrupted")) {
         EXIT_INTERRUPTED
     } else if report.passed {
@@ -118,8 +114,8 @@ pub async fn run(opts: Opts) -> anyhow::Result<Outcome> {
     Ok(Outcome { report, exit_code })
 }
 
-/// Writes the requested files and prints the summary (or the JSON) of `report`.
-pub(crate) fn write_outputs(o: &plan::Outputs, report: &Report) -> anyhow::Result<()> {
+fn write_outputs(plan: &Plan, report: &Report) -> anyhow::Result<()> {
+    let o = &plan.outputs;
     let json = serde_json::to_string_pretty(report).context("serializing the report")?;
     let write = |path: &std::path::Path, text: &str| -> anyhow::Result<()> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -46,8 +46,6 @@ pub enum ServerLayer {
 pub enum Command {
     /// Size a deployment from a JSON report: cores, memory and processes.
     Capacity(crate::capacity::CapacityOpts),
-    /// Add up the JSON reports of a run's segments exactly and judge the whole.
-    Merge(crate::merge::MergeOpts),
 }
 
 /// When events are sent.
@@ -89,13 +87,6 @@ pub struct Opts {
     /// PID of an external server, to report its RSS and CPU.
     #[arg(long)]
     pub server_pid: Option<u32>,
-    /// Run only the K-th of N disjoint slices of the scenario (users, their connections and
-    /// events), e.g. `2/3`; add the reports up with `loadtest merge`.
-    #[arg(long, value_name = "K/N")]
-    pub segment: Option<String>,
-    /// Start publishing at this instant, unix milliseconds (the same for every segment).
-    #[arg(long, value_name = "UNIX_MS")]
-    pub start_at: Option<u64>,
 
     /// WebSocket connections.
     #[arg(long, short = 'c')]

@@ -105,12 +105,6 @@ pub struct Plan {
     pub server_pid: Option<u32>,
     /// Redis publishers and the embedded server's channel layer.
     pub broker: crate::broker::Broker,
-    /// `--segment K/N`: this process runs that slice ([`crate::segment`]); `None`: everything.
-    pub segment: Option<crate::segment::Segment>,
-    /// Index of this plan's first user in the whole scenario (0 unless a segment).
-    pub first_user: usize,
-    /// `--start-at`: the first intended send, unix ms, shared by every segment.
-    pub start_at_ms: Option<u64>,
 }
 
 /// A usage error saying `msg`.
@@ -251,10 +245,7 @@ impl Plan {
             None
         };
         let broker = crate::broker::Broker::resolve(opts, s, publisher, &target)?;
-        if let Some(at) = opts.start_at {
-            crate::segment::check_start_at(at)?;
-        }
-        let mut plan = Plan {
+        let plan = Plan {
             scenario: s.name.clone().unwrap_or_else(|| "custom".into()),
             description: s.description.clone().unwrap_or_default(),
             target,
@@ -301,13 +292,7 @@ impl Plan {
             find_max,
             server_pid: opts.server_pid,
             broker,
-            segment: None,
-            first_user: 0,
-            start_at_ms: opts.start_at,
         };
-        if let Some(text) = &opts.segment {
-            crate::segment::Segment::parse(text)?.apply(&mut plan)?;
-        }
         if plan.publisher == PublisherKind::Http
             && plan.api_key.is_none()
             && matches!(plan.target, Target::External(_))

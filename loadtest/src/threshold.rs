@@ -98,7 +98,7 @@ pub struct Threshold {
 }
 
 /// One threshold's outcome, as it appears in the JSON report.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
     /// The expression.
     pub expr: String,

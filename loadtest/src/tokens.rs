@@ -31,16 +31,15 @@ struct Claims<'a> {
     user_id: String,
 }
 
-/// Mints an HS256 token for each of `users` users with ids `first + 1..=first + users` (`first` is
-/// the first user index of a `--segment`, else 0).
-pub fn mint(secret: &str, first: usize, users: usize) -> Result<Tokens> {
+/// Mints an HS256 token for each of `users` users with ids `1..=users`.
+pub fn mint(secret: &str, users: usize) -> Result<Tokens> {
     let key = EncodingKey::from_secret(secret.as_bytes());
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let header = Header::default();
-    let user_ids: Vec<u64> = (first as u64 + 1..=(first + users) as u64).collect();
+    let user_ids: Vec<u64> = (1..=users as u64).collect();
     let tokens = user_ids
         .iter()
         .map(|id| {
@@ -58,9 +57,8 @@ pub fn mint(secret: &str, first: usize, users: usize) -> Result<Tokens> {
     Ok(Tokens { user_ids, tokens })
 }
 
-/// Reads `{"<user id>": "<token>", …}` and takes `users` ids in numeric order, skipping the
-/// first `first` (a `--segment`'s slice of the file).
-pub fn from_file(path: &Path, first: usize, users: usize) -> Result<Tokens> {
+/// Reads `{"<user id>": "<token>", …}` and takes the first `users` ids in numeric order.
+pub fn from_file(path: &Path, users: usize) -> Result<Tokens> {
     let shown = path.display();
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::Setup(format!("--tokens-file {shown}: {e}")))?;
@@ -80,15 +78,13 @@ pub fn from_file(path: &Path, first: usize, users: usize) -> Result<Tokens> {
         })
         .collect::<Result<Vec<_>>>()?;
     pairs.sort_by_key(|(id, _)| *id);
-    if pairs.len() < first + users {
+    if pairs.len() < users {
         return Err(Error::Setup(format!(
-            "--tokens-file {shown} has {} tokens but the plan needs {} users",
-            pairs.len(),
-            first + users
+            "--tokens-file {shown} has {} tokens but the plan needs {users} users",
+            pairs.len()
         )));
     }
-    pairs.truncate(first + users);
-    pairs.drain(..first);
+    pairs.truncate(users);
     let (user_ids, tokens) = pairs.into_iter().unzip();
     Ok(Tokens { user_ids, tokens })
 }

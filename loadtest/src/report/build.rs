@@ -26,7 +26,7 @@ fn model_text(plan: &Plan) -> String {
     }
 }
 
-pub(crate) fn curve(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, u64)> {
+fn curve(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, u64)> {
     if h.is_empty() {
         return Vec::new();
     }
@@ -41,38 +41,6 @@ pub(crate) fn curve(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, u64)> {
         })
         .chain(std::iter::once((100.0, h.max())))
         .collect()
-}
-
-impl Quantiles {
-    /// p50/p99/max in ms of a µs histogram (zeros when empty).
-    pub fn of_us(h: &hdrhistogram::Histogram<u64>) -> Self {
-        if h.is_empty() {
-            return Self::default();
-        }
-        let ms = |us: u64| us as f64 / 1000.0;
-        Self {
-            p50: ms(h.value_at_quantile(0.5)),
-            p99: ms(h.value_at_quantile(0.99)),
-            max: ms(h.max()),
-        }
-    }
-}
-
-impl Latency {
-    /// The quantiles of a µs histogram (zeros when empty).
-    pub fn of(lat: &hdrhistogram::Histogram<u64>) -> Self {
-        if lat.is_empty() {
-            return Self::default();
-        }
-        Self {
-            p50: lat.value_at_quantile(0.5),
-            p90: lat.value_at_quantile(0.9),
-            p99: lat.value_at_quantile(0.99),
-            p999: lat.value_at_quantile(0.999),
-            max: lat.max(),
-            mean: lat.mean(),
-        }
-    }
 }
 
 impl Report {
@@ -115,17 +83,37 @@ impl Report {
             }
         }
         let h = &c.handshake_us;
+        let ms = |us: u64| us as f64 / 1000.0;
         let connections = Connections {
             attempted: c.attempted,
             established,
             failed: c.attempted.saturating_sub(established),
             closed_by_code,
             errors: c.errors.clone(),
-            handshake_ms: Quantiles::of_us(h),
+            handshake_ms: if h.is_empty() {
+                Quantiles::default()
+            } else {
+                Quantiles {
+                    p50: ms(h.value_at_quantile(0.5)),
+                    p99: ms(h.value_at_quantile(0.99)),
+                    max: ms(h.max()),
+                }
+            },
             connect_secs: c.elapsed.as_secs_f64(),
         };
         let lat = &d.stats.latency_us;
-        let latency_us = Latency::of(lat);
+        let latency_us = if lat.is_empty() {
+            Latency::default()
+        } else {
+            Latency {
+                p50: lat.value_at_quantile(0.5),
+                p90: lat.value_at_quantile(0.9),
+                p99: lat.value_at_quantile(0.99),
+                p999: lat.value_at_quantile(0.999),
+                max: lat.max(),
+                mean: lat.mean(),
+            }
+        };
         let span = d.stats.last_rx_ns.saturating_sub(d.publish_start_ns) as f64 / 1e9;
         let all_received = deliveries.received + slow.received;
         let throughput = Throughput {
@@ -208,24 +196,14 @@ impl Report {
             thresholds: Vec::new(),
             passed: false,
             find_max: None,
-            raw: Some(crate::segment::Raw {
-                segment: plan.segment.map(|s| s.to_string()),
-                start_at_ms: plan.start_at_ms,
-                latency_us: crate::segment::encode(lat),
-                handshake_us: crate::segment::encode(h),
-            }),
         };
-        report.judge(&plan.thresholds);
-        report
-    }
-
-    /// Evaluates `thresholds` on this report and sets the verdict (a partial run never passes).
-    pub fn judge(&mut self, thresholds: &[crate::threshold::Threshold]) {
-        self.thresholds = thresholds
+        report.thresholds = plan
+            .thresholds
             .iter()
-            .map(|t| t.check(self.metric(t.metric)))
+            .map(|t| t.check(report.metric(t.metric)))
             .collect();
-        self.passed = self.partial.is_none() && self.thresholds.iter().all(|t| t.passed);
+        report.passed = report.partial.is_none() && report.thresholds.iter().all(|t| t.passed);
+        report
     }
 
     /// The value of a threshold metric (see [`crate::threshold::METRICS`]).

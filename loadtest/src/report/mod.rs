@@ -2,14 +2,13 @@
 //! (text, JSON, JUnit, HTML) and threshold evaluation.
 
 mod build;
-pub(crate) use build::curve;
 pub mod html;
 pub mod junit;
 pub mod text;
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::threshold::Outcome;
 
@@ -17,7 +16,7 @@ use crate::threshold::Outcome;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Connection counts.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Connections {
     /// Attempts made.
     pub attempted: u64,
@@ -36,7 +35,7 @@ pub struct Connections {
 }
 
 /// A few latency quantiles.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Quantiles {
     /// Median.
     pub p50: f64,
@@ -47,7 +46,7 @@ pub struct Quantiles {
 }
 
 /// Delivery accounting (healthy clients; slow ones are in [`SlowClients`]).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Deliveries {
     /// Events published × connections of each user.
     pub expected: u64,
@@ -64,7 +63,7 @@ pub struct Deliveries {
 }
 
 /// The slow readers, reported apart from the healthy clients.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct SlowClients {
     /// Slow connections established.
     pub connections: u64,
@@ -79,7 +78,7 @@ pub struct SlowClients {
 }
 
 /// Throughput.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Throughput {
     /// Deliveries received ÷ (last receive − first intended send).
     pub deliveries_per_sec: f64,
@@ -90,7 +89,7 @@ pub struct Throughput {
 }
 
 /// Delivery latency from the intended send time, µs.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Latency {
     /// Median.
     pub p50: u64,
@@ -107,7 +106,7 @@ pub struct Latency {
 }
 
 /// Publishing.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Events {
     /// Events published.
     pub published: u64,
@@ -118,14 +117,14 @@ pub struct Events {
 }
 
 /// The tester's own cost.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Tester {
     /// CPU of the tester's threads, percent of one core over the run.
     pub cpu_percent: f64,
 }
 
 /// The server's cost, when it can be seen (embedded, or `--server-pid`).
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Server {
     /// Resident memory: embedded = this process's growth (server and clients), else the PID's RSS.
     pub rss_bytes: Option<u64>,
@@ -142,7 +141,7 @@ pub struct Server {
 }
 
 /// The versioned report (`--json`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// Shape version.
     pub schema_version: u32,
@@ -189,15 +188,12 @@ pub struct Report {
     /// All thresholds passed (and the run was not cut short).
     pub passed: bool,
     /// `--find-max`: the steps tried and the highest passing one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub find_max: Option<crate::findmax::Summary>,
-    /// The raw histograms and the segment, so `loadtest merge` can add reports up exactly.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub raw: Option<crate::segment::Raw>,
 }
 
 /// Deliveries per second over time.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Timeline {
     /// Interval width, ms.
     pub interval_ms: u64,
