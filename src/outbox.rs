@@ -185,6 +185,11 @@ impl Outbox {
         if s.close.is_some() {
             return Poll::Ready(s.close);
         }
+        // Going idle: give a burst's storage back (while busy, the two buffers the queue and the
+        // task's batch swap between keep their size, so a burst does not regrow them per batch).
+        if s.queue.capacity() > KEEP_SLOTS {
+            s.queue = VecDeque::new();
+        }
         match &s.waker {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => s.waker = Some(cx.waker().clone()),

@@ -41,10 +41,14 @@ impl Writer {
     ) -> Poll<io::Result<CloseCode>> {
         for _ in 0..BATCHES_PER_POLL {
             if self.batch.is_empty() {
-                self.shrink();
                 let written = std::mem::take(&mut self.written);
-                if let Some(code) = ready!(out.poll_take(cx, &mut self.batch, written)) {
-                    return Poll::Ready(Ok(code));
+                match out.poll_take(cx, &mut self.batch, written) {
+                    Poll::Ready(Some(code)) => return Poll::Ready(Ok(code)),
+                    Poll::Ready(None) => {}
+                    Poll::Pending => {
+                        self.shrink();
+                        return Poll::Pending;
+                    }
                 }
             }
             let frames = ready!(self.poll_write_batch(cx, sock, out))?;
@@ -147,7 +151,7 @@ impl Writer {
         frames
     }
 
-    /// Gives a burst's high-water storage back once it is written.
+    /// Gives a burst's high-water storage back when the connection goes idle.
     fn shrink(&mut self) {
         if self.batch.capacity() > KEEP_SLOTS {
             self.batch = VecDeque::new();
