@@ -1,7 +1,7 @@
 //! `--find-max`: capacity search. Steps the connection count up (users scaled with it, so group
 //! sizes stay the same) until a threshold fails; the answer is the highest passing step.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
@@ -11,7 +11,7 @@ use crate::report::Report;
 use crate::runner::{self, StopReason};
 
 /// One step of the search.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
     /// Connections tried.
     pub connections: usize,
@@ -26,7 +26,7 @@ pub struct Step {
 }
 
 /// The search's result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
     /// Every step, in order.
     pub steps: Vec<Step>,

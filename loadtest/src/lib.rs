@@ -10,6 +10,7 @@
 //! - [`plan`]: flags + scenario → a validated [`plan::Plan`], before any I/O.
 //! - [`arrival`]: the burst and rate arrival models, resolved from flags over `[publish]`.
 //! - [`threshold`]: `p99_ms<5`-style checks and the metric names they may use.
+//! - [`baseline`]: a previous report beside this run (`--baseline`) and `loadtest compare`.
 //! - [`target`]: `ws://` target parsing and the loopback-only rule.
 //! - [`limits`]: open-file and ephemeral-port pre-flight checks, saying what to change.
 //! - [`tokens`]: simplejwt-format tokens, minted or read from a file.
@@ -29,6 +30,7 @@
 //! - [`capacity`]: `loadtest capacity`, a deployment sized from a report's measured costs.
 
 pub mod arrival;
+pub mod baseline;
 pub mod broker;
 pub mod capacity;
 pub mod connect;

@@ -9,9 +9,14 @@ use loadtest::{Opts, EXIT_PASS, EXIT_USAGE};
 
 fn main() -> ExitCode {
     let mut opts = Opts::parse();
-    if let Some(Command::Capacity(c)) = opts.command.take() {
-        return match loadtest::capacity::run(&c) {
-            Ok(()) => ExitCode::from(EXIT_PASS),
+    let offline = match opts.command.take() {
+        Some(Command::Capacity(c)) => Some(loadtest::capacity::run(&c).map(|()| EXIT_PASS)),
+        Some(Command::Compare(c)) => Some(loadtest::baseline::run(&c).map_err(Into::into)),
+        None => None,
+    };
+    if let Some(result) = offline {
+        return match result {
+            Ok(code) => ExitCode::from(code),
             Err(e) => {
                 eprintln!("Error: {e:#}");
                 ExitCode::from(EXIT_USAGE)

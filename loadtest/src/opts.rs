@@ -46,6 +46,8 @@ pub enum ServerLayer {
 pub enum Command {
     /// Size a deployment from a JSON report: cores, memory and processes.
     Capacity(crate::capacity::CapacityOpts),
+    /// Compare two JSON reports side by side; exit 1 when a threshold on the second fails.
+    Compare(crate::baseline::CompareOpts),
 }
 
 /// When events are sent.
@@ -157,6 +159,9 @@ pub struct Opts {
     /// Pass/fail check, e.g. `p99_ms<5`, `lost==0`, `deliveries_per_sec>1000000` (repeatable).
     #[arg(long = "threshold", short = 't')]
     pub thresholds: Vec<String>,
+    /// A previous `--json` report: its figures go beside this run's and `-t` may say `0.9*baseline`.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
     /// Write the JSON report here.
     #[arg(long)]
     pub json: Option<PathBuf>,

@@ -105,6 +105,8 @@ pub struct Plan {
     pub server_pid: Option<u32>,
     /// Redis publishers and the embedded server's channel layer.
     pub broker: crate::broker::Broker,
+    /// `--baseline`: the report this run is compared with (relative thresholds resolve against it).
+    pub baseline: Option<std::sync::Arc<crate::baseline::Baseline>>,
 }
 
 /// A usage error saying `msg`.
@@ -230,6 +232,16 @@ impl Plan {
             .chain(&opts.thresholds)
             .map(|t| Threshold::parse(t))
             .collect::<Result<Vec<_>>>()?;
+        let baseline = opts
+            .baseline
+            .as_deref()
+            .map(crate::baseline::Baseline::load)
+            .transpose()?
+            .map(std::sync::Arc::new);
+        for t in &thresholds {
+            // A relative bound without a baseline value is a usage error before any socket opens.
+            t.baseline_value(baseline.as_deref().map(|b| &b.report))?;
+        }
         let find_max = if opts.find_max {
             if thresholds.is_empty() {
                 return Err(usage(
@@ -292,6 +304,7 @@ impl Plan {
             find_max,
             server_pid: opts.server_pid,
             broker,
+            baseline,
         };
         if plan.publisher == PublisherKind::Http
             && plan.api_key.is_none()

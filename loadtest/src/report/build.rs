@@ -196,14 +196,23 @@ impl Report {
             thresholds: Vec::new(),
             passed: false,
             find_max: None,
+            baseline: None,
         };
-        report.thresholds = plan
+        report.evaluate(plan);
+        report
+    }
+
+    /// Checks the plan's thresholds (against the plan's baseline where relative), sets the
+    /// verdict and puts the baseline's figures beside this run's.
+    pub fn evaluate(&mut self, plan: &Plan) {
+        let base = plan.baseline.as_deref();
+        self.thresholds = plan
             .thresholds
             .iter()
-            .map(|t| t.check(report.metric(t.metric)))
+            .map(|t| t.check(self.metric(t.metric), base.map(|b| &b.report)))
             .collect();
-        report.passed = report.partial.is_none() && report.thresholds.iter().all(|t| t.passed);
-        report
+        self.passed = self.partial.is_none() && self.thresholds.iter().all(|t| t.passed);
+        self.baseline = base.map(|b| crate::baseline::Comparison::new(&b.source, &b.report, self));
     }
 
     /// The value of a threshold metric (see [`crate::threshold::METRICS`]).
@@ -249,6 +258,15 @@ impl Report {
             "tester_cpu_percent" => self.tester.cpu_percent,
             "server_rss_mb" => self.server.rss_bytes? as f64 / (1024.0 * 1024.0),
             "rss_per_connection_bytes" => self.server.rss_per_connection_bytes?,
+            "server_cpu_percent" => self.server.cpu_percent?,
+            "server_ns_per_delivery" => {
+                let received = self.deliveries.received + slow.map_or(0, |s| s.received);
+                let cpu = self
+                    .server
+                    .delivery_cpu_seconds
+                    .or(self.server.cpu_seconds)?;
+                (received > 0).then(|| cpu * 1e9 / received as f64)?
+            }
             _ => return None,
         })
     }

@@ -176,6 +176,25 @@ pub fn render(r: &Report) -> String {
         );
     }
     s.push_str("</table>\n");
+    if let Some(b) = &r.baseline {
+        let _ = writeln!(
+            s,
+            "<h2>Against baseline {} (scenario {})</h2>\n<table><tr><th>metric</th><th>baseline</th><th>this run</th><th>change</th></tr>",
+            escape(&b.source),
+            escape(&b.scenario)
+        );
+        for f in &b.figures {
+            let _ = writeln!(
+                s,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                f.metric,
+                crate::baseline::num(f.baseline),
+                crate::baseline::num(f.current),
+                crate::baseline::change(f)
+            );
+        }
+        s.push_str("</table>\n");
+    }
     for t in &r.thresholds {
         let _ = writeln!(
             s,

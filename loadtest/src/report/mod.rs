@@ -8,7 +8,7 @@ pub mod text;
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::threshold::Outcome;
 
@@ -16,7 +16,7 @@ use crate::threshold::Outcome;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Connection counts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Connections {
     /// Attempts made.
     pub attempted: u64,
@@ -35,7 +35,7 @@ pub struct Connections {
 }
 
 /// A few latency quantiles.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Quantiles {
     /// Median.
     pub p50: f64,
@@ -46,7 +46,7 @@ pub struct Quantiles {
 }
 
 /// Delivery accounting (healthy clients; slow ones are in [`SlowClients`]).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Deliveries {
     /// Events published × connections of each user.
     pub expected: u64,
@@ -63,7 +63,7 @@ pub struct Deliveries {
 }
 
 /// The slow readers, reported apart from the healthy clients.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SlowClients {
     /// Slow connections established.
     pub connections: u64,
@@ -78,7 +78,7 @@ pub struct SlowClients {
 }
 
 /// Throughput.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Throughput {
     /// Deliveries received ÷ (last receive − first intended send).
     pub deliveries_per_sec: f64,
@@ -89,7 +89,7 @@ pub struct Throughput {
 }
 
 /// Delivery latency from the intended send time, µs.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Latency {
     /// Median.
     pub p50: u64,
@@ -106,7 +106,7 @@ pub struct Latency {
 }
 
 /// Publishing.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Events {
     /// Events published.
     pub published: u64,
@@ -117,14 +117,14 @@ pub struct Events {
 }
 
 /// The tester's own cost.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Tester {
     /// CPU of the tester's threads, percent of one core over the run.
     pub cpu_percent: f64,
 }
 
 /// The server's cost, when it can be seen (embedded, or `--server-pid`).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Server {
     /// Resident memory: embedded = this process's growth (server and clients), else the PID's RSS.
     pub rss_bytes: Option<u64>,
@@ -141,7 +141,7 @@ pub struct Server {
 }
 
 /// The versioned report (`--json`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// Shape version.
     pub schema_version: u32,
@@ -188,12 +188,15 @@ pub struct Report {
     /// All thresholds passed (and the run was not cut short).
     pub passed: bool,
     /// `--find-max`: the steps tried and the highest passing one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub find_max: Option<crate::findmax::Summary>,
+    /// `--baseline`: every metric of this run beside the baseline report's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<crate::baseline::Comparison>,
 }
 
 /// Deliveries per second over time.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Timeline {
     /// Interval width, ms.
     pub interval_ms: u64,

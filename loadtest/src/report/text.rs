@@ -117,19 +117,13 @@ pub fn render(r: &Report) -> String {
             "  RSS / conn    {b:.0} bytes (server growth over the connect phase)"
         );
     }
+    if let Some(b) = &r.baseline {
+        let _ = writeln!(s, "Against baseline {} (scenario {})", b.source, b.scenario);
+        s.push_str(&crate::baseline::render_table(b, "this run"));
+    }
     if !r.thresholds.is_empty() {
         let _ = writeln!(s, "Thresholds");
-        for t in &r.thresholds {
-            let actual = t
-                .actual
-                .map_or("not measured".into(), |a| format!("{a:.3}"));
-            let _ = writeln!(
-                s,
-                "  {:4}  {:28} actual {actual}",
-                if t.passed { "ok" } else { "FAIL" },
-                t.expr
-            );
-        }
+        s.push_str(&crate::baseline::render_outcomes(&r.thresholds));
     }
     let _ = writeln!(
         s,

@@ -1,0 +1,147 @@
+//! `--baseline` and `loadtest compare`: the baseline beside every figure, relative thresholds, and
+//! usage errors (exit 2) for an unknown metric or a baseline that lacks the metric.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn loadtest(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args(args)
+        .output()
+        .expect("run loadtest");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const SMOKE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/smoke.toml");
+
+/// A small embedded run writing its JSON report to `json`; extra flags appended.
+fn small_run(json: &Path, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec![
+        "-s",
+        SMOKE,
+        "-c",
+        "40",
+        "-u",
+        "10",
+        "--no-progress",
+        "--json",
+        json.to_str().expect("utf-8"),
+    ];
+    args.extend_from_slice(extra);
+    loadtest(&args)
+}
+
+fn read(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json")
+}
+
+#[test]
+fn baseline_figures_and_relative_thresholds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = dir.path().join("base.json");
+    let new = dir.path().join("new.json");
+    let html = dir.path().join("new.html");
+    assert_eq!(small_run(&base, &[]).0, 0);
+    let (code, out, err) = small_run(
+        &new,
+        &[
+            "--baseline",
+            base.to_str().expect("utf-8"),
+            "-t",
+            "received>=1*baseline",
+            "-t",
+            "deliveries_per_sec>=0.000001*baseline",
+            "--html",
+            html.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("Against baseline") && out.contains("this run"),
+        "{out}"
+    );
+    let r = read(&new);
+    let b = read(&base);
+    let figures = r["baseline"]["figures"].as_array().expect("figures");
+    let received = figures
+        .iter()
+        .find(|f| f["metric"] == "received")
+        .expect("received row");
+    let f = |v: &Value| v.as_f64().expect("number");
+    assert_eq!(f(&received["baseline"]), f(&b["deliveries"]["received"]));
+    assert_eq!(f(&received["current"]), f(&r["deliveries"]["received"]));
+    assert_eq!(received["movement"], "same");
+    let t = r["thresholds"]
+        .as_array()
+        .expect("thresholds")
+        .iter()
+        .find(|t| t["expr"] == "received>=1*baseline")
+        .expect("relative threshold");
+    assert_eq!(f(&t["baseline"]), f(&b["deliveries"]["received"]));
+    assert_eq!(t["passed"], true);
+    let page = std::fs::read_to_string(html).expect("html");
+    assert!(page.contains("baseline"), "the HTML shows the baseline");
+
+    // compare: a passing and a failing relative threshold.
+    let (base_s, new_s) = (base.to_str().expect("utf-8"), new.to_str().expect("utf-8"));
+    let (code, out, _) = loadtest(&["compare", base_s, new_s, "-t", "lost<=baseline"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("deliveries_per_sec") && out.contains("PASS"),
+        "{out}"
+    );
+    let (code, out, _) = loadtest(&["compare", base_s, new_s, "-t", "received>1.5*baseline"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAIL  received>1.5*baseline"), "{out}");
+    let (code, out, _) = loadtest(&["compare", base_s, new_s, "--json"]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).expect("json");
+    assert!(v["comparison"]["figures"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty()));
+}
+
+#[test]
+fn unknown_or_missing_metrics_are_usage_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = dir.path().join("base.json");
+    assert_eq!(small_run(&base, &[]).0, 0);
+    // The same report with its RSS removed: a baseline that lacks server_rss_mb.
+    let mut v = read(&base);
+    v["server"]["rss_bytes"] = Value::Null;
+    let no_rss = dir.path().join("no-rss.json");
+    std::fs::write(&no_rss, v.to_string()).expect("write");
+    let (base_s, no_rss_s) = (
+        base.to_str().expect("utf-8"),
+        no_rss.to_str().expect("utf-8"),
+    );
+
+    let (code, _, err) = loadtest(&["compare", base_s, base_s, "-t", "p98_ms<=baseline"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown metric"), "{err}");
+    let (code, _, err) = loadtest(&["compare", no_rss_s, base_s, "-t", "server_rss_mb<=baseline"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("baseline report has no value"), "{err}");
+    let (code, _, err) = loadtest(&["compare", base_s, no_rss_s, "-t", "server_rss_mb<100000"]);
+    assert_eq!(code, 2, "the judged report lacks the metric");
+    assert!(err.contains("no value for server_rss_mb"), "{err}");
+    let json = dir.path().join("x.json");
+    let (code, _, err) = small_run(
+        &json,
+        &["--baseline", no_rss_s, "-t", "server_rss_mb<=2*baseline"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(!json.exists(), "nothing ran");
+    let (code, _, err) = small_run(&json, &["-t", "p99_ms<=baseline"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("needs --baseline"), "{err}");
+    let (code, _, err) = loadtest(&["compare", base_s, "/nonexistent.json"]);
+    assert_eq!(code, 2);
+    assert!(err.starts_with("Error:"), "{err}");
+}
