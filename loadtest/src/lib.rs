@@ -32,12 +32,10 @@
 pub mod arrival;
 pub mod baseline;
 pub mod broker;
-pub mod capacity;
 pub mod connect;
 pub mod driver;
 pub mod embedded;
 pub mod error;
-pub mod findmax;
 pub mod frame;
 pub mod limits;
 pub mod opts;
@@ -47,7 +45,9 @@ pub mod publisher;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod search;
 pub mod seq;
+pub mod sizing;
 pub mod stats;
 pub mod sysinfo;
 pub mod target;
@@ -98,7 +98,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<Outcome> {
         })
     };
     let report = match plan.find_max {
-        Some(fm) => findmax::find_max(&plan, fm, stop.clone(), reason.clone()).await?,
+        Some(fm) => search::find_max(&plan, fm, stop.clone(), reason.clone()).await?,
         None => {
             let data = runner::run_once(&plan, stop.clone(), reason.clone()).await?;
             Report::build(&plan, &data)
@@ -139,11 +139,17 @@ fn write_outputs(plan: &Plan, report: &Report) -> anyhow::Result<()> {
     } else {
         print!("{}", report::text::render(report));
         if let Some(fm) = &report.find_max {
+            let best = match (fm.over, fm.highest_passing) {
+                (_, None) => "none".into(),
+                (opts::SearchOver::Connections, Some(n)) => format!("{n:.0} connections"),
+                (opts::SearchOver::Rate, Some(r)) => {
+                    format!("{r:.0} events/s at {} connections", fm.connections)
+                }
+            };
             println!(
-                "Capacity search: highest passing step {} ({})",
-                fm.highest_passing
-                    .map_or("none".into(), |n| format!("{n} connections")),
-                fm.ended_by
+                "Capacity search: highest passing step {best} ({}; {} steps)",
+                fm.ended_by,
+                fm.steps.len()
             );
         }
     }

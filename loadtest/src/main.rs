@@ -10,7 +10,7 @@ use loadtest::{Opts, EXIT_PASS, EXIT_USAGE};
 fn main() -> ExitCode {
     let mut opts = Opts::parse();
     let offline = match opts.command.take() {
-        Some(Command::Capacity(c)) => Some(loadtest::capacity::run(&c).map(|()| EXIT_PASS)),
+        Some(Command::Capacity(c)) => Some(loadtest::sizing::run(&c).map(|()| EXIT_PASS)),
         Some(Command::Compare(c)) => Some(loadtest::baseline::run(&c).map_err(Into::into)),
         None => None,
     };

@@ -45,9 +45,19 @@ pub enum ServerLayer {
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Size a deployment from a JSON report: cores, memory and processes.
-    Capacity(crate::capacity::CapacityOpts),
+    Capacity(crate::sizing::CapacityOpts),
     /// Compare two JSON reports side by side; exit 1 when a threshold on the second fails.
     Compare(crate::baseline::CompareOpts),
+}
+
+/// What `--find-max` searches over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchOver {
+    /// Step the connection count up until a threshold fails.
+    Connections,
+    /// At a fixed connection count, the highest event rate at which every threshold holds.
+    Rate,
 }
 
 /// When events are sent.
@@ -174,15 +184,26 @@ pub struct Opts {
     /// Print the JSON report to stdout instead of the text summary.
     #[arg(long)]
     pub print_json: bool,
-    /// Step the connection count up until a threshold fails; report the highest passing step.
-    #[arg(long)]
-    pub find_max: bool,
-    /// `--find-max`: connections added per step (default: the starting count).
+    /// Capacity search: `connections` (the default) steps the count up until a threshold fails;
+    /// `rate` finds the highest event rate at which every threshold holds (bracket, then bisect).
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "connections")]
+    pub find_max: Option<SearchOver>,
+    /// `--find-max connections`: connections added per step (default: the starting count).
     #[arg(long)]
     pub step: Option<usize>,
-    /// `--find-max`: never go above this many connections.
+    /// `--find-max connections`: never go above this many connections.
     #[arg(long)]
     pub max_connections: Option<usize>,
+    /// `--find-max rate`: never try more events/s than this.
+    #[arg(long)]
+    pub max_rate: Option<f64>,
+    /// `--find-max rate`: stop bisecting when the failing rate is within this fraction of the
+    /// passing one (default 0.05).
+    #[arg(long)]
+    pub precision: Option<f64>,
+    /// `--find-max rate`: at most this many runs (default 12).
+    #[arg(long)]
+    pub max_steps: Option<usize>,
     /// No live progress bar even on a terminal.
     #[arg(long)]
     pub no_progress: bool,

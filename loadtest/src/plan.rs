@@ -6,8 +6,9 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use crate::arrival::Arrival;
+pub use crate::arrival::ArrivalModel;
 use crate::error::{Error, Result};
+pub use crate::opts::SearchOver;
 use crate::opts::{Opts, PublisherKind};
 use crate::scenario::Scenario;
 pub use crate::target::{is_slow_index, parse_target, Auth, Endpoint, Target};
@@ -43,13 +44,26 @@ pub struct Outputs {
     pub progress: bool,
 }
 
+/// Default `--precision` of a rate search: stop when the bracket is within 5 %.
+pub const DEFAULT_PRECISION: f64 = 0.05;
+/// Default `--max-steps` of a rate search (doubling from 1k/s to 1M/s is 10 steps).
+pub const DEFAULT_MAX_STEPS: usize = 12;
+
 /// Capacity search settings.
 #[derive(Debug, Clone, Copy)]
 pub struct FindMax {
+    /// Connections or rate.
+    pub over: SearchOver,
     /// Connections added per step.
     pub step: usize,
     /// Highest connection count tried.
     pub limit: usize,
+    /// Highest rate tried, events/s.
+    pub max_rate: f64,
+    /// Rate search: stop when the failing rate ÷ the passing rate − 1 is at most this.
+    pub precision: f64,
+    /// Rate search: at most this many runs.
+    pub max_steps: usize,
 }
 
 /// Everything a run needs, validated.
@@ -84,7 +98,7 @@ pub struct Plan {
     /// Publisher.
     pub publisher: PublisherKind,
     /// Arrival model.
-    pub arrival: Arrival,
+    pub arrival: ArrivalModel,
     /// HTTP batch size.
     pub batch: usize,
     /// HTTP lanes.
@@ -211,7 +225,7 @@ impl Plan {
         if publisher == PublisherKind::Embedded && matches!(target, Target::External(_)) {
             return Err(usage("the embedded publisher needs the embedded target; use --publisher http with --target"));
         }
-        let arrival = Arrival::resolve(opts, p)?;
+        let arrival = ArrivalModel::resolve(opts, p)?;
         let sources_n = opts
             .source_addrs
             .or(c.source_addrs)
@@ -242,20 +256,34 @@ impl Plan {
             // A relative bound without a baseline value is a usage error before any socket opens.
             t.baseline_value(baseline.as_deref().map(|b| &b.report))?;
         }
-        let find_max = if opts.find_max {
-            if thresholds.is_empty() {
-                return Err(usage(
+        let find_max =
+            match opts.find_max {
+                None => None,
+                Some(_) if thresholds.is_empty() => return Err(usage(
                     "--find-max needs at least one threshold (from the scenario or --threshold)",
-                ));
-            }
-            let step = opts.step.unwrap_or(connections).max(1);
-            Some(FindMax {
-                step,
-                limit: opts.max_connections.unwrap_or(usize::MAX),
-            })
-        } else {
-            None
-        };
+                )),
+                Some(SearchOver::Rate) if !matches!(arrival, ArrivalModel::Rate { .. }) => {
+                    return Err(usage("--find-max rate needs the rate model (--model rate)"))
+                }
+                Some(over) => {
+                    let precision = opts.precision.unwrap_or(DEFAULT_PRECISION);
+                    if !(precision > 0.0 && precision < 1.0) {
+                        return Err(usage("--precision must be in (0, 1)"));
+                    }
+                    let max_rate = opts.max_rate.unwrap_or(f64::MAX);
+                    if max_rate.is_nan() || max_rate <= 0.0 {
+                        return Err(usage("--max-rate must be positive"));
+                    }
+                    Some(FindMax {
+                        over,
+                        step: opts.step.unwrap_or(connections).max(1),
+                        limit: opts.max_connections.unwrap_or(usize::MAX),
+                        max_rate,
+                        precision,
+                        max_steps: opts.max_steps.unwrap_or(DEFAULT_MAX_STEPS).max(1),
+                    })
+                }
+            };
         let broker = crate::broker::Broker::resolve(opts, s, publisher, &target)?;
         let plan = Plan {
             scenario: s.name.clone().unwrap_or_else(|| "custom".into()),
@@ -323,10 +351,10 @@ impl Plan {
     /// Events the plan publishes for user index `u`.
     pub fn events_for_user(&self, u: usize) -> u64 {
         match self.arrival {
-            Arrival::Burst {
+            ArrivalModel::Burst {
                 bursts, per_user, ..
             } => bursts * per_user,
-            Arrival::Rate { .. } => {
+            ArrivalModel::Rate { .. } => {
                 let total = self.total_events();
                 let users = self.users as u64;
                 total / users + u64::from((u as u64) < total % users)
@@ -337,10 +365,12 @@ impl Plan {
     /// Events the plan publishes in all.
     pub fn total_events(&self) -> u64 {
         match self.arrival {
-            Arrival::Burst {
+            ArrivalModel::Burst {
                 bursts, per_user, ..
             } => bursts * per_user * self.users as u64,
-            Arrival::Rate { per_sec, length } => (per_sec * length.as_secs_f64()).floor() as u64,
+            ArrivalModel::Rate { per_sec, length } => {
+                (per_sec * length.as_secs_f64()).floor() as u64
+            }
         }
     }
 

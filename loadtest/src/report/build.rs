@@ -9,7 +9,7 @@ use crate::stats::TIMELINE_BUCKET;
 
 fn model_text(plan: &Plan) -> String {
     match plan.arrival {
-        crate::plan::Arrival::Burst {
+        crate::plan::ArrivalModel::Burst {
             bursts,
             per_user,
             interval,
@@ -19,7 +19,7 @@ fn model_text(plan: &Plan) -> String {
                 humantime::format_duration(interval)
             )
         }
-        crate::plan::Arrival::Rate { per_sec, length } => format!(
+        crate::plan::ArrivalModel::Rate { per_sec, length } => format!(
             "rate {per_sec}/s for {}",
             humantime::format_duration(length)
         ),

@@ -189,7 +189,7 @@ pub struct Report {
     pub passed: bool,
     /// `--find-max`: the steps tried and the highest passing one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub find_max: Option<crate::findmax::Summary>,
+    pub find_max: Option<crate::search::Summary>,
     /// `--baseline`: every metric of this run beside the baseline report's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<crate::baseline::Comparison>,
