@@ -32,6 +32,7 @@
 pub mod arrival;
 pub mod baseline;
 pub mod broker;
+pub mod conform;
 pub mod connect;
 pub mod driver;
 pub mod embedded;

@@ -48,6 +48,8 @@ pub enum Command {
     Capacity(crate::sizing::CapacityOpts),
     /// Compare two JSON reports side by side; exit 1 when a threshold on the second fails.
     Compare(crate::baseline::CompareOpts),
+    /// Check a server against the protocol (PROTOCOL.md): PASS/FAIL per check; exit 1 on a failure.
+    Conform(crate::conform::ConformOpts),
 }
 
 /// What `--find-max` searches over.

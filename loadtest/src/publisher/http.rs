@@ -13,6 +13,45 @@ use tokio::net::TcpStream;
 
 use super::{Event, EventCodec, Publisher, EVENT_KIND};
 
+/// One HTTP/1.1 connection to `addr`, its driver spawned.
+async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {}", e.kind()))?;
+    let _ = tcp.set_nodelay(true);
+    let (sender, conn) = http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// `POST path` with a JSON `body` and `X-API-Key`, on a connection of its own: the status code.
+pub(crate) async fn post_json(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    api_key: &str,
+    body: String,
+) -> Result<u16, String> {
+    let mut sender = connect(addr).await?;
+    let request = Request::post(path)
+        .header(header::HOST, host)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-api-key", api_key)
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| format!("request: {e}"))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    let status = response.status().as_u16();
+    let _ = response.into_body().collect().await;
+    Ok(status)
+}
+
 /// Publishes batches over HTTP.
 pub struct HttpPublisher {
     addr: SocketAddr,
@@ -35,17 +74,7 @@ impl HttpPublisher {
     }
 
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
-        let tcp = TcpStream::connect(self.addr)
-            .await
-            .map_err(|e| format!("connect: {}", e.kind()))?;
-        let _ = tcp.set_nodelay(true);
-        let (sender, conn) = http1::handshake(TokioIo::new(tcp))
-            .await
-            .map_err(|e| format!("handshake: {e}"))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(sender)
+        connect(self.addr).await
     }
 
     fn body(&self, batch: &[Event]) -> String {
