@@ -29,6 +29,7 @@
 //! - [`report`]: the versioned report and its text, JSON, JUnit and HTML renderings.
 //! - [`capacity`]: `loadtest capacity`, a deployment sized from a report's measured costs.
 
+pub mod ab;
 pub mod arrival;
 pub mod baseline;
 pub mod broker;
@@ -48,6 +49,7 @@ pub mod runner;
 pub mod scenario;
 pub mod search;
 pub mod seq;
+pub mod significance;
 pub mod sizing;
 pub mod stats;
 pub mod sysinfo;
@@ -98,13 +100,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<Outcome> {
             }
         })
     };
-    let report = match plan.find_max {
-        Some(fm) => search::find_max(&plan, fm, stop.clone(), reason.clone()).await?,
-        None => {
-            let data = runner::run_once(&plan, stop.clone(), reason.clone()).await?;
-            Report::build(&plan, &data)
-        }
-    };
+    let report = run_plan(&plan, &stop, &reason).await?;
     ctrl_c.abort();
     write_outputs(&plan, &report)?;
     let exit_code = if reason.get().is_some_and(|r| r.starts_with("interrupted")) {
@@ -115,6 +111,44 @@ pub async fn run(opts: Opts) -> anyhow::Result<Outcome> {
         EXIT_FAIL
     };
     Ok(Outcome { report, exit_code })
+}
+
+/// Runs a validated plan: once, `--repeat` times, or the `--find-max` search. Writes nothing.
+pub async fn run_plan(
+    plan: &Plan,
+    stop: &CancellationToken,
+    reason: &runner::StopReason,
+) -> Result<Report> {
+    if let Some(fm) = plan.find_max {
+        return search::find_max(plan, fm, stop.clone(), reason.clone()).await;
+    }
+    let mut reports = Vec::with_capacity(plan.repeat);
+    for i in 0..plan.repeat {
+        let data = runner::run_once(plan, stop.clone(), reason.clone()).await?;
+        let report = Report::build(plan, &data);
+        if plan.repeat > 1 {
+            eprintln!(
+                "repeat: run {}/{}  p99 {:.2} ms  {:.0} deliveries/s  {}",
+                i + 1,
+                plan.repeat,
+                report.latency_us.p99 as f64 / 1000.0,
+                report.throughput.deliveries_per_sec,
+                if report.passed { "pass" } else { "FAIL" }
+            );
+        }
+        let partial = report.partial.is_some();
+        reports.push(report);
+        if partial {
+            break;
+        }
+    }
+    let mut report = reports.pop().ok_or_else(|| Error::Setup("no run".into()))?;
+    if plan.repeat > 1 {
+        reports.push(report.clone());
+        report.repeat = Some(report::Repeated::from_reports(&reports));
+        report.evaluate(plan);
+    }
+    Ok(report)
 }
 
 fn write_outputs(plan: &Plan, report: &Report) -> anyhow::Result<()> {

@@ -23,6 +23,7 @@ fn main() -> ExitCode {
             Ok(rt) => rt.block_on(async move {
                 match online {
                     Some(Command::Conform(c)) => loadtest::conform::run(&c).await,
+                    Some(Command::Ab(c)) => loadtest::ab::run(&c).await,
                     _ => loadtest::run(opts).await.map(|o| o.exit_code),
                 }
             }),

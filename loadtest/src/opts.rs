@@ -48,6 +48,8 @@ pub enum Command {
     Capacity(crate::sizing::CapacityOpts),
     /// Compare two JSON reports side by side; exit 1 when a threshold on the second fails.
     Compare(crate::baseline::CompareOpts),
+    /// A/B: start two server commands, run interleaved rounds against each, judge B against A.
+    Ab(crate::ab::AbOpts),
     /// Check a server against the protocol (PROTOCOL.md): PASS/FAIL per check; exit 1 on a failure.
     Conform(crate::conform::ConformOpts),
 }
@@ -206,6 +208,10 @@ pub struct Opts {
     /// `--find-max rate`: at most this many runs (default 12).
     #[arg(long)]
     pub max_steps: Option<usize>,
+    /// Run the plan N times; the report gives every metric's median and min..max, and the
+    /// thresholds judge the medians.
+    #[arg(long)]
+    pub repeat: Option<usize>,
     /// No live progress bar even on a terminal.
     #[arg(long)]
     pub no_progress: bool,

@@ -119,6 +119,8 @@ pub struct Plan {
     pub server_pid: Option<u32>,
     /// Redis publishers and the embedded server's channel layer.
     pub broker: crate::broker::Broker,
+    /// `--repeat`: runs of the plan (1: a plain run).
+    pub repeat: usize,
     /// `--baseline`: the report this run is compared with (relative thresholds resolve against it).
     pub baseline: Option<std::sync::Arc<crate::baseline::Baseline>>,
 }
@@ -332,8 +334,15 @@ impl Plan {
             find_max,
             server_pid: opts.server_pid,
             broker,
+            repeat: opts.repeat.unwrap_or(1),
             baseline,
         };
+        if plan.repeat == 0 {
+            return Err(usage("--repeat must be at least 1"));
+        }
+        if plan.repeat > 1 && plan.find_max.is_some() {
+            return Err(usage("--repeat and --find-max do not combine"));
+        }
         if plan.publisher == PublisherKind::Http
             && plan.api_key.is_none()
             && matches!(plan.target, Target::External(_))

@@ -197,6 +197,7 @@ impl Report {
             passed: false,
             find_max: None,
             baseline: None,
+            repeat: None,
         };
         report.evaluate(plan);
         report
@@ -215,8 +216,17 @@ impl Report {
         self.baseline = base.map(|b| crate::baseline::Comparison::new(&b.source, &b.report, self));
     }
 
-    /// The value of a threshold metric (see [`crate::threshold::METRICS`]).
+    /// The value of a threshold metric (see [`crate::threshold::METRICS`]): the median over the
+    /// runs of a `--repeat` report, else this run's.
     pub fn metric(&self, name: &str) -> Option<f64> {
+        match &self.repeat {
+            Some(r) => r.figure(name).map(|f| f.spread.median),
+            None => self.measured(name),
+        }
+    }
+
+    /// The value of a threshold metric in this one run.
+    pub fn measured(&self, name: &str) -> Option<f64> {
         let l = &self.latency_us;
         let ms = |us: u64| us as f64 / 1000.0;
         let slow = self.slow_clients.as_ref();

@@ -190,6 +190,9 @@ pub struct Report {
     /// `--find-max`: the steps tried and the highest passing one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub find_max: Option<crate::search::Summary>,
+    /// `--repeat N`: every metric's median and min..max over the runs (thresholds judge medians).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<Repeated>,
     /// `--baseline`: every metric of this run beside the baseline report's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<crate::baseline::Comparison>,
@@ -202,4 +205,53 @@ pub struct Timeline {
     pub interval_ms: u64,
     /// Deliveries/s in each interval.
     pub deliveries_per_sec: Vec<f64>,
+}
+
+/// `--repeat N`: the runs' figures. The rest of the report is the last run's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Repeated {
+    /// Runs made.
+    pub runs: usize,
+    /// One row per metric measured in every run.
+    pub figures: Vec<RepeatedFigure>,
+}
+
+/// One metric over the repeated runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RepeatedFigure {
+    /// The metric (see [`crate::threshold::METRICS`]).
+    pub metric: String,
+    /// Each run's value, in order.
+    pub values: Vec<f64>,
+    /// Median, min and max.
+    #[serde(flatten)]
+    pub spread: crate::significance::Spread,
+}
+
+impl Repeated {
+    /// Collects every metric that all `reports` measured.
+    pub fn from_reports(reports: &[Report]) -> Self {
+        let figures = crate::threshold::METRICS
+            .iter()
+            .filter_map(|(name, _, _)| {
+                let values: Option<Vec<f64>> = reports.iter().map(|r| r.measured(name)).collect();
+                let values = values?;
+                let spread = crate::significance::spread(&values)?;
+                Some(RepeatedFigure {
+                    metric: (*name).into(),
+                    values,
+                    spread,
+                })
+            })
+            .collect();
+        Self {
+            runs: reports.len(),
+            figures,
+        }
+    }
+
+    /// The row of `metric`.
+    pub fn figure(&self, metric: &str) -> Option<&RepeatedFigure> {
+        self.figures.iter().find(|f| f.metric == metric)
+    }
 }

@@ -117,6 +117,24 @@ pub fn render(r: &Report) -> String {
             "  RSS / conn    {b:.0} bytes (server growth over the connect phase)"
         );
     }
+    if let Some(rep) = &r.repeat {
+        let _ = writeln!(
+            s,
+            "Over {} runs (median, min..max; thresholds judge the median; the sections above are the last run's)",
+            rep.runs
+        );
+        for f in &rep.figures {
+            let n = |v: f64| crate::baseline::num(Some(v));
+            let _ = writeln!(
+                s,
+                "  {:<26} {:>14}   {}..{}",
+                f.metric,
+                n(f.spread.median),
+                n(f.spread.min),
+                n(f.spread.max)
+            );
+        }
+    }
     if let Some(b) = &r.baseline {
         let _ = writeln!(s, "Against baseline {} (scenario {})", b.source, b.scenario);
         s.push_str(&crate::baseline::render_table(b, "this run"));
