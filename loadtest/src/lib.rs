@@ -49,6 +49,7 @@ pub mod runner;
 pub mod scenario;
 pub mod search;
 pub mod seq;
+pub mod server_metrics;
 pub mod significance;
 pub mod sizing;
 pub mod stats;

@@ -103,6 +103,10 @@ pub struct Opts {
     /// PID of an external server, to report its RSS and CPU.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// courier's Prometheus endpoint (`http://HOST:PORT/metrics`, or `embedded`): scraped before
+    /// and after the run, its counters reported beside the tester's and mismatches flagged.
+    #[arg(long)]
+    pub server_metrics: Option<String>,
 
     /// WebSocket connections.
     #[arg(long, short = 'c')]

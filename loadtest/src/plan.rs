@@ -119,6 +119,8 @@ pub struct Plan {
     pub server_pid: Option<u32>,
     /// Redis publishers and the embedded server's channel layer.
     pub broker: crate::broker::Broker,
+    /// `--server-metrics`: where to scrape courier's counters.
+    pub server_metrics: Option<crate::server_metrics::MetricsSource>,
     /// `--repeat`: runs of the plan (1: a plain run).
     pub repeat: usize,
     /// `--baseline`: the report this run is compared with (relative thresholds resolve against it).
@@ -334,9 +336,25 @@ impl Plan {
             find_max,
             server_pid: opts.server_pid,
             broker,
+            server_metrics: opts
+                .server_metrics
+                .as_deref()
+                .map(|m| crate::server_metrics::MetricsSource::parse(m, opts.allow_remote))
+                .transpose()?,
             repeat: opts.repeat.unwrap_or(1),
             baseline,
         };
+        if matches!(
+            (&plan.server_metrics, &plan.target),
+            (
+                Some(crate::server_metrics::MetricsSource::Embedded),
+                Target::External(_)
+            )
+        ) {
+            return Err(usage(
+                "--server-metrics embedded needs the embedded target; give the server's http://HOST:PORT/metrics",
+            ));
+        }
         if plan.repeat == 0 {
             return Err(usage("--repeat must be at least 1"));
         }

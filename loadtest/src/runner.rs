@@ -16,6 +16,7 @@ use crate::limits;
 use crate::plan::{Auth, Plan, Target};
 use crate::progress::Progress;
 use crate::publisher::{self, EventCodec, PublishTarget};
+use crate::server_metrics::{scrape, MetricsSource, Samples};
 use crate::stats::{Clock, Live, WorkerStats};
 use crate::sysinfo;
 use crate::tokens::{self, Tokens};
@@ -57,6 +58,9 @@ pub struct RunData {
     pub server_rss_per_conn: Option<f64>,
     /// Why the run stopped early, if it did.
     pub stop_reason: Option<String>,
+    /// `--server-metrics`: the URL scraped, and the scrapes before the connect phase and after
+    /// the drain.
+    pub server_metrics: Option<(String, Samples, Samples)>,
 }
 
 /// Runs the plan once. `stop` ends it early (Ctrl-C); `reason` records why.
@@ -71,6 +75,22 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
     let clock = Clock::new();
 
     let (server, spec, tokens, publish_target) = setup(plan).await?;
+    let metrics_at = match (&plan.server_metrics, &server) {
+        (None, _) => None,
+        (Some(MetricsSource::Url(ep)), _) => Some(ep.clone()),
+        (Some(MetricsSource::Embedded), Some(s)) => Some(crate::target::parse_endpoint(
+            &format!("http://{}/metrics", s.addr),
+            "--server-metrics",
+            "http",
+            "/metrics",
+            false,
+        )?),
+        (Some(MetricsSource::Embedded), None) => None,
+    };
+    let metrics_before = match &metrics_at {
+        Some(ep) => Some(scrape(ep).await?),
+        None => None,
+    };
     let tokens = Arc::new(tokens);
     let live = Arc::new(Live::default());
     let progress = Progress::start(
@@ -288,6 +308,10 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
         ),
         (None, None) => (None, None, None),
     };
+    let server_metrics = match (metrics_at, metrics_before) {
+        (Some(ep), Some(before)) => Some((ep.url.clone(), before, scrape(&ep).await?)),
+        _ => None,
+    };
     if let Some(s) = server {
         s.stop().await;
     }
@@ -304,6 +328,7 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
         server_rss,
         server_rss_per_conn,
         stop_reason: reason.get().cloned(),
+        server_metrics,
     })
 }
 

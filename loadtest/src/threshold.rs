@@ -140,6 +140,11 @@ pub const METRICS: &[(&str, &str, Better)] = &[
         Better::Lower,
     ),
     (
+        "server_metrics_mismatches",
+        "--server-metrics cross-checks where courier's counters and the tester's disagree",
+        Better::Lower,
+    ),
+    (
         "server_ns_per_delivery",
         "server CPU from first send to end of drain / deliveries, ns",
         Better::Lower,

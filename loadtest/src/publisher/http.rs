@@ -52,6 +52,31 @@ pub(crate) async fn post_json(
     Ok(status)
 }
 
+/// `GET path` on a connection of its own: the status code and the body as text.
+pub(crate) async fn get_text(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+) -> Result<(u16, String), String> {
+    let mut sender = connect(addr).await?;
+    let request = Request::get(path)
+        .header(header::HOST, host)
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| format!("request: {e}"))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("body: {e}"))?
+        .to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
 /// Publishes batches over HTTP.
 pub struct HttpPublisher {
     addr: SocketAddr,

@@ -198,7 +198,20 @@ impl Report {
             find_max: None,
             baseline: None,
             repeat: None,
+            server_metrics: None,
         };
+        if let Some((source, before, after)) = &d.server_metrics {
+            let slow = report.slow_clients.as_ref();
+            let t = crate::server_metrics::TesterFigures {
+                events: report.events.published,
+                received: report.deliveries.received + slow.map_or(0, |s| s.received),
+                lost: report.deliveries.lost + slow.map_or(0, |s| s.lost),
+                closes: report.connections.closed_by_code.clone(),
+            };
+            report.server_metrics = Some(crate::server_metrics::ServerMetrics::new(
+                source, before, after, &t,
+            ));
+        }
         report.evaluate(plan);
         report
     }
@@ -269,6 +282,10 @@ impl Report {
             "server_rss_mb" => self.server.rss_bytes? as f64 / (1024.0 * 1024.0),
             "rss_per_connection_bytes" => self.server.rss_per_connection_bytes?,
             "server_cpu_percent" => self.server.cpu_percent?,
+            "server_metrics_mismatches" => {
+                let m = self.server_metrics.as_ref()?;
+                m.checks.iter().filter(|c| !c.agrees).count() as f64
+            }
             "server_ns_per_delivery" => {
                 let received = self.deliveries.received + slow.map_or(0, |s| s.received);
                 let cpu = self

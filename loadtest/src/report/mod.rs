@@ -190,6 +190,9 @@ pub struct Report {
     /// `--find-max`: the steps tried and the highest passing one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub find_max: Option<crate::search::Summary>,
+    /// `--server-metrics`: courier's counters over the run beside the tester's, mismatches flagged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_metrics: Option<crate::server_metrics::ServerMetrics>,
     /// `--repeat N`: every metric's median and min..max over the runs (thresholds judge medians).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat: Option<Repeated>,

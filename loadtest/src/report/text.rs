@@ -117,6 +117,36 @@ pub fn render(r: &Report) -> String {
             "  RSS / conn    {b:.0} bytes (server growth over the connect phase)"
         );
     }
+    if let Some(m) = &r.server_metrics {
+        let _ = writeln!(s, "Server metrics ({}, change over the run)", m.source);
+        for c in &m.checks {
+            let _ = writeln!(
+                s,
+                "  {:4}  {:<66} tester {:>10}   server {:>10}{}",
+                if c.agrees { "ok" } else { "DIFF" },
+                c.what,
+                crate::baseline::num(Some(c.tester)),
+                crate::baseline::num(Some(c.server)),
+                if c.note.is_empty() {
+                    String::new()
+                } else {
+                    format!("   ({})", c.note)
+                }
+            );
+        }
+        let counters: Vec<String> = m
+            .delta
+            .iter()
+            .filter(|(k, v)| {
+                **v != 0.0
+                    && (k.contains("drops") || k.contains("queue_full") || k.contains("closes"))
+            })
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        if !counters.is_empty() {
+            let _ = writeln!(s, "  counters      {}", counters.join(", "));
+        }
+    }
     if let Some(rep) = &r.repeat {
         let _ = writeln!(
             s,
