@@ -129,7 +129,7 @@ pub fn num(v: Option<f64>) -> String {
     match v {
         None => "n/a".into(),
         // -0.0 (a counter difference) reads as 0.
-        Some(v) if v == 0.0 => "0".into(),
+        Some(0.0) => "0".into(),
         Some(v) if v.fract() == 0.0 && v.abs() < 1e15 => format!("{v:.0}"),
         Some(v) if v.abs() >= 1000.0 => format!("{v:.1}"),
         Some(v) => format!("{v:.3}"),
