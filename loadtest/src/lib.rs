@@ -39,6 +39,7 @@ pub mod driver;
 pub mod embedded;
 pub mod error;
 pub mod frame;
+pub mod latency_times;
 pub mod limits;
 pub mod opts;
 pub mod plan;
@@ -46,6 +47,7 @@ pub mod progress;
 pub mod publisher;
 pub mod report;
 pub mod runner;
+pub mod sampler;
 pub mod scenario;
 pub mod search;
 pub mod seq;
@@ -168,7 +170,11 @@ fn write_outputs(plan: &Plan, report: &Report) -> anyhow::Result<()> {
         write(p, &report::junit::render(report))?;
     }
     if let Some(p) = &o.html {
-        write(p, &report::html::render(report))?;
+        let base = plan.baseline.as_deref().map(|b| &b.report);
+        write(p, &report::html::render(report, base))?;
+    }
+    if let Some(p) = &o.markdown {
+        write(p, &report::markdown::render(report))?;
     }
     if o.print_json {
         println!("{json}");

@@ -189,6 +189,9 @@ pub struct Opts {
     /// Write a self-contained HTML report (latency curve, deliveries/s over time) here.
     #[arg(long)]
     pub html: Option<PathBuf>,
+    /// Write a Markdown summary here (for a CI job page, e.g. `$GITHUB_STEP_SUMMARY`).
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
     /// Print the JSON report to stdout instead of the text summary.
     #[arg(long)]
     pub print_json: bool,

@@ -38,6 +38,8 @@ pub struct Outputs {
     pub junit: Option<PathBuf>,
     /// HTML report path.
     pub html: Option<PathBuf>,
+    /// Markdown summary path.
+    pub markdown: Option<PathBuf>,
     /// JSON to stdout instead of text.
     pub print_json: bool,
     /// Live progress (a TTY and not `--no-progress`).
@@ -330,6 +332,7 @@ impl Plan {
                 json: opts.json.clone(),
                 junit: opts.junit.clone(),
                 html: opts.html.clone(),
+                markdown: opts.markdown.clone(),
                 print_json: opts.print_json,
                 progress: !opts.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()),
             },

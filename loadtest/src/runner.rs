@@ -16,6 +16,7 @@ use crate::limits;
 use crate::plan::{Auth, Plan, Target};
 use crate::progress::Progress;
 use crate::publisher::{self, EventCodec, PublishTarget};
+use crate::sampler::{self, Sampler};
 use crate::server_metrics::{scrape, MetricsSource, Samples};
 use crate::stats::{Clock, Live, WorkerStats};
 use crate::sysinfo;
@@ -61,6 +62,8 @@ pub struct RunData {
     /// `--server-metrics`: the URL scraped, and the scrapes before the connect phase and after
     /// the drain.
     pub server_metrics: Option<(String, Samples, Samples)>,
+    /// Resources over time.
+    pub samples: Vec<crate::sampler::Sample>,
 }
 
 /// Runs the plan once. `stop` ends it early (Ctrl-C); `reason` records why.
@@ -93,6 +96,15 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
     };
     let tokens = Arc::new(tokens);
     let live = Arc::new(Live::default());
+    let sampler = Sampler::start(
+        clock,
+        live.clone(),
+        sampler::Sources {
+            embedded: server.is_some(),
+            pid: plan.server_pid,
+            metrics: metrics_at.clone(),
+        },
+    );
     let progress = Progress::start(
         plan.outputs.progress,
         plan.connections,
@@ -288,6 +300,7 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
     }
     timer.abort();
     progress.finish();
+    let samples = sampler.finish().await;
 
     let cpu_after = sysinfo::cpu_split();
     let ext_cpu_after = plan.server_pid.and_then(sysinfo::process_cpu);
@@ -329,6 +342,7 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
         server_rss_per_conn,
         stop_reason: reason.get().cloned(),
         server_metrics,
+        samples,
     })
 }
 

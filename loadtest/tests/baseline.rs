@@ -59,6 +59,11 @@ fn baseline_figures_and_relative_thresholds() {
             "deliveries_per_sec>=0.000001*baseline",
             "--html",
             html.to_str().expect("utf-8"),
+            "--markdown",
+            dir.path().join("new.md").to_str().expect("utf-8"),
+            // Bursts at least one 100 ms interval apart get a per-burst table.
+            "--burst-interval",
+            "100ms",
         ],
     );
     assert_eq!(code, 0, "{out}{err}");
@@ -68,6 +73,33 @@ fn baseline_figures_and_relative_thresholds() {
     );
     let r = read(&new);
     let b = read(&base);
+    // Per-burst rows and latency over time account for every delivery.
+    let bursts = r["bursts"].as_array().expect("bursts");
+    assert_eq!(bursts.len(), 3, "smoke has 3 bursts");
+    let per_burst: u64 = bursts
+        .iter()
+        .map(|b| b["deliveries"].as_u64().expect("n"))
+        .sum();
+    assert_eq!(
+        per_burst,
+        r["deliveries"]["received"].as_u64().expect("received")
+    );
+    let lot = &r["latency_over_time"];
+    let over_time: u64 = lot["deliveries"]
+        .as_array()
+        .expect("deliveries")
+        .iter()
+        .map(|n| n.as_u64().expect("n"))
+        .sum();
+    assert_eq!(over_time, per_burst);
+    assert!(lot["p99_ms"]
+        .as_array()
+        .is_some_and(|v| v.iter().any(|x| x.as_f64().is_some())));
+    assert!(r["samples"].as_array().is_some_and(|s| !s.is_empty()));
+    assert!(!r["handshake_distribution"]
+        .as_array()
+        .expect("bins")
+        .is_empty());
     let figures = r["baseline"]["figures"].as_array().expect("figures");
     let received = figures
         .iter()
@@ -86,7 +118,23 @@ fn baseline_figures_and_relative_thresholds() {
     assert_eq!(f(&t["baseline"]), f(&b["deliveries"]["received"]));
     assert_eq!(t["passed"], true);
     let page = std::fs::read_to_string(html).expect("html");
-    assert!(page.contains("baseline"), "the HTML shows the baseline");
+    for needle in [
+        "Against baseline",
+        "Latency percentiles over time",
+        "Deliveries per second over time",
+        "Connections over time",
+        "Handshake latency distribution",
+        "Per burst",
+        "stroke-dasharray",
+    ] {
+        assert!(page.contains(needle), "the HTML has {needle}");
+    }
+    let md = std::fs::read_to_string(dir.path().join("new.md")).expect("markdown");
+    assert!(md.starts_with("## loadtest: smoke — PASS"), "{md}");
+    assert!(
+        md.contains("| `received>=1*baseline` |") && md.contains("### Against baseline"),
+        "{md}"
+    );
 
     // compare: a passing and a failing relative threshold.
     let (base_s, new_s) = (base.to_str().expect("utf-8"), new.to_str().expect("utf-8"));

@@ -149,6 +149,7 @@ impl Report {
                 .iter()
                 .map(|v| *v as f64 * per_sec)
                 .collect(),
+            start_secs: first as f64 * TIMELINE_BUCKET.as_secs_f64(),
         };
         let mut throughput = throughput;
         throughput.peak_deliveries_per_sec = timeline
@@ -183,6 +184,10 @@ impl Report {
             latency_us,
             latency_curve: curve(lat),
             timeline,
+            latency_over_time: series::latency_over_time(d),
+            handshake_distribution: series::handshake_distribution(&c.handshake_us),
+            bursts: series::bursts(plan, d),
+            samples: d.samples.clone(),
             tester: Tester {
                 cpu_percent: d.tester_cpu.as_secs_f64() / wall * 100.0,
             },

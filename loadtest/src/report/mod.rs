@@ -1,9 +1,12 @@
 //! The report: raw run data → a versioned, serializable [`Report`], plus its renderings
-//! (text, JSON, JUnit, HTML) and threshold evaluation.
+//! (text, JSON, JUnit, HTML with its charts and series, Markdown) and threshold evaluation.
 
 mod build;
+pub mod chart;
 pub mod html;
 pub mod junit;
+pub mod markdown;
+pub mod series;
 pub mod text;
 
 use std::collections::BTreeMap;
@@ -179,6 +182,18 @@ pub struct Report {
     pub latency_curve: Vec<(f64, u64)>,
     /// Deliveries per second in each interval since the first intended send.
     pub timeline: Timeline,
+    /// Latency percentiles per interval (p50/p90/p99 over time).
+    #[serde(default)]
+    pub latency_over_time: series::LatencyOverTime,
+    /// Handshake latency distribution.
+    #[serde(default)]
+    pub handshake_distribution: Vec<series::Bin>,
+    /// Burst model: one row per burst.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bursts: Vec<series::BurstRow>,
+    /// Connections established, server CPU/RSS and open connections over time.
+    #[serde(default)]
+    pub samples: Vec<crate::sampler::Sample>,
     /// Tester cost.
     pub tester: Tester,
     /// Server cost.
@@ -208,6 +223,9 @@ pub struct Timeline {
     pub interval_ms: u64,
     /// Deliveries/s in each interval.
     pub deliveries_per_sec: Vec<f64>,
+    /// Start of the first interval (the first intended send), s since the run started.
+    #[serde(default)]
+    pub start_secs: f64,
 }
 
 /// `--repeat N`: the runs' figures. The rest of the report is the last run's.
