@@ -203,7 +203,7 @@ async fn one_run(o: &AbOpts, server: &Server, stop: &CancellationToken) -> Resul
     let opts = Opts::try_parse_from(&argv)
         .map_err(|e| Error::Usage(format!("run flags after --: {e}")))?;
     let plan = Plan::from_opts(&opts)?;
-    let reason: crate::runner::StopReason = Arc::new(OnceLock::new());
+    let reason: crate::session::StopReason = Arc::new(OnceLock::new());
     crate::run_plan(&plan, &stop.child_token(), &reason).await
 }
 

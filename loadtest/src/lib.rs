@@ -4,30 +4,43 @@
 //! with latency measured from each event's intended send time (coordinated-omission-free).
 //!
 //! # Layout
-//! The pipeline is `Opts → Plan → workers → stats → Report` (STYLE.md §13):
-//! - [`opts`]: the command line (clap); every scenario value can be overridden by a flag.
+//! The pipeline is `Opts → Plan → session (connect, receive, publish, drain) → stats → Report`
+//! (STYLE.md §13). One name per job:
+//!
+//! Planning
+//! - [`opts`]: the command line (clap) and its subcommands; every scenario value can be overridden.
 //! - [`scenario`]: TOML scenario files (unknown keys rejected).
 //! - [`plan`]: flags + scenario → a validated [`plan::Plan`], before any I/O.
-//! - [`arrival`]: the burst and rate arrival models, resolved from flags over `[publish]`.
-//! - [`threshold`]: `p99_ms<5`-style checks and the metric names they may use.
-//! - [`baseline`]: a previous report beside this run (`--baseline`) and `loadtest compare`.
-//! - [`target`]: `ws://` target parsing and the loopback-only rule.
+//! - [`arrival`]: the [`arrival::ArrivalModel`] (burst or rate), resolved from flags over `[publish]`.
+//! - [`threshold`]: `p99_ms<5` / `p99_ms<=1.2*baseline` checks and the metric names they may use.
+//! - [`target`]: `ws://` and `http://` endpoint parsing and the loopback-only rule.
 //! - [`limits`]: open-file and ephemeral-port pre-flight checks, saying what to change.
-//! - [`tokens`]: simplejwt-format tokens, minted or read from a file.
-//! - [`embedded`]: courier's library on 127.0.0.1:0 in its own runtime threads.
+//! - [`tokens`]: simplejwt-format tokens (good, expired, refresh), minted or read from a file.
+//!
+//! One run
+//! - [`session`]: one run of a plan from start to end, every phase bounded; its raw results.
+//! - [`embedded_server`]: courier's library on 127.0.0.1:0 in its own runtime threads.
 //! - [`connect`]: the connect phase (ramp, bounded concurrency, errors by class, handshake latency).
-//! - [`frame`]: cheap borrowed parsing of server frames.
-//! - [`seq`]: per-connection sequence accounting (gaps, duplicates, reordering).
-//! - [`worker`]: receivers — healthy connections in `SelectAll` workers, slow readers apart.
-//! - [`publisher`]: the [`publisher::Publisher`] trait (embedded, HTTP, Redis pub/sub and core).
+//! - [`worker`]: the receivers — healthy connections in workers, slow readers apart.
+//! - [`frame`]: cheap borrowed parsing of server frames; [`seq`]: per-connection sequence
+//!   accounting (gaps, duplicates, reordering).
+//! - [`publisher`]: the [`publisher::Publisher`] trait (in-process hub, HTTP, Redis pub/sub and
+//!   core) and [`publisher::lane`], which runs the arrival schedule through one publisher.
 //! - [`broker`]: Redis URL/prefix and the embedded server's channel layer, kept in agreement.
-//! - [`driver`]: arrival models (burst, rate) → stamped events → publisher lanes.
 //! - [`stats`]: per-worker histograms and counters, merged with `add()`; the run clock.
-//! - [`sysinfo`]: CPU and RSS from `/proc`.
+//! - [`latency_times`]: latency per 100 ms interval (by receive and by send time) for charts.
+//! - [`sampler`]: connections, server CPU and RSS over time; [`sysinfo`]: CPU and RSS from `/proc`.
+//! - [`server_metrics`]: courier's Prometheus counters before/after, checked against the tester's.
 //! - [`progress`]: live progress on a TTY.
-//! - [`runner`]: one run from start to end; [`findmax`]: the capacity search.
-//! - [`report`]: the versioned report and its text, JSON, JUnit and HTML renderings.
-//! - [`capacity`]: `loadtest capacity`, a deployment sized from a report's measured costs.
+//!
+//! Around runs
+//! - [`search`]: `--find-max connections|rate`, the capacity search over runs.
+//! - [`significance`]: medians, min..max and bootstrap intervals for `--repeat` and `ab`.
+//! - [`ab`]: `loadtest ab`, two server commands judged over interleaved rounds.
+//! - [`baseline`]: a previous report beside this run (`--baseline`) and `loadtest compare`.
+//! - [`sizing`]: `loadtest capacity`, a deployment sized from a report's measured costs.
+//! - [`conform`]: `loadtest conform`, the protocol check suite against any server.
+//! - [`report`]: the versioned report and its text, JSON, JUnit, HTML and Markdown renderings.
 
 pub mod ab;
 pub mod arrival;
@@ -35,8 +48,7 @@ pub mod baseline;
 pub mod broker;
 pub mod conform;
 pub mod connect;
-pub mod driver;
-pub mod embedded;
+pub mod embedded_server;
 pub mod error;
 pub mod frame;
 pub mod latency_times;
@@ -46,12 +58,12 @@ pub mod plan;
 pub mod progress;
 pub mod publisher;
 pub mod report;
-pub mod runner;
 pub mod sampler;
 pub mod scenario;
 pub mod search;
 pub mod seq;
 pub mod server_metrics;
+pub mod session;
 pub mod significance;
 pub mod sizing;
 pub mod stats;
@@ -93,7 +105,7 @@ pub struct Outcome {
 pub async fn run(opts: Opts) -> anyhow::Result<Outcome> {
     let plan = Plan::from_opts(&opts)?;
     let stop = CancellationToken::new();
-    let reason: runner::StopReason = Arc::new(OnceLock::new());
+    let reason: session::StopReason = Arc::new(OnceLock::new());
     let ctrl_c = {
         let (stop, reason) = (stop.clone(), reason.clone());
         tokio::spawn(async move {
@@ -120,14 +132,14 @@ pub async fn run(opts: Opts) -> anyhow::Result<Outcome> {
 pub async fn run_plan(
     plan: &Plan,
     stop: &CancellationToken,
-    reason: &runner::StopReason,
+    reason: &session::StopReason,
 ) -> Result<Report> {
     if let Some(fm) = plan.find_max {
         return search::find_max(plan, fm, stop.clone(), reason.clone()).await;
     }
     let mut reports = Vec::with_capacity(plan.repeat);
     for i in 0..plan.repeat {
-        let data = runner::run_once(plan, stop.clone(), reason.clone()).await?;
+        let data = session::run_once(plan, stop.clone(), reason.clone()).await?;
         let report = Report::build(plan, &data);
         if plan.repeat > 1 {
             eprintln!(

@@ -27,6 +27,22 @@ impl MetricsSource {
         }
         parse_endpoint(text, "--server-metrics", "http", "/metrics", allow_remote).map(Self::Url)
     }
+
+    /// The endpoint to scrape, given the embedded server's address when there is one.
+    pub fn endpoint(&self, embedded: Option<std::net::SocketAddr>) -> Result<Option<Endpoint>> {
+        match (self, embedded) {
+            (Self::Url(ep), _) => Ok(Some(ep.clone())),
+            (Self::Embedded, Some(addr)) => parse_endpoint(
+                &format!("http://{addr}/metrics"),
+                "--server-metrics",
+                "http",
+                "/metrics",
+                false,
+            )
+            .map(Some),
+            (Self::Embedded, None) => Ok(None),
+        }
+    }
 }
 
 /// One scrape: every sample by its full name with labels (`courier_closes_total{code="4008"}`).

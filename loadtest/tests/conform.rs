@@ -5,7 +5,7 @@ use clap::Parser;
 use courier::config::{LayerKind, RedisConfig};
 use futures::{SinkExt, StreamExt};
 use loadtest::conform::{self, ConformOpts, Status, CHECKS};
-use loadtest::embedded::EmbeddedServer;
+use loadtest::embedded_server::EmbeddedServer;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Parser)]

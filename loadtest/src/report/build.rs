@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::plan::Plan;
-use crate::runner::RunData;
+use crate::session::RunData;
 use crate::stats::TIMELINE_BUCKET;
 
 fn model_text(plan: &Plan) -> String {

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::plan::{ArrivalModel, Plan};
-use crate::runner::RunData;
+use crate::session::RunData;
 use crate::stats::TIMELINE_BUCKET;
 
 /// Most points in an over-time series: intervals are merged to stay under it.

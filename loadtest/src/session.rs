@@ -1,4 +1,4 @@
-//! One run, start to end: limits → server/tokens → connect phase → receivers + publishers → drain
+//! One session: a single run of a plan, start to end: limits → server/tokens → connect phase → receivers + publishers → drain
 //! → raw results for the report. Every phase is bounded by the plan's duration and the stop token.
 
 use std::sync::{Arc, OnceLock};
@@ -9,15 +9,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker;
 use crate::connect::{self, ConnectPhase, ConnectSpec};
-use crate::driver::{self, Lane, Published};
-use crate::embedded::EmbeddedServer;
+use crate::embedded_server::EmbeddedServer;
 use crate::error::{Error, Result};
 use crate::limits;
 use crate::plan::{Auth, Plan, Target};
 use crate::progress::Progress;
+use crate::publisher::lane::{self, Lane, Published};
 use crate::publisher::{self, EventCodec, PublishTarget};
 use crate::sampler::{self, Sampler};
-use crate::server_metrics::{scrape, MetricsSource, Samples};
+use crate::server_metrics::{scrape, Samples};
 use crate::stats::{Clock, Live, WorkerStats};
 use crate::sysinfo;
 use crate::tokens::{self, Tokens};
@@ -78,17 +78,9 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
     let clock = Clock::new();
 
     let (server, spec, tokens, publish_target) = setup(plan).await?;
-    let metrics_at = match (&plan.server_metrics, &server) {
-        (None, _) => None,
-        (Some(MetricsSource::Url(ep)), _) => Some(ep.clone()),
-        (Some(MetricsSource::Embedded), Some(s)) => Some(crate::target::parse_endpoint(
-            &format!("http://{}/metrics", s.addr),
-            "--server-metrics",
-            "http",
-            "/metrics",
-            false,
-        )?),
-        (Some(MetricsSource::Embedded), None) => None,
+    let metrics_at = match &plan.server_metrics {
+        Some(m) => m.endpoint(server.as_ref().map(|s| s.addr))?,
+        None => None,
     };
     let metrics_before = match &metrics_at {
         Some(ep) => Some(scrape(ep).await?),
@@ -235,8 +227,8 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
                 live: live.clone(),
             };
             lane_tasks.push(match &server {
-                Some(s) if on_server => s.handle.spawn(driver::run_lane(job, p)),
-                _ => tokio::spawn(driver::run_lane(job, p)),
+                Some(s) if on_server => s.handle.spawn(lane::run_lane(job, p)),
+                _ => tokio::spawn(lane::run_lane(job, p)),
             });
         }
     }

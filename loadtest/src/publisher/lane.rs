@@ -1,4 +1,4 @@
-//! The publishing driver: turns the arrival model into a schedule of events, stamps each with its
+//! A publishing lane: turns the arrival model into a schedule of events, stamps each with its
 //! intended send time (so latency is coordinated-omission-free), and feeds the lanes' publishers.
 //!
 //! Users are partitioned over lanes (`user % lanes`), so one user's events always go through one
