@@ -319,31 +319,33 @@ pub fn render(r: &AbResult) -> String {
     );
     let _ = writeln!(
         s,
-        "  {:<24} {:>12} {:>12}   {:>7} {:>15}   {:>15}   verdict",
+        "  {:<24} {:>12} {:>12}   {:>7} {:>15}   {:>15} {:>7}   verdict",
         "metric",
         "A median",
         "B median",
         "B/A",
         "min..max",
-        format!("{:.0}% CI", r.confidence * 100.0)
+        format!("{:.0}% CI", r.confidence * 100.0),
+        "p"
     );
     for m in &r.metrics {
         let med = |v: &[f64]| crate::significance::median(v).unwrap_or(f64::NAN);
         let _ = writeln!(
             s,
-            "  {:<24} {:>12} {:>12}   {:>7.3} {:>15}   {:>15}   {}",
+            "  {:<24} {:>12} {:>12}   {:>7.3} {:>15}   {:>15} {:>7.3}   {}",
             m.metric,
             n(med(&m.a)),
             n(med(&m.b)),
             m.ratio.median,
             format!("{:.3}..{:.3}", m.ratio.min, m.ratio.max),
             format!("{:.3}..{:.3}", m.ci.0, m.ci.1),
+            m.p_value,
             verdict_text(m.verdict)
         );
     }
     let _ = writeln!(
         s,
-        "Verdict         {} (threshold {:.0}%; median of per-round B/A ratios, percentile bootstrap)",
+        "Verdict         {} (threshold {:.0}%; median of per-round B/A ratios, percentile-bootstrap interval, exact sign test)",
         verdict_text(r.verdict),
         r.threshold * 100.0
     );

@@ -1,10 +1,14 @@
 //! Statistics for noisy comparisons: medians with min..max over repeated runs (`--repeat`), and
 //! the median B/A ratio of paired rounds with a bootstrap confidence interval (`loadtest ab`).
 //!
-//! Why a bootstrap of the median ratio: on a shared 2-core box one run swings 10–20 %, and the
-//! swings are not normal (a compile starting mid-run makes one round an outlier). The median
-//! ignores outliers, pairing a round's A and B cancels slow drifts, and the percentile bootstrap
-//! needs no distribution assumption. Resampling is seeded, so the same rounds give the same interval.
+//! Why the median ratio: on a shared 2-core box one run swings 10–20 %, and the swings are not
+//! normal (a compile starting mid-run makes one round an outlier). The median ignores outliers and
+//! pairing a round's A and B cancels slow drifts. The interval is a percentile bootstrap of the
+//! median ratio (no distribution assumed; seeded, so the same rounds give the same interval). The
+//! *decision* uses the exact sign test on the per-round ratios as well, because a bootstrap of a
+//! handful of rounds is too narrow: with 3 rounds every ratio below 1 happens by chance one time
+//! in four. The sign test is distribution-free and honest at small n — at 95 % it needs at least
+//! 6 rounds to call anything (2/2⁶ = 0.031), which is why `--rounds` defaults to 6.
 
 use serde::{Deserialize, Serialize};
 
@@ -110,12 +114,35 @@ pub struct RatioSummary {
     pub ratio: Spread,
     /// Bootstrap interval of the median ratio.
     pub ci: (f64, f64),
+    /// Two-sided exact sign-test p-value of "B/A is as often above 1 as below".
+    pub p_value: f64,
     /// The conclusion.
     pub verdict: Verdict,
 }
 
+/// The two-sided exact sign test: p-value of seeing this many ratios on one side of 1 (ties
+/// dropped) if above and below were equally likely.
+pub fn sign_test(ratios: &[f64]) -> f64 {
+    let above = ratios.iter().filter(|r| **r > 1.0).count() as u64;
+    let below = ratios.iter().filter(|r| **r < 1.0).count() as u64;
+    let n = above + below;
+    if n == 0 {
+        return 1.0;
+    }
+    let k = above.min(below);
+    // P(X ≤ k) for X ~ Binomial(n, 1/2), built term by term: C(n, i) / 2^n.
+    let mut term = 0.5f64.powi(n as i32);
+    let mut tail = 0.0;
+    for i in 0..=k {
+        tail += term;
+        term *= (n - i) as f64 / (i + 1) as f64;
+    }
+    (2.0 * tail).min(1.0)
+}
+
 /// Compares paired rounds: ratio_i = b_i ÷ a_i. Regression when the median ratio is worse than
-/// `1 ± threshold` *and* the whole interval lies on the worse side of 1; improvement likewise.
+/// `1 ± threshold`, the whole bootstrap interval lies on the worse side of 1 *and* the sign test
+/// rejects "no change" at `confidence`; improvement likewise.
 /// `None` when no round has both values (or an A value of 0).
 pub fn compare_rounds(
     metric: &str,
@@ -138,8 +165,10 @@ pub fn compare_rounds(
         Better::Higher => Some(false),
         Better::Neither => None,
     };
-    let up = ratio.median > 1.0 + threshold && ci.0 > 1.0;
-    let down = ratio.median < 1.0 - threshold && ci.1 < 1.0;
+    let p_value = sign_test(&ratios);
+    let significant = p_value <= 1.0 - confidence;
+    let up = significant && ratio.median > 1.0 + threshold && ci.0 > 1.0;
+    let down = significant && ratio.median < 1.0 - threshold && ci.1 < 1.0;
     let verdict = match (worse_up, up, down) {
         (Some(true), true, _) | (Some(false), _, true) => Verdict::Regression,
         (Some(true), _, true) | (Some(false), true, _) => Verdict::Improvement,
@@ -152,6 +181,7 @@ pub fn compare_rounds(
         b: b.to_vec(),
         ratio,
         ci,
+        p_value,
         verdict,
     })
 }
@@ -214,5 +244,25 @@ mod tests {
         .expect("s");
         assert_eq!(r.verdict, Verdict::NoSignificantChange);
         assert!(compare_rounds("x", Better::Higher, &[0.0], &[1.0], 0.05, 0.95).is_none());
+        // Three rounds all one way is chance one time in four: never significant.
+        let r = compare_rounds(
+            "deliveries_per_sec",
+            Better::Higher,
+            &a[..3],
+            &slower[..3],
+            0.05,
+            0.95,
+        )
+        .expect("s");
+        assert_eq!((r.p_value, r.verdict), (0.25, Verdict::NoSignificantChange));
+    }
+
+    #[test]
+    fn sign_test_p_values() {
+        assert_eq!(sign_test(&[0.9; 6]), 2.0 / 64.0);
+        assert_eq!(sign_test(&[1.1, 0.9]), 1.0);
+        // 5 of 6 above: 2 × (1 + 6) / 64.
+        assert!((sign_test(&[1.1, 1.2, 1.1, 1.3, 1.1, 0.9]) - 14.0 / 64.0).abs() < 1e-12);
+        assert_eq!(sign_test(&[1.0, 1.0]), 1.0, "ties say nothing");
     }
 }

@@ -1,24 +1,11 @@
 //! `loadtest ab` and `--repeat`: servers started and stopped by the tester, interleaved rounds,
 //! the per-metric summary, and setup failures (exit 2) that still stop what was started.
 
+mod common;
+use common::{loadtest, read_json, small_run, SMOKE};
+
 use std::path::PathBuf;
 use std::process::Command;
-
-use serde_json::Value;
-
-const SMOKE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/smoke.toml");
-
-fn loadtest(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .args(args)
-        .output()
-        .expect("run loadtest");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// The courier binary beside this one (built here if `cargo test -p loadtest` did not).
 fn courier_bin() -> PathBuf {
@@ -88,8 +75,7 @@ fn ab_runs_interleaved_rounds_and_stops_its_servers() {
         2,
         "one warm-up each: {err}"
     );
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("parse");
+    let v = read_json(&json);
     let expected = &v["metrics"][0];
     assert_eq!(expected["metric"], "expected");
     assert_eq!(expected["a"].as_array().expect("a").len(), 3);
@@ -138,25 +124,10 @@ fn ab_setup_failure_is_exit_2_and_stops_a() {
 fn repeat_reports_medians_and_judges_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     let json = dir.path().join("r.json");
-    let (code, out, err) = loadtest(&[
-        "-s",
-        SMOKE,
-        "-c",
-        "40",
-        "-u",
-        "10",
-        "--repeat",
-        "3",
-        "-t",
-        "received==600",
-        "--no-progress",
-        "--json",
-        json.to_str().expect("utf-8"),
-    ]);
+    let (code, out, err) = small_run(&json, &["--repeat", "3", "-t", "received==600"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("Over 3 runs"), "{out}");
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("parse");
+    let v = read_json(&json);
     let rep = &v["repeat"];
     assert_eq!(rep["runs"], 3);
     let figures = rep["figures"].as_array().expect("figures");

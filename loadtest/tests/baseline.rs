@@ -1,45 +1,10 @@
 //! `--baseline` and `loadtest compare`: the baseline beside every figure, relative thresholds, and
 //! usage errors (exit 2) for an unknown metric or a baseline that lacks the metric.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
+use common::{loadtest, read_json as read, small_run};
 
 use serde_json::Value;
-
-fn loadtest(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .args(args)
-        .output()
-        .expect("run loadtest");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-const SMOKE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/smoke.toml");
-
-/// A small embedded run writing its JSON report to `json`; extra flags appended.
-fn small_run(json: &Path, extra: &[&str]) -> (i32, String, String) {
-    let mut args = vec![
-        "-s",
-        SMOKE,
-        "-c",
-        "40",
-        "-u",
-        "10",
-        "--no-progress",
-        "--json",
-        json.to_str().expect("utf-8"),
-    ];
-    args.extend_from_slice(extra);
-    loadtest(&args)
-}
-
-fn read(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json")
-}
 
 #[test]
 fn baseline_figures_and_relative_thresholds() {

@@ -1,23 +1,8 @@
 //! `--find-max rate`: bracket then bisect, every step in `find_max.steps`, and `loadtest capacity`
 //! sizing from the rate found.
 
-use std::process::Command;
-
-use serde_json::Value;
-
-const SMOKE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/smoke.toml");
-
-fn loadtest(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .args(args)
-        .output()
-        .expect("run loadtest");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::{loadtest, read_json, small_run, SMOKE};
 
 #[test]
 fn rate_search_finds_the_highest_passing_rate() {
@@ -25,33 +10,26 @@ fn rate_search_finds_the_highest_passing_rate() {
     let json = dir.path().join("fm.json");
     // 40 connections of 10 users publish floor(rate × 0.2 s) events, each reaching 4 connections:
     // `expected<=1000` holds exactly up to 1250 events/s, whatever the machine's speed.
-    let (code, out, err) = loadtest(&[
-        "-s",
-        SMOKE,
-        "-c",
-        "40",
-        "-u",
-        "10",
-        "--model",
-        "rate",
-        "--rate",
-        "1000",
-        "--rate-duration",
-        "200ms",
-        "--drain-timeout",
-        "1s",
-        "-t",
-        "expected<=1000",
-        "--find-max",
-        "rate",
-        "--no-progress",
-        "--json",
-        json.to_str().expect("utf-8"),
-    ]);
+    let (code, out, err) = small_run(
+        &json,
+        &[
+            "--model",
+            "rate",
+            "--rate",
+            "1000",
+            "--rate-duration",
+            "200ms",
+            "--drain-timeout",
+            "1s",
+            "-t",
+            "expected<=1000",
+            "--find-max",
+            "rate",
+        ],
+    );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("1250 events/s at 40 connections"), "{out}");
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("parse");
+    let v = read_json(&json);
     let fm = &v["find_max"];
     assert_eq!(fm["over"], "rate");
     assert_eq!(fm["highest_passing"], 1250.0);
@@ -104,9 +82,13 @@ fn rate_search_needs_the_rate_model() {
 fn connection_search_steps_until_a_threshold_fails() {
     let dir = tempfile::tempdir().expect("tempdir");
     let json = dir.path().join("fm.json");
+    let json_s = json.to_str().expect("utf-8");
     let (code, out, err) = loadtest(&[
         "-s",
         SMOKE,
+        "--no-progress",
+        "--json",
+        json_s,
         "-c",
         "20",
         "-u",
@@ -120,13 +102,9 @@ fn connection_search_steps_until_a_threshold_fails() {
         "20",
         "--max-connections",
         "200",
-        "--no-progress",
-        "--json",
-        json.to_str().expect("utf-8"),
     ]);
     assert_eq!(code, 0, "{out}{err}");
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("parse");
+    let v = read_json(&json);
     let fm = &v["find_max"];
     assert_eq!(fm["over"], "connections");
     assert_eq!(fm["highest_passing"], 40.0);

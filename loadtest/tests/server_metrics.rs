@@ -1,47 +1,25 @@
 //! `--server-metrics`: courier's counters scraped before and after a run and checked against the
 //! tester's figures.
 
-use std::process::Command;
-
-use serde_json::Value;
-
-const SMOKE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/smoke.toml");
-
-fn loadtest(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .args(args)
-        .output()
-        .expect("run loadtest");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::{loadtest, read_json, small_run, SMOKE};
 
 #[test]
 fn embedded_counters_agree_with_the_tester() {
     let dir = tempfile::tempdir().expect("tempdir");
     let json = dir.path().join("r.json");
-    let (code, out, err) = loadtest(&[
-        "-s",
-        SMOKE,
-        "-c",
-        "40",
-        "-u",
-        "10",
-        "--server-metrics",
-        "embedded",
-        "-t",
-        "server_metrics_mismatches==0",
-        "--no-progress",
-        "--json",
-        json.to_str().expect("utf-8"),
-    ]);
+    let (code, out, err) = small_run(
+        &json,
+        &[
+            "--server-metrics",
+            "embedded",
+            "-t",
+            "server_metrics_mismatches==0",
+        ],
+    );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("Server metrics (http://127.0.0.1:"), "{out}");
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("parse");
+    let v = read_json(&json);
     let m = &v["server_metrics"];
     assert_eq!(m["agree"], true, "{m}");
     assert_eq!(

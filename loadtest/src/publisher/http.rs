@@ -28,41 +28,12 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
     Ok(sender)
 }
 
-/// `POST path` with a JSON `body` and `X-API-Key`, on a connection of its own: the status code.
-pub(crate) async fn post_json(
+/// Sends one request on a connection of its own: the status code and the body.
+async fn request_once(
     addr: SocketAddr,
-    host: &str,
-    path: &str,
-    api_key: &str,
-    body: String,
-) -> Result<u16, String> {
+    request: Request<Full<Bytes>>,
+) -> Result<(u16, Bytes), String> {
     let mut sender = connect(addr).await?;
-    let request = Request::post(path)
-        .header(header::HOST, host)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header("x-api-key", api_key)
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| format!("request: {e}"))?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| format!("send: {e}"))?;
-    let status = response.status().as_u16();
-    let _ = response.into_body().collect().await;
-    Ok(status)
-}
-
-/// `GET path` on a connection of its own: the status code and the body as text.
-pub(crate) async fn get_text(
-    addr: SocketAddr,
-    host: &str,
-    path: &str,
-) -> Result<(u16, String), String> {
-    let mut sender = connect(addr).await?;
-    let request = Request::get(path)
-        .header(header::HOST, host)
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| format!("request: {e}"))?;
     let response = sender
         .send_request(request)
         .await
@@ -74,6 +45,37 @@ pub(crate) async fn get_text(
         .await
         .map_err(|e| format!("body: {e}"))?
         .to_bytes();
+    Ok((status, body))
+}
+
+/// `POST path` with a JSON `body` and `X-API-Key`, on a connection of its own: the status code.
+pub(crate) async fn post_json(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    api_key: &str,
+    body: String,
+) -> Result<u16, String> {
+    let request = Request::post(path)
+        .header(header::HOST, host)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-api-key", api_key)
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| format!("request: {e}"))?;
+    request_once(addr, request).await.map(|(status, _)| status)
+}
+
+/// `GET path` on a connection of its own: the status code and the body as text.
+pub(crate) async fn get_text(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+) -> Result<(u16, String), String> {
+    let request = Request::get(path)
+        .header(header::HOST, host)
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| format!("request: {e}"))?;
+    let (status, body) = request_once(addr, request).await?;
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
