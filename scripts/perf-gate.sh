@@ -67,13 +67,14 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-JSON="$RESULTS/fanout-10k-$STAMP.json"
+NAME="$(basename "$SCENARIO" .toml)"
+JSON="$RESULTS/$NAME-$STAMP.json"
 
 set +e
 target/release/loadtest --scenario "$SCENARIO" \
   --target "ws://127.0.0.1:$PORT/ws/notifications/" \
   --jwt-secret "$SECRET" --api-key "$API_KEY" --server-pid "$SERVER_PID" \
-  --no-progress --json "$JSON" --junit "$RESULTS/fanout-10k-$STAMP.junit.xml" \
+  --no-progress --json "$JSON" --junit "$RESULTS/$NAME-$STAMP.junit.xml" \
   ${GATE[@]+"${GATE[@]}"} "$@"
 CODE=$?
 set -e

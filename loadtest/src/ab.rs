@@ -175,6 +175,8 @@ pub struct AbResult {
     pub confidence: f64,
     /// One comparison per metric.
     pub metrics: Vec<RatioSummary>,
+    /// Metrics with a zero in every round on one side (no ratio to judge).
+    pub not_compared: Vec<String>,
     /// Regression if any metric regressed, else improvement if any improved.
     pub verdict: Verdict,
 }
@@ -265,13 +267,14 @@ pub async fn compare(o: &AbOpts, stop: &CancellationToken) -> Result<AbResult> {
             );
         }
     }
-    let metrics: Vec<RatioSummary> = names
-        .iter()
-        .enumerate()
-        .filter_map(|(i, m)| {
-            compare_rounds(m, better(m), &va[i], &vb[i], o.threshold, o.confidence)
-        })
-        .collect();
+    let mut metrics = Vec::new();
+    let mut not_compared = Vec::new();
+    for (i, m) in names.iter().enumerate() {
+        match compare_rounds(m, better(m), &va[i], &vb[i], o.threshold, o.confidence) {
+            Some(r) => metrics.push(r),
+            None => not_compared.push((*m).to_owned()),
+        }
+    }
     let verdict = if metrics.iter().any(|m| m.verdict == Verdict::Regression) {
         Verdict::Regression
     } else if metrics.iter().any(|m| m.verdict == Verdict::Improvement) {
@@ -289,6 +292,7 @@ pub async fn compare(o: &AbOpts, stop: &CancellationToken) -> Result<AbResult> {
         threshold: o.threshold,
         confidence: o.confidence,
         metrics,
+        not_compared,
         verdict,
     })
 }
@@ -341,6 +345,13 @@ pub fn render(r: &AbResult) -> String {
             format!("{:.3}..{:.3}", m.ci.0, m.ci.1),
             m.p_value,
             verdict_text(m.verdict)
+        );
+    }
+    if !r.not_compared.is_empty() {
+        let _ = writeln!(
+            s,
+            "  not compared (a zero in every round, e.g. CPU below the 10 ms clock tick): {}",
+            r.not_compared.join(", ")
         );
     }
     let _ = writeln!(

@@ -146,8 +146,8 @@ pub fn change(f: &Figure) -> String {
         Movement::Missing => "missing",
     };
     match f.change_pct {
-        Some(p) => format!("{p:+.1}% {word}"),
-        None => word.into(),
+        Some(p) if f.movement != Movement::Same => format!("{p:+.1}% {word}"),
+        _ => word.into(),
     }
 }
 
@@ -238,7 +238,7 @@ pub fn render_outcomes(outcomes: &[crate::threshold::Outcome]) -> String {
         };
         let _ = writeln!(
             s,
-            "  {:4}  {:28} actual {actual}{bound}",
+            "  {:4}  {:34} actual {actual}{bound}",
             if t.passed { "ok" } else { "FAIL" },
             t.expr
         );

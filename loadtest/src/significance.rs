@@ -143,7 +143,7 @@ pub fn sign_test(ratios: &[f64]) -> f64 {
 /// Compares paired rounds: ratio_i = b_i ÷ a_i. Regression when the median ratio is worse than
 /// `1 ± threshold`, the whole bootstrap interval lies on the worse side of 1 *and* the sign test
 /// rejects "no change" at `confidence`; improvement likewise.
-/// `None` when no round has both values (or an A value of 0).
+/// Rounds with a zero on either side are left out; `None` when none is left.
 pub fn compare_rounds(
     metric: &str,
     better: Better,
@@ -155,7 +155,8 @@ pub fn compare_rounds(
     let ratios: Vec<f64> = a
         .iter()
         .zip(b)
-        .filter(|(x, _)| **x != 0.0)
+        // A zero on either side (a CPU reading below the clock tick, no loss) has no ratio.
+        .filter(|(x, y)| **x != 0.0 && **y != 0.0)
         .map(|(x, y)| y / x)
         .collect();
     let ratio = spread(&ratios)?;

@@ -29,8 +29,8 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConformOpts {
     /// The server, `ws://HOST:PORT/ws/notifications/`.
-    #[arg(long)]
-    pub target: String,
+    #[arg(long, required_unless_present = "list")]
+    pub target: Option<String>,
     /// HS256 secret (Django's SECRET_KEY) to mint good and bad tokens.
     #[arg(long, env = "LOADTEST_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
@@ -110,7 +110,11 @@ pub struct Suite {
 
 /// Builds the context from the options: a usage error for a bad target, token source or publisher.
 async fn context(o: &ConformOpts) -> Result<Ctx> {
-    let ep = parse_target(&o.target, o.allow_remote)?;
+    let target = o
+        .target
+        .as_deref()
+        .ok_or_else(|| Error::Usage("conform needs --target ws://…".into()))?;
+    let ep = parse_target(target, o.allow_remote)?;
     let wait = match &o.wait {
         None => DEFAULT_WAIT,
         Some(w) => {
@@ -202,7 +206,7 @@ pub async fn suite(o: &ConformOpts) -> Result<Suite> {
         });
     }
     Ok(Suite {
-        target: o.target.clone(),
+        target: o.target.clone().unwrap_or_default(),
         passed: results.iter().all(|r| r.status != Status::Fail),
         checks: results,
     })
