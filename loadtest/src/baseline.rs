@@ -316,6 +316,12 @@ mod tests {
         assert_eq!(p99.baseline, b.report.metric("p99_ms"));
         assert_eq!(p99.movement, Movement::Same);
         assert!(Baseline::load(Path::new("Cargo.toml")).is_err(), "not JSON");
+        // A version-1 report with the old find_max shape still loads, without its search.
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+        v["find_max"] = serde_json::json!({"steps": [{"connections": 5}], "highest_passing": 5});
+        let r: Report = serde_json::from_value(v).expect("loads");
+        assert!(r.find_max.is_none());
     }
 
     #[test]

@@ -147,6 +147,43 @@ async fn a_broken_server_fails_the_right_checks() {
     assert_eq!(conform::run(&o).await.expect("run"), loadtest::EXIT_FAIL);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_file_skips_only_what_needs_the_secret() {
+    let server = EmbeddedServer::start(None, None, LayerKind::Memory, RedisConfig::default())
+        .await
+        .expect("server");
+    let minted = loadtest::tokens::mint(&server.secret, 3).expect("mint");
+    let map: serde_json::Map<String, serde_json::Value> = minted
+        .user_ids
+        .iter()
+        .zip(&minted.tokens)
+        .map(|(id, t)| (id.to_string(), t.as_str().into()))
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("tokens.json");
+    std::fs::write(&file, serde_json::Value::Object(map).to_string()).expect("write");
+    let target = format!("ws://{}/ws/notifications/", server.addr);
+    let key = server.api_key().expect("key");
+    let o = opts(&[
+        "--target",
+        &target,
+        "--tokens-file",
+        file.to_str().expect("utf-8"),
+        "--api-key",
+        &key,
+    ]);
+    let suite = conform::suite(&o).await.expect("suite");
+    for c in &suite.checks {
+        let want = if matches!(c.name, "auth_expired" | "auth_refresh_token") {
+            Status::Skip
+        } else {
+            Status::Pass
+        };
+        assert_eq!(c.status, want, "{}: {}", c.name, c.detail);
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn usage_errors() {
     for args in [

@@ -15,8 +15,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::threshold::Outcome;
 
-/// Version of the JSON report's shape; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the JSON report's shape; bumped on any incompatible change. 2: `find_max.steps`
+/// hold `parameters`/`figures`/`failed` and `highest_passing` is a number of either unit; every
+/// other change since 1 only added fields.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Reads an optional section, treating one of an older or unknown shape as absent: a version-1
+/// report still loads as a baseline (its other figures are what a comparison needs).
+fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(serde_json::from_value(v).ok())
+}
 
 /// Connection counts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -203,16 +216,32 @@ pub struct Report {
     /// All thresholds passed (and the run was not cut short).
     pub passed: bool,
     /// `--find-max`: the steps tried and the highest passing one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub find_max: Option<crate::search::Summary>,
     /// `--server-metrics`: courier's counters over the run beside the tester's, mismatches flagged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub server_metrics: Option<crate::server_metrics::ServerMetrics>,
     /// `--repeat N`: every metric's median and min..max over the runs (thresholds judge medians).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub repeat: Option<Repeated>,
     /// `--baseline`: every metric of this run beside the baseline report's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub baseline: Option<crate::baseline::Comparison>,
 }
 
