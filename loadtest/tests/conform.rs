@@ -1,6 +1,8 @@
 //! `loadtest conform`: every check passes against the embedded courier; against a deliberately
 //! broken server (wrong echo, string user_id, no 4001, binary ignored) the right checks fail.
 
+mod common;
+
 use clap::Parser;
 use courier::config::{LayerKind, RedisConfig};
 use futures::{SinkExt, StreamExt};
@@ -182,6 +184,56 @@ async fn tokens_file_skips_only_what_needs_the_secret() {
         assert_eq!(c.status, want, "{}: {}", c.name, c.detail);
     }
     server.stop().await;
+}
+
+/// The Redis publishers write what Django's channels_redis writes; courier on the matching layer
+/// must pass the whole suite through them (raw `notification` messages included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_publishers_pass_against_the_matching_layer() {
+    let Some(url) = common::redis_or_skip() else {
+        return;
+    };
+    for (layer, publisher) in [
+        (LayerKind::RedisPubsub, "redis-pubsub"),
+        (LayerKind::RedisCore, "redis-core"),
+    ] {
+        let prefix = format!(
+            "conform-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let redis = RedisConfig {
+            url: url.clone(),
+            prefix: prefix.clone(),
+            ..RedisConfig::default()
+        };
+        let server = EmbeddedServer::start(None, None, layer, redis)
+            .await
+            .expect("server");
+        let target = format!("ws://{}/ws/notifications/", server.addr);
+        let o = opts(&[
+            "--target",
+            &target,
+            "--jwt-secret",
+            &server.secret,
+            "--publisher",
+            publisher,
+            "--redis-url",
+            &url,
+            "--redis-prefix",
+            &prefix,
+        ]);
+        let suite = conform::suite(&o).await.expect("suite");
+        for c in &suite.checks {
+            assert_eq!(
+                c.status,
+                Status::Pass,
+                "{publisher} {}: {}",
+                c.name,
+                c.detail
+            );
+        }
+        server.stop().await;
+    }
 }
 
 #[tokio::test]

@@ -11,6 +11,9 @@ use serde_json::{json, Value};
 use crate::publisher::http::post_json;
 use crate::publisher::redis::group_of;
 
+/// Longest wait for the server to register a user's group in Redis before publishing to it.
+const REGISTER_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Why an event could not be sent: the check is skipped (nothing to publish with) or fails.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NotSent {
@@ -87,6 +90,24 @@ impl EventSender {
                     return Err(NotSent::Failed("a group message must be an object".into()));
                 };
                 let m: GroupMessage = map;
+                // The server registers a group in Redis after the connection opens: publishing
+                // before that would be lost by construction, not by the server's fault.
+                let deadline = tokio::time::Instant::now() + REGISTER_WAIT;
+                while sender
+                    .listening(std::slice::from_ref(&group))
+                    .await
+                    .map_err(|e| NotSent::Failed(format!("redis: {e}")))?
+                    == 0
+                {
+                    if tokio::time::Instant::now() > deadline {
+                        return Err(NotSent::Failed(format!(
+                            "no listener registered in Redis for {} within {}",
+                            group.as_str(),
+                            humantime::format_duration(REGISTER_WAIT)
+                        )));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
                 sender
                     .send_many(&[(group, m)])
                     .await
