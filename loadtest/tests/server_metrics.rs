@@ -142,13 +142,6 @@ async fn a_separate_server_by_url() {
         .find(|c| c["what"] == "closes with code 4008")
         .expect("a 4008 cross-check");
     assert_eq!(check["agrees"], true, "{check}");
-    assert!(
-        m["delta"]["courier_drops_total{reason=\"slow_close\"}"].is_number()
-            || m["delta"]
-                .as_object()
-                .is_some_and(|d| d.keys().any(|k| k.starts_with("courier_drops_total"))),
-        "{m}"
-    );
     assert_eq!(m["agree"], true, "{m}");
     server.stop().await;
 }
