@@ -11,6 +11,9 @@ use crate::stats::{Clock, TIMELINE_BUCKET};
 const GROWTH: f64 = 1.1;
 /// Bins: 1.1^231 µs ≈ 1 hour, the longest latency recorded (longer ones go to the last bin).
 const BINS: usize = 232;
+/// Intervals kept: one hour of 100 ms intervals. A later time (or a bogus `ts` from a broken
+/// server) counts in the last one, so memory stays bounded whatever the frames say.
+const MAX_INTERVALS: usize = 36_000;
 
 /// Latency bins per interval of one time axis, allocated on first use.
 #[derive(Debug, Clone, Default)]
@@ -30,6 +33,7 @@ fn bin_value(i: usize) -> f64 {
 impl Bins {
     /// Counts one latency in interval `at`.
     pub fn record(&mut self, at: usize, us: u64) {
+        let at = at.min(MAX_INTERVALS - 1);
         if self.intervals.len() <= at {
             self.intervals.resize_with(at + 1, Vec::new);
         }
