@@ -28,6 +28,9 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
     Ok(sender)
 }
 
+/// Largest response body read by [`request_once`] (a `/metrics` page is a few KiB).
+const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
 /// Sends one request on a connection of its own: the status code and the body.
 async fn request_once(
     addr: SocketAddr,
@@ -39,8 +42,7 @@ async fn request_once(
         .await
         .map_err(|e| format!("send: {e}"))?;
     let status = response.status().as_u16();
-    let body = response
-        .into_body()
+    let body = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
         .collect()
         .await
         .map_err(|e| format!("body: {e}"))?
