@@ -13,6 +13,8 @@ use crate::publisher::redis::group_of;
 
 /// Longest wait for the server to register a user's group in Redis before publishing to it.
 const REGISTER_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long a group must have had a listener before a Redis publish counts on it.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Why an event could not be sent: the check is skipped (nothing to publish with) or fails.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,18 +92,26 @@ impl EventSender {
                     return Err(NotSent::Failed("a group message must be an object".into()));
                 };
                 let m: GroupMessage = map;
-                // The server registers a group in Redis after the connection opens: publishing
-                // before that would be lost by construction, not by the server's fault.
+                // The server registers a group in Redis after the connection opens, and the
+                // previous check's connection of the same user may still be unregistering (the
+                // channel name is per group, so its ZREM can land after the listener check).
+                // Publish only once the group has had a listener for a whole settle window.
                 let deadline = tokio::time::Instant::now() + REGISTER_WAIT;
-                while sender
-                    .listening(std::slice::from_ref(&group))
-                    .await
-                    .map_err(|e| NotSent::Failed(format!("redis: {e}")))?
-                    == 0
-                {
-                    if tokio::time::Instant::now() > deadline {
+                let mut since: Option<tokio::time::Instant> = None;
+                loop {
+                    let now = tokio::time::Instant::now();
+                    let listening = sender
+                        .listening(std::slice::from_ref(&group))
+                        .await
+                        .map_err(|e| NotSent::Failed(format!("redis: {e}")))?
+                        > 0;
+                    since = if listening { since.or(Some(now)) } else { None };
+                    if since.is_some_and(|t| now.duration_since(t) >= SETTLE) {
+                        break;
+                    }
+                    if now > deadline {
                         return Err(NotSent::Failed(format!(
-                            "no listener registered in Redis for {} within {}",
+                            "no steady listener in Redis for {} within {}",
                             group.as_str(),
                             humantime::format_duration(REGISTER_WAIT)
                         )));
