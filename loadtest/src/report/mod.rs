@@ -20,6 +20,9 @@ use crate::threshold::Outcome;
 /// other change since 1 only added fields.
 pub const SCHEMA_VERSION: u32 = 2;
 
+// Every section with a `Default` reads a missing field as its default (`#[serde(default)]` on
+// each), so a report written by an older or newer build still loads as a baseline.
+
 /// Reads an optional section, treating one of an older or unknown shape as absent: a version-1
 /// report still loads as a baseline (its other figures are what a comparison needs).
 fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
@@ -52,6 +55,7 @@ pub struct Connections {
 
 /// A few latency quantiles.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Quantiles {
     /// Median.
     pub p50: f64,
@@ -63,6 +67,7 @@ pub struct Quantiles {
 
 /// Delivery accounting (healthy clients; slow ones are in [`SlowClients`]).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Deliveries {
     /// Events published × connections of each user.
     pub expected: u64,
@@ -80,6 +85,7 @@ pub struct Deliveries {
 
 /// The slow readers, reported apart from the healthy clients.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SlowClients {
     /// Slow connections established.
     pub connections: u64,
@@ -95,6 +101,7 @@ pub struct SlowClients {
 
 /// Throughput.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Throughput {
     /// Deliveries received ÷ (last receive − first intended send).
     pub deliveries_per_sec: f64,
@@ -106,6 +113,7 @@ pub struct Throughput {
 
 /// Delivery latency from the intended send time, µs.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Latency {
     /// Median.
     pub p50: u64,
@@ -123,6 +131,7 @@ pub struct Latency {
 
 /// Publishing.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Events {
     /// Events published.
     pub published: u64,
@@ -134,6 +143,7 @@ pub struct Events {
 
 /// The tester's own cost.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Tester {
     /// CPU of the tester's threads, percent of one core over the run.
     pub cpu_percent: f64,
@@ -141,6 +151,7 @@ pub struct Tester {
 
 /// The server's cost, when it can be seen (embedded, or `--server-pid`).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Server {
     /// Resident memory: embedded = this process's growth (server and clients), else the PID's RSS.
     pub rss_bytes: Option<u64>,
@@ -247,6 +258,7 @@ pub struct Report {
 
 /// Deliveries per second over time.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Timeline {
     /// Interval width, ms.
     pub interval_ms: u64,
