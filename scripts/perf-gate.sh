@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# Performance gate: release build, a separate courier process, the fanout-10k scenario against it.
-# Writes the JSON report under results/ and exits non-zero when a threshold fails (1) or the run
-# could not be set up (2). The server is always stopped.
+# Performance gate for CI: release build, a separate courier process, a scenario against it.
+# Three modes, so a noisy shared runner neither flakes nor misses a regression:
+#   - plain:      fixed thresholds (the scenario's and any given);
+#   - BASELINE:   relative thresholds against a report kept from an earlier run (e.g. main's):
+#                 deliveries_per_sec >= MIN_RATIO × baseline, p99_ms <= MAX_P99_RATIO × baseline;
+#   - BASE_BIN:   A/B — `loadtest ab` starts BASE_BIN (A, e.g. the previous release) and this
+#                 build (B) itself and runs ROUNDS interleaved rounds; exit 1 on a significant
+#                 regression (median B/A beyond THRESHOLD with a bootstrap interval excluding 1).
+# Writes the JSON report under results/ (keep it as the next BASELINE) and exits 1 when the gate
+# fails, 2 when the run could not be set up. Every server it starts is stopped.
 #
 #   scripts/perf-gate.sh [extra loadtest flags…]     e.g. --threshold 'p99_ms<500'
+#   BASELINE=results/main.json scripts/perf-gate.sh
+#   BASE_BIN=/opt/courier-1.2/courier ROUNDS=6 scripts/perf-gate.sh -- -c 2000 -u 200
 # Env: SCENARIO (default loadtest/scenarios/fanout-10k.toml), PORT (default: a free one),
-#      RESULTS (default results/).
+#      RESULTS (default results/), MIN_RATIO (0.9), MAX_P99_RATIO (1.2), ROUNDS (6), THRESHOLD (0.05).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +28,24 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 echo "perf-gate: open-file limit $(ulimit -n)"
 
 cargo build --release -p courier -p loadtest
+mkdir -p "$RESULTS"
+STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+
+if [ -n "${BASE_BIN:-}" ]; then
+  # A/B: loadtest starts and stops both servers itself ({port} is filled in per server).
+  [ "${1:-}" = "--" ] && shift
+  exec target/release/loadtest ab \
+    --a "$BASE_BIN --listen 127.0.0.1:{port} --jwt-secret $SECRET --api-key $API_KEY" \
+    --b "target/release/courier --listen 127.0.0.1:{port} --jwt-secret $SECRET --api-key $API_KEY" \
+    --rounds "${ROUNDS:-6}" --threshold "${THRESHOLD:-0.05}" --scenario "$SCENARIO" \
+    --jwt-secret "$SECRET" --api-key "$API_KEY" --json "$RESULTS/ab-$STAMP.json" -- "$@"
+fi
+GATE=()
+if [ -n "${BASELINE:-}" ]; then
+  GATE=(--baseline "$BASELINE"
+        --threshold "deliveries_per_sec>=${MIN_RATIO:-0.9}*baseline"
+        --threshold "p99_ms<=${MAX_P99_RATIO:-1.2}*baseline")
+fi
 
 if [ -z "${PORT:-}" ]; then
   PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 18000)"
@@ -40,15 +67,15 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-mkdir -p "$RESULTS"
-STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
-JSON="$RESULTS/fanout-10k-$STAMP.json"
+NAME="$(basename "$SCENARIO" .toml)"
+JSON="$RESULTS/$NAME-$STAMP.json"
 
 set +e
 target/release/loadtest --scenario "$SCENARIO" \
   --target "ws://127.0.0.1:$PORT/ws/notifications/" \
   --jwt-secret "$SECRET" --api-key "$API_KEY" --server-pid "$SERVER_PID" \
-  --no-progress --json "$JSON" --junit "$RESULTS/fanout-10k-$STAMP.junit.xml" "$@"
+  --no-progress --json "$JSON" --junit "$RESULTS/$NAME-$STAMP.junit.xml" \
+  ${GATE[@]+"${GATE[@]}"} "$@"
 CODE=$?
 set -e
 echo "perf-gate: report $JSON (exit $CODE)"

@@ -10,7 +10,7 @@ use crate::scenario::PublishSection;
 
 /// When events are sent.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Arrival {
+pub enum ArrivalModel {
     /// `bursts` × `per_user` events per user, bursts `interval` apart.
     Burst {
         /// Number of bursts.
@@ -29,7 +29,7 @@ pub enum Arrival {
     },
 }
 
-impl Arrival {
+impl ArrivalModel {
     /// The model and its parameters: a flag beats `[publish]`, which beats the defaults (10
     /// bursts of 20 events per user, 100 ms apart; 10 000 events/s for 5 s).
     pub fn resolve(opts: &Opts, p: &PublishSection) -> Result<Self> {
@@ -44,7 +44,7 @@ impl Arrival {
             }
         };
         let arrival = match model {
-            Model::Burst => Arrival::Burst {
+            Model::Burst => ArrivalModel::Burst {
                 bursts: opts.bursts.or(p.bursts).unwrap_or(10),
                 per_user: opts.events_per_burst.or(p.events_per_burst).unwrap_or(20),
                 interval: duration(
@@ -54,7 +54,7 @@ impl Arrival {
                     Duration::from_millis(100),
                 )?,
             },
-            Model::Rate => Arrival::Rate {
+            Model::Rate => ArrivalModel::Rate {
                 per_sec: opts.rate.or(p.rate).unwrap_or(10_000.0),
                 length: duration(
                     opts.rate_duration.as_deref(),
@@ -65,12 +65,12 @@ impl Arrival {
             },
         };
         match arrival {
-            Arrival::Burst {
+            ArrivalModel::Burst {
                 bursts, per_user, ..
             } if bursts == 0 || per_user == 0 => {
                 return Err(usage("bursts and events_per_burst must be at least 1"))
             }
-            Arrival::Rate { per_sec, length }
+            ArrivalModel::Rate { per_sec, length }
                 if !(per_sec > 0.0 && per_sec.is_finite()) || length.is_zero() =>
             {
                 return Err(usage("rate must be positive and rate_duration non-zero"))

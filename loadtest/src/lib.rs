@@ -4,48 +4,68 @@
 //! with latency measured from each event's intended send time (coordinated-omission-free).
 //!
 //! # Layout
-//! The pipeline is `Opts → Plan → workers → stats → Report` (STYLE.md §13):
-//! - [`opts`]: the command line (clap); every scenario value can be overridden by a flag.
+//! The pipeline is `Opts → Plan → session (connect, receive, publish, drain) → stats → Report`
+//! (STYLE.md §13). One name per job:
+//!
+//! Planning
+//! - [`opts`]: the command line (clap) and its subcommands; every scenario value can be overridden.
 //! - [`scenario`]: TOML scenario files (unknown keys rejected).
 //! - [`plan`]: flags + scenario → a validated [`plan::Plan`], before any I/O.
-//! - [`arrival`]: the burst and rate arrival models, resolved from flags over `[publish]`.
-//! - [`threshold`]: `p99_ms<5`-style checks and the metric names they may use.
-//! - [`target`]: `ws://` target parsing and the loopback-only rule.
+//! - [`arrival`]: the [`arrival::ArrivalModel`] (burst or rate), resolved from flags over `[publish]`.
+//! - [`threshold`]: `p99_ms<5` / `p99_ms<=1.2*baseline` checks and the metric names they may use.
+//! - [`target`]: `ws://` and `http://` endpoint parsing and the loopback-only rule.
 //! - [`limits`]: open-file and ephemeral-port pre-flight checks, saying what to change.
-//! - [`tokens`]: simplejwt-format tokens, minted or read from a file.
-//! - [`embedded`]: courier's library on 127.0.0.1:0 in its own runtime threads.
+//! - [`tokens`]: simplejwt-format tokens (good, expired, refresh), minted or read from a file.
+//!
+//! One run
+//! - [`session`]: one run of a plan from start to end, every phase bounded; its raw results.
+//! - [`embedded_server`]: courier's library on 127.0.0.1:0 in its own runtime threads.
 //! - [`connect`]: the connect phase (ramp, bounded concurrency, errors by class, handshake latency).
-//! - [`frame`]: cheap borrowed parsing of server frames.
-//! - [`seq`]: per-connection sequence accounting (gaps, duplicates, reordering).
-//! - [`worker`]: receivers — healthy connections in `SelectAll` workers, slow readers apart.
-//! - [`publisher`]: the [`publisher::Publisher`] trait (embedded, HTTP, Redis pub/sub and core).
+//! - [`worker`]: the receivers — healthy connections in workers, slow readers apart.
+//! - [`frame`]: cheap borrowed parsing of server frames; [`seq`]: per-connection sequence
+//!   accounting (gaps, duplicates, reordering).
+//! - [`publisher`]: the [`publisher::Publisher`] trait (in-process hub, HTTP, Redis pub/sub and
+//!   core) and [`publisher::lane`], which runs the arrival schedule through one publisher.
 //! - [`broker`]: Redis URL/prefix and the embedded server's channel layer, kept in agreement.
-//! - [`driver`]: arrival models (burst, rate) → stamped events → publisher lanes.
 //! - [`stats`]: per-worker histograms and counters, merged with `add()`; the run clock.
-//! - [`sysinfo`]: CPU and RSS from `/proc`.
+//! - [`latency_times`]: latency per 100 ms interval (by receive and by send time) for charts.
+//! - [`sampler`]: connections, server CPU and RSS over time; [`sysinfo`]: CPU and RSS from `/proc`.
+//! - [`server_metrics`]: courier's Prometheus counters before/after, checked against the tester's.
 //! - [`progress`]: live progress on a TTY.
-//! - [`runner`]: one run from start to end; [`findmax`]: the capacity search.
-//! - [`report`]: the versioned report and its text, JSON, JUnit and HTML renderings.
-//! - [`capacity`]: `loadtest capacity`, a deployment sized from a report's measured costs.
+//!
+//! Around runs
+//! - [`search`]: `--find-max connections|rate`, the capacity search over runs.
+//! - [`significance`]: medians, min..max and bootstrap intervals for `--repeat` and `ab`.
+//! - [`ab`]: `loadtest ab`, two server commands judged over interleaved rounds.
+//! - [`baseline`]: a previous report beside this run (`--baseline`) and `loadtest compare`.
+//! - [`sizing`]: `loadtest capacity`, a deployment sized from a report's measured costs.
+//! - [`conform`]: `loadtest conform`, the protocol check suite against any server.
+//! - [`report`]: the versioned report and its text, JSON, JUnit, HTML and Markdown renderings.
 
+pub mod ab;
 pub mod arrival;
+pub mod baseline;
 pub mod broker;
-pub mod capacity;
+pub mod conform;
 pub mod connect;
-pub mod driver;
-pub mod embedded;
+pub mod embedded_server;
 pub mod error;
-pub mod findmax;
 pub mod frame;
+pub mod latency_times;
 pub mod limits;
 pub mod opts;
 pub mod plan;
 pub mod progress;
 pub mod publisher;
 pub mod report;
-pub mod runner;
+pub mod sampler;
 pub mod scenario;
+pub mod search;
 pub mod seq;
+pub mod server_metrics;
+pub mod session;
+pub mod significance;
+pub mod sizing;
 pub mod stats;
 pub mod sysinfo;
 pub mod target;
@@ -85,7 +105,7 @@ pub struct Outcome {
 pub async fn run(opts: Opts) -> anyhow::Result<Outcome> {
     let plan = Plan::from_opts(&opts)?;
     let stop = CancellationToken::new();
-    let reason: runner::StopReason = Arc::new(OnceLock::new());
+    let reason: session::StopReason = Arc::new(OnceLock::new());
     let ctrl_c = {
         let (stop, reason) = (stop.clone(), reason.clone());
         tokio::spawn(async move {
@@ -95,13 +115,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<Outcome> {
             }
         })
     };
-    let report = match plan.find_max {
-        Some(fm) => findmax::find_max(&plan, fm, stop.clone(), reason.clone()).await?,
-        None => {
-            let data = runner::run_once(&plan, stop.clone(), reason.clone()).await?;
-            Report::build(&plan, &data)
-        }
-    };
+    let report = run_plan(&plan, &stop, &reason).await?;
     ctrl_c.abort();
     write_outputs(&plan, &report)?;
     let exit_code = if reason.get().is_some_and(|r| r.starts_with("interrupted")) {
@@ -112,6 +126,44 @@ pub async fn run(opts: Opts) -> anyhow::Result<Outcome> {
         EXIT_FAIL
     };
     Ok(Outcome { report, exit_code })
+}
+
+/// Runs a validated plan: once, `--repeat` times, or the `--find-max` search. Writes nothing.
+pub async fn run_plan(
+    plan: &Plan,
+    stop: &CancellationToken,
+    reason: &session::StopReason,
+) -> Result<Report> {
+    if let Some(fm) = plan.find_max {
+        return search::find_max(plan, fm, stop.clone(), reason.clone()).await;
+    }
+    let mut reports = Vec::with_capacity(plan.repeat);
+    for i in 0..plan.repeat {
+        let data = session::run_once(plan, stop.clone(), reason.clone()).await?;
+        let report = Report::build(plan, &data);
+        if plan.repeat > 1 {
+            eprintln!(
+                "repeat: run {}/{}  p99 {:.2} ms  {:.0} deliveries/s  {}",
+                i + 1,
+                plan.repeat,
+                report.latency_us.p99 as f64 / 1000.0,
+                report.throughput.deliveries_per_sec,
+                if report.passed { "pass" } else { "FAIL" }
+            );
+        }
+        let partial = report.partial.is_some();
+        reports.push(report);
+        if partial {
+            break;
+        }
+    }
+    let mut report = reports.pop().ok_or_else(|| Error::Setup("no run".into()))?;
+    if plan.repeat > 1 {
+        reports.push(report.clone());
+        report.repeat = Some(report::Repeated::from_reports(&reports));
+        report.evaluate(plan);
+    }
+    Ok(report)
 }
 
 fn write_outputs(plan: &Plan, report: &Report) -> anyhow::Result<()> {
@@ -130,18 +182,28 @@ fn write_outputs(plan: &Plan, report: &Report) -> anyhow::Result<()> {
         write(p, &report::junit::render(report))?;
     }
     if let Some(p) = &o.html {
-        write(p, &report::html::render(report))?;
+        let base = plan.baseline.as_deref().map(|b| &b.report);
+        write(p, &report::html::render(report, base))?;
+    }
+    if let Some(p) = &o.markdown {
+        write(p, &report::markdown::render(report))?;
     }
     if o.print_json {
         println!("{json}");
     } else {
         print!("{}", report::text::render(report));
         if let Some(fm) = &report.find_max {
+            let best = match (fm.over, fm.highest_passing) {
+                (_, None) => "none".into(),
+                (opts::SearchOver::Connections, Some(n)) => format!("{n:.0} connections"),
+                (opts::SearchOver::Rate, Some(r)) => {
+                    format!("{r:.0} events/s at {} connections", fm.connections)
+                }
+            };
             println!(
-                "Capacity search: highest passing step {} ({})",
-                fm.highest_passing
-                    .map_or("none".into(), |n| format!("{n} connections")),
-                fm.ended_by
+                "Capacity search: highest passing step {best} ({}; {} steps)",
+                fm.ended_by,
+                fm.steps.len()
             );
         }
     }

@@ -1,5 +1,5 @@
-//! The `loadtest` binary: parse flags, run (or `capacity`), print `Error: {e}` on failure, exit
-//! with the verdict.
+//! The `loadtest` binary: parse flags, run a scenario or a subcommand, print `Error: {e}` on
+//! failure, exit with the verdict.
 
 use std::process::ExitCode;
 
@@ -9,28 +9,28 @@ use loadtest::{Opts, EXIT_PASS, EXIT_USAGE};
 
 fn main() -> ExitCode {
     let mut opts = Opts::parse();
-    if let Some(Command::Capacity(c)) = opts.command.take() {
-        return match loadtest::capacity::run(&c) {
-            Ok(()) => ExitCode::from(EXIT_PASS),
-            Err(e) => {
-                eprintln!("Error: {e:#}");
-                ExitCode::from(EXIT_USAGE)
-            }
-        };
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .thread_name("loadtest")
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("Error: starting the runtime: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+    let command = opts.command.take();
+    // The offline subcommands need no runtime.
+    let result = match command {
+        Some(Command::Capacity(c)) => loadtest::sizing::run(&c).map(|()| EXIT_PASS),
+        Some(Command::Compare(c)) => loadtest::baseline::run(&c).map_err(Into::into),
+        online => match tokio::runtime::Builder::new_multi_thread()
+            .thread_name("loadtest")
+            .enable_all()
+            .build()
+        {
+            Err(e) => Err(anyhow::anyhow!("starting the runtime: {e}")),
+            Ok(rt) => rt.block_on(async move {
+                match online {
+                    Some(Command::Conform(c)) => loadtest::conform::run(&c).await,
+                    Some(Command::Ab(c)) => loadtest::ab::run(&c).await,
+                    _ => loadtest::run(opts).await.map(|o| o.exit_code),
+                }
+            }),
+        },
     };
-    match runtime.block_on(loadtest::run(opts)) {
-        Ok(outcome) => ExitCode::from(outcome.exit_code),
+    match result {
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("Error: {e:#}");
             ExitCode::from(EXIT_USAGE)

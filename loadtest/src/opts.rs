@@ -45,7 +45,23 @@ pub enum ServerLayer {
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Size a deployment from a JSON report: cores, memory and processes.
-    Capacity(crate::capacity::CapacityOpts),
+    Capacity(crate::sizing::CapacityOpts),
+    /// Compare two JSON reports side by side; exit 1 when a threshold on the second fails.
+    Compare(crate::baseline::CompareOpts),
+    /// A/B: start two server commands, run interleaved rounds against each, judge B against A.
+    Ab(crate::ab::AbOpts),
+    /// Check a server against the protocol (PROTOCOL.md): PASS/FAIL per check; exit 1 on a failure.
+    Conform(crate::conform::ConformOpts),
+}
+
+/// What `--find-max` searches over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchOver {
+    /// Step the connection count up until a threshold fails.
+    Connections,
+    /// At a fixed connection count, the highest event rate at which every threshold holds.
+    Rate,
 }
 
 /// When events are sent.
@@ -87,6 +103,10 @@ pub struct Opts {
     /// PID of an external server, to report its RSS and CPU.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// courier's Prometheus endpoint (`http://HOST:PORT/metrics`, or `embedded`): scraped before
+    /// and after the run, its counters reported beside the tester's and mismatches flagged.
+    #[arg(long)]
+    pub server_metrics: Option<String>,
 
     /// WebSocket connections.
     #[arg(long, short = 'c')]
@@ -158,6 +178,9 @@ pub struct Opts {
     /// Pass/fail check, e.g. `p99_ms<5`, `lost==0`, `deliveries_per_sec>1000000` (repeatable).
     #[arg(long = "threshold", short = 't')]
     pub thresholds: Vec<String>,
+    /// A previous `--json` report: its figures go beside this run's and `-t` may say `0.9*baseline`.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
     /// Write the JSON report here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -167,18 +190,36 @@ pub struct Opts {
     /// Write a self-contained HTML report (latency curve, deliveries/s over time) here.
     #[arg(long)]
     pub html: Option<PathBuf>,
+    /// Write a Markdown summary here (for a CI job page, e.g. `$GITHUB_STEP_SUMMARY`).
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
     /// Print the JSON report to stdout instead of the text summary.
     #[arg(long)]
     pub print_json: bool,
-    /// Step the connection count up until a threshold fails; report the highest passing step.
-    #[arg(long)]
-    pub find_max: bool,
-    /// `--find-max`: connections added per step (default: the starting count).
+    /// Capacity search: `connections` (the default) steps the count up until a threshold fails;
+    /// `rate` finds the highest event rate at which every threshold holds (bracket, then bisect).
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "connections")]
+    pub find_max: Option<SearchOver>,
+    /// `--find-max connections`: connections added per step (default: the starting count).
     #[arg(long)]
     pub step: Option<usize>,
-    /// `--find-max`: never go above this many connections.
+    /// `--find-max connections`: never go above this many connections.
     #[arg(long)]
     pub max_connections: Option<usize>,
+    /// `--find-max rate`: never try more events/s than this.
+    #[arg(long)]
+    pub max_rate: Option<f64>,
+    /// `--find-max rate`: stop bisecting when the failing rate is within this fraction of the
+    /// passing one (default 0.05).
+    #[arg(long)]
+    pub precision: Option<f64>,
+    /// `--find-max rate`: at most this many runs (default 12).
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Run the plan N times; the report gives every metric's median and min..max, and the
+    /// thresholds judge the medians.
+    #[arg(long)]
+    pub repeat: Option<usize>,
     /// No live progress bar even on a terminal.
     #[arg(long)]
     pub no_progress: bool,

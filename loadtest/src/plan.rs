@@ -6,8 +6,9 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use crate::arrival::Arrival;
+pub use crate::arrival::ArrivalModel;
 use crate::error::{Error, Result};
+pub use crate::opts::SearchOver;
 use crate::opts::{Opts, PublisherKind};
 use crate::scenario::Scenario;
 pub use crate::target::{is_slow_index, parse_target, Auth, Endpoint, Target};
@@ -37,20 +38,15 @@ pub struct Outputs {
     pub junit: Option<PathBuf>,
     /// HTML report path.
     pub html: Option<PathBuf>,
+    /// Markdown summary path.
+    pub markdown: Option<PathBuf>,
     /// JSON to stdout instead of text.
     pub print_json: bool,
     /// Live progress (a TTY and not `--no-progress`).
     pub progress: bool,
 }
 
-/// Capacity search settings.
-#[derive(Debug, Clone, Copy)]
-pub struct FindMax {
-    /// Connections added per step.
-    pub step: usize,
-    /// Highest connection count tried.
-    pub limit: usize,
-}
+pub use crate::search::FindMax;
 
 /// Everything a run needs, validated.
 #[derive(Debug, Clone)]
@@ -84,7 +80,7 @@ pub struct Plan {
     /// Publisher.
     pub publisher: PublisherKind,
     /// Arrival model.
-    pub arrival: Arrival,
+    pub arrival: ArrivalModel,
     /// HTTP batch size.
     pub batch: usize,
     /// HTTP lanes.
@@ -105,6 +101,12 @@ pub struct Plan {
     pub server_pid: Option<u32>,
     /// Redis publishers and the embedded server's channel layer.
     pub broker: crate::broker::Broker,
+    /// `--server-metrics`: where to scrape courier's counters.
+    pub server_metrics: Option<crate::server_metrics::MetricsSource>,
+    /// `--repeat`: runs of the plan (1: a plain run).
+    pub repeat: usize,
+    /// `--baseline`: the report this run is compared with (relative thresholds resolve against it).
+    pub baseline: Option<std::sync::Arc<crate::baseline::Baseline>>,
 }
 
 /// A usage error saying `msg`.
@@ -209,7 +211,7 @@ impl Plan {
         if publisher == PublisherKind::Embedded && matches!(target, Target::External(_)) {
             return Err(usage("the embedded publisher needs the embedded target; use --publisher http with --target"));
         }
-        let arrival = Arrival::resolve(opts, p)?;
+        let arrival = ArrivalModel::resolve(opts, p)?;
         let sources_n = opts
             .source_addrs
             .or(c.source_addrs)
@@ -230,20 +232,17 @@ impl Plan {
             .chain(&opts.thresholds)
             .map(|t| Threshold::parse(t))
             .collect::<Result<Vec<_>>>()?;
-        let find_max = if opts.find_max {
-            if thresholds.is_empty() {
-                return Err(usage(
-                    "--find-max needs at least one threshold (from the scenario or --threshold)",
-                ));
-            }
-            let step = opts.step.unwrap_or(connections).max(1);
-            Some(FindMax {
-                step,
-                limit: opts.max_connections.unwrap_or(usize::MAX),
-            })
-        } else {
-            None
-        };
+        let baseline = opts
+            .baseline
+            .as_deref()
+            .map(crate::baseline::Baseline::load)
+            .transpose()?
+            .map(std::sync::Arc::new);
+        for t in &thresholds {
+            // A relative bound without a baseline value is a usage error before any socket opens.
+            t.baseline_value(baseline.as_deref().map(|b| &b.report))?;
+        }
+        let find_max = FindMax::resolve(opts, !thresholds.is_empty(), &arrival, connections)?;
         let broker = crate::broker::Broker::resolve(opts, s, publisher, &target)?;
         let plan = Plan {
             scenario: s.name.clone().unwrap_or_else(|| "custom".into()),
@@ -286,13 +285,38 @@ impl Plan {
                 json: opts.json.clone(),
                 junit: opts.junit.clone(),
                 html: opts.html.clone(),
+                markdown: opts.markdown.clone(),
                 print_json: opts.print_json,
                 progress: !opts.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()),
             },
             find_max,
             server_pid: opts.server_pid,
             broker,
+            server_metrics: opts
+                .server_metrics
+                .as_deref()
+                .map(|m| crate::server_metrics::MetricsSource::parse(m, opts.allow_remote))
+                .transpose()?,
+            repeat: opts.repeat.unwrap_or(1),
+            baseline,
         };
+        if matches!(
+            (&plan.server_metrics, &plan.target),
+            (
+                Some(crate::server_metrics::MetricsSource::Embedded),
+                Target::External(_)
+            )
+        ) {
+            return Err(usage(
+                "--server-metrics embedded needs the embedded target; give the server's http://HOST:PORT/metrics",
+            ));
+        }
+        if plan.repeat == 0 {
+            return Err(usage("--repeat must be at least 1"));
+        }
+        if plan.repeat > 1 && plan.find_max.is_some() {
+            return Err(usage("--repeat and --find-max do not combine"));
+        }
         if plan.publisher == PublisherKind::Http
             && plan.api_key.is_none()
             && matches!(plan.target, Target::External(_))
@@ -310,10 +334,10 @@ impl Plan {
     /// Events the plan publishes for user index `u`.
     pub fn events_for_user(&self, u: usize) -> u64 {
         match self.arrival {
-            Arrival::Burst {
+            ArrivalModel::Burst {
                 bursts, per_user, ..
             } => bursts * per_user,
-            Arrival::Rate { .. } => {
+            ArrivalModel::Rate { .. } => {
                 let total = self.total_events();
                 let users = self.users as u64;
                 total / users + u64::from((u as u64) < total % users)
@@ -324,10 +348,12 @@ impl Plan {
     /// Events the plan publishes in all.
     pub fn total_events(&self) -> u64 {
         match self.arrival {
-            Arrival::Burst {
+            ArrivalModel::Burst {
                 bursts, per_user, ..
             } => bursts * per_user * self.users as u64,
-            Arrival::Rate { per_sec, length } => (per_sec * length.as_secs_f64()).floor() as u64,
+            ArrivalModel::Rate { per_sec, length } => {
+                (per_sec * length.as_secs_f64()).floor() as u64
+            }
         }
     }
 

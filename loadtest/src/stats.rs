@@ -104,6 +104,8 @@ pub struct WorkerStats {
     pub last_rx_ns: u64,
     /// Deliveries per [`TIMELINE_BUCKET`] since the clock's anchor.
     pub timeline: Vec<u64>,
+    /// Latency per interval, by receive and by intended send time (charts, per-burst table).
+    pub latency_times: crate::latency_times::LatencyTimes,
 }
 
 impl WorkerStats {
@@ -118,6 +120,7 @@ impl WorkerStats {
             first_rx_ns: u64::MAX,
             last_rx_ns: 0,
             timeline: vec![0; buckets],
+            latency_times: Default::default(),
         }
     }
 
@@ -126,6 +129,7 @@ impl WorkerStats {
     pub fn delivery(&mut self, clock: &Clock, now_ns: u64, ts_ns: u64) {
         let us = now_ns.saturating_sub(ts_ns) / 1000;
         self.latency_us.saturating_record(us.max(1));
+        self.latency_times.record(clock, now_ns, ts_ns, us);
         self.first_rx_ns = self.first_rx_ns.min(now_ns);
         self.last_rx_ns = self.last_rx_ns.max(now_ns);
         let bucket =
@@ -140,6 +144,7 @@ impl WorkerStats {
     /// Adds another worker's samples into this one.
     pub fn merge(&mut self, other: WorkerStats) {
         let _ = self.latency_us.add(&other.latency_us);
+        self.latency_times.merge(&other.latency_times);
         self.conns.extend(other.conns);
         for (k, v) in other.errors {
             *self.errors.entry(k).or_default() += v;

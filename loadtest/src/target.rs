@@ -55,42 +55,54 @@ pub fn is_slow_index(i: usize, f: f64) -> bool {
 
 /// Parses `ws://HOST[:PORT]/PATH`, resolves it and refuses non-loopback hosts unless allowed.
 pub fn parse_target(text: &str, allow_remote: bool) -> Result<Endpoint> {
+    parse_endpoint(text, "--target", "ws", "/ws/notifications/", allow_remote)
+}
+
+/// Parses `SCHEME://HOST[:PORT]/PATH` for `flag` (`wss`/`https` refused: the tester speaks plain
+/// text to loopback), resolves it and refuses non-loopback hosts unless allowed.
+pub fn parse_endpoint(
+    text: &str,
+    flag: &str,
+    scheme: &str,
+    default_path: &str,
+    allow_remote: bool,
+) -> Result<Endpoint> {
     let uri: Uri = text
         .parse()
-        .map_err(|e| usage(format!("--target {text:?}: {e}")))?;
+        .map_err(|e| usage(format!("{flag} {text:?}: {e}")))?;
     match uri.scheme_str() {
-        Some("ws") => {}
-        Some("wss") => {
-            return Err(usage(
-                "--target: wss:// is not supported (the tester speaks plain ws:// to loopback)",
-            ))
+        Some(s) if s == scheme => {}
+        Some(s) if s == format!("{scheme}s") => {
+            return Err(usage(format!(
+                "{flag}: {s}:// is not supported (the tester speaks plain {scheme}:// to loopback)"
+            )))
         }
         _ => {
             return Err(usage(format!(
-                "--target {text:?}: expected ws://HOST:PORT/ws/notifications/"
+                "{flag} {text:?}: expected {scheme}://HOST:PORT{default_path}"
             )))
         }
     }
     let host = uri
         .host()
-        .ok_or_else(|| usage(format!("--target {text:?}: no host")))?;
+        .ok_or_else(|| usage(format!("{flag} {text:?}: no host")))?;
     let port = uri.port_u16().unwrap_or(80);
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let addr = match bare.parse::<IpAddr>() {
         Ok(ip) => SocketAddr::new(ip, port),
         Err(_) => (bare, port)
             .to_socket_addrs()
-            .map_err(|e| usage(format!("--target: cannot resolve {host}: {e}")))?
+            .map_err(|e| usage(format!("{flag}: cannot resolve {host}: {e}")))?
             .next()
-            .ok_or_else(|| usage(format!("--target: {host} has no address")))?,
+            .ok_or_else(|| usage(format!("{flag}: {host} has no address")))?,
     };
     if !addr.ip().is_loopback() && !allow_remote {
         return Err(usage(format!(
-            "--target {addr} is not a loopback address; load tests go to this machine only unless --allow-remote is given"
+            "{flag} {addr} is not a loopback address; load tests go to this machine only unless --allow-remote is given"
         )));
     }
     let path = match uri.path() {
-        "" | "/" => "/ws/notifications/".to_owned(),
+        "" | "/" => default_path.to_owned(),
         p => p.to_owned(),
     };
     Ok(Endpoint {

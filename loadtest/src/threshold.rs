@@ -1,56 +1,153 @@
-//! Thresholds: `METRIC OP NUMBER` checks (`p99_ms<5`, `lost==0`) that decide the verdict and exit code.
+//! Thresholds: `METRIC OP BOUND` checks (`p99_ms<5`, `lost==0`, `p99_ms<=1.2*baseline`) that decide
+//! the verdict and exit code.
 //!
-//! Metric names are checked when parsed: an unknown name is a usage error, never a silent pass.
+//! Metric names are checked when parsed: an unknown name is a usage error, never a silent pass. A
+//! bound relative to a baseline needs a baseline report that has the metric (else a usage error too).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::report::Report;
 
-/// Every metric a threshold may name, with its meaning (shown in errors and the README).
-pub const METRICS: &[(&str, &str)] = &[
-    ("p50_ms", "delivery latency p50, ms"),
-    ("p90_ms", "delivery latency p90, ms"),
-    ("p99_ms", "delivery latency p99, ms"),
-    ("p999_ms", "delivery latency p99.9, ms"),
-    ("max_ms", "delivery latency max, ms"),
-    ("p50_us", "delivery latency p50, µs"),
-    ("p99_us", "delivery latency p99, µs"),
-    ("handshake_p99_ms", "handshake latency p99, ms"),
-    ("expected", "deliveries expected (healthy clients)"),
-    ("received", "deliveries received (healthy clients)"),
-    ("lost", "deliveries lost by healthy clients"),
-    ("duplicated", "deliveries duplicated (all clients)"),
-    ("reordered", "deliveries out of order (all clients)"),
-    ("slow_lost", "deliveries lost by slow (non-reading) clients"),
-    ("slow_closed", "slow clients closed by the server"),
-    ("established", "connections established"),
-    ("failed", "connections that failed to establish"),
+/// Which way a metric improves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Better {
+    /// Smaller is better (latency, loss, cost).
+    Lower,
+    /// Larger is better (throughput, connections established).
+    Higher,
+    /// A count that describes the run rather than judges it (deliveries expected).
+    Neither,
+}
+
+/// The direction of `metric` (a name from [`METRICS`]; unknown names are [`Better::Neither`]).
+pub fn better(metric: &str) -> Better {
+    METRICS
+        .iter()
+        .find(|(n, _, _)| *n == metric)
+        .map_or(Better::Neither, |(_, _, b)| *b)
+}
+
+/// Checks that `name` is one of [`METRICS`], returning its static name.
+pub fn metric_name(name: &str) -> std::result::Result<&'static str, String> {
+    METRICS
+        .iter()
+        .map(|(n, _, _)| *n)
+        .find(|n| *n == name)
+        .ok_or_else(|| {
+            let known: Vec<&str> = METRICS.iter().map(|(n, _, _)| *n).collect();
+            format!("unknown metric {name:?}; known: {}", known.join(", "))
+        })
+}
+
+/// Every metric a threshold may name, with its meaning (shown in errors and the README) and which
+/// direction is better (for baseline comparisons and A/B verdicts).
+pub const METRICS: &[(&str, &str, Better)] = &[
+    ("p50_ms", "delivery latency p50, ms", Better::Lower),
+    ("p90_ms", "delivery latency p90, ms", Better::Lower),
+    ("p99_ms", "delivery latency p99, ms", Better::Lower),
+    ("p999_ms", "delivery latency p99.9, ms", Better::Lower),
+    ("max_ms", "delivery latency max, ms", Better::Lower),
+    ("p50_us", "delivery latency p50, µs", Better::Lower),
+    ("p99_us", "delivery latency p99, µs", Better::Lower),
+    (
+        "handshake_p99_ms",
+        "handshake latency p99, ms",
+        Better::Lower,
+    ),
+    (
+        "expected",
+        "deliveries expected (healthy clients)",
+        Better::Neither,
+    ),
+    (
+        "received",
+        "deliveries received (healthy clients)",
+        Better::Higher,
+    ),
+    ("lost", "deliveries lost by healthy clients", Better::Lower),
+    (
+        "duplicated",
+        "deliveries duplicated (all clients)",
+        Better::Lower,
+    ),
+    (
+        "reordered",
+        "deliveries out of order (all clients)",
+        Better::Lower,
+    ),
+    (
+        "slow_lost",
+        "deliveries lost by slow (non-reading) clients",
+        Better::Neither,
+    ),
+    (
+        "slow_closed",
+        "slow clients closed by the server",
+        Better::Neither,
+    ),
+    ("established", "connections established", Better::Higher),
+    (
+        "failed",
+        "connections that failed to establish",
+        Better::Lower,
+    ),
     (
         "closed",
         "established healthy connections closed by the server before the end",
+        Better::Lower,
     ),
-    ("publish_errors", "publish calls that failed"),
+    ("publish_errors", "publish calls that failed", Better::Lower),
     (
         "handshakes_per_sec",
         "connections established per second of the connect phase",
+        Better::Higher,
     ),
     (
         "deliveries_per_sec",
         "deliveries / (last receive − first intended send)",
+        Better::Higher,
     ),
     (
         "peak_deliveries_per_sec",
         "highest deliveries/s over one 100 ms interval",
+        Better::Higher,
     ),
-    ("events_per_sec", "events published per second"),
+    (
+        "events_per_sec",
+        "events published per second",
+        Better::Higher,
+    ),
     (
         "tester_cpu_percent",
         "the tester's own CPU, percent of one core",
+        Better::Lower,
     ),
-    ("server_rss_mb", "server resident memory, MiB"),
+    (
+        "server_rss_mb",
+        "server resident memory, MiB",
+        Better::Lower,
+    ),
     (
         "rss_per_connection_bytes",
         "server RSS growth over the connect phase / connections (needs --server-pid)",
+        Better::Lower,
+    ),
+    (
+        "server_cpu_percent",
+        "server CPU, percent of one core over the run",
+        Better::Lower,
+    ),
+    (
+        "server_metrics_mismatches",
+        "--server-metrics cross-checks where courier's counters and the tester's disagree",
+        Better::Lower,
+    ),
+    (
+        "server_ns_per_delivery",
+        "server CPU from first send to end of drain / deliveries, ns",
+        Better::Lower,
     ),
 ];
 
@@ -84,6 +181,15 @@ impl Op {
     }
 }
 
+/// The right-hand side of a threshold.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Bound {
+    /// A fixed number: `p99_ms<5`.
+    Value(f64),
+    /// A factor of the baseline report's value of the same metric: `p99_ms<=1.2*baseline`.
+    Baseline(f64),
+}
+
 /// A parsed threshold.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Threshold {
@@ -94,16 +200,22 @@ pub struct Threshold {
     /// The comparison.
     pub op: Op,
     /// The bound.
-    pub value: f64,
+    pub bound: Bound,
 }
 
 /// One threshold's outcome, as it appears in the JSON report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Outcome {
     /// The expression.
     pub expr: String,
     /// The measured value (`null` when the metric was not measured, which fails).
     pub actual: Option<f64>,
+    /// The bound it was checked against (a relative bound resolved against the baseline).
+    #[serde(default)]
+    pub bound: Option<f64>,
+    /// The baseline's value of the metric, for a relative bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<f64>,
     /// Whether the check held.
     pub passed: bool,
 }
@@ -133,39 +245,70 @@ impl Threshold {
                 || err("expected METRIC OP NUMBER with OP one of < <= > >= == !=".into()),
             )?;
         let name = expr[..pos].trim();
-        let number = expr[pos + sym.len()..].trim();
-        let metric = METRICS
-            .iter()
-            .map(|(n, _)| *n)
-            .find(|n| *n == name)
-            .ok_or_else(|| {
-                let known: Vec<&str> = METRICS.iter().map(|(n, _)| *n).collect();
-                err(format!(
-                    "unknown metric {name:?}; known: {}",
-                    known.join(", ")
-                ))
-            })?;
-        let value: f64 = number
-            .replace('_', "")
-            .parse()
-            .map_err(|_| err(format!("{number:?} is not a number")))?;
-        if !value.is_finite() {
-            return Err(err("the bound must be finite".into()));
-        }
+        let rhs = expr[pos + sym.len()..].trim();
+        let metric = metric_name(name).map_err(err)?;
+        let number = |text: &str| -> Result<f64> {
+            let text = text.trim();
+            let v: f64 = text
+                .replace('_', "")
+                .parse()
+                .map_err(|_| err(format!("{text:?} is not a number")))?;
+            if v.is_finite() {
+                Ok(v)
+            } else {
+                Err(err("the bound must be finite".into()))
+            }
+        };
+        // `F*baseline`, `baseline*F` or `baseline` (= 1*baseline); anything else is a number.
+        let bound = match rhs.split_once('*') {
+            Some((f, b)) if b.trim() == "baseline" => Bound::Baseline(number(f)?),
+            Some((b, f)) if b.trim() == "baseline" => Bound::Baseline(number(f)?),
+            _ if rhs == "baseline" => Bound::Baseline(1.0),
+            _ => Bound::Value(number(rhs)?),
+        };
         Ok(Self {
             expr: expr.to_owned(),
             metric,
             op,
-            value,
+            bound,
         })
     }
 
-    /// Checks the threshold against a measured value; an unmeasured metric fails.
-    pub fn check(&self, actual: Option<f64>) -> Outcome {
-        let passed = actual.is_some_and(|a| self.op.holds(a, self.value));
+    /// The baseline value this threshold needs, if its bound is relative: a usage error when there
+    /// is no baseline or the baseline lacks the metric (a relative check must never pass silently).
+    pub fn baseline_value(&self, baseline: Option<&Report>) -> Result<Option<f64>> {
+        let Bound::Baseline(_) = self.bound else {
+            return Ok(None);
+        };
+        let err = |msg: &str| Error::Threshold {
+            expr: self.expr.clone(),
+            msg: msg.into(),
+        };
+        let base = baseline.ok_or_else(|| err("a relative bound needs --baseline BASE.json"))?;
+        base.metric(self.metric).map(Some).ok_or_else(|| {
+            err(&format!(
+                "the baseline report has no value for {}",
+                self.metric
+            ))
+        })
+    }
+
+    /// Checks the threshold against a measured value (and, for a relative bound, the baseline's);
+    /// an unmeasured metric or a missing baseline value fails.
+    pub fn check(&self, actual: Option<f64>, baseline: Option<&Report>) -> Outcome {
+        let base = baseline.and_then(|b| b.metric(self.metric));
+        let bound = match self.bound {
+            Bound::Value(v) => Some(v),
+            Bound::Baseline(f) => base.map(|b| f * b),
+        };
+        let passed = actual.zip(bound).is_some_and(|(a, b)| self.op.holds(a, b));
         Outcome {
             expr: self.expr.clone(),
             actual,
+            bound,
+            baseline: matches!(self.bound, Bound::Baseline(_))
+                .then_some(base)
+                .flatten(),
             passed,
         }
     }
@@ -178,14 +321,17 @@ mod tests {
     #[test]
     fn parses_operators_and_spaces() {
         let t = Threshold::parse("p99_ms<5").expect("parse");
-        assert_eq!((t.metric, t.op, t.value), ("p99_ms", Op::Lt, 5.0));
+        assert_eq!(
+            (t.metric, t.op, t.bound),
+            ("p99_ms", Op::Lt, Bound::Value(5.0))
+        );
         assert_eq!(Threshold::parse(" lost == 0 ").expect("parse").op, Op::Eq);
         assert_eq!(Threshold::parse("p99_ms<=2.5").expect("parse").op, Op::Le);
         assert_eq!(
             Threshold::parse("deliveries_per_sec>1_000_000")
                 .expect("parse")
-                .value,
-            1e6
+                .bound,
+            Bound::Value(1e6)
         );
         assert_eq!(Threshold::parse("failed!=1").expect("parse").op, Op::Ne);
         assert_eq!(
@@ -209,6 +355,8 @@ mod tests {
             "<5",
             "lost=0",
             "p99_ms<inf",
+            "p99_ms<0.9*basline",
+            "p99_ms<x*baseline",
         ] {
             assert!(Threshold::parse(bad).is_err(), "{bad} should not parse");
         }
@@ -217,8 +365,32 @@ mod tests {
     #[test]
     fn checks() {
         let t = Threshold::parse("lost==0").expect("parse");
-        assert!(t.check(Some(0.0)).passed);
-        assert!(!t.check(Some(1.0)).passed);
-        assert!(!t.check(None).passed, "an unmeasured metric fails");
+        assert!(t.check(Some(0.0), None).passed);
+        assert!(!t.check(Some(1.0), None).passed);
+        assert!(!t.check(None, None).passed, "an unmeasured metric fails");
+    }
+
+    #[test]
+    fn relative_bounds_parse_in_either_order() {
+        for (expr, f) in [
+            ("deliveries_per_sec>=0.9*baseline", 0.9),
+            ("p99_ms <= baseline * 1.2", 1.2),
+            ("lost<=baseline", 1.0),
+        ] {
+            assert_eq!(
+                Threshold::parse(expr).expect(expr).bound,
+                Bound::Baseline(f)
+            );
+        }
+    }
+
+    #[test]
+    fn every_metric_has_a_direction() {
+        assert_eq!(better("p99_ms"), Better::Lower);
+        assert_eq!(better("deliveries_per_sec"), Better::Higher);
+        let mut names: Vec<&str> = METRICS.iter().map(|(n, _, _)| *n).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), METRICS.len(), "metric names are unique");
     }
 }

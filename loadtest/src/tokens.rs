@@ -31,28 +31,49 @@ struct Claims<'a> {
     user_id: String,
 }
 
-/// Mints an HS256 token for each of `users` users with ids `1..=users`.
-pub fn mint(secret: &str, users: usize) -> Result<Tokens> {
-    let key = EncodingKey::from_secret(secret.as_bytes());
+/// Which token to mint: a good one, or one the server must refuse (for `loadtest conform`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A valid access token.
+    Access,
+    /// A refresh token (`token_type` = `refresh`): not for WebSockets.
+    Refresh,
+    /// An access token whose `exp` passed a minute ago.
+    Expired,
+}
+
+/// Mints one HS256 token of `kind` for `user_id`.
+pub fn mint_one(secret: &str, user_id: u64, kind: TokenKind) -> Result<String> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let header = Header::default();
+    let (token_type, iat, exp) = match kind {
+        TokenKind::Access => ("access", now, now + TOKEN_LIFETIME_SECS),
+        TokenKind::Refresh => ("refresh", now, now + TOKEN_LIFETIME_SECS),
+        TokenKind::Expired => ("access", now.saturating_sub(360), now.saturating_sub(60)),
+    };
+    let claims = Claims {
+        token_type,
+        exp,
+        iat,
+        jti: uuid::Uuid::new_v4().simple().to_string(),
+        user_id: user_id.to_string(),
+    };
+    encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .map_err(|e| Error::Setup(format!("minting a token: {e}")))
+}
+
+/// Mints an HS256 token for each of `users` users with ids `1..=users`.
+pub fn mint(secret: &str, users: usize) -> Result<Tokens> {
     let user_ids: Vec<u64> = (1..=users as u64).collect();
     let tokens = user_ids
         .iter()
-        .map(|id| {
-            let claims = Claims {
-                token_type: "access",
-                exp: now + TOKEN_LIFETIME_SECS,
-                iat: now,
-                jti: uuid::Uuid::new_v4().simple().to_string(),
-                user_id: id.to_string(),
-            };
-            encode(&header, &claims, &key)
-                .map_err(|e| Error::Setup(format!("minting a token: {e}")))
-        })
+        .map(|id| mint_one(secret, *id, TokenKind::Access))
         .collect::<Result<Vec<_>>>()?;
     Ok(Tokens { user_ids, tokens })
 }

@@ -1,18 +1,7 @@
 //! The binary's exit codes: 0 pass, 1 threshold failed, 2 usage/setup error.
 
-use std::process::Command;
-
-fn loadtest(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .args(args)
-        .output()
-        .expect("run loadtest");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::loadtest;
 
 fn smoke() -> &'static str {
     concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/smoke.toml")

@@ -1,7 +1,7 @@
 //! Plan validation: flags over scenario values, and what is refused before any I/O.
 
 use clap::Parser;
-use loadtest::plan::{Arrival, Target};
+use loadtest::plan::{ArrivalModel, Target};
 use loadtest::scenario::Scenario;
 use loadtest::{Error, Opts, Plan};
 
@@ -35,7 +35,7 @@ fn flags_override_the_scenario() {
     assert_eq!((plan.connections, plan.users), (50, 10));
     assert!(matches!(
         plan.arrival,
-        Arrival::Burst {
+        ArrivalModel::Burst {
             bursts: 4,
             per_user: 3,
             ..

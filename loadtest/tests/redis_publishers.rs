@@ -1,47 +1,11 @@
 //! The Redis publishers end to end: the smoke scenario with the embedded courier on the matching
 //! Redis layer, zero loss. Skips visibly when Redis is unreachable, unless `COURIER_REQUIRE_REDIS=1`.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+mod common;
+use common::redis_or_skip;
 
 use clap::Parser;
 use serde_json::Value;
-
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// `PING` over a raw socket (the loadtest crate has no Redis client of its own).
-fn redis_answers(url: &str) -> bool {
-    let rest = url.strip_prefix("redis://").unwrap_or(url);
-    let host_port = rest.split('/').next().unwrap_or(rest);
-    let host_port = host_port.rsplit('@').next().unwrap_or(host_port);
-    let Some(addr) = host_port.to_socket_addrs().ok().and_then(|mut a| a.next()) else {
-        return false;
-    };
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-    let mut buf = [0u8; 64];
-    s.write_all(b"PING\r\n").is_ok()
-        && s.read(&mut buf)
-            .is_ok_and(|n| buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
-}
-
-/// The Redis URL, or `None` after printing why the test is skipped.
-fn redis_or_skip() -> Option<String> {
-    let url = redis_url();
-    if redis_answers(&url) {
-        return Some(url);
-    }
-    if std::env::var("COURIER_REQUIRE_REDIS").is_ok_and(|v| v == "1") {
-        panic!("Redis at {url} is unreachable and COURIER_REQUIRE_REDIS=1");
-    }
-    eprintln!("SKIPPED: Redis at {url} is unreachable (set REDIS_URL; COURIER_REQUIRE_REDIS=1 makes this a failure)");
-    None
-}
 
 async fn run_smoke(publisher: &str, url: &str) -> Value {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -35,7 +35,7 @@ async fn run(args: &[&str]) -> (Value, u8) {
 }
 
 fn assert_healthy(r: &Value, connections: u64) {
-    assert_eq!(r["schema_version"], 1);
+    assert_eq!(r["schema_version"], loadtest::report::SCHEMA_VERSION);
     for key in [
         "scenario",
         "target",

@@ -3,12 +3,13 @@
 //! # Adding a publisher
 //! Implement [`Publisher`] in a new module: encode each [`Event`] with [`EventCodec`] and send it
 //! the way the real backend would. Then add a `PublisherKind` variant (`opts.rs`) and a line in
-//! [`build`]. The driver (`driver.rs`) keeps each user's events in order on one lane and stamps the
+//! [`build`]. The lane ([`lane`]) keeps each user's events in order on one publisher and stamps the
 //! intended send time, so a new publisher gets exact accounting for free. The Redis publishers
 //! ([`redis`]) are the example: Django's `group_send` through channels_redis, both layers.
 
-pub mod embedded;
 pub mod http;
+pub mod hub;
+pub mod lane;
 pub mod redis;
 
 use futures::future::BoxFuture;
@@ -76,7 +77,7 @@ pub trait Publisher: Send {
     /// Short name for reports.
     fn name(&self) -> &'static str;
     /// Publishes `batch` (ordered per user). An error means the batch may not have been sent;
-    /// the driver counts it and goes on (its events stay expected, so a real loss shows as lost).
+    /// the lane counts it and goes on (its events stay expected, so a real loss shows as lost).
     fn publish<'a>(&'a mut self, batch: &'a [Event]) -> BoxFuture<'a, Result<(), String>>;
     /// Waits (at most `bound`) until the server can hear every user's group, for publishers whose
     /// subscriptions are registered asynchronously (Redis). The default is ready at once.
@@ -119,9 +120,9 @@ pub fn build(
 ) -> Result<Box<dyn Publisher>> {
     use crate::error::Error;
     match (kind, target) {
-        (PublisherKind::Embedded, PublishTarget::Embedded(state)) => Ok(Box::new(
-            embedded::EmbeddedPublisher::new(state.clone(), codec),
-        )),
+        (PublisherKind::Embedded, PublishTarget::Embedded(state)) => {
+            Ok(Box::new(hub::HubPublisher::new(state.clone(), codec)))
+        }
         (
             PublisherKind::Http,
             PublishTarget::Http {

@@ -49,7 +49,7 @@ impl RedisPublisher {
 }
 
 /// `user_{id}`, the reference consumer's group.
-fn group_of(user_id: u64) -> Result<GroupName, String> {
+pub(crate) fn group_of(user_id: u64) -> Result<GroupName, String> {
     GroupName::new(&format!("user_{user_id}")).ok_or_else(|| format!("bad group user_{user_id}"))
 }
 

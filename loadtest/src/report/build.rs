@@ -4,12 +4,12 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::plan::Plan;
-use crate::runner::RunData;
+use crate::session::RunData;
 use crate::stats::TIMELINE_BUCKET;
 
 fn model_text(plan: &Plan) -> String {
     match plan.arrival {
-        crate::plan::Arrival::Burst {
+        crate::plan::ArrivalModel::Burst {
             bursts,
             per_user,
             interval,
@@ -19,7 +19,7 @@ fn model_text(plan: &Plan) -> String {
                 humantime::format_duration(interval)
             )
         }
-        crate::plan::Arrival::Rate { per_sec, length } => format!(
+        crate::plan::ArrivalModel::Rate { per_sec, length } => format!(
             "rate {per_sec}/s for {}",
             humantime::format_duration(length)
         ),
@@ -149,6 +149,7 @@ impl Report {
                 .iter()
                 .map(|v| *v as f64 * per_sec)
                 .collect(),
+            start_secs: first as f64 * TIMELINE_BUCKET.as_secs_f64(),
         };
         let mut throughput = throughput;
         throughput.peak_deliveries_per_sec = timeline
@@ -183,6 +184,10 @@ impl Report {
             latency_us,
             latency_curve: curve(lat),
             timeline,
+            latency_over_time: series::latency_over_time(d),
+            handshake_distribution: series::handshake_distribution(&c.handshake_us),
+            bursts: series::bursts(plan, d),
+            samples: d.samples.clone(),
             tester: Tester {
                 cpu_percent: d.tester_cpu.as_secs_f64() / wall * 100.0,
             },
@@ -196,18 +201,50 @@ impl Report {
             thresholds: Vec::new(),
             passed: false,
             find_max: None,
+            baseline: None,
+            repeat: None,
+            server_metrics: None,
         };
-        report.thresholds = plan
-            .thresholds
-            .iter()
-            .map(|t| t.check(report.metric(t.metric)))
-            .collect();
-        report.passed = report.partial.is_none() && report.thresholds.iter().all(|t| t.passed);
+        if let Some((source, before, after)) = &d.server_metrics {
+            let slow = report.slow_clients.as_ref();
+            let t = crate::server_metrics::TesterFigures {
+                events: report.events.published,
+                received: report.deliveries.received + slow.map_or(0, |s| s.received),
+                lost: report.deliveries.lost + slow.map_or(0, |s| s.lost),
+                closes: report.connections.closed_by_code.clone(),
+            };
+            report.server_metrics = Some(crate::server_metrics::ServerMetrics::new(
+                source, before, after, &t,
+            ));
+        }
+        report.evaluate(plan);
         report
     }
 
-    /// The value of a threshold metric (see [`crate::threshold::METRICS`]).
+    /// Checks the plan's thresholds (against the plan's baseline where relative), sets the
+    /// verdict and puts the baseline's figures beside this run's.
+    pub fn evaluate(&mut self, plan: &Plan) {
+        let base = plan.baseline.as_deref();
+        self.thresholds = plan
+            .thresholds
+            .iter()
+            .map(|t| t.check(self.metric(t.metric), base.map(|b| &b.report)))
+            .collect();
+        self.passed = self.partial.is_none() && self.thresholds.iter().all(|t| t.passed);
+        self.baseline = base.map(|b| crate::baseline::Comparison::new(&b.source, &b.report, self));
+    }
+
+    /// The value of a threshold metric (see [`crate::threshold::METRICS`]): the median over the
+    /// runs of a `--repeat` report, else this run's.
     pub fn metric(&self, name: &str) -> Option<f64> {
+        match &self.repeat {
+            Some(r) => r.figure(name).map(|f| f.spread.median),
+            None => self.measured(name),
+        }
+    }
+
+    /// The value of a threshold metric in this one run.
+    pub fn measured(&self, name: &str) -> Option<f64> {
         let l = &self.latency_us;
         let ms = |us: u64| us as f64 / 1000.0;
         let slow = self.slow_clients.as_ref();
@@ -249,6 +286,19 @@ impl Report {
             "tester_cpu_percent" => self.tester.cpu_percent,
             "server_rss_mb" => self.server.rss_bytes? as f64 / (1024.0 * 1024.0),
             "rss_per_connection_bytes" => self.server.rss_per_connection_bytes?,
+            "server_cpu_percent" => self.server.cpu_percent?,
+            "server_metrics_mismatches" => {
+                let m = self.server_metrics.as_ref()?;
+                m.checks.iter().filter(|c| !c.agrees).count() as f64
+            }
+            "server_ns_per_delivery" => {
+                let received = self.deliveries.received + slow.map_or(0, |s| s.received);
+                let cpu = self
+                    .server
+                    .delivery_cpu_seconds
+                    .or(self.server.cpu_seconds)?;
+                (received > 0).then(|| cpu * 1e9 / received as f64)?
+            }
             _ => return None,
         })
     }

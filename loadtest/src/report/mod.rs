@@ -1,22 +1,41 @@
 //! The report: raw run data → a versioned, serializable [`Report`], plus its renderings
-//! (text, JSON, JUnit, HTML) and threshold evaluation.
+//! (text, JSON, JUnit, HTML with its charts and series, Markdown) and threshold evaluation.
 
 mod build;
+pub mod chart;
 pub mod html;
 pub mod junit;
+pub mod markdown;
+pub mod series;
 pub mod text;
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::threshold::Outcome;
 
-/// Version of the JSON report's shape; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the JSON report's shape; bumped on any incompatible change. 2: `find_max.steps`
+/// hold `parameters`/`figures`/`failed` and `highest_passing` is a number of either unit; every
+/// other change since 1 only added fields.
+pub const SCHEMA_VERSION: u32 = 2;
+
+// Every section with a `Default` reads a missing field as its default (`#[serde(default)]` on
+// each), so a report written by an older or newer build still loads as a baseline.
+
+/// Reads an optional section, treating one of an older or unknown shape as absent: a version-1
+/// report still loads as a baseline (its other figures are what a comparison needs).
+fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(serde_json::from_value(v).ok())
+}
 
 /// Connection counts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Connections {
     /// Attempts made.
     pub attempted: u64,
@@ -35,7 +54,8 @@ pub struct Connections {
 }
 
 /// A few latency quantiles.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Quantiles {
     /// Median.
     pub p50: f64,
@@ -46,7 +66,8 @@ pub struct Quantiles {
 }
 
 /// Delivery accounting (healthy clients; slow ones are in [`SlowClients`]).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Deliveries {
     /// Events published × connections of each user.
     pub expected: u64,
@@ -63,7 +84,8 @@ pub struct Deliveries {
 }
 
 /// The slow readers, reported apart from the healthy clients.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SlowClients {
     /// Slow connections established.
     pub connections: u64,
@@ -78,7 +100,8 @@ pub struct SlowClients {
 }
 
 /// Throughput.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Throughput {
     /// Deliveries received ÷ (last receive − first intended send).
     pub deliveries_per_sec: f64,
@@ -89,7 +112,8 @@ pub struct Throughput {
 }
 
 /// Delivery latency from the intended send time, µs.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Latency {
     /// Median.
     pub p50: u64,
@@ -106,7 +130,8 @@ pub struct Latency {
 }
 
 /// Publishing.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Events {
     /// Events published.
     pub published: u64,
@@ -117,14 +142,16 @@ pub struct Events {
 }
 
 /// The tester's own cost.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Tester {
     /// CPU of the tester's threads, percent of one core over the run.
     pub cpu_percent: f64,
 }
 
 /// The server's cost, when it can be seen (embedded, or `--server-pid`).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Server {
     /// Resident memory: embedded = this process's growth (server and clients), else the PID's RSS.
     pub rss_bytes: Option<u64>,
@@ -141,7 +168,7 @@ pub struct Server {
 }
 
 /// The versioned report (`--json`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// Shape version.
     pub schema_version: u32,
@@ -179,6 +206,18 @@ pub struct Report {
     pub latency_curve: Vec<(f64, u64)>,
     /// Deliveries per second in each interval since the first intended send.
     pub timeline: Timeline,
+    /// Latency percentiles per interval (p50/p90/p99 over time).
+    #[serde(default)]
+    pub latency_over_time: series::LatencyOverTime,
+    /// Handshake latency distribution.
+    #[serde(default)]
+    pub handshake_distribution: Vec<series::Bin>,
+    /// Burst model: one row per burst.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bursts: Vec<series::BurstRow>,
+    /// Connections established, server CPU/RSS and open connections over time.
+    #[serde(default)]
+    pub samples: Vec<crate::sampler::Sample>,
     /// Tester cost.
     pub tester: Tester,
     /// Server cost.
@@ -188,15 +227,93 @@ pub struct Report {
     /// All thresholds passed (and the run was not cut short).
     pub passed: bool,
     /// `--find-max`: the steps tried and the highest passing one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub find_max: Option<crate::findmax::Summary>,
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub find_max: Option<crate::search::Summary>,
+    /// `--server-metrics`: courier's counters over the run beside the tester's, mismatches flagged.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub server_metrics: Option<crate::server_metrics::ServerMetrics>,
+    /// `--repeat N`: every metric's median and min..max over the runs (thresholds judge medians).
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub repeat: Option<Repeated>,
+    /// `--baseline`: every metric of this run beside the baseline report's.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub baseline: Option<crate::baseline::Comparison>,
 }
 
 /// Deliveries per second over time.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Timeline {
     /// Interval width, ms.
     pub interval_ms: u64,
     /// Deliveries/s in each interval.
     pub deliveries_per_sec: Vec<f64>,
+    /// Start of the first interval (the first intended send), s since the run started.
+    #[serde(default)]
+    pub start_secs: f64,
+}
+
+/// `--repeat N`: the runs' figures. The rest of the report is the last run's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Repeated {
+    /// Runs made.
+    pub runs: usize,
+    /// One row per metric measured in every run.
+    pub figures: Vec<RepeatedFigure>,
+}
+
+/// One metric over the repeated runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RepeatedFigure {
+    /// The metric (see [`crate::threshold::METRICS`]).
+    pub metric: String,
+    /// Each run's value, in order.
+    pub values: Vec<f64>,
+    /// Median, min and max.
+    #[serde(flatten)]
+    pub spread: crate::significance::Spread,
+}
+
+impl Repeated {
+    /// Collects every metric that all `reports` measured.
+    pub fn from_reports(reports: &[Report]) -> Self {
+        let figures = crate::threshold::METRICS
+            .iter()
+            .filter_map(|(name, _, _)| {
+                let values: Option<Vec<f64>> = reports.iter().map(|r| r.measured(name)).collect();
+                let values = values?;
+                let spread = crate::significance::spread(&values)?;
+                Some(RepeatedFigure {
+                    metric: (*name).into(),
+                    values,
+                    spread,
+                })
+            })
+            .collect();
+        Self {
+            runs: reports.len(),
+            figures,
+        }
+    }
+
+    /// The row of `metric`.
+    pub fn figure(&self, metric: &str) -> Option<&RepeatedFigure> {
+        self.figures.iter().find(|f| f.metric == metric)
+    }
 }

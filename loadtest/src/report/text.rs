@@ -117,19 +117,61 @@ pub fn render(r: &Report) -> String {
             "  RSS / conn    {b:.0} bytes (server growth over the connect phase)"
         );
     }
-    if !r.thresholds.is_empty() {
-        let _ = writeln!(s, "Thresholds");
-        for t in &r.thresholds {
-            let actual = t
-                .actual
-                .map_or("not measured".into(), |a| format!("{a:.3}"));
+    if let Some(m) = &r.server_metrics {
+        let _ = writeln!(s, "Server metrics ({}, change over the run)", m.source);
+        for c in &m.checks {
             let _ = writeln!(
                 s,
-                "  {:4}  {:28} actual {actual}",
-                if t.passed { "ok" } else { "FAIL" },
-                t.expr
+                "  {:4}  {:<66} tester {:>10}   server {:>10}{}",
+                if c.agrees { "ok" } else { "DIFF" },
+                c.what,
+                crate::baseline::num(Some(c.tester)),
+                crate::baseline::num(Some(c.server)),
+                if c.note.is_empty() {
+                    String::new()
+                } else {
+                    format!("   ({})", c.note)
+                }
             );
         }
+        let counters: Vec<String> = m
+            .delta
+            .iter()
+            .filter(|(k, v)| {
+                **v != 0.0
+                    && (k.contains("drops") || k.contains("queue_full") || k.contains("closes"))
+            })
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        if !counters.is_empty() {
+            let _ = writeln!(s, "  counters      {}", counters.join(", "));
+        }
+    }
+    if let Some(rep) = &r.repeat {
+        let _ = writeln!(
+            s,
+            "Over {} runs (median, min..max; thresholds judge the median; the sections above are the last run's)",
+            rep.runs
+        );
+        for f in &rep.figures {
+            let n = |v: f64| crate::baseline::num(Some(v));
+            let _ = writeln!(
+                s,
+                "  {:<26} {:>14}   {}..{}",
+                f.metric,
+                n(f.spread.median),
+                n(f.spread.min),
+                n(f.spread.max)
+            );
+        }
+    }
+    if let Some(b) = &r.baseline {
+        let _ = writeln!(s, "Against baseline {} (scenario {})", b.source, b.scenario);
+        s.push_str(&crate::baseline::render_table(b, "this run"));
+    }
+    if !r.thresholds.is_empty() {
+        let _ = writeln!(s, "Thresholds");
+        s.push_str(&crate::baseline::render_outcomes(&r.thresholds));
     }
     let _ = writeln!(
         s,

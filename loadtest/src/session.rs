@@ -1,4 +1,4 @@
-//! One run, start to end: limits → server/tokens → connect phase → receivers + publishers → drain
+//! One session: a single run of a plan, start to end: limits → server/tokens → connect phase → receivers + publishers → drain
 //! → raw results for the report. Every phase is bounded by the plan's duration and the stop token.
 
 use std::sync::{Arc, OnceLock};
@@ -9,13 +9,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker;
 use crate::connect::{self, ConnectPhase, ConnectSpec};
-use crate::driver::{self, Lane, Published};
-use crate::embedded::EmbeddedServer;
+use crate::embedded_server::EmbeddedServer;
 use crate::error::{Error, Result};
 use crate::limits;
 use crate::plan::{Auth, Plan, Target};
 use crate::progress::Progress;
+use crate::publisher::lane::{self, Lane, Published};
 use crate::publisher::{self, EventCodec, PublishTarget};
+use crate::sampler::{self, Sampler};
+use crate::server_metrics::{scrape, Samples};
 use crate::stats::{Clock, Live, WorkerStats};
 use crate::sysinfo;
 use crate::tokens::{self, Tokens};
@@ -57,6 +59,11 @@ pub struct RunData {
     pub server_rss_per_conn: Option<f64>,
     /// Why the run stopped early, if it did.
     pub stop_reason: Option<String>,
+    /// `--server-metrics`: the URL scraped, and the scrapes before the connect phase and after
+    /// the drain.
+    pub server_metrics: Option<(String, Samples, Samples)>,
+    /// Resources over time.
+    pub samples: Vec<crate::sampler::Sample>,
 }
 
 /// Runs the plan once. `stop` ends it early (Ctrl-C); `reason` records why.
@@ -71,8 +78,25 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
     let clock = Clock::new();
 
     let (server, spec, tokens, publish_target) = setup(plan).await?;
+    let metrics_at = match &plan.server_metrics {
+        Some(m) => m.endpoint(server.as_ref().map(|s| s.addr))?,
+        None => None,
+    };
+    let metrics_before = match &metrics_at {
+        Some(ep) => Some(scrape(ep).await?),
+        None => None,
+    };
     let tokens = Arc::new(tokens);
     let live = Arc::new(Live::default());
+    let sampler = Sampler::start(
+        clock,
+        live.clone(),
+        sampler::Sources {
+            embedded: server.is_some(),
+            pid: plan.server_pid,
+            metrics: metrics_at.clone(),
+        },
+    );
     let progress = Progress::start(
         plan.outputs.progress,
         plan.connections,
@@ -203,8 +227,8 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
                 live: live.clone(),
             };
             lane_tasks.push(match &server {
-                Some(s) if on_server => s.handle.spawn(driver::run_lane(job, p)),
-                _ => tokio::spawn(driver::run_lane(job, p)),
+                Some(s) if on_server => s.handle.spawn(lane::run_lane(job, p)),
+                _ => tokio::spawn(lane::run_lane(job, p)),
             });
         }
     }
@@ -268,6 +292,7 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
     }
     timer.abort();
     progress.finish();
+    let samples = sampler.finish().await;
 
     let cpu_after = sysinfo::cpu_split();
     let ext_cpu_after = plan.server_pid.and_then(sysinfo::process_cpu);
@@ -288,6 +313,10 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
         ),
         (None, None) => (None, None, None),
     };
+    let server_metrics = match (metrics_at, metrics_before) {
+        (Some(ep), Some(before)) => Some((ep.url.clone(), before, scrape(&ep).await?)),
+        _ => None,
+    };
     if let Some(s) = server {
         s.stop().await;
     }
@@ -304,6 +333,8 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
         server_rss,
         server_rss_per_conn,
         stop_reason: reason.get().cloned(),
+        server_metrics,
+        samples,
     })
 }
 

@@ -1,4 +1,5 @@
-//! The embedded publisher: `Hub::notify_user` in process, on the embedded server's runtime.
+//! The in-process publisher (`--publisher embedded`): `Hub::notify_user` on the embedded server's
+//! hub and runtime.
 
 use courier::{AppState, UserId};
 use futures::future::BoxFuture;
@@ -6,19 +7,19 @@ use futures::future::BoxFuture;
 use super::{Event, EventCodec, Publisher, EVENT_KIND};
 
 /// Publishes through the embedded server's hub, like backend code calling `notify_user`.
-pub struct EmbeddedPublisher {
+pub struct HubPublisher {
     state: AppState,
     codec: EventCodec,
 }
 
-impl EmbeddedPublisher {
+impl HubPublisher {
     /// A publisher over `state`.
     pub fn new(state: AppState, codec: EventCodec) -> Self {
         Self { state, codec }
     }
 }
 
-impl Publisher for EmbeddedPublisher {
+impl Publisher for HubPublisher {
     fn name(&self) -> &'static str {
         "embedded"
     }

@@ -62,6 +62,9 @@ pub struct Measured {
     pub fanout: f64,
     /// `true` when RSS is the embedded process's growth (clients included: an upper bound).
     pub rss_includes_clients: bool,
+    /// `--find-max rate` report: the highest event rate one process sustained with every
+    /// threshold held, at the report's connections and fan-out.
+    pub max_rate: Option<f64>,
 }
 
 impl Measured {
@@ -91,6 +94,9 @@ impl Measured {
         }
         let users = num("/users").unwrap_or(connections).max(1.0);
         let text = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or("?");
+        let max_rate = (text("/find_max/over") == "rate")
+            .then(|| num("/find_max/highest_passing"))
+            .flatten();
         let target = text("/target");
         Ok(Self {
             source: format!(
@@ -105,6 +111,7 @@ impl Measured {
             rss_bytes: rss_bytes as u64,
             fanout: connections / users,
             rss_includes_clients: target == "embedded",
+            max_rate,
         })
     }
 }
@@ -135,8 +142,11 @@ pub struct Sizing {
     pub busy_cores: f64,
     /// Cores to provision (busy ÷ utilisation, rounded up, at least 1).
     pub cores: u64,
-    /// Processes (connections ÷ per-process maximum, rounded up, at least 1).
+    /// Processes: the larger of the fd bound and (with a measured maximum rate) the rate bound.
     pub processes: u64,
+    /// Processes needed for the deliveries/s at the measured maximum rate ÷ utilisation, when
+    /// the report is a `--find-max rate` search.
+    pub processes_by_rate: Option<u64>,
     /// Connections per process.
     pub connections_per_process: u64,
     /// Memory to provision, bytes ((connections × per-connection + processes × base) ÷ utilisation).
@@ -149,7 +159,16 @@ pub fn size(m: &Measured, d: &Demand) -> Sizing {
     let busy_cores = deliveries_per_sec * m.cpu_ns_per_delivery() / 1e9;
     let cores = ((busy_cores / d.utilisation).ceil() as u64).max(1);
     let per_process = d.max_connections_per_process.max(1);
-    let processes = d.connections.div_ceil(per_process).max(1);
+    // One process sustained max_rate × its fan-out deliveries/s with every threshold held.
+    let processes_by_rate = m
+        .max_rate
+        .filter(|r| *r > 0.0)
+        .map(|r| ((deliveries_per_sec / (r * m.fanout * d.utilisation)).ceil() as u64).max(1));
+    let processes = d
+        .connections
+        .div_ceil(per_process)
+        .max(processes_by_rate.unwrap_or(1))
+        .max(1);
     let memory = (d.connections as f64 * m.bytes_per_connection()
         + processes as f64 * d.process_base_bytes as f64)
         / d.utilisation;
@@ -158,6 +177,7 @@ pub fn size(m: &Measured, d: &Demand) -> Sizing {
         busy_cores,
         cores,
         processes,
+        processes_by_rate,
         connections_per_process: d.connections.div_ceil(processes),
         memory_bytes: memory.ceil() as u64,
     }
@@ -251,10 +271,22 @@ pub fn render(m: &Measured, d: &Demand, s: &Sizing, fd_limit: u64, from: &str) -
         "  processes: {:>6}   ({} connections each; at most {} per process = fd limit {fd_limit} − {FD_RESERVE} reserved)",
         s.processes, s.connections_per_process, d.max_connections_per_process
     );
+    if let (Some(r), Some(p)) = (m.max_rate, s.processes_by_rate) {
+        let _ = writeln!(
+            o,
+            "  by rate:   {p:>6}   ({:.0} deliveries/s ÷ ({r:.0} events/s × fan-out {:.1} found by --find-max rate at {} connections × {pct:.0}%))",
+            s.deliveries_per_sec, m.fanout, m.connections
+        );
+    }
     let _ = writeln!(o, "Assumptions:");
     let _ = writeln!(o, "  - CPU grows linearly with deliveries/s at the measured cost per delivery; it was measured at fan-out {:.1} with the report's arrival model: a lower fan-out or a paced rate costs more per delivery, so measure a scenario like yours.", m.fanout);
     let _ = writeln!(o, "  - {pct:.0}% target utilisation leaves headroom for bursts, reconnect storms and losing a process; memory was sampled under load (queues filled).");
-    let _ = writeln!(o, "  - Processes are bound by open files only: raise courier --max-connections (default {COURIER_MAX_CONNECTIONS}) to at least {} and keep the fd limit ≥ {} per process.", s.connections_per_process, s.connections_per_process + FD_RESERVE);
+    let bound = if s.processes_by_rate.is_some() {
+        "by open files and by the rate one process sustained"
+    } else {
+        "by open files only"
+    };
+    let _ = writeln!(o, "  - Processes are bound {bound}: raise courier --max-connections (default {COURIER_MAX_CONNECTIONS}) to at least {} and keep the fd limit ≥ {} per process.", s.connections_per_process, s.connections_per_process + FD_RESERVE);
     let _ = writeln!(
         o,
         "  - Redis or Postgres, TLS termination and the publisher's own CPU are not included."
@@ -275,6 +307,7 @@ mod tests {
             rss_bytes: 80_000_000, // 8000 B per connection
             fanout: 10.0,
             rss_includes_clients: false,
+            max_rate: None,
         }
     }
 
@@ -323,6 +356,26 @@ mod tests {
         };
         // 20M/s × 250 ns = 5 busy cores ÷ 0.5 = 10
         assert_eq!(size(&m, &d).cores, 10);
+    }
+
+    #[test]
+    fn a_found_rate_bounds_the_processes() {
+        // 1000 events/s × fan-out 10 = 10k deliveries/s per process with every threshold held.
+        let m = Measured {
+            max_rate: Some(1000.0),
+            ..measured()
+        };
+        let s = size(&m, &demand());
+        // 2M deliveries/s ÷ (10k × 0.5) = 400 processes, more than the fd bound's 3.
+        assert_eq!(s.processes_by_rate, Some(400));
+        assert_eq!(s.processes, 400);
+        assert_eq!(size(&measured(), &demand()).processes_by_rate, None);
+        let v = serde_json::json!({
+            "users": 10, "connections": {"established": 100}, "deliveries": {"received": 10},
+            "server": {"rss_bytes": 1, "cpu_seconds": 1.0},
+            "find_max": {"over": "rate", "highest_passing": 3875.0}
+        });
+        assert_eq!(Measured::from_report(&v).expect("m").max_rate, Some(3875.0));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The publishing driver: turns the arrival model into a schedule of events, stamps each with its
+//! A publishing lane: turns the arrival model into a schedule of events, stamps each with its
 //! intended send time (so latency is coordinated-omission-free), and feeds the lanes' publishers.
 //!
 //! Users are partitioned over lanes (`user % lanes`), so one user's events always go through one
@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::plan::Arrival;
+use crate::plan::ArrivalModel;
 use crate::publisher::{Event, Publisher};
 use crate::stats::{Clock, Live};
 
@@ -54,8 +54,8 @@ pub struct Lane {
     pub lanes: usize,
     /// Every user's id, by user index.
     pub user_ids: Arc<Vec<u64>>,
-    /// Arrival model.
-    pub arrival: Arrival,
+    /// ArrivalModel model.
+    pub arrival: ArrivalModel,
     /// Events per publish call.
     pub batch: usize,
     /// Run clock.
@@ -108,7 +108,7 @@ pub async fn run_lane(lane: Lane, mut publisher: Box<dyn Publisher>) -> Publishe
     };
     let started = lane.start;
     match lane.arrival {
-        Arrival::Burst {
+        ArrivalModel::Burst {
             bursts,
             per_user,
             interval,
@@ -142,7 +142,7 @@ pub async fn run_lane(lane: Lane, mut publisher: Box<dyn Publisher>) -> Publishe
                 sink.flush().await;
             }
         }
-        Arrival::Rate { per_sec, length } => {
+        ArrivalModel::Rate { per_sec, length } => {
             let total = (per_sec * length.as_secs_f64()).floor() as u64;
             for k in 0..total {
                 let u = (k % users as u64) as usize;

@@ -1,0 +1,294 @@
+//! `loadtest conform`: a named suite of protocol checks (PROTOCOL.md) against any server that
+//! speaks it — courier, the Django seed under Daphne, a deployment — with PASS/FAIL/SKIP per check
+//! and the observed frame on failure.
+
+mod checks;
+mod client;
+mod publish;
+
+use std::fmt::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use checks::CHECKS;
+use checks::{Ctx, Miss};
+use publish::EventSender;
+
+use crate::error::{Error, Result};
+use crate::opts::PublisherKind;
+use crate::target::parse_target;
+
+/// Default wait for one expected frame or close.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(2);
+/// courier's default incoming frame limit (PROTOCOL.md §4: 64 KiB).
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// `loadtest conform --target ws://… (--jwt-secret S | --tokens-file F) [--api-key K]`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConformOpts {
+    /// The server, `ws://HOST:PORT/ws/notifications/`.
+    #[arg(long, required_unless_present = "list")]
+    pub target: Option<String>,
+    /// HS256 secret (Django's SECRET_KEY) to mint good and bad tokens.
+    #[arg(long, env = "LOADTEST_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// JSON `{"<user id>": "<token>"}` with at least three users (expired/refresh checks skip).
+    #[arg(long)]
+    pub tokens_file: Option<PathBuf>,
+    /// `X-API-Key` for publishing events over HTTP (`POST /api/notify`, `/api/group_send`).
+    #[arg(long, env = "LOADTEST_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Publish through Redis instead, as Django's channels_redis does (`redis-pubsub|redis-core`).
+    #[arg(long, value_enum)]
+    pub publisher: Option<PublisherKind>,
+    /// Redis for `--publisher redis-…`.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// channels_redis prefix for `--publisher redis-…` (default `asgi`).
+    #[arg(long)]
+    pub redis_prefix: Option<String>,
+    /// Allow a target that is not a loopback address.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Longest wait for one expected frame or close, e.g. `2s`.
+    #[arg(long)]
+    pub wait: Option<String>,
+    /// The server's incoming frame limit, bytes (the oversized frame is 1 KiB above it).
+    #[arg(long, default_value_t = DEFAULT_MAX_FRAME_BYTES)]
+    pub max_frame_bytes: usize,
+    /// Run only these checks (comma-separated names; see `--list`).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Print the checks and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Write a JUnit XML report here (one test case per check).
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// A check's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    /// The server behaved as the protocol says.
+    Pass,
+    /// It did not; `detail` says what was expected and observed.
+    Fail,
+    /// The check could not run with the given options; `detail` says why.
+    Skip,
+}
+
+/// One check's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    /// The check's name.
+    pub name: &'static str,
+    /// The rule it checks.
+    pub rule: &'static str,
+    /// Pass, fail or skip.
+    pub status: Status,
+    /// Expected and observed (fail), or why it was skipped.
+    pub detail: String,
+}
+
+/// The whole suite's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct Suite {
+    /// The target.
+    pub target: String,
+    /// One entry per check, in suite order.
+    pub checks: Vec<CheckResult>,
+    /// No check failed.
+    pub passed: bool,
+}
+
+/// Builds the context from the options: a usage error for a bad target, token source or publisher.
+async fn context(o: &ConformOpts) -> Result<Ctx> {
+    let target = o
+        .target
+        .as_deref()
+        .ok_or_else(|| Error::Usage("conform needs --target ws://…".into()))?;
+    let ep = parse_target(target, o.allow_remote)?;
+    let wait = match &o.wait {
+        None => DEFAULT_WAIT,
+        Some(w) => {
+            humantime::parse_duration(w).map_err(|e| Error::Usage(format!("--wait {w:?}: {e}")))?
+        }
+    };
+    let tokens = match (&o.jwt_secret, &o.tokens_file) {
+        (Some(s), None) => crate::tokens::mint(s, 3)?,
+        (None, Some(f)) => crate::tokens::from_file(f, 3)?,
+        _ => {
+            return Err(Error::Usage(
+                "conform needs exactly one of --jwt-secret or --tokens-file".into(),
+            ))
+        }
+    };
+    let sender = match (o.publisher, &o.api_key) {
+        (None | Some(PublisherKind::Http), Some(key)) => EventSender::Http {
+            addr: ep.addr,
+            host: ep.host.clone(),
+            api_key: key.clone(),
+        },
+        (Some(PublisherKind::Http), None) => {
+            return Err(Error::Usage("--publisher http needs --api-key".into()))
+        }
+        (None, None) => EventSender::None,
+        (Some(kind), _) => {
+            let layer = crate::broker::publisher_layer(kind).ok_or_else(|| {
+                Error::Usage(format!(
+                    "conform publishes with http, redis-pubsub or redis-core, not {}",
+                    kind.name()
+                ))
+            })?;
+            let mut redis = courier::config::RedisConfig::default();
+            if let Some(url) = &o.redis_url {
+                redis.url = url.clone();
+            }
+            if let Some(prefix) = &o.redis_prefix {
+                redis.prefix = prefix.clone();
+            }
+            EventSender::redis(layer, &redis).map_err(Error::Setup)?
+        }
+    };
+    Ok(Ctx {
+        url: ep.url,
+        wait,
+        users: tokens.user_ids.into_iter().zip(tokens.tokens).collect(),
+        secret: o.jwt_secret.clone(),
+        sender,
+        max_frame_bytes: o.max_frame_bytes,
+    })
+}
+
+/// Runs the checks named by `--only` (all by default) in suite order.
+pub async fn suite(o: &ConformOpts) -> Result<Suite> {
+    for name in &o.only {
+        if !CHECKS.iter().any(|(n, _)| n == name) {
+            let known: Vec<&str> = CHECKS.iter().map(|(n, _)| *n).collect();
+            return Err(Error::Usage(format!(
+                "--only: no check named {name:?}; known: {}",
+                known.join(", ")
+            )));
+        }
+    }
+    let ctx = context(o).await?;
+    let mut results = Vec::new();
+    for (name, rule) in CHECKS {
+        if !o.only.is_empty() && !o.only.iter().any(|n| n == name) {
+            continue;
+        }
+        // Every check is bounded: a server that hangs mid-check fails it, not the suite.
+        let bound = ctx.wait * 8;
+        let verdict = match tokio::time::timeout(bound, checks::run(name, &ctx)).await {
+            Ok(v) => v,
+            Err(_) => Err(Miss::Fail(format!(
+                "the check did not finish within {}",
+                humantime::format_duration(bound)
+            ))),
+        };
+        let (status, detail) = match verdict {
+            Ok(()) => (Status::Pass, String::new()),
+            Err(Miss::Fail(d)) => (Status::Fail, d),
+            Err(Miss::Skip(d)) => (Status::Skip, d),
+        };
+        results.push(CheckResult {
+            name,
+            rule,
+            status,
+            detail,
+        });
+    }
+    Ok(Suite {
+        target: o.target.clone().unwrap_or_default(),
+        passed: results.iter().all(|r| r.status != Status::Fail),
+        checks: results,
+    })
+}
+
+/// The text table.
+pub fn render(s: &Suite) -> String {
+    let mut out = format!("conform {}\n", s.target);
+    let count = |st: Status| s.checks.iter().filter(|c| c.status == st).count();
+    for c in &s.checks {
+        let status = match c.status {
+            Status::Pass => "PASS",
+            Status::Fail => "FAIL",
+            Status::Skip => "SKIP",
+        };
+        let _ = writeln!(out, "  {status}  {}", c.name);
+        if !c.detail.is_empty() {
+            let _ = writeln!(out, "        {}", c.detail);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{} passed, {} failed, {} skipped",
+        count(Status::Pass),
+        count(Status::Fail),
+        count(Status::Skip)
+    );
+    out
+}
+
+/// JUnit XML: one test case per check (skipped ones marked `<skipped/>`).
+pub fn junit(s: &Suite) -> String {
+    let esc = crate::report::junit::escape;
+    let failures = s.checks.iter().filter(|c| c.status == Status::Fail).count();
+    let skipped = s.checks.iter().filter(|c| c.status == Status::Skip).count();
+    let mut x = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n<testsuite name=\"loadtest.conform\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">\n",
+        s.checks.len()
+    );
+    for c in &s.checks {
+        let _ = write!(
+            x,
+            "  <testcase classname=\"loadtest.conform\" name=\"{}\">",
+            esc(c.name)
+        );
+        match c.status {
+            Status::Pass => {}
+            Status::Fail => {
+                let _ = write!(x, "<failure message=\"{}\"/>", esc(&c.detail));
+            }
+            Status::Skip => {
+                let _ = write!(x, "<skipped message=\"{}\"/>", esc(&c.detail));
+            }
+        }
+        x.push_str("</testcase>\n");
+    }
+    x.push_str("</testsuite>\n</testsuites>\n");
+    x
+}
+
+/// Runs `loadtest conform`: prints the table, writes the files asked for, returns the exit code.
+pub async fn run(o: &ConformOpts) -> anyhow::Result<u8> {
+    if o.list {
+        for (name, rule) in CHECKS {
+            println!("{name:<32} {rule}");
+        }
+        return Ok(crate::EXIT_PASS);
+    }
+    let s = suite(o).await?;
+    print!("{}", render(&s));
+    if let Some(p) = &o.junit {
+        std::fs::write(p, junit(&s))
+            .map_err(|e| Error::Setup(format!("writing {}: {e}", p.display())))?;
+    }
+    if let Some(p) = &o.json {
+        let text = serde_json::to_string_pretty(&s)?;
+        std::fs::write(p, text)
+            .map_err(|e| Error::Setup(format!("writing {}: {e}", p.display())))?;
+    }
+    Ok(if s.passed {
+        crate::EXIT_PASS
+    } else {
+        crate::EXIT_FAIL
+    })
+}

@@ -1,0 +1,140 @@
+//! The report's over-time series and distributions, for charts: latency percentiles per interval,
+//! the handshake latency distribution, and the per-burst table.
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{ArrivalModel, Plan};
+use crate::session::RunData;
+use crate::stats::TIMELINE_BUCKET;
+
+/// Most points in an over-time series: intervals are merged to stay under it.
+const MAX_POINTS: usize = 120;
+/// Bins of the handshake latency distribution.
+const HANDSHAKE_BINS: usize = 24;
+
+/// Latency percentiles per interval, by receive time.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LatencyOverTime {
+    /// Interval width, ms (a multiple of 100 ms, so a long run stays under 120 points).
+    pub interval_ms: u64,
+    /// Start of the first interval, s since the run started.
+    pub start_secs: f64,
+    /// Deliveries received in each interval.
+    pub deliveries: Vec<u64>,
+    /// Median, ms (`null`: nothing received in that interval).
+    pub p50_ms: Vec<Option<f64>>,
+    /// 90th percentile, ms.
+    pub p90_ms: Vec<Option<f64>>,
+    /// 99th percentile, ms.
+    pub p99_ms: Vec<Option<f64>>,
+}
+
+/// One bin of a distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Bin {
+    /// Upper edge, ms.
+    pub le_ms: f64,
+    /// Values in (previous edge, this edge].
+    pub count: u64,
+}
+
+/// One burst of the burst model.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BurstRow {
+    /// Burst number, from 1.
+    pub burst: u64,
+    /// Scheduled start, s since the run started.
+    pub start_secs: f64,
+    /// Deliveries of this burst's events (healthy clients).
+    pub deliveries: u64,
+    /// Median latency, ms.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile, ms.
+    pub p99_ms: Option<f64>,
+    /// Highest latency bin, ms.
+    pub max_ms: Option<f64>,
+}
+
+fn ms(us: Option<f64>) -> Option<f64> {
+    us.map(|u| (u / 1000.0 * 1000.0).round() / 1000.0)
+}
+
+/// Latency percentiles over time, from the first intended send to the last receive.
+pub fn latency_over_time(d: &RunData) -> LatencyOverTime {
+    let bins = &d.stats.latency_times.by_receive;
+    let bucket = TIMELINE_BUCKET.as_nanos() as u64;
+    let first = (d.publish_start_ns.saturating_sub(d.clock.start_ns()) / bucket) as usize;
+    let last = bins.len().max(first);
+    let merge = (last - first).div_ceil(MAX_POINTS).max(1);
+    let mut out = LatencyOverTime {
+        interval_ms: TIMELINE_BUCKET.as_millis() as u64 * merge as u64,
+        start_secs: first as f64 * TIMELINE_BUCKET.as_secs_f64(),
+        ..LatencyOverTime::default()
+    };
+    let mut at = first;
+    while at < last {
+        let (n, q) = bins.summary(at..at + merge, &[0.5, 0.9, 0.99]);
+        out.deliveries.push(n);
+        out.p50_ms.push(ms(q[0]));
+        out.p90_ms.push(ms(q[1]));
+        out.p99_ms.push(ms(q[2]));
+        at += merge;
+    }
+    out
+}
+
+/// The handshake latency distribution in log-spaced bins from the fastest to the slowest.
+pub fn handshake_distribution(h: &hdrhistogram::Histogram<u64>) -> Vec<Bin> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let (lo, hi) = (h.min().max(1) as f64, h.max().max(1) as f64);
+    let step = (hi / lo).max(1.0001).powf(1.0 / HANDSHAKE_BINS as f64);
+    let mut below = 0;
+    (1..=HANDSHAKE_BINS)
+        .map(|i| {
+            let edge = if i == HANDSHAKE_BINS {
+                h.max()
+            } else {
+                (lo * step.powi(i as i32)) as u64
+            };
+            let upto = h.count_between(0, edge);
+            let count = upto.saturating_sub(below);
+            below = upto;
+            Bin {
+                le_ms: edge as f64 / 1000.0,
+                count,
+            }
+        })
+        .collect()
+}
+
+/// One row per burst (burst model with bursts at least one interval apart; else empty).
+pub fn bursts(plan: &Plan, d: &RunData) -> Vec<BurstRow> {
+    let ArrivalModel::Burst {
+        bursts, interval, ..
+    } = plan.arrival
+    else {
+        return Vec::new();
+    };
+    if interval < TIMELINE_BUCKET {
+        return Vec::new();
+    }
+    let bucket = TIMELINE_BUCKET.as_nanos() as u64;
+    let bins = &d.stats.latency_times.by_send;
+    (0..bursts)
+        .map(|b| {
+            let ts = d.publish_start_ns + interval.as_nanos() as u64 * b;
+            let at = (ts.saturating_sub(d.clock.start_ns()) / bucket) as usize;
+            let (n, q) = bins.summary(at..at + 1, &[0.5, 0.99, 1.0]);
+            BurstRow {
+                burst: b + 1,
+                start_secs: ts.saturating_sub(d.clock.start_ns()) as f64 / 1e9,
+                deliveries: n,
+                p50_ms: ms(q[0]),
+                p99_ms: ms(q[1]),
+                max_ms: ms(q[2]),
+            }
+        })
+        .collect()
+}
