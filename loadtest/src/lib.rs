@@ -40,6 +40,8 @@
 //! - [`baseline`]: a previous report beside this run (`--baseline`) and `loadtest compare`.
 //! - [`sizing`]: `loadtest capacity`, a deployment sized from a report's measured costs.
 //! - [`conform`]: `loadtest conform`, the protocol check suite against any server.
+//! - [`segment`]: `--segment K/N` and `--start-at`, one run over many processes; raw histograms.
+//! - [`merge`]: `loadtest merge`, segment reports added up exactly and judged as one.
 //! - [`report`]: the versioned report and its text, JSON, JUnit, HTML and Markdown renderings.
 
 pub mod ab;
@@ -53,6 +55,7 @@ pub mod error;
 pub mod frame;
 pub mod latency_times;
 pub mod limits;
+pub mod merge;
 pub mod opts;
 pub mod plan;
 pub mod progress;
@@ -61,6 +64,7 @@ pub mod report;
 pub mod sampler;
 pub mod scenario;
 pub mod search;
+pub mod segment;
 pub mod seq;
 pub mod server_metrics;
 pub mod session;
@@ -117,7 +121,11 @@ pub async fn run(opts: Opts) -> anyhow::Result<Outcome> {
     };
     let report = run_plan(&plan, &stop, &reason).await?;
     ctrl_c.abort();
-    write_outputs(&plan, &report)?;
+    write_outputs(
+        &plan.outputs,
+        plan.baseline.as_deref().map(|b| &b.report),
+        &report,
+    )?;
     let exit_code = if reason.get().is_some_and(|r| r.starts_with("interrupted")) {
         EXIT_INTERRUPTED
     } else if report.passed {
@@ -166,8 +174,13 @@ pub async fn run_plan(
     Ok(report)
 }
 
-fn write_outputs(plan: &Plan, report: &Report) -> anyhow::Result<()> {
-    let o = &plan.outputs;
+/// Writes the requested files and prints the summary (or the JSON) of `report`; `baseline` goes
+/// beside it in the HTML page.
+pub(crate) fn write_outputs(
+    o: &plan::Outputs,
+    baseline: Option<&Report>,
+    report: &Report,
+) -> anyhow::Result<()> {
     let json = serde_json::to_string_pretty(report).context("serializing the report")?;
     let write = |path: &std::path::Path, text: &str| -> anyhow::Result<()> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -182,8 +195,7 @@ fn write_outputs(plan: &Plan, report: &Report) -> anyhow::Result<()> {
         write(p, &report::junit::render(report))?;
     }
     if let Some(p) = &o.html {
-        let base = plan.baseline.as_deref().map(|b| &b.report);
-        write(p, &report::html::render(report, base))?;
+        write(p, &report::html::render(report, baseline))?;
     }
     if let Some(p) = &o.markdown {
         write(p, &report::markdown::render(report))?;

@@ -14,6 +14,7 @@ fn main() -> ExitCode {
     let result = match command {
         Some(Command::Capacity(c)) => loadtest::sizing::run(&c).map(|()| EXIT_PASS),
         Some(Command::Compare(c)) => loadtest::baseline::run(&c).map_err(Into::into),
+        Some(Command::Merge(m)) => loadtest::merge::run(&m),
         online => match tokio::runtime::Builder::new_multi_thread()
             .thread_name("loadtest")
             .enable_all()

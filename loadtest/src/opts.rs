@@ -52,6 +52,8 @@ pub enum Command {
     Ab(crate::ab::AbOpts),
     /// Check a server against the protocol (PROTOCOL.md): PASS/FAIL per check; exit 1 on a failure.
     Conform(crate::conform::ConformOpts),
+    /// Add up the JSON reports of a run's segments exactly and judge the whole.
+    Merge(crate::merge::MergeOpts),
 }
 
 /// What `--find-max` searches over.
@@ -103,6 +105,13 @@ pub struct Opts {
     /// PID of an external server, to report its RSS and CPU.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Run only the K-th of N disjoint slices of the scenario (users, their connections and
+    /// events), e.g. `2/3`; add the reports up with `loadtest merge`.
+    #[arg(long, value_name = "K/N")]
+    pub segment: Option<String>,
+    /// Start publishing at this instant, unix milliseconds (the same for every segment).
+    #[arg(long, value_name = "UNIX_MS")]
+    pub start_at: Option<u64>,
     /// courier's Prometheus endpoint (`http://HOST:PORT/metrics`, or `embedded`): scraped before
     /// and after the run, its counters reported beside the tester's and mismatches flagged.
     #[arg(long)]

@@ -107,6 +107,12 @@ pub struct Plan {
     pub repeat: usize,
     /// `--baseline`: the report this run is compared with (relative thresholds resolve against it).
     pub baseline: Option<std::sync::Arc<crate::baseline::Baseline>>,
+    /// `--segment K/N`: this process runs that slice ([`crate::segment`]); `None`: everything.
+    pub segment: Option<crate::segment::Segment>,
+    /// Index of this plan's first user in the whole scenario (0 unless a segment).
+    pub first_user: usize,
+    /// `--start-at`: the first intended send, unix ms, shared by every segment.
+    pub start_at_ms: Option<u64>,
 }
 
 /// A usage error saying `msg`.
@@ -244,7 +250,10 @@ impl Plan {
         }
         let find_max = FindMax::resolve(opts, !thresholds.is_empty(), &arrival, connections)?;
         let broker = crate::broker::Broker::resolve(opts, s, publisher, &target)?;
-        let plan = Plan {
+        if let Some(at) = opts.start_at {
+            crate::segment::check_start_at(at)?;
+        }
+        let mut plan = Plan {
             scenario: s.name.clone().unwrap_or_else(|| "custom".into()),
             description: s.description.clone().unwrap_or_default(),
             target,
@@ -299,7 +308,13 @@ impl Plan {
                 .transpose()?,
             repeat: opts.repeat.unwrap_or(1),
             baseline,
+            segment: None,
+            first_user: 0,
+            start_at_ms: opts.start_at,
         };
+        if let Some(text) = &opts.segment {
+            crate::segment::Segment::parse(text)?.apply(&mut plan)?;
+        }
         if matches!(
             (&plan.server_metrics, &plan.target),
             (

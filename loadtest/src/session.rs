@@ -207,7 +207,8 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
             },
         }
     }
-    let start = tokio::time::Instant::now() + PUBLISH_LEAD;
+    // Segments of one run agree on the first intended send (`--start-at`), else right away.
+    let start = crate::segment::publish_start(plan.start_at_ms, PUBLISH_LEAD);
     let publish_start_ns = clock.at_ns(start.into_std());
     let cpu_publish = sysinfo::cpu_split();
     let ext_cpu_publish = plan.server_pid.and_then(sysinfo::process_cpu);
@@ -353,7 +354,7 @@ async fn setup(
                 plan.broker.redis_config(),
             )
             .await?;
-            let tokens = tokens::mint(&server.secret, plan.users)?;
+            let tokens = tokens::mint(&server.secret, plan.first_user, plan.users)?;
             let spec = ConnectSpec {
                 addr: server.addr,
                 host: server.addr.to_string(),
@@ -380,8 +381,8 @@ async fn setup(
         }
         Target::External(ep) => {
             let tokens = match &plan.auth {
-                Some(Auth::Mint(secret)) => tokens::mint(secret, plan.users)?,
-                Some(Auth::File(path)) => tokens::from_file(path, plan.users)?,
+                Some(Auth::Mint(secret)) => tokens::mint(secret, plan.first_user, plan.users)?,
+                Some(Auth::File(path)) => tokens::from_file(path, plan.first_user, plan.users)?,
                 None => {
                     return Err(Error::Usage(
                         "an external --target needs --jwt-secret or --tokens-file".into(),

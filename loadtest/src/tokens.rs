@@ -68,9 +68,10 @@ pub fn mint_one(secret: &str, user_id: u64, kind: TokenKind) -> Result<String> {
     .map_err(|e| Error::Setup(format!("minting a token: {e}")))
 }
 
-/// Mints an HS256 token for each of `users` users with ids `1..=users`.
-pub fn mint(secret: &str, users: usize) -> Result<Tokens> {
-    let user_ids: Vec<u64> = (1..=users as u64).collect();
+/// Mints an HS256 token for each of `users` users with ids `first + 1..=first + users` (`first` is
+/// the first user index of a `--segment`, else 0).
+pub fn mint(secret: &str, first: usize, users: usize) -> Result<Tokens> {
+    let user_ids: Vec<u64> = (first as u64 + 1..=(first + users) as u64).collect();
     let tokens = user_ids
         .iter()
         .map(|id| mint_one(secret, *id, TokenKind::Access))
@@ -78,8 +79,9 @@ pub fn mint(secret: &str, users: usize) -> Result<Tokens> {
     Ok(Tokens { user_ids, tokens })
 }
 
-/// Reads `{"<user id>": "<token>", …}` and takes the first `users` ids in numeric order.
-pub fn from_file(path: &Path, users: usize) -> Result<Tokens> {
+/// Reads `{"<user id>": "<token>", …}` and takes `users` ids in numeric order, skipping the
+/// first `first` (a `--segment`'s slice of the file).
+pub fn from_file(path: &Path, first: usize, users: usize) -> Result<Tokens> {
     let shown = path.display();
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::Setup(format!("--tokens-file {shown}: {e}")))?;
@@ -99,13 +101,15 @@ pub fn from_file(path: &Path, users: usize) -> Result<Tokens> {
         })
         .collect::<Result<Vec<_>>>()?;
     pairs.sort_by_key(|(id, _)| *id);
-    if pairs.len() < users {
+    if pairs.len() < first + users {
         return Err(Error::Setup(format!(
-            "--tokens-file {shown} has {} tokens but the plan needs {users} users",
-            pairs.len()
+            "--tokens-file {shown} has {} tokens but the plan needs {} users",
+            pairs.len(),
+            first + users
         )));
     }
-    pairs.truncate(users);
+    pairs.truncate(first + users);
+    pairs.drain(..first);
     let (user_ids, tokens) = pairs.into_iter().unzip();
     Ok(Tokens { user_ids, tokens })
 }

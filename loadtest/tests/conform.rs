@@ -154,7 +154,7 @@ async fn tokens_file_skips_only_what_needs_the_secret() {
     let server = EmbeddedServer::start(None, None, LayerKind::Memory, RedisConfig::default())
         .await
         .expect("server");
-    let minted = loadtest::tokens::mint(&server.secret, 3).expect("mint");
+    let minted = loadtest::tokens::mint(&server.secret, 0, 3).expect("mint");
     let map: serde_json::Map<String, serde_json::Value> = minted
         .user_ids
         .iter()
@@ -202,7 +202,7 @@ async fn redis_publishers_pass_against_the_matching_layer() {
             &uuid::Uuid::new_v4().simple().to_string()[..12]
         );
         let redis = RedisConfig {
-            url: url.clone(),
+            urls: vec![url.clone()],
             prefix: prefix.clone(),
             ..RedisConfig::default()
         };

@@ -2,7 +2,11 @@
 //! Redis layer, zero loss. Skips visibly when Redis is unreachable, unless `COURIER_REQUIRE_REDIS=1`.
 
 mod common;
-use common::redis_or_skip;
+use common::{redis_answers, redis_or_skip};
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
 
 use clap::Parser;
 use serde_json::Value;

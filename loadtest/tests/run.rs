@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 use clap::Parser;
+use common::External;
 use serde_json::Value;
+
+mod common;
 
 fn smoke() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/smoke.toml").to_owned()
@@ -119,58 +122,6 @@ async fn smoke_rate_model_over_http_embedded() {
     assert_eq!(r["events"]["published"], 1000);
 }
 
-/// A courier server in its own runtime on its own thread: a separate server from the tester's view.
-struct External {
-    addr: std::net::SocketAddr,
-    stop: tokio_util::sync::CancellationToken,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl External {
-    fn start(secret: &str, api_key: &str) -> Self {
-        let mut config = courier::Config::new(secret);
-        config.api_key = Some(api_key.into());
-        let state = courier::AppState::new(config).expect("state");
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        std_listener.set_nonblocking(true).expect("nonblocking");
-        let addr = std_listener.local_addr().expect("addr");
-        let stop = tokio_util::sync::CancellationToken::new();
-        let shutdown = stop.clone().cancelled_owned();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-                courier::server::run(listener, state, shutdown)
-                    .await
-                    .expect("serve");
-            });
-        });
-        Self {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// The `ws://` URL of its notifications endpoint.
-    fn target(&self) -> String {
-        format!("ws://{}/ws/notifications/", self.addr)
-    }
-}
-
-impl Drop for External {
-    fn drop(&mut self) {
-        self.stop.cancel();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// Runs the smoke scenario against `server` with `args` appended; see [`run`].
 async fn run_smoke_against(server: &External, args: &[&str]) -> (Value, u8) {
     let scenario = smoke();
@@ -214,7 +165,7 @@ async fn wrong_secret_is_counted_as_4001_closes() {
 async fn tokens_file_against_a_separate_server() {
     let server = External::start("file-secret", "k");
     let dir = tempfile::tempdir().expect("tempdir");
-    let minted = loadtest::tokens::mint("file-secret", 5).expect("mint");
+    let minted = loadtest::tokens::mint("file-secret", 0, 5).expect("mint");
     let map: serde_json::Map<String, Value> = minted
         .user_ids
         .iter()

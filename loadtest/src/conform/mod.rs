@@ -122,8 +122,8 @@ async fn context(o: &ConformOpts) -> Result<Ctx> {
         }
     };
     let tokens = match (&o.jwt_secret, &o.tokens_file) {
-        (Some(s), None) => crate::tokens::mint(s, 3)?,
-        (None, Some(f)) => crate::tokens::from_file(f, 3)?,
+        (Some(s), None) => crate::tokens::mint(s, 0, 3)?,
+        (None, Some(f)) => crate::tokens::from_file(f, 0, 3)?,
         _ => {
             return Err(Error::Usage(
                 "conform needs exactly one of --jwt-secret or --tokens-file".into(),
@@ -149,7 +149,7 @@ async fn context(o: &ConformOpts) -> Result<Ctx> {
             })?;
             let mut redis = courier::config::RedisConfig::default();
             if let Some(url) = &o.redis_url {
-                redis.url = url.clone();
+                redis.urls = vec![url.clone()];
             }
             if let Some(prefix) = &o.redis_prefix {
                 redis.prefix = prefix.clone();

@@ -26,7 +26,7 @@ fn model_text(plan: &Plan) -> String {
     }
 }
 
-fn curve(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, u64)> {
+pub(crate) fn curve(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, u64)> {
     if h.is_empty() {
         return Vec::new();
     }
@@ -41,6 +41,38 @@ fn curve(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, u64)> {
         })
         .chain(std::iter::once((100.0, h.max())))
         .collect()
+}
+
+impl Quantiles {
+    /// p50/p99/max in ms of a µs histogram (zeros when empty).
+    pub fn of_us(h: &hdrhistogram::Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Self {
+            p50: ms(h.value_at_quantile(0.5)),
+            p99: ms(h.value_at_quantile(0.99)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+impl Latency {
+    /// The quantiles of a µs histogram (zeros when empty).
+    pub fn of(lat: &hdrhistogram::Histogram<u64>) -> Self {
+        if lat.is_empty() {
+            return Self::default();
+        }
+        Self {
+            p50: lat.value_at_quantile(0.5),
+            p90: lat.value_at_quantile(0.9),
+            p99: lat.value_at_quantile(0.99),
+            p999: lat.value_at_quantile(0.999),
+            max: lat.max(),
+            mean: lat.mean(),
+        }
+    }
 }
 
 impl Report {
@@ -83,37 +115,17 @@ impl Report {
             }
         }
         let h = &c.handshake_us;
-        let ms = |us: u64| us as f64 / 1000.0;
         let connections = Connections {
             attempted: c.attempted,
             established,
             failed: c.attempted.saturating_sub(established),
             closed_by_code,
             errors: c.errors.clone(),
-            handshake_ms: if h.is_empty() {
-                Quantiles::default()
-            } else {
-                Quantiles {
-                    p50: ms(h.value_at_quantile(0.5)),
-                    p99: ms(h.value_at_quantile(0.99)),
-                    max: ms(h.max()),
-                }
-            },
+            handshake_ms: Quantiles::of_us(h),
             connect_secs: c.elapsed.as_secs_f64(),
         };
         let lat = &d.stats.latency_us;
-        let latency_us = if lat.is_empty() {
-            Latency::default()
-        } else {
-            Latency {
-                p50: lat.value_at_quantile(0.5),
-                p90: lat.value_at_quantile(0.9),
-                p99: lat.value_at_quantile(0.99),
-                p999: lat.value_at_quantile(0.999),
-                max: lat.max(),
-                mean: lat.mean(),
-            }
-        };
+        let latency_us = Latency::of(lat);
         let span = d.stats.last_rx_ns.saturating_sub(d.publish_start_ns) as f64 / 1e9;
         let all_received = deliveries.received + slow.received;
         let throughput = Throughput {
@@ -204,6 +216,12 @@ impl Report {
             baseline: None,
             repeat: None,
             server_metrics: None,
+            raw: Some(crate::segment::Raw {
+                segment: plan.segment.map(|s| s.to_string()),
+                start_at_ms: plan.start_at_ms,
+                latency_us: crate::segment::encode(lat),
+                handshake_us: crate::segment::encode(h),
+            }),
         };
         if let Some((source, before, after)) = &d.server_metrics {
             let slow = report.slow_clients.as_ref();
@@ -225,13 +243,18 @@ impl Report {
     /// verdict and puts the baseline's figures beside this run's.
     pub fn evaluate(&mut self, plan: &Plan) {
         let base = plan.baseline.as_deref();
-        self.thresholds = plan
-            .thresholds
+        self.judge(&plan.thresholds, base.map(|b| &b.report));
+        self.baseline = base.map(|b| crate::baseline::Comparison::new(&b.source, &b.report, self));
+    }
+
+    /// Evaluates `thresholds` (relative ones against `baseline`) and sets the verdict (a partial
+    /// run never passes).
+    pub fn judge(&mut self, thresholds: &[crate::threshold::Threshold], baseline: Option<&Report>) {
+        self.thresholds = thresholds
             .iter()
-            .map(|t| t.check(self.metric(t.metric), base.map(|b| &b.report)))
+            .map(|t| t.check(self.metric(t.metric), baseline))
             .collect();
         self.passed = self.partial.is_none() && self.thresholds.iter().all(|t| t.passed);
-        self.baseline = base.map(|b| crate::baseline::Comparison::new(&b.source, &b.report, self));
     }
 
     /// The value of a threshold metric (see [`crate::threshold::METRICS`]): the median over the

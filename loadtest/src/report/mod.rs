@@ -2,6 +2,7 @@
 //! (text, JSON, JUnit, HTML with its charts and series, Markdown) and threshold evaluation.
 
 mod build;
+pub(crate) use build::curve;
 pub mod chart;
 pub mod html;
 pub mod junit;
@@ -254,6 +255,9 @@ pub struct Report {
         skip_serializing_if = "Option::is_none"
     )]
     pub baseline: Option<crate::baseline::Comparison>,
+    /// The raw histograms and the segment, so `loadtest merge` can add reports up exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<crate::segment::Raw>,
 }
 
 /// Deliveries per second over time.
