@@ -47,6 +47,9 @@ pub struct RunData {
     pub wall: Duration,
     /// CPU of the tester's threads.
     pub tester_cpu: Duration,
+    /// CPU of the tester's threads over the delivery window (the same window as
+    /// `server_cpu_delivering`; embedded server threads excluded).
+    pub tester_cpu_delivering: Duration,
     /// CPU of the server (embedded threads, or `--server-pid`).
     pub server_cpu: Option<Duration>,
     /// CPU of the server from the first intended send to the end of the drain (no handshakes).
@@ -299,6 +302,7 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
         clock,
         wall: wall.elapsed(),
         tester_cpu: cpu_after.tester.saturating_sub(cpu_before.tester),
+        tester_cpu_delivering: cpu_delivered.tester.saturating_sub(cpu_publish.tester),
         server_cpu,
         server_cpu_delivering,
         server_rss,
