@@ -16,6 +16,7 @@ use crate::limits;
 use crate::plan::{Auth, Plan, Target};
 use crate::progress::Progress;
 use crate::publisher::{self, EventCodec, PublishTarget};
+use crate::slow;
 use crate::stats::{Clock, Live, WorkerStats};
 use crate::sysinfo;
 use crate::tokens::{self, Tokens};
@@ -68,7 +69,7 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
     limits::check_ports(plan)?;
     let stop = stop.child_token();
     let rss_before = sysinfo::rss_bytes(None);
-    let cpu_before = sysinfo::cpu_split();
+    let cpu_before = sysinfo::cpu_sample();
     let ext_cpu_before = plan.server_pid.and_then(sysinfo::process_cpu);
     let wall = Instant::now();
     let clock = Clock::new();
@@ -188,7 +189,7 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
     }
     let start = tokio::time::Instant::now() + PUBLISH_LEAD;
     let publish_start_ns = clock.at_ns(start.into_std());
-    let cpu_publish = sysinfo::cpu_split();
+    let cpu_publish = sysinfo::cpu_sample();
     let ext_cpu_publish = plan.server_pid.and_then(sysinfo::process_cpu);
     let on_server = matches!(publish_target, PublishTarget::Embedded(_));
     let mut lane_tasks = Vec::new();
@@ -246,7 +247,7 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
             d = done_rx.recv() => if d.is_none() { break },
         }
     }
-    let cpu_delivered = sysinfo::cpu_split();
+    let cpu_delivered = sysinfo::cpu_sample();
     let ext_cpu_delivered = plan.server_pid.and_then(sysinfo::process_cpu);
     release.cancel();
 
@@ -272,12 +273,12 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
     timer.abort();
     progress.finish();
 
-    let cpu_after = sysinfo::cpu_split();
+    let cpu_after = sysinfo::cpu_sample();
     let ext_cpu_after = plan.server_pid.and_then(sysinfo::process_cpu);
     let (server_cpu, server_cpu_delivering, server_rss) = match (&server, plan.server_pid) {
         (Some(_), _) => (
-            Some(cpu_after.server.saturating_sub(cpu_before.server)),
-            Some(cpu_delivered.server.saturating_sub(cpu_publish.server)),
+            Some(cpu_after.since(&cpu_before).server),
+            Some(cpu_delivered.since(&cpu_publish).server),
             rss_loaded,
         ),
         (None, Some(_)) => (
@@ -301,8 +302,8 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
         publish_start_ns,
         clock,
         wall: wall.elapsed(),
-        tester_cpu: cpu_after.tester.saturating_sub(cpu_before.tester),
-        tester_cpu_delivering: cpu_delivered.tester.saturating_sub(cpu_publish.tester),
+        tester_cpu: cpu_after.since(&cpu_before).tester,
+        tester_cpu_delivering: cpu_delivered.since(&cpu_publish).tester,
         server_cpu,
         server_cpu_delivering,
         server_rss,
