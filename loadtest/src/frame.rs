@@ -4,6 +4,10 @@
 //! was ~20 % of the tester's CPU per delivery). Anything the fast path does not recognise exactly —
 //! escapes, floats, missing keys, nested values — falls back to the borrowed serde parse. (One
 //! known difference: a key repeated after the three is not seen; serde would reject the frame.)
+//!
+//! Frames arrive as raw bytes (the client does not validate UTF-8, see `wire`): the fast path
+//! reads only ASCII digits and the run id (checked as UTF-8 itself), and every other frame is
+//! validated as UTF-8 before serde sees it, so a malformed frame is never counted as a delivery.
 
 use std::sync::LazyLock;
 
@@ -41,12 +45,13 @@ pub fn parse(text: &str) -> Option<Frame<'_>> {
     serde_json::from_str(text).ok()
 }
 
-/// The event data of one text frame, if it carries one: the fast path, else [`parse`].
+/// The event data of one text frame, if it carries one: the fast path, else UTF-8 validation
+/// and [`parse`].
 #[inline]
-pub fn event(text: &str) -> Option<EventData<'_>> {
+pub fn event(text: &[u8]) -> Option<EventData<'_>> {
     match fast_event(text) {
         Some(d) => Some(d),
-        None => parse(text).and_then(|f| f.data),
+        None => parse(std::str::from_utf8(text).ok()?).and_then(|f| f.data),
     }
 }
 
@@ -59,8 +64,7 @@ static DATA: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"data\"
 /// and `run` are all known, so the padding after them is never scanned. Spaces are allowed around
 /// `:` and `,` (Python's `json.dumps` writes `"seq": 1`). A member before the three that is not a
 /// plain string or integer, an escape, a float or an overflow sends the frame to serde.
-pub fn fast_event(text: &str) -> Option<EventData<'_>> {
-    let b = text.as_bytes();
+pub fn fast_event(b: &[u8]) -> Option<EventData<'_>> {
     let mut i = DATA.find(b)? + DATA.needle().len();
     i = expect(b, i, b':')?;
     i = expect(b, i, b'{')?;
@@ -74,14 +78,16 @@ pub fn fast_event(text: &str) -> Option<EventData<'_>> {
             b"ts" => (ts, i) = number_at(b, i).map(|(n, e)| (Some(n), e))?,
             b"run" => {
                 let (s, e) = string_at(b, i)?;
-                // Both ends are ASCII quotes in valid UTF-8, so they are char boundaries.
-                run = Some(text.get(s..e)?);
+                // The only bytes read as text: validated here, not the whole frame.
+                run = Some(std::str::from_utf8(&b[s..e]).ok()?);
                 i = e + 1;
             }
-            // Another member before the three: skip it only if it is a plain value.
-            _ => {
+            // Another member before the three: skip it only if it is a plain value, and only
+            // if its bytes are UTF-8 (every byte the fast path reads is validated).
+            key => {
+                std::str::from_utf8(key).ok()?;
                 i = match string_at(b, i) {
-                    Some((_, e)) => e + 1,
+                    Some((s, e)) => std::str::from_utf8(&b[s..e]).ok().map(|_| e + 1)?,
                     None => number_at(b, i)?.1,
                 }
             }
@@ -149,22 +155,26 @@ mod tests {
                 .expect("frame");
         assert_eq!(f.kind, CONNECTION_ESTABLISHED);
         assert!(f.data.is_none());
-        assert!(event(r#"{"type":"connection_established","user_id":7}"#).is_none());
+        assert!(event(br#"{"type":"connection_established","user_id":7}"#).is_none());
     }
 
     #[test]
     fn foreign_shapes_are_none() {
         assert!(parse(r#"{"type":"echo","data":[1,2]}"#).is_none());
         assert!(parse("not json").is_none());
-        assert!(event(r#"{"type":"echo","data":[1,2]}"#).is_none());
-        assert!(event("not json").is_none());
+        assert!(event(br#"{"type":"echo","data":[1,2]}"#).is_none());
+        assert!(event(b"not json").is_none());
     }
 
     /// Every frame below must give the serde answer; `fast` says whether the fast path took it.
     fn agree(text: &str, fast: bool) -> Option<EventData<'_>> {
         let slow = parse(text).and_then(|f| f.data);
-        assert_eq!(fast_event(text).is_some(), fast, "fast path on {text}");
-        let got = event(text);
+        assert_eq!(
+            fast_event(text.as_bytes()).is_some(),
+            fast,
+            "fast path on {text}"
+        );
+        let got = event(text.as_bytes());
         assert_eq!(got, slow, "fast and slow paths disagree on {text}");
         got
     }
@@ -229,5 +239,28 @@ mod tests {
             true,
         );
         assert_eq!(d.map(|d| d.seq), Some(3));
+    }
+
+    #[test]
+    fn malformed_bytes_are_never_events() {
+        // Invalid UTF-8 in the run id (read by the fast path) or elsewhere (serde's path).
+        let bad_run = b"{\"type\":\"loadtest\",\"data\":{\"seq\":1,\"ts\":2,\"run\":\"a\xffb\"}}";
+        assert!(event(bad_run).is_none());
+        let bad_key =
+            b"{\"type\":\"loadtest\",\"data\":{\"s\xffq\":1,\"seq\":1,\"ts\":2,\"run\":\"ab\"}}";
+        assert!(event(bad_key).is_none());
+        let bad_value =
+            b"{\"type\":\"loadtest\",\"data\":{\"k\":\"\xff\",\"seq\":1,\"ts\":2,\"run\":\"ab\"}}";
+        assert!(event(bad_value).is_none());
+        let bad_escape =
+            b"{\"type\":\"loadtest\",\"data\":{\"seq\":1,\"ts\":2,\"run\":\"a\\\xff\"}}";
+        assert!(event(bad_escape).is_none());
+        // A frame cut before its three members are complete is never an event.
+        let whole = br#"{"type":"loadtest","data":{"seq":12,"ts":34,"run":"ab"}}"#;
+        let run_end = whole.len() - 2;
+        for end in 0..run_end {
+            assert!(event(&whole[..end]).is_none(), "cut at {end}");
+        }
+        assert!(event(whole).is_some());
     }
 }

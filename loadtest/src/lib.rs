@@ -14,10 +14,13 @@
 //! - [`limits`]: open-file and ephemeral-port pre-flight checks, saying what to change.
 //! - [`tokens`]: simplejwt-format tokens, minted or read from a file.
 //! - [`embedded`]: courier's library on 127.0.0.1:0 in its own runtime threads.
+//! - [`client`]: one connection: tungstenite's upgrade, then frames read from the raw socket.
+//! - [`wire`]: the WebSocket frame reader (reusable buffer, no copies) and masked client frames.
 //! - [`connect`]: the connect phase (ramp, bounded concurrency, errors by class, handshake latency).
 //! - [`frame`]: cheap borrowed parsing of server frames.
 //! - [`seq`]: per-connection sequence accounting (gaps, duplicates, reordering).
-//! - [`worker`]: receivers — healthy connections in `SelectAll` workers, slow readers apart.
+//! - [`worker`]: receivers — one task per healthy connection, one set of stats per worker.
+//! - [`slow`]: slow readers, which stall on purpose.
 //! - [`publisher`]: the [`publisher::Publisher`] trait (embedded, HTTP, Redis pub/sub and core).
 //! - [`broker`]: Redis URL/prefix and the embedded server's channel layer, kept in agreement.
 //! - [`driver`]: arrival models (burst, rate) → stamped events → publisher lanes.
@@ -31,6 +34,7 @@
 pub mod arrival;
 pub mod broker;
 pub mod capacity;
+pub mod client;
 pub mod connect;
 pub mod driver;
 pub mod embedded;
@@ -46,11 +50,13 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod seq;
+pub mod slow;
 pub mod stats;
 pub mod sysinfo;
 pub mod target;
 pub mod threshold;
 pub mod tokens;
+pub mod wire;
 pub mod worker;
 
 use std::sync::{Arc, OnceLock};

@@ -143,12 +143,12 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
     for c in std::mem::take(&mut phase.conns) {
         let user = c.idx % users;
         let a = Assigned {
-            ws: c.ws,
+            client: c.client,
             user,
             planned: plan.events_for_user(user),
         };
         if plan.is_slow(c.idx) {
-            slow_tasks.spawn(worker::run_slow(a, plan.slow_after, shared.clone()));
+            slow_tasks.spawn(slow::run_slow(a, plan.slow_after, shared.clone()));
         } else {
             healthy.push(a);
         }
