@@ -123,7 +123,7 @@ pub(crate) fn take(
         handled += 1;
         match msg {
             Msg::Text(text) => match frame::event(text) {
-                Some(d) if d.run == &*shared.run_id => {
+                Some(d) if d.run == shared.run_id.as_bytes() => {
                     if matches!(
                         slot.seq.record(d.seq),
                         Arrival::InOrder | Arrival::Reordered
