@@ -77,6 +77,15 @@ async fn recv_all(client: &mut Client) -> (Vec<Got>, Option<ClientError>) {
     }
 }
 
+/// Connects to `url` and receives until a close frame, an error or EOF (bounded).
+async fn session(url: &str) -> (Client, Vec<Got>, Option<ClientError>) {
+    let mut client = connect(url).await;
+    let (got, err) = tokio::time::timeout(BOUND, recv_all(&mut client))
+        .await
+        .expect("bounded");
+    (client, got, err)
+}
+
 fn fragment(data: &str, op: OpCode, fin: bool) -> Message {
     Message::Frame(Frame::message(data.as_bytes().to_vec(), op, fin))
 }
@@ -114,10 +123,7 @@ async fn pings_fragments_large_frames_and_a_close_code() {
         }
         back
     });
-    let mut client = connect(&url).await;
-    let (got, err) = tokio::time::timeout(BOUND, recv_all(&mut client))
-        .await
-        .expect("bounded");
+    let (_client, got, err) = session(&url).await;
     assert!(err.is_none(), "{err:?}");
     assert_eq!(
         got,
@@ -155,10 +161,7 @@ async fn over_the_size_bound_is_a_clear_error() {
         let _ = ws.send(Message::binary(vec![1u8; MAX_MESSAGE + 1])).await;
         ws
     });
-    let mut client = connect(&url).await;
-    let (got, err) = tokio::time::timeout(BOUND, recv_all(&mut client))
-        .await
-        .expect("bounded");
+    let (_client, got, err) = session(&url).await;
     assert!(got.is_empty());
     assert!(
         matches!(err, Some(ClientError::Wire(WireError::TooLarge(n))) if n == MAX_MESSAGE as u64 + 1),
@@ -231,10 +234,7 @@ async fn frames_in_the_upgrade_response_are_not_lost() {
         let _ = tokio::time::timeout(BOUND, tcp.read_to_end(&mut back)).await;
         back
     });
-    let mut client = connect(&url).await;
-    let (got, err) = tokio::time::timeout(BOUND, recv_all(&mut client))
-        .await
-        .expect("bounded");
+    let (client, got, err) = session(&url).await;
     assert!(err.is_none(), "{err:?}");
     assert_eq!(
         got,
