@@ -7,26 +7,16 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpSocket;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_util::sync::CancellationToken;
 
-use futures::StreamExt;
-
+use crate::client::{Client, ClientError};
 use crate::frame;
 use crate::stats::{new_histogram, Live};
-
-/// A client's WebSocket.
-pub type Ws = WebSocketStream<TcpStream>;
-
-/// Client read buffer: frames are small; tungstenite's 128 KiB default would cost memory per client.
-/// 4, 8, 32 and 64 KiB measured the same tester CPU per delivery on fanout-10k (within noise):
-/// a bigger buffer takes more frames per read but tungstenite zero-fills all of it on every read.
-const CLIENT_READ_BUFFER: usize = 8 * 1024;
+use crate::wire::Msg;
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -54,8 +44,8 @@ pub const SLOW_RCVBUF: u32 = 4096;
 pub struct Conn {
     /// Connection index (`0..connections`).
     pub idx: usize,
-    /// The socket.
-    pub ws: Ws,
+    /// The connection.
+    pub client: Client,
 }
 
 /// The result of the connect phase.
@@ -77,7 +67,7 @@ pub struct ConnectPhase {
 }
 
 enum Outcome {
-    Ok(Box<Ws>),
+    Ok(Box<Client>),
     Failed(String),
     Closed(u16),
 }
@@ -131,34 +121,38 @@ async fn connect_one(spec: &ConnectSpec, idx: usize, token: &str) -> Outcome {
         Ok(r) => r,
         Err(e) => return Outcome::Failed(classify_ws(&e)),
     };
-    let rb = std::env::var("LT_RB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(CLIENT_READ_BUFFER);
-    let config = WebSocketConfig::default().read_buffer_size(rb);
-    let mut ws = match tokio_tungstenite::client_async_with_config(request, tcp, Some(config)).await
-    {
-        Ok((ws, _)) => ws,
+    let mut client = match Client::upgrade(request, tcp).await {
+        Ok(c) => c,
         Err(e) => return Outcome::Failed(classify_ws(&e)),
     };
-    // The first data frame must be connection_established; pings may come first.
-    for _ in 0..4 {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) => {
-                return match frame::parse(&t) {
-                    Some(f) if f.kind == frame::CONNECTION_ESTABLISHED => Outcome::Ok(Box::new(ws)),
-                    _ => Outcome::Failed("unexpected first frame".into()),
+    // The first data message must be connection_established (pings before it are answered).
+    loop {
+        match client.next_msg() {
+            Ok(Some(Msg::Text(t))) => {
+                let established = std::str::from_utf8(t)
+                    .ok()
+                    .and_then(frame::parse)
+                    .is_some_and(|f| f.kind == frame::CONNECTION_ESTABLISHED);
+                return match established {
+                    true => Outcome::Ok(Box::new(client)),
+                    false => Outcome::Failed("unexpected first frame".into()),
                 };
             }
-            Some(Ok(Message::Close(f))) => {
-                return Outcome::Closed(f.map_or(1005, |f| f.code.into()))
+            Ok(Some(Msg::Close(code))) => {
+                let _ = client.flush().await; // the close echo
+                return Outcome::Closed(code);
             }
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => return Outcome::Failed(classify_ws(&e)),
-            None => return Outcome::Failed("closed".into()),
+            Ok(Some(Msg::Binary(_))) => return Outcome::Failed("unexpected first frame".into()),
+            Ok(None) => {}
+            Err(e) => return Outcome::Failed(format!("protocol: {e}")),
+        }
+        match client.fill().await {
+            Ok(()) => {}
+            Err(ClientError::Eof) => return Outcome::Failed("closed".into()),
+            Err(ClientError::Io(e)) => return Outcome::Failed(classify_io(&e)),
+            Err(e) => return Outcome::Failed(format!("protocol: {e}")),
         }
     }
-    Outcome::Failed("no connection_established".into())
 }
 
 /// Connects `tokens.len()`-indexed clients: connection `i` uses `token_of(i)`.
@@ -191,9 +185,12 @@ pub async fn connect_all(
             return;
         };
         match outcome {
-            Outcome::Ok(ws) => {
+            Outcome::Ok(client) => {
                 let _ = phase.handshake_us.record((took.as_micros() as u64).max(1));
-                phase.conns.push(Conn { idx, ws: *ws });
+                phase.conns.push(Conn {
+                    idx,
+                    client: *client,
+                });
                 live.connected
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }

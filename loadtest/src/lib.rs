@@ -21,7 +21,10 @@
 //! - [`session`]: one run of a plan from start to end, every phase bounded; its raw results.
 //! - [`embedded_server`]: courier's library on 127.0.0.1:0 in its own runtime threads.
 //! - [`connect`]: the connect phase (ramp, bounded concurrency, errors by class, handshake latency).
-//! - [`worker`]: the receivers — healthy connections in workers, slow readers apart.
+//! - [`client`]: one connection: tungstenite's upgrade, then frames read from the raw socket.
+//! - [`wire`]: the WebSocket frame reader (reusable buffer, no copies) and masked client frames.
+//! - [`worker`]: the receivers — one task per healthy connection, one set of stats per worker;
+//!   [`slow`]: slow readers, which stall on purpose.
 //! - [`frame`]: cheap borrowed parsing of server frames; [`seq`]: per-connection sequence
 //!   accounting (gaps, duplicates, reordering).
 //! - [`publisher`]: the [`publisher::Publisher`] trait (in-process hub, HTTP, Redis pub/sub and
@@ -48,6 +51,7 @@ pub mod ab;
 pub mod arrival;
 pub mod baseline;
 pub mod broker;
+pub mod client;
 pub mod conform;
 pub mod connect;
 pub mod embedded_server;
@@ -70,11 +74,13 @@ pub mod server_metrics;
 pub mod session;
 pub mod significance;
 pub mod sizing;
+pub mod slow;
 pub mod stats;
 pub mod sysinfo;
 pub mod target;
 pub mod threshold;
 pub mod tokens;
+pub mod wire;
 pub mod worker;
 
 use std::sync::{Arc, OnceLock};

@@ -51,11 +51,28 @@ pub struct Sampler {
     task: JoinHandle<Vec<Sample>>,
 }
 
-fn server_cpu(s: &Sources) -> Option<Duration> {
+/// The server's CPU reading: the embedded threads' sample, or the PID's cumulative CPU.
+enum CpuReading {
+    Embedded(sysinfo::CpuSample),
+    Process(Duration),
+}
+
+fn server_cpu(s: &Sources) -> Option<CpuReading> {
     if s.embedded {
-        Some(sysinfo::cpu_split().server)
+        Some(CpuReading::Embedded(sysinfo::cpu_sample()))
     } else {
-        s.pid.and_then(sysinfo::process_cpu)
+        s.pid
+            .and_then(sysinfo::process_cpu)
+            .map(CpuReading::Process)
+    }
+}
+
+/// CPU used between two readings.
+fn used(now: &CpuReading, before: &CpuReading) -> Duration {
+    match (now, before) {
+        (CpuReading::Embedded(a), CpuReading::Embedded(b)) => a.since(b).server,
+        (CpuReading::Process(a), CpuReading::Process(b)) => a.saturating_sub(*b),
+        _ => Duration::ZERO,
     }
 }
 
@@ -67,7 +84,7 @@ impl Sampler {
         let task = tokio::spawn(async move {
             let mut out = Vec::new();
             let mut tick = tokio::time::interval(SAMPLE_EVERY);
-            let mut last: Option<(u64, Duration)> = None;
+            let mut last: Option<(u64, CpuReading)> = None;
             while out.len() < MAX_SAMPLES {
                 tokio::select! {
                     _ = stop.cancelled() => break,
@@ -75,9 +92,9 @@ impl Sampler {
                 }
                 let now = clock.now_ns();
                 let cpu = server_cpu(&sources);
-                let cpu_percent = match (cpu, last) {
-                    (Some(c), Some((t0, c0))) if now > t0 => {
-                        Some(c.saturating_sub(c0).as_secs_f64() / ((now - t0) as f64 / 1e9) * 100.0)
+                let cpu_percent = match (&cpu, &last) {
+                    (Some(c), Some((t0, c0))) if now > *t0 => {
+                        Some(used(c, c0).as_secs_f64() / ((now - t0) as f64 / 1e9) * 100.0)
                     }
                     _ => None,
                 };

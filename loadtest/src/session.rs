@@ -18,6 +18,7 @@ use crate::publisher::lane::{self, Lane, Published};
 use crate::publisher::{self, EventCodec, PublishTarget};
 use crate::sampler::{self, Sampler};
 use crate::server_metrics::{scrape, Samples};
+use crate::slow;
 use crate::stats::{Clock, Live, WorkerStats};
 use crate::sysinfo;
 use crate::tokens::{self, Tokens};
@@ -49,6 +50,9 @@ pub struct RunData {
     pub wall: Duration,
     /// CPU of the tester's threads.
     pub tester_cpu: Duration,
+    /// CPU of the tester's threads over the delivery window (the same window as
+    /// `server_cpu_delivering`; embedded server threads excluded).
+    pub tester_cpu_delivering: Duration,
     /// CPU of the server (embedded threads, or `--server-pid`).
     pub server_cpu: Option<Duration>,
     /// CPU of the server from the first intended send to the end of the drain (no handshakes).
@@ -72,7 +76,7 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
     limits::check_ports(plan)?;
     let stop = stop.child_token();
     let rss_before = sysinfo::rss_bytes(None);
-    let cpu_before = sysinfo::cpu_split();
+    let cpu_before = sysinfo::cpu_sample();
     let ext_cpu_before = plan.server_pid.and_then(sysinfo::process_cpu);
     let wall = Instant::now();
     let clock = Clock::new();
@@ -163,12 +167,12 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
     for c in std::mem::take(&mut phase.conns) {
         let user = c.idx % users;
         let a = Assigned {
-            ws: c.ws,
+            client: c.client,
             user,
             planned: plan.events_for_user(user),
         };
         if plan.is_slow(c.idx) {
-            slow_tasks.spawn(worker::run_slow(a, plan.slow_after, shared.clone()));
+            slow_tasks.spawn(slow::run_slow(a, plan.slow_after, shared.clone()));
         } else {
             healthy.push(a);
         }
@@ -210,7 +214,7 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
     // Segments of one run agree on the first intended send (`--start-at`), else right away.
     let start = crate::segment::publish_start(plan.start_at_ms, PUBLISH_LEAD);
     let publish_start_ns = clock.at_ns(start.into_std());
-    let cpu_publish = sysinfo::cpu_split();
+    let cpu_publish = sysinfo::cpu_sample();
     let ext_cpu_publish = plan.server_pid.and_then(sysinfo::process_cpu);
     let on_server = matches!(publish_target, PublishTarget::Embedded(_));
     let mut lane_tasks = Vec::new();
@@ -268,7 +272,7 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
             d = done_rx.recv() => if d.is_none() { break },
         }
     }
-    let cpu_delivered = sysinfo::cpu_split();
+    let cpu_delivered = sysinfo::cpu_sample();
     let ext_cpu_delivered = plan.server_pid.and_then(sysinfo::process_cpu);
     release.cancel();
 
@@ -295,12 +299,12 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
     progress.finish();
     let samples = sampler.finish().await;
 
-    let cpu_after = sysinfo::cpu_split();
+    let cpu_after = sysinfo::cpu_sample();
     let ext_cpu_after = plan.server_pid.and_then(sysinfo::process_cpu);
     let (server_cpu, server_cpu_delivering, server_rss) = match (&server, plan.server_pid) {
         (Some(_), _) => (
-            Some(cpu_after.server.saturating_sub(cpu_before.server)),
-            Some(cpu_delivered.server.saturating_sub(cpu_publish.server)),
+            Some(cpu_after.since(&cpu_before).server),
+            Some(cpu_delivered.since(&cpu_publish).server),
             rss_loaded,
         ),
         (None, Some(_)) => (
@@ -328,7 +332,8 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
         publish_start_ns,
         clock,
         wall: wall.elapsed(),
-        tester_cpu: cpu_after.tester.saturating_sub(cpu_before.tester),
+        tester_cpu: cpu_after.since(&cpu_before).tester,
+        tester_cpu_delivering: cpu_delivered.since(&cpu_publish).tester,
         server_cpu,
         server_cpu_delivering,
         server_rss,

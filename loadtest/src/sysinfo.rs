@@ -14,13 +14,49 @@ pub struct CpuSplit {
     pub server: Duration,
 }
 
+/// The CPU time of every live thread at one instant, by thread id.
+///
+/// Differences are taken per thread ([`CpuSample::since`]), not between process-wide sums: a
+/// thread that exits in between (a blocking-pool thread, or another test's runtime when tests
+/// share the process) would otherwise take its whole CPU time out of the later sum.
+#[derive(Debug, Clone, Default)]
+pub struct CpuSample {
+    /// (thread id, CPU ns, is an embedded server thread).
+    threads: Vec<(u32, u64, bool)>,
+}
+
+impl CpuSample {
+    /// The CPU each kind of thread used between `earlier` and this sample (threads started in
+    /// between count from zero; threads that exited in between are not counted).
+    pub fn since(&self, earlier: &CpuSample) -> CpuSplit {
+        let mut split = CpuSplit::default();
+        for &(tid, ns, server) in &self.threads {
+            let before = earlier
+                .threads
+                .iter()
+                .find(|t| t.0 == tid)
+                .map_or(0, |t| t.1);
+            let d = Duration::from_nanos(ns.saturating_sub(before));
+            if server {
+                split.server += d;
+            } else {
+                split.tester += d;
+            }
+        }
+        split
+    }
+}
+
 /// Reads the CPU time of every live thread of this process (`/proc/self/task/*/schedstat`, ns).
-pub fn cpu_split() -> CpuSplit {
-    let mut split = CpuSplit::default();
+pub fn cpu_sample() -> CpuSample {
+    let mut sample = CpuSample::default();
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return split;
+        return sample;
     };
     for entry in dir.flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
         let path = entry.path();
         let Ok(stat) = std::fs::read_to_string(path.join("schedstat")) else {
             continue;
@@ -33,14 +69,11 @@ pub fn cpu_split() -> CpuSplit {
             continue;
         };
         let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        let t = Duration::from_nanos(ns);
-        if comm.starts_with(SERVER_THREAD) {
-            split.server += t;
-        } else {
-            split.tester += t;
-        }
+        sample
+            .threads
+            .push((tid, ns, comm.starts_with(SERVER_THREAD)));
     }
-    split
+    sample
 }
 
 /// CPU time (user + system) of another process, from `/proc/PID/stat` (clock ticks of 10 ms).
@@ -74,6 +107,29 @@ mod tests {
     fn reads_own_numbers() {
         assert!(rss_bytes(None).is_some_and(|b| b > 0));
         assert!(process_cpu(std::process::id()).is_some());
-        let _ = cpu_split();
+    }
+
+    #[test]
+    fn a_thread_that_exits_does_not_cancel_the_others() {
+        let spin = |d: Duration| {
+            let t = std::time::Instant::now();
+            while t.elapsed() < d {
+                std::hint::black_box(0u64);
+            }
+        };
+        let helper = std::thread::spawn(move || {
+            spin(Duration::from_millis(30));
+            std::thread::sleep(Duration::from_millis(50));
+        });
+        std::thread::sleep(Duration::from_millis(40));
+        let before = cpu_sample(); // the helper has ~30 ms of CPU here, then exits
+        helper.join().expect("helper");
+        spin(Duration::from_millis(20));
+        let used = cpu_sample().since(&before);
+        assert!(
+            used.tester >= Duration::from_millis(10),
+            "this thread's CPU is seen: {used:?}"
+        );
+        assert_eq!(used.server, Duration::ZERO);
     }
 }

@@ -31,6 +31,17 @@ fn failing_threshold_exits_1_with_a_report() {
         stdout.contains("FAIL") && stdout.contains("deliveries_per_sec"),
         "{stdout}"
     );
+    // Both costs per delivery, side by side in the text report.
+    let cost = |who: &str| {
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(who))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    for who in ["tester CPU", "server CPU"] {
+        assert!(cost(who).contains("ns / delivery"), "{who}: {stdout}");
+    }
     let xml = std::fs::read_to_string(junit).expect("junit");
     assert!(
         xml.contains("<failure") && xml.contains("testcase"),

@@ -76,7 +76,17 @@ fn assert_healthy(r: &Value, connections: u64) {
     );
     assert!(r["throughput"]["deliveries_per_sec"].as_f64().expect("dps") > 0.0);
     assert!(r["throughput"]["events_per_sec"].as_f64().expect("eps") > 0.0);
-    assert!(r["tester"]["cpu_percent"].as_f64().is_some());
+    let t = &r["tester"];
+    let whole_run = t["cpu_percent"].as_f64().expect("tester cpu") / 100.0
+        * r["duration_secs"].as_f64().expect("duration");
+    let window = t["delivery_cpu_seconds"]
+        .as_f64()
+        .expect("tester delivery cpu");
+    // The delivery window is part of the run (1 ms of slack for /proc rounding).
+    assert!(
+        window > 0.0 && window <= whole_run + 1e-3,
+        "tester delivery CPU {window} s within the run's {whole_run} s"
+    );
     assert!(r["thresholds"]
         .as_array()
         .expect("thresholds")

@@ -202,6 +202,7 @@ impl Report {
             samples: d.samples.clone(),
             tester: Tester {
                 cpu_percent: d.tester_cpu.as_secs_f64() / wall * 100.0,
+                delivery_cpu_seconds: d.tester_cpu_delivering.as_secs_f64(),
             },
             server: Server {
                 rss_bytes: d.server_rss,

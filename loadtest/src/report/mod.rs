@@ -148,6 +148,10 @@ pub struct Events {
 pub struct Tester {
     /// CPU of the tester's threads, percent of one core over the run.
     pub cpu_percent: f64,
+    /// CPU of the tester's threads from the first intended send to the end of the drain, s: the
+    /// same window as `server.delivery_cpu_seconds`, embedded server threads excluded, so both
+    /// costs per delivery come from one report.
+    pub delivery_cpu_seconds: f64,
 }
 
 /// The server's cost, when it can be seen (embedded, or `--server-pid`).
@@ -258,6 +262,16 @@ pub struct Report {
     /// The raw histograms and the segment, so `loadtest merge` can add reports up exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<crate::segment::Raw>,
+}
+
+impl Report {
+    /// `cpu_seconds` of delivery-window CPU ÷ deliveries received (healthy and slow clients), ns;
+    /// `None` when nothing was received.
+    pub fn cpu_per_delivery_ns(&self, cpu_seconds: f64) -> Option<f64> {
+        let slow = self.slow_clients.as_ref().map_or(0, |s| s.received);
+        let n = self.deliveries.received + slow;
+        (n > 0).then(|| cpu_seconds * 1e9 / n as f64)
+    }
 }
 
 /// Deliveries per second over time.

@@ -90,15 +90,20 @@ pub fn render(r: &Report) -> String {
         ms(l.max)
     );
     let _ = writeln!(s, "Cost");
+    let delivering = |cpu: f64| match r.cpu_per_delivery_ns(cpu) {
+        Some(ns) => format!("   {cpu:.3} s delivering ({ns:.0} ns / delivery)"),
+        None => format!("   {cpu:.3} s delivering"),
+    };
     let _ = writeln!(
         s,
-        "  tester CPU    {:.0}% of one core",
-        r.tester.cpu_percent
+        "  tester CPU    {:.0}% of one core{}",
+        r.tester.cpu_percent,
+        delivering(r.tester.delivery_cpu_seconds)
     );
-    let server_cpu = r
-        .server
-        .cpu_percent
-        .map_or("n/a".into(), |p| format!("{p:.0}% of one core"));
+    let server_cpu = r.server.cpu_percent.map_or("n/a".into(), |p| {
+        let window = r.server.delivery_cpu_seconds.map(delivering);
+        format!("{p:.0}% of one core{}", window.unwrap_or_default())
+    });
     let rss = r
         .server
         .rss_bytes
