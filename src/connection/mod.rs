@@ -223,11 +223,16 @@ impl Conn {
     /// sends, so a client that only sends does not stall its own close; false if the socket died.
     async fn write_and_discard_reads(&mut self) -> bool {
         poll_fn(|cx| {
-            if self.sock.poll_read_ready(cx).is_ready() {
+            // Until the socket is not readable: only a pending poll registers the read waker
+            // (an `Idle` discard cleared readiness, so the next poll does).
+            while self.sock.poll_read_ready(cx).is_ready() {
                 match self.reading.discard(&self.sock) {
                     // The client is gone: nothing more can be delivered.
                     Discard::Gone => return Poll::Ready(false),
-                    Discard::More => cx.waker().wake_by_ref(),
+                    Discard::More => {
+                        cx.waker().wake_by_ref();
+                        break;
+                    }
                     Discard::Idle => {}
                 }
             }

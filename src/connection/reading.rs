@@ -62,6 +62,10 @@ impl RateLimit {
 pub(super) struct Reading {
     reader: Reader,
     rate: RateLimit,
+    /// The byte stream could not be parsed on (a bad frame): from here on bytes are only drained,
+    /// never parsed — parsing again would fail again, and closing on that failure with the
+    /// client's bytes unread would turn our close frame into a TCP reset.
+    failed: bool,
 }
 
 /// The close code for a stream that cannot be read on.
@@ -89,6 +93,7 @@ impl Reading {
                 tokens: burst,
                 last: Instant::now(),
             },
+            failed: false,
         }
     }
 
@@ -120,7 +125,7 @@ impl Reading {
     }
 
     fn handle(&mut self, data: &mut [u8], out: &Outbox) -> Input {
-        let Self { reader, rate } = self;
+        let Self { reader, rate, .. } = self;
         let mut pong = false;
         let mut end: Option<Option<CloseCode>> = None;
         let fed = reader.feed(data, |msg| {
@@ -155,6 +160,7 @@ impl Reading {
             }
         });
         if let Err(e) = fed {
+            self.failed = true;
             tracing::debug!(conn = out.id(), error = %e, "closing on a bad client frame");
             return Input::Close(Some(close_code(e)));
         }
@@ -165,18 +171,21 @@ impl Reading {
     }
 
     /// While closing: reads and drops what the client sends (so a client that keeps sending does
-    /// not stall the close, and its unread bytes do not turn our close into a reset).
+    /// not stall the close, and its unread bytes do not turn our close into a reset), watching
+    /// for its close frame unless the stream has already failed to parse.
     pub(super) fn discard(&mut self, sock: &TcpStream) -> Discard {
         for _ in 0..READS_PER_WAKE {
             let step = SCRATCH.with_borrow_mut(|buf| match sock.try_read(buf) {
                 Ok(0) => Some(Discard::Gone),
+                Ok(_) if self.failed => None,
                 Ok(n) => {
                     let mut closed = false;
                     let fed = self.reader.feed(&mut buf[..n], |m| {
                         closed = matches!(m, ClientMessage::Close(_));
                         !closed
                     });
-                    (closed || fed.is_err()).then_some(Discard::Gone)
+                    self.failed = fed.is_err();
+                    closed.then_some(Discard::Gone)
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => Some(Discard::Idle),
                 Err(_) => Some(Discard::Gone),
@@ -192,7 +201,7 @@ impl Reading {
 /// What a discarding read found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Discard {
-    /// The client closed, hung up or sent garbage: nothing more will be read.
+    /// The client closed or hung up: nothing more will be read.
     Gone,
     /// Nothing more to read now (readiness cleared: the socket wakes the task when there is).
     Idle,
