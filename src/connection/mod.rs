@@ -193,7 +193,10 @@ impl Conn {
         let state = self.state.clone();
         let cfg = state.config();
         self.out.close(code);
-        self.state.metrics().close(code.code());
+        // `courier_closes_total` counts the server's own decisions; 1000 answers the client's.
+        if code != CloseCode::Normal {
+            self.state.metrics().close(code.code());
+        }
         let frame = ws::close_frame(code.code(), code.reason());
         if code.drains_queue() {
             let drained = tokio::time::timeout(cfg.shutdown_timeout, self.drain_queue()).await;
