@@ -40,6 +40,8 @@ pub mod layer;
 pub mod metrics;
 pub mod notify;
 pub mod outbox;
+#[cfg(test)]
+mod prop_support;
 pub mod protocol;
 pub mod server;
 pub mod shutdown;

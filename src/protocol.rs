@@ -262,4 +262,37 @@ mod tests {
             r#"{"type":"connection_established","message":"Connected as alice","user_id":42}"#
         );
     }
+
+    mod properties {
+        use super::*;
+        use crate::prop_support::json_value;
+        use proptest::prelude::*;
+
+        proptest! {
+        /// Any client text yields an echo of exactly that JSON, or the Invalid JSON error — never a
+        /// panic; an echo always parses back to `{"type":"echo","data":X}`.
+        #[test]
+        fn echo_is_valid_json_or_refused(text in ".{0,200}") {
+            if let Some(frame) = echo(&text) {
+                let v: Value = serde_json::from_str(frame_text(&frame)).expect("echo is JSON");
+                let sent: Value = serde_json::from_str(&text).expect("accepted text was JSON");
+                prop_assert_eq!(v, json!({"type": "echo", "data": sent}));
+            } else {
+                prop_assert!(serde_json::from_str::<Value>(&text).is_err());
+            }
+        }
+
+        /// Any group message becomes a frame or a typed refusal, and a frame is valid JSON.
+        #[test]
+        fn group_events_map_or_refuse(data in json_value(), kind in proptest::option::of(json_value())) {
+            let mut m = Map::new();
+            if let Some(k) = kind { m.insert("type".into(), k); }
+            m.insert("data".into(), data);
+            if let Ok(frame) = event_frame(&m) {
+                let v: Value = serde_json::from_str(frame_text(&frame)).expect("frame is JSON");
+                prop_assert!(v["type"].is_string());
+            }
+        }
+            }
+    }
 }
