@@ -8,12 +8,13 @@ use jsonwebtoken::Algorithm;
 
 use crate::config::{
     Config, JwtConfig, LayerKind, RedisConfig, SlowPolicy, UserDbConfig, WireFormat,
-    DEFAULT_CLIENT_MESSAGE_BURST, DEFAULT_CLIENT_MESSAGE_RATE, DEFAULT_LISTEN,
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_USER,
-    DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_HEADER_BYTES,
-    DEFAULT_MAX_PENDING_HANDSHAKES, DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_MESSAGES,
-    DEFAULT_REDIS_CORE_CAPACITY, DEFAULT_REDIS_CORE_INBOXES, DEFAULT_REDIS_PREFIX,
-    DEFAULT_REDIS_URL, DEFAULT_USER_CACHE_SIZE, DEFAULT_USER_TABLE,
+    DEFAULT_CLIENT_MESSAGE_BURST, DEFAULT_CLIENT_MESSAGE_RATE, DEFAULT_HANDSHAKE_BURST_PER_IP,
+    DEFAULT_HANDSHAKE_RATE_PER_IP, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_USER, DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_FRAME_BYTES,
+    DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_PENDING_HANDSHAKES, DEFAULT_QUEUE_BYTES,
+    DEFAULT_QUEUE_MESSAGES, DEFAULT_REDIS_CORE_CAPACITY, DEFAULT_REDIS_CORE_INBOXES,
+    DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_URL, DEFAULT_SEND_BUFFER_BYTES, DEFAULT_USER_CACHE_SIZE,
+    DEFAULT_USER_TABLE,
 };
 use crate::error::{Error, Result};
 
@@ -143,6 +144,17 @@ pub struct Cli {
     /// Client messages per connection allowed in a burst above the rate.
     #[arg(long, env = "COURIER_CLIENT_MESSAGE_BURST", default_value_t = DEFAULT_CLIENT_MESSAGE_BURST)]
     pub client_message_burst: usize,
+    /// SO_SNDBUF for accepted sockets in bytes (0: the kernel's autotuning); bounds what the kernel
+    /// holds for a client that stopped reading, so the queue bound (4008) applies soon after.
+    #[arg(long, env = "COURIER_SEND_BUFFER_BYTES", default_value_t = DEFAULT_SEND_BUFFER_BYTES)]
+    pub send_buffer_bytes: usize,
+    /// WebSocket handshakes per client address per second, sustained (0: no limit); faster
+    /// answers 429. Behind a proxy every client has the proxy's address: limit there instead.
+    #[arg(long, env = "COURIER_HANDSHAKE_RATE_PER_IP", default_value_t = DEFAULT_HANDSHAKE_RATE_PER_IP)]
+    pub handshake_rate_per_ip: f64,
+    /// Handshakes per client address in a burst above the rate.
+    #[arg(long, env = "COURIER_HANDSHAKE_BURST_PER_IP", default_value_t = DEFAULT_HANDSHAKE_BURST_PER_IP)]
+    pub handshake_burst_per_ip: usize,
     /// Browser origin allowed to connect (repeat; env: comma-separated); unset: any origin.
     #[arg(
         long = "allowed-origin",
@@ -229,6 +241,9 @@ impl Cli {
             max_fragments: self.max_fragments,
             client_message_rate: self.client_message_rate,
             client_message_burst: self.client_message_burst,
+            send_buffer_bytes: self.send_buffer_bytes,
+            handshake_rate_per_ip: self.handshake_rate_per_ip,
+            handshake_burst_per_ip: self.handshake_burst_per_ip,
             allowed_origins: self.allowed_origins,
         };
         config.validate()?;

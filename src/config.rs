@@ -71,6 +71,16 @@ pub const DEFAULT_MAX_FRAGMENTS: usize = 64;
 pub const DEFAULT_CLIENT_MESSAGE_RATE: f64 = 50.0;
 /// Client messages a connection may send in a burst above the rate.
 pub const DEFAULT_CLIENT_MESSAGE_BURST: usize = 100;
+/// `SO_SNDBUF` asked for on every accepted socket (Linux doubles it for its bookkeeping; 0: the
+/// kernel's autotuning). Autotuned, loopback and fast links grow it to 4 MiB, where a stalled
+/// reader's messages sit unseen by the queue bound; capped, the queue bound (and its 4008) takes
+/// effect after at most this much more. 128 KiB still fills a 10 ms, 100 Mbit/s path.
+pub const DEFAULT_SEND_BUFFER_BYTES: usize = 128 * 1024;
+/// WebSocket handshakes a client address may start per second, sustained (0: no limit; off by
+/// default because carrier NAT and proxies put many clients behind one address).
+pub const DEFAULT_HANDSHAKE_RATE_PER_IP: f64 = 0.0;
+/// Handshakes a client address may start in a burst above the rate.
+pub const DEFAULT_HANDSHAKE_BURST_PER_IP: usize = 20;
 
 /// How courier writes channels_redis payloads; Django's `serializer_format` must match (reading
 /// sniffs both). Here, in the leaf, so the layer's codec imports config and not the reverse.
@@ -261,6 +271,12 @@ pub struct Config {
     pub client_message_rate: f64,
     /// Client messages in a burst.
     pub client_message_burst: usize,
+    /// `SO_SNDBUF` for accepted sockets (0: the kernel's autotuning).
+    pub send_buffer_bytes: usize,
+    /// WebSocket handshakes per client address per second, sustained (429 above it; 0: none).
+    pub handshake_rate_per_ip: f64,
+    /// Handshakes per client address in a burst.
+    pub handshake_burst_per_ip: usize,
     /// Browser origins allowed to open a WebSocket (`Origin` header); empty: any. A request with
     /// another `Origin` gets 403; one without (not a browser) is let through.
     pub allowed_origins: Vec<String>,
@@ -292,6 +308,9 @@ impl Config {
             max_fragments: DEFAULT_MAX_FRAGMENTS,
             client_message_rate: DEFAULT_CLIENT_MESSAGE_RATE,
             client_message_burst: DEFAULT_CLIENT_MESSAGE_BURST,
+            send_buffer_bytes: DEFAULT_SEND_BUFFER_BYTES,
+            handshake_rate_per_ip: DEFAULT_HANDSHAKE_RATE_PER_IP,
+            handshake_burst_per_ip: DEFAULT_HANDSHAKE_BURST_PER_IP,
             allowed_origins: Vec::new(),
         }
     }
@@ -328,6 +347,12 @@ impl Config {
         }
         if self.client_message_rate > 0.0 && self.client_message_burst == 0 {
             return bad("--client-message-burst must be at least 1 when a rate is set");
+        }
+        if !(self.handshake_rate_per_ip >= 0.0 && self.handshake_rate_per_ip.is_finite()) {
+            return bad("--handshake-rate-per-ip must be a number >= 0");
+        }
+        if self.handshake_rate_per_ip > 0.0 && self.handshake_burst_per_ip == 0 {
+            return bad("--handshake-burst-per-ip must be at least 1 when a rate is set");
         }
         if self.layer != LayerKind::Memory {
             if self.redis.urls.is_empty() || self.redis.urls.iter().any(|u| u.trim().is_empty()) {

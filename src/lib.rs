@@ -20,6 +20,7 @@
 //! - `ws`: RFC 6455 mechanics — the upgrade, server frames encoded once, the client-frame reader.
 //! - `connection`: one socket, one task — batched vectored writes, reads, pings, closes, linger.
 //! - [`outbox`]: a connection's socket, bounded queue (frames and bytes) and close state.
+//! - `rate`: token buckets — the client-message limit and the bounded per-IP handshake table.
 //! - [`hub`]: local membership and fan-out (`group_add`, `group_discard`, `group_send`).
 //! - [`layer`]: [`ChannelLayer`](layer::ChannelLayer), moving group messages between processes:
 //!   memory, and under [`layer::redis`] the channels_redis-compatible pub/sub and core layers over
@@ -43,6 +44,7 @@ pub mod outbox;
 #[cfg(test)]
 mod prop_support;
 pub mod protocol;
+pub(crate) mod rate;
 pub mod server;
 pub mod shutdown;
 pub mod state;

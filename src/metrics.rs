@@ -74,7 +74,7 @@ pub struct Metrics {
     /// deadline, or a client that connected and left).
     pub handshake_timeouts: Family<Reason, Counter>,
     /// WebSocket requests refused with an HTTP status before the upgrade, by reason
-    /// (`not_websocket`, `origin`).
+    /// (`not_websocket`, `origin`, `ip_rate`).
     pub handshake_refusals: Family<Reason, Counter>,
 }
 

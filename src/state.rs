@@ -1,5 +1,6 @@
 //! Shared server state: a cheap-clone handle over everything a connection or request needs.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use crate::error::Result;
 use crate::hub::Hub;
 use crate::layer::ChannelLayer;
 use crate::metrics::Metrics;
+use crate::rate::IpRate;
 
 /// Cheap-clone handle (`Arc`) to the server's state.
 #[derive(Clone)]
@@ -30,6 +32,8 @@ struct Inner {
     tracker: TaskTracker,
     /// Open connections, checked against `max_connections` (an atomic: no lock per handshake).
     open: AtomicUsize,
+    /// Handshakes per client address; `None`: no limit.
+    ip_rate: Option<IpRate>,
 }
 
 impl AppState {
@@ -56,6 +60,7 @@ impl AppState {
         let metrics = Arc::new(Metrics::new());
         layer.attach_metrics(metrics.clone());
         let hub = Hub::new(layer, config.slow_policy, metrics.clone());
+        let ip_rate = IpRate::new(config.handshake_rate_per_ip, config.handshake_burst_per_ip);
         Ok(Self(Arc::new(Inner {
             verifier: Verifier::new(&config.jwt)?,
             config,
@@ -65,6 +70,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             open: AtomicUsize::new(0),
+            ip_rate,
         })))
     }
 
@@ -72,6 +78,11 @@ impl AppState {
     pub fn config(&self) -> &Config {
         &self.0.config
     }
+    /// Whether `ip` may start a WebSocket handshake now (the per-IP rate limit).
+    pub(crate) fn handshake_allowed(&self, ip: IpAddr) -> bool {
+        self.0.ip_rate.as_ref().is_none_or(|r| r.allow(ip))
+    }
+
     /// The token verifier.
     pub fn verifier(&self) -> &Verifier {
         &self.0.verifier

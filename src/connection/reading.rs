@@ -5,11 +5,11 @@ use std::cell::RefCell;
 use std::io::ErrorKind;
 
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::outbox::{Outbox, Push};
 use crate::protocol::{self, CloseCode};
+use crate::rate::TokenBucket;
 use crate::ws::{self, ClientMessage, ReadError, Reader, ReaderLimits};
 
 /// Socket reads per wake-up before the task looks at its queue and timers again.
@@ -32,36 +32,11 @@ pub(super) enum Input {
     Close(Option<CloseCode>),
 }
 
-/// A token bucket over client messages; `rate == 0` turns it off.
-struct RateLimit {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl RateLimit {
-    fn allow(&mut self) -> bool {
-        if self.rate <= 0.0 {
-            return true;
-        }
-        let now = Instant::now();
-        let refill = now.duration_since(self.last).as_secs_f64() * self.rate;
-        self.tokens = (self.tokens + refill).min(self.burst);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 /// The connection's read state.
 pub(super) struct Reading {
     reader: Reader,
-    rate: RateLimit,
+    /// Client messages (pings included).
+    rate: TokenBucket,
     /// The byte stream could not be parsed on (a bad frame): from here on bytes are only drained,
     /// never parsed — parsing again would fail again, and closing on that failure with the
     /// client's bytes unread would turn our close frame into a TCP reset.
@@ -84,15 +59,9 @@ impl Reading {
             max_message: cfg.max_frame_bytes,
             max_fragments: cfg.max_fragments,
         };
-        let burst = cfg.client_message_burst as f64;
         Self {
             reader: Reader::new(limits, leftover),
-            rate: RateLimit {
-                rate: cfg.client_message_rate,
-                burst,
-                tokens: burst,
-                last: Instant::now(),
-            },
+            rate: TokenBucket::new(cfg.client_message_rate, cfg.client_message_burst),
             failed: false,
         }
     }
@@ -109,16 +78,11 @@ impl Reading {
     pub(super) fn read(&mut self, sock: &TcpStream, out: &Outbox) -> Input {
         let mut pong = false;
         for _ in 0..READS_PER_WAKE {
-            let step = SCRATCH.with_borrow_mut(|buf| match sock.try_read(buf) {
-                Ok(0) => Some(Input::Close(None)),
-                Ok(n) => Some(self.handle(&mut buf[..n], out)),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => None,
-                Err(_) => Some(Input::Close(None)),
-            });
-            match step {
-                None => break,
-                Some(Input::More { pong: p }) => pong |= p,
-                Some(close) => return close,
+            match read_once(sock, |bytes| self.handle(bytes, out)) {
+                Got::Empty => break,
+                Got::Gone => return Input::Close(None),
+                Got::Read(Input::More { pong: p }) => pong |= p,
+                Got::Read(close) => return close,
             }
         }
         Input::More { pong }
@@ -175,27 +139,47 @@ impl Reading {
     /// for its close frame unless the stream has already failed to parse.
     pub(super) fn discard(&mut self, sock: &TcpStream) -> Discard {
         for _ in 0..READS_PER_WAKE {
-            let step = SCRATCH.with_borrow_mut(|buf| match sock.try_read(buf) {
-                Ok(0) => Some(Discard::Gone),
-                Ok(_) if self.failed => None,
-                Ok(n) => {
-                    let mut closed = false;
-                    let fed = self.reader.feed(&mut buf[..n], |m| {
-                        closed = matches!(m, ClientMessage::Close(_));
-                        !closed
-                    });
-                    self.failed = fed.is_err();
-                    closed.then_some(Discard::Gone)
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => Some(Discard::Idle),
-                Err(_) => Some(Discard::Gone),
-            });
-            if let Some(d) = step {
-                return d;
+            match read_once(sock, |bytes| self.watch_for_close(bytes)) {
+                Got::Empty => return Discard::Idle,
+                Got::Gone | Got::Read(true) => return Discard::Gone,
+                Got::Read(false) => {}
             }
         }
         Discard::More
     }
+
+    /// Whether `bytes` (parsed only while the stream still parses) hold the client's close frame.
+    fn watch_for_close(&mut self, bytes: &mut [u8]) -> bool {
+        if self.failed {
+            return false;
+        }
+        let mut closed = false;
+        let fed = self.reader.feed(bytes, |m| {
+            closed = matches!(m, ClientMessage::Close(_));
+            !closed
+        });
+        self.failed = fed.is_err();
+        closed
+    }
+}
+
+/// One socket read into the thread's scratch buffer.
+enum Got<R> {
+    /// Bytes arrived; what `f` made of them.
+    Read(R),
+    /// Nothing to read now.
+    Empty,
+    /// End of stream or a socket error: nothing more will be read.
+    Gone,
+}
+
+fn read_once<R>(sock: &TcpStream, f: impl FnOnce(&mut [u8]) -> R) -> Got<R> {
+    SCRATCH.with_borrow_mut(|buf| match sock.try_read(buf) {
+        Ok(0) => Got::Gone,
+        Ok(n) => Got::Read(f(&mut buf[..n])),
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Got::Empty,
+        Err(_) => Got::Gone,
+    })
 }
 
 /// What a discarding read found.
