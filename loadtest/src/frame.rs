@@ -65,6 +65,19 @@ pub fn parse(text: &str) -> Option<Frame<'_>> {
     serde_json::from_str(text).ok()
 }
 
+/// The type alone, whatever the data: `resync`'s data is not an event's.
+#[derive(Deserialize)]
+struct Kind<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+}
+
+/// The server's `resync` (PROTOCOL.md, "ours"): messages may have been missed during a broker
+/// reconnect. Only called for frames that are not this run's events.
+pub fn is_resync(text: &[u8]) -> bool {
+    serde_json::from_slice::<Kind<'_>>(text).is_ok_and(|k| k.kind == "resync")
+}
+
 /// The event data of one text frame, if it carries one: the fast path, else UTF-8 validation
 /// and [`parse`].
 #[inline]

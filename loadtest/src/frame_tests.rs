@@ -227,3 +227,12 @@ fn the_compact_layout_and_the_member_loop_agree() {
         }
     }
 }
+
+#[test]
+fn resync_frames_are_told_apart() {
+    assert!(is_resync(
+        br#"{"type":"resync","data":{"reason":"broker_reconnected"}}"#
+    ));
+    assert!(!is_resync(br#"{"type":"notification","data":{}}"#));
+    assert!(!is_resync(b"not json"));
+}

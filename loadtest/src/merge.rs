@@ -142,6 +142,7 @@ pub fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
         d.duplicated += rd.duplicated;
         d.reordered += rd.reordered;
         d.foreign += rd.foreign;
+        d.resyncs += rd.resyncs;
         m.slow_clients = add_slow(m.slow_clients.take(), r.slow_clients);
         m.events.published += r.events.published;
         add_counts(&mut m.events.errors, r.events.errors);

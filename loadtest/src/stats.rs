@@ -98,6 +98,9 @@ pub struct WorkerStats {
     pub errors: BTreeMap<String, u64>,
     /// Frames that were not events of this run.
     pub foreign: u64,
+    /// `resync` frames: the server telling a client that it may have missed messages (a broker
+    /// reconnect). Counted apart from `foreign`.
+    pub resyncs: u64,
     /// First and last receive, unix ns.
     pub first_rx_ns: u64,
     /// Last receive, unix ns.
@@ -117,6 +120,7 @@ impl WorkerStats {
             conns: Vec::new(),
             errors: BTreeMap::new(),
             foreign: 0,
+            resyncs: 0,
             first_rx_ns: u64::MAX,
             last_rx_ns: 0,
             timeline: vec![0; buckets],
@@ -150,6 +154,7 @@ impl WorkerStats {
             *self.errors.entry(k).or_default() += v;
         }
         self.foreign += other.foreign;
+        self.resyncs += other.resyncs;
         self.first_rx_ns = self.first_rx_ns.min(other.first_rx_ns);
         self.last_rx_ns = self.last_rx_ns.max(other.last_rx_ns);
         if self.timeline.len() < other.timeline.len() {

@@ -100,6 +100,11 @@ pub const METRICS: &[(&str, &str, Better)] = &[
     ),
     ("publish_errors", "publish calls that failed", Better::Lower),
     (
+        "resyncs",
+        "resync frames received (the server's word that messages may be missing)",
+        Better::Lower,
+    ),
+    (
         "handshakes_per_sec",
         "connections established per second of the connect phase",
         Better::Higher,

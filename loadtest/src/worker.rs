@@ -133,6 +133,7 @@ pub(crate) fn take(
                     }
                     slot.done = slot.seq.complete(slot.planned);
                 }
+                _ if frame::is_resync(text) => stats.resyncs += 1,
                 _ => stats.foreign += 1,
             },
             Msg::Binary(_) => {}

@@ -82,6 +82,8 @@ pub struct Deliveries {
     pub reordered: u64,
     /// Frames that were not events of this run.
     pub foreign: u64,
+    /// `resync` frames received (the server's word that messages may have been missed).
+    pub resyncs: u64,
 }
 
 /// The slow readers, reported apart from the healthy clients.

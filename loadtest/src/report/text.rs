@@ -53,8 +53,8 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(s, "  received      {}", d.received);
     let _ = writeln!(
         s,
-        "  lost          {}   duplicated {}   reordered {}   foreign {}",
-        d.lost, d.duplicated, d.reordered, d.foreign
+        "  lost          {}   duplicated {}   reordered {}   foreign {}   resyncs {}",
+        d.lost, d.duplicated, d.reordered, d.foreign, d.resyncs
     );
     if let Some(sl) = &r.slow_clients {
         let _ = writeln!(s, "Slow readers (reported apart)");
