@@ -13,7 +13,6 @@ SCENARIO="${SCENARIO:-loadtest/scenarios/compare-django.toml}"
 RESULTS="${RESULTS:-results}"
 SECRET="compare-django-secret-key-0123456789abcdef"
 API_KEY="compare-key"
-VENV="target/django-venv"
 DJ_PORT=18810
 CO_PORT=18811
 USERS=$(awk -F= '/^users/ {gsub(/[ #].*/, "", $2); gsub(/ /, "", $2); print $2}' "$SCENARIO" | head -n1)
@@ -21,36 +20,9 @@ USERS="${USERS:-100}"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 mkdir -p "$RESULTS"
 
-if [ ! -x "$VENV/bin/daphne" ]; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q -r scripts/django-ref/requirements.txt
-fi
-cargo build --release -p courier -p loadtest
-
-DB="$(mktemp -d)/ref.sqlite3"
-export DJANGO_DB="$DB" DJANGO_SECRET_KEY="$SECRET" PUBLISH_API_KEY="$API_KEY"
-( cd scripts/django-ref
-  "../../$VENV/bin/python" manage.py migrate -v0
-  "../../$VENV/bin/python" manage.py shell -c "
-from django.contrib.auth.models import User
-User.objects.bulk_create([User(id=i, username=f'user{i}') for i in range(1, $USERS + 1)])" )
-
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
-
-wait_port() {
-  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
-  echo "compare-django: nothing listening on $1" >&2; exit 2
-}
-
-( cd scripts/django-ref && exec "../../$VENV/bin/daphne" -b 127.0.0.1 -p "$DJ_PORT" refproject.asgi:application ) \
-  >"${TMPDIR:-/tmp}/compare-daphne.log" 2>&1 &
-DJ_PID=$!; PIDS+=("$DJ_PID")
-target/release/courier --listen "127.0.0.1:$CO_PORT" --jwt-secret "$SECRET" --api-key "$API_KEY" \
-  >"${TMPDIR:-/tmp}/compare-courier.log" 2>&1 &
-CO_PID=$!; PIDS+=("$CO_PID")
-wait_port "$DJ_PORT"; wait_port "$CO_PORT"
+# shellcheck source=django-ref/side-by-side.sh
+. scripts/django-ref/side-by-side.sh
+start_side_by_side compare "$SECRET" "$API_KEY" "$DJ_PORT" "$CO_PORT" "$USERS"
 
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 run() { # name port pid
