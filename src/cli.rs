@@ -12,8 +12,8 @@ use crate::config::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_USER,
     DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_HEADER_BYTES,
     DEFAULT_MAX_PENDING_HANDSHAKES, DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_MESSAGES,
-    DEFAULT_REDIS_CORE_CAPACITY, DEFAULT_REDIS_CORE_INBOXES, DEFAULT_REDIS_PREFIX,
-    DEFAULT_REDIS_URL, DEFAULT_USER_CACHE_SIZE, DEFAULT_USER_TABLE,
+    DEFAULT_REDIS_CLUSTER_PARTITIONS, DEFAULT_REDIS_CORE_CAPACITY, DEFAULT_REDIS_CORE_INBOXES,
+    DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_URL, DEFAULT_USER_CACHE_SIZE, DEFAULT_USER_TABLE,
 };
 use crate::error::{Error, Result};
 
@@ -47,6 +47,7 @@ pub struct Cli {
     pub layer: LayerKind,
     /// Redis for the Redis layers: channels_redis `hosts`, in Django's order. Repeat the flag (or
     /// give the env a comma-separated list) for several hosts; courier shards like channels_redis.
+    /// redis-cluster: seed nodes of one cluster (any order; the topology is discovered).
     #[arg(
         long = "redis-url",
         env = "COURIER_REDIS_URL",
@@ -74,6 +75,9 @@ pub struct Cli {
     /// redis-core: channels_redis `capacity` used when courier publishes.
     #[arg(long, env = "COURIER_REDIS_CORE_CAPACITY", default_value_t = DEFAULT_REDIS_CORE_CAPACITY)]
     pub redis_core_capacity: usize,
+    /// redis-cluster: hash-tag partitions groups are spread over; the same in every courier.
+    #[arg(long, env = "COURIER_REDIS_CLUSTER_PARTITIONS", default_value_t = DEFAULT_REDIS_CLUSTER_PARTITIONS)]
+    pub redis_cluster_partitions: usize,
     /// redis-core: channels_redis `group_expiry`.
     #[arg(long, env = "COURIER_REDIS_GROUP_EXPIRY", default_value = "1day", value_parser = humantime::parse_duration)]
     pub redis_group_expiry: Duration,
@@ -203,6 +207,7 @@ impl Cli {
                 format: self.redis_format,
                 core_inboxes: self.redis_core_inboxes,
                 capacity: self.redis_core_capacity,
+                cluster_partitions: self.redis_cluster_partitions,
                 group_expiry: self.redis_group_expiry,
                 expiry: self.redis_expiry,
             },

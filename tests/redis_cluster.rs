@@ -1,0 +1,316 @@
+//! `--layer redis-cluster` on a private Redis Cluster (real redis-server processes, 3 masters):
+//! two couriers deliver every HTTP-API publish to every user exactly once and in order, over all
+//! shards; and a manual failover of one shard resyncs only that shard's partitions while delivery
+//! goes on, in order and without duplicates.
+
+mod broker;
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use broker::cluster::PrivateCluster;
+use common::redis_servers::{seqs, try_next};
+use common::{connect_user, post_json, spawn_server, TestServer, Ws};
+use courier::config::{LayerKind, RedisConfig};
+use courier::layer::{GroupName, RedisClusterLayer};
+use courier::metrics::Reason;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+/// Handshakes in flight while connecting clients.
+const CONNECTING: usize = 50;
+
+fn redis_config(urls: &[String], prefix: &str) -> RedisConfig {
+    RedisConfig {
+        urls: urls.to_vec(),
+        prefix: prefix.into(),
+        ..RedisConfig::default()
+    }
+}
+
+async fn server(urls: &[String], prefix: &str) -> TestServer {
+    let mut config = common::config();
+    config.layer = LayerKind::RedisCluster;
+    config.redis = redis_config(urls, prefix);
+    spawn_server(config).await
+}
+
+fn group(user: i64) -> GroupName {
+    GroupName::for_user(&courier::UserId::Int(user)).expect("valid group")
+}
+
+/// `POST /api/notify` of one event of `kind` with `seq` to every user in `users`.
+async fn notify_all(addr: SocketAddr, users: &[i64], kind: &str, seq: i64) -> u16 {
+    let batch: Vec<Value> = users
+        .iter()
+        .map(|u| json!({"user_id": u, "type": kind, "data": {"seq": seq}}))
+        .collect();
+    post_json(addr, "/api/notify", &Value::Array(batch))
+        .await
+        .status
+}
+
+/// Every frame a client receives until it has been quiet for `quiet`.
+async fn drain(ws: &mut Ws, quiet: Duration) -> Vec<Value> {
+    let mut frames = Vec::new();
+    while let Some(v) = try_next(ws, quiet).await {
+        frames.push(v);
+    }
+    frames
+}
+
+/// Publishes probes through `via` until every client saw one, then drains what is left.
+async fn until_routed(via: &TestServer, users: &[i64], clients: &mut [Ws]) {
+    let mut seen = vec![false; clients.len()];
+    for round in 0..60 {
+        notify_all(via.addr, users, "probe", round).await;
+        let frames = futures::future::join_all(
+            clients
+                .iter_mut()
+                .map(|ws| drain(ws, Duration::from_millis(150))),
+        )
+        .await;
+        for (seen, frames) in seen.iter_mut().zip(frames) {
+            *seen |= frames.iter().any(|v| v["type"] == "probe");
+        }
+        if seen.iter().all(|s| *s) {
+            futures::future::join_all(
+                clients
+                    .iter_mut()
+                    .map(|ws| drain(ws, Duration::from_millis(300))),
+            )
+            .await;
+            return;
+        }
+    }
+    let missing = seen.iter().filter(|s| !**s).count();
+    panic!("{missing} clients were never reached through the cluster");
+}
+
+/// The master port serving each user's partition.
+async fn masters_of(cluster: &PrivateCluster, config: &RedisConfig, users: &[i64]) -> Vec<u16> {
+    let mut by_channel: BTreeMap<String, u16> = BTreeMap::new();
+    let mut out = Vec::new();
+    for &u in users {
+        let channel = RedisClusterLayer::channel_of(config, &group(u));
+        if !by_channel.contains_key(&channel) {
+            let slot = cluster.keyslot(&channel).await;
+            by_channel.insert(channel.clone(), cluster.shard_of(slot).await.0);
+        }
+        out.push(by_channel[&channel]);
+    }
+    out
+}
+
+fn errors(s: &TestServer, reason: &'static str) -> u64 {
+    let m = s.state.metrics();
+    m.layer_errors.get_or_create(&Reason { reason }).get()
+}
+
+#[tokio::test]
+async fn two_couriers_deliver_api_publishes_to_300_users_once_in_order_over_every_shard() {
+    const USERS: i64 = 300;
+    const EVENTS: i64 = 6;
+    let Some(cluster) = PrivateCluster::start(3, 0).await else {
+        return;
+    };
+    let urls = cluster.urls();
+    let prefix = broker::unique_prefix();
+    // The second courier gets one seed only: it learns the rest of the topology itself.
+    let servers = [
+        server(&urls, &prefix).await,
+        server(&urls[1..2], &prefix).await,
+    ];
+    let users: Vec<i64> = (1..=USERS).collect();
+    // One client per user, alternating between the couriers; every 25th user on both.
+    let mut placement: Vec<(i64, SocketAddr)> = users
+        .iter()
+        .map(|&u| (u, servers[(u % 2) as usize].addr))
+        .collect();
+    placement.extend(
+        users
+            .iter()
+            .filter(|u| *u % 25 == 0)
+            .map(|&u| (u, servers[((u + 1) % 2) as usize].addr)),
+    );
+    let mut clients: Vec<Ws> = futures::stream::iter(placement.iter().copied())
+        .map(|(u, addr)| connect_user(addr, json!(u)))
+        .buffered(CONNECTING)
+        .collect()
+        .await;
+    until_routed(&servers[0], &users, &mut clients).await;
+
+    let masters: BTreeSet<u16> = masters_of(&cluster, &redis_config(&urls, &prefix), &users)
+        .await
+        .into_iter()
+        .collect();
+    assert_eq!(masters.len(), 3, "the users' partitions span every master");
+
+    for seq in 0..EVENTS {
+        let via = &servers[(seq % 2) as usize];
+        assert_eq!(notify_all(via.addr, &users, "new_message", seq).await, 202);
+    }
+    let want: Vec<i64> = (0..EVENTS).collect();
+    let got = futures::future::join_all(
+        clients
+            .iter_mut()
+            .map(|ws| async move { seqs(ws, "new_message", EVENTS as usize).await }),
+    )
+    .await;
+    let wrong: Vec<(i64, &Vec<i64>)> = placement
+        .iter()
+        .map(|(u, _)| *u)
+        .zip(got.iter())
+        .filter(|(_, got)| **got != want)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} clients did not get {want:?} exactly once in order, e.g. {:?}",
+        wrong.len(),
+        placement.len(),
+        wrong.first()
+    );
+    for s in &servers {
+        assert_eq!(s.state.metrics().layer_hosts_down.get(), 0);
+        assert_eq!(errors(s, "decode"), 0);
+        assert_eq!(errors(s, "publish"), 0);
+    }
+    for s in servers {
+        s.stop().await;
+    }
+}
+
+/// What a client got: the `seq` of each event, and where (after how many events) resyncs came.
+fn timeline(frames: &[Value]) -> (Vec<i64>, Vec<usize>) {
+    let mut seqs = Vec::new();
+    let mut resyncs = Vec::new();
+    for v in frames {
+        match v["type"].as_str() {
+            Some("new_message") => seqs.push(v["data"]["seq"].as_i64().expect("seq")),
+            Some("resync") => {
+                assert_eq!(v["data"]["reason"], "broker_reconnected");
+                resyncs.push(seqs.len());
+            }
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+    (seqs, resyncs)
+}
+
+#[tokio::test]
+async fn a_manual_failover_resyncs_only_its_partitions_and_delivery_goes_on_in_order() {
+    const USERS: i64 = 60;
+    let Some(cluster) = PrivateCluster::start(3, 1).await else {
+        return;
+    };
+    let urls = cluster.urls();
+    let prefix = broker::unique_prefix();
+    let s = server(&urls, &prefix).await;
+    let users: Vec<i64> = (1..=USERS).collect();
+    let mut clients: Vec<Ws> = futures::stream::iter(users.iter().copied())
+        .map(|u| connect_user(s.addr, json!(u)))
+        .buffered(CONNECTING)
+        .collect()
+        .await;
+    until_routed(&s, &users, &mut clients).await;
+
+    // Fail over the shard that serves user 1's partition.
+    let masters = masters_of(&cluster, &redis_config(&urls, &prefix), &users).await;
+    let slot = cluster
+        .keyslot(&RedisClusterLayer::channel_of(
+            &redis_config(&urls, &prefix),
+            &group(1),
+        ))
+        .await;
+    let (old_master, replica) = cluster.shard_of(slot).await;
+    let replica = replica.expect("the shard has a replica");
+    let affected: Vec<bool> = masters.iter().map(|m| *m == old_master).collect();
+    let n_affected = affected.iter().filter(|a| **a).count();
+    assert!(n_affected > 0 && n_affected < users.len(), "{n_affected}");
+
+    // Publish a sequence to everyone every 20 ms through the failover and a while after it.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let publisher = tokio::spawn({
+        let (stop, addr, users) = (stop.clone(), s.addr, users.clone());
+        async move {
+            let mut seq = 0;
+            while !stop.is_cancelled() && seq < 1000 {
+                notify_all(addr, &users, "new_message", seq).await;
+                seq += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            seq
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(cluster.cmd(replica, &["CLUSTER", "FAILOVER"]).await, "OK");
+    let mut promoted = false;
+    for _ in 0..200 {
+        let info = cluster.cmd(replica, &["INFO", "replication"]).await;
+        if info.contains("role:master") {
+            promoted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(promoted, "the replica took over");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.cancel();
+    let sent = publisher.await.expect("publisher");
+
+    let frames = futures::future::join_all(
+        clients
+            .iter_mut()
+            .map(|ws| drain(ws, Duration::from_millis(500))),
+    )
+    .await;
+    let mut lost = 0;
+    for ((user, frames), affected) in users.iter().zip(&frames).zip(&affected) {
+        let (seqs, resyncs) = timeline(frames);
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "user {user}: in order, none twice: {seqs:?}"
+        );
+        assert_eq!(
+            seqs.last(),
+            Some(&(sent - 1)),
+            "user {user}: delivery goes on"
+        );
+        if *affected {
+            assert_eq!(
+                resyncs.len(),
+                1,
+                "user {user}: one resync for its moved partition"
+            );
+            // Only what was published before the resync may be missing.
+            let after = &seqs[resyncs[0]..];
+            let first = after.first().copied().unwrap_or(sent);
+            assert_eq!(
+                after,
+                (first..sent).collect::<Vec<_>>(),
+                "user {user}: complete after the resync"
+            );
+            lost += sent as usize - seqs.len();
+        } else {
+            assert!(resyncs.is_empty(), "user {user}: its shard did not move");
+            assert_eq!(
+                seqs,
+                (0..sent).collect::<Vec<_>>(),
+                "user {user}: nothing lost"
+            );
+        }
+    }
+    eprintln!("failover: {n_affected} of {USERS} users affected, {lost} of their events lost, {sent} sent");
+    assert!(
+        errors(&s, "moved") >= 1,
+        "the dropped partitions are counted"
+    );
+    assert_eq!(
+        s.state.metrics().layer_reconnects.get(),
+        0,
+        "no connection rebuild needed"
+    );
+    s.stop().await;
+}
