@@ -199,44 +199,68 @@ fn timeline(frames: &[Value]) -> (Vec<i64>, Vec<usize>) {
     (seqs, resyncs)
 }
 
-#[tokio::test]
-async fn a_manual_failover_resyncs_only_its_partitions_and_delivery_goes_on_in_order() {
-    const USERS: i64 = 60;
-    let Some(cluster) = PrivateCluster::start(3, 1).await else {
-        return;
-    };
-    let urls = cluster.urls();
-    let prefix = broker::unique_prefix();
-    let s = server(&urls, &prefix).await;
-    let users: Vec<i64> = (1..=USERS).collect();
-    let mut clients: Vec<Ws> = futures::stream::iter(users.iter().copied())
-        .map(|u| connect_user(s.addr, json!(u)))
-        .buffered(CONNECTING)
-        .collect()
-        .await;
-    until_routed(&s, &users, &mut clients).await;
+/// One courier on a 3 × (master + replica) cluster, a routed client per user, and the shard
+/// (master, replica) serving user 1's partition with which users it serves.
+struct Shard {
+    cluster: PrivateCluster,
+    s: TestServer,
+    users: Vec<i64>,
+    clients: Vec<Ws>,
+    master: u16,
+    replica: u16,
+    /// Per user (in `users` order): whether its partition is on `master`.
+    affected: Vec<bool>,
+}
 
-    // Fail over the shard that serves user 1's partition.
-    let masters = masters_of(&cluster, &redis_config(&urls, &prefix), &users).await;
-    let slot = cluster
-        .keyslot(&RedisClusterLayer::channel_of(
-            &redis_config(&urls, &prefix),
-            &group(1),
-        ))
-        .await;
-    let (old_master, replica) = cluster.shard_of(slot).await;
-    let replica = replica.expect("the shard has a replica");
-    let affected: Vec<bool> = masters.iter().map(|m| *m == old_master).collect();
-    let n_affected = affected.iter().filter(|a| **a).count();
-    assert!(n_affected > 0 && n_affected < users.len(), "{n_affected}");
+impl Shard {
+    async fn start(users: i64) -> Option<Self> {
+        let cluster = PrivateCluster::start(3, 1).await?;
+        let urls = cluster.urls();
+        let prefix = broker::unique_prefix();
+        let config = redis_config(&urls, &prefix);
+        let s = server(&urls, &prefix).await;
+        let users: Vec<i64> = (1..=users).collect();
+        let mut clients: Vec<Ws> = futures::stream::iter(users.iter().copied())
+            .map(|u| connect_user(s.addr, json!(u)))
+            .buffered(CONNECTING)
+            .collect()
+            .await;
+        until_routed(&s, &users, &mut clients).await;
+        let masters = masters_of(&cluster, &config, &users).await;
+        let slot = cluster
+            .keyslot(&RedisClusterLayer::channel_of(&config, &group(1)))
+            .await;
+        let (master, replica) = cluster.shard_of(slot).await;
+        let affected: Vec<bool> = masters.iter().map(|m| *m == master).collect();
+        let n = affected.iter().filter(|a| **a).count();
+        assert!(n > 0 && n < users.len(), "{n} users on the shard");
+        Some(Self {
+            cluster,
+            s,
+            users,
+            clients,
+            master,
+            replica: replica.expect("the shard has a replica"),
+            affected,
+        })
+    }
+}
 
-    // Publish a sequence to everyone every 20 ms through the failover and a while after it.
+/// Publishes a sequence to every user every 20 ms through `s` while `change` runs and for
+/// `after` more; returns how many were sent and every client's frames.
+async fn publish_through(
+    s: &TestServer,
+    users: &[i64],
+    clients: &mut [Ws],
+    change: impl std::future::Future<Output = ()>,
+    after: Duration,
+) -> (i64, Vec<Vec<Value>>) {
     let stop = tokio_util::sync::CancellationToken::new();
     let publisher = tokio::spawn({
-        let (stop, addr, users) = (stop.clone(), s.addr, users.clone());
+        let (stop, addr, users) = (stop.clone(), s.addr, users.to_vec());
         async move {
             let mut seq = 0;
-            while !stop.is_cancelled() && seq < 1000 {
+            while !stop.is_cancelled() && seq < 2000 {
                 notify_all(addr, &users, "new_message", seq).await;
                 seq += 1;
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -245,29 +269,25 @@ async fn a_manual_failover_resyncs_only_its_partitions_and_delivery_goes_on_in_o
         }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(cluster.cmd(replica, &["CLUSTER", "FAILOVER"]).await, "OK");
-    let mut promoted = false;
-    for _ in 0..200 {
-        let info = cluster.cmd(replica, &["INFO", "replication"]).await;
-        if info.contains("role:master") {
-            promoted = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(promoted, "the replica took over");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    change.await;
+    tokio::time::sleep(after).await;
     stop.cancel();
     let sent = publisher.await.expect("publisher");
-
     let frames = futures::future::join_all(
         clients
             .iter_mut()
             .map(|ws| drain(ws, Duration::from_millis(500))),
     )
     .await;
+    (sent, frames)
+}
+
+/// Every client's events are in order, none twice, and the last one arrived; a client with a
+/// resync may miss events only before its last resync. Returns (resyncs per client, lost events).
+fn check_delivery(users: &[i64], sent: i64, frames: &[Vec<Value>]) -> (Vec<usize>, usize) {
     let mut lost = 0;
-    for ((user, frames), affected) in users.iter().zip(&frames).zip(&affected) {
+    let mut resyncs_per_user = Vec::new();
+    for (user, frames) in users.iter().zip(frames) {
         let (seqs, resyncs) = timeline(frames);
         assert!(
             seqs.windows(2).all(|w| w[0] < w[1]),
@@ -278,33 +298,63 @@ async fn a_manual_failover_resyncs_only_its_partitions_and_delivery_goes_on_in_o
             Some(&(sent - 1)),
             "user {user}: delivery goes on"
         );
-        if *affected {
-            assert_eq!(
-                resyncs.len(),
-                1,
-                "user {user}: one resync for its moved partition"
-            );
-            // Only what was published before the resync may be missing.
-            let after = &seqs[resyncs[0]..];
-            let first = after.first().copied().unwrap_or(sent);
-            assert_eq!(
-                after,
-                (first..sent).collect::<Vec<_>>(),
-                "user {user}: complete after the resync"
-            );
-            lost += sent as usize - seqs.len();
+        let complete_from = resyncs.last().copied().unwrap_or(0);
+        let tail = &seqs[complete_from..];
+        let first = if resyncs.is_empty() {
+            0
         } else {
-            assert!(resyncs.is_empty(), "user {user}: its shard did not move");
-            assert_eq!(
-                seqs,
-                (0..sent).collect::<Vec<_>>(),
-                "user {user}: nothing lost"
-            );
-        }
+            tail.first().copied().unwrap_or(sent)
+        };
+        assert_eq!(
+            tail,
+            (first..sent).collect::<Vec<_>>(),
+            "user {user}: nothing lost {}",
+            if resyncs.is_empty() {
+                "without a resync"
+            } else {
+                "after the resync"
+            }
+        );
+        lost += sent as usize - seqs.len();
+        resyncs_per_user.push(resyncs.len());
     }
-    eprintln!("failover: {n_affected} of {USERS} users affected, {lost} of their events lost, {sent} sent");
+    (resyncs_per_user, lost)
+}
+
+#[tokio::test]
+async fn a_manual_failover_resyncs_only_its_partitions_and_delivery_goes_on_in_order() {
+    let Some(mut shard) = Shard::start(60).await else {
+        return;
+    };
+    let (cluster, replica) = (&shard.cluster, shard.replica);
+    let failover = async move {
+        assert_eq!(cluster.cmd(replica, &["CLUSTER", "FAILOVER"]).await, "OK");
+        assert!(cluster.until_master(replica).await, "the replica took over");
+    };
+    let (sent, frames) = publish_through(
+        &shard.s,
+        &shard.users,
+        &mut shard.clients,
+        failover,
+        Duration::from_millis(1500),
+    )
+    .await;
+    let (resyncs, lost) = check_delivery(&shard.users, sent, &frames);
+    for ((user, affected), n) in shard.users.iter().zip(&shard.affected).zip(&resyncs) {
+        let want = usize::from(*affected);
+        assert_eq!(
+            *n, want,
+            "user {user}: a resync only for a partition that moved"
+        );
+    }
+    eprintln!(
+        "manual failover: {} of {} users affected, {lost} events lost, {sent} sent",
+        shard.affected.iter().filter(|a| **a).count(),
+        shard.users.len()
+    );
+    let s = &shard.s;
     assert!(
-        errors(&s, "moved") >= 1,
+        errors(s, "moved") >= 1,
         "the dropped partitions are counted"
     );
     assert_eq!(
@@ -312,5 +362,45 @@ async fn a_manual_failover_resyncs_only_its_partitions_and_delivery_goes_on_in_o
         0,
         "no connection rebuild needed"
     );
-    s.stop().await;
+    shard.s.stop().await;
+}
+
+#[tokio::test]
+async fn a_killed_master_is_survived_by_rebuilding_the_connection_and_resyncing_everyone() {
+    let Some(mut shard) = Shard::start(30).await else {
+        return;
+    };
+    let (cluster, master, replica) = (&mut shard.cluster, shard.master, shard.replica);
+    let crash = async move {
+        cluster.kill(master);
+        assert!(
+            cluster.until_master(replica).await,
+            "the replica was promoted"
+        );
+    };
+    let (sent, frames) = publish_through(
+        &shard.s,
+        &shard.users,
+        &mut shard.clients,
+        crash,
+        Duration::from_secs(3),
+    )
+    .await;
+    let (resyncs, lost) = check_delivery(&shard.users, sent, &frames);
+    for (user, n) in shard.users.iter().zip(&resyncs) {
+        assert!(
+            *n >= 1,
+            "user {user}: a rebuilt connection resyncs every group"
+        );
+    }
+    eprintln!(
+        "killed master: {lost} events lost over {} users, {sent} sent",
+        shard.users.len()
+    );
+    let s = &shard.s;
+    let m = s.state.metrics();
+    assert!(errors(s, "disconnect") >= 1, "the lost node is counted");
+    assert!(m.layer_reconnects.get() >= 1, "the connection was rebuilt");
+    assert_eq!(m.layer_hosts_down.get(), 0, "and is up again");
+    shard.s.stop().await;
 }

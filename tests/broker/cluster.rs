@@ -6,8 +6,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use redis::cluster_async::ClusterConnection;
-
 use super::{available, redis_answers};
 
 /// How long a node may miss pings before it counts as failed: short, so the cluster's own
@@ -72,6 +70,8 @@ impl PrivateCluster {
                 .arg("--dir")
                 .arg(&cluster.dir)
                 .args(["--save", "", "--appendonly", "no"])
+                // Replicas sync at once (the default waits 5 s for more replicas to share a transfer).
+                .args(["--repl-diskless-sync-delay", "0"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -161,6 +161,7 @@ impl PrivateCluster {
     /// The port of the master serving `slot`, and of one of its replicas (if any).
     pub async fn shard_of(&self, slot: u16) -> (u16, Option<u16>) {
         let port = self.nodes[0].port;
+        // (Asked of the first node: tests kill nodes only after their last `shard_of`.)
         let nodes = self.cmd(port, &["CLUSTER", "NODES"]).await;
         let lines: Vec<Vec<&str>> = nodes.lines().map(|l| l.split(' ').collect()).collect();
         let serves = |fields: &[&str]| {
@@ -179,6 +180,29 @@ impl PrivateCluster {
         (addr_port(master[1]), replica.map(|r| addr_port(r[1])))
     }
 
+    /// Kills the node on `port` (SIGKILL, by PID): its sockets drop at once, as in a crash.
+    pub fn kill(&mut self, port: u16) {
+        if let Some(node) = self.nodes.iter_mut().find(|n| n.port == port) {
+            let _ = node.child.kill();
+            let _ = node.child.wait();
+        }
+    }
+
+    /// Waits (bounded) until the node on `port` says it is a master.
+    pub async fn until_master(&self, port: u16) -> bool {
+        for _ in 0..300 {
+            if self
+                .cmd(port, &["INFO", "replication"])
+                .await
+                .contains("role:master")
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
     /// The slot `key` (or channel) hashes to.
     pub async fn keyslot(&self, key: &str) -> u16 {
         let port = self.nodes[0].port;
@@ -186,15 +210,6 @@ impl PrivateCluster {
             .await
             .parse()
             .expect("CLUSTER KEYSLOT answers a number")
-    }
-
-    /// A cluster connection (RESP2, no pushes) for test-side commands.
-    pub async fn connection(&self) -> ClusterConnection {
-        redis::cluster::ClusterClient::new(self.urls())
-            .expect("cluster client")
-            .get_async_connection()
-            .await
-            .expect("cluster connection")
     }
 }
 

@@ -29,15 +29,16 @@ mod table;
 mod task;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::future::{join_all, BoxFuture};
 use redis::cluster_async::ClusterConnection;
 use redis::RetryMethod;
+use tokio::sync::watch;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::support::{LayerMetrics, CHUNK};
+use super::support::{LayerMetrics, CHUNK, CONNECT_TIMEOUT};
 use super::wire::cluster::{new_frame, push_entry, Partitions};
 use super::wire::codec::Codec;
 use crate::config::RedisConfig;
@@ -67,20 +68,29 @@ struct Shared {
     table: Table,
     inbound: OnceLock<Inbound>,
     metrics: LayerMetrics,
-    /// The current session's connection, for publishers; `None` while it is being rebuilt.
-    publisher: Mutex<Option<ClusterConnection>>,
+    /// The current session's connection, for publishers; `None` while it is being (re)built.
+    publisher: watch::Sender<Option<ClusterConnection>>,
 }
 
 impl Shared {
     fn set_publisher(&self, conn: Option<ClusterConnection>) {
-        *self.publisher.lock().unwrap_or_else(|p| p.into_inner()) = conn;
+        self.publisher.send_replace(conn);
     }
 
-    fn publisher(&self) -> Option<ClusterConnection> {
-        self.publisher
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    /// The current connection; while there is none, waits for one up to [`CONNECT_TIMEOUT`], so
+    /// a publish right after start (or during a rebuild) is not failed needlessly.
+    async fn publisher(&self) -> Result<ClusterConnection> {
+        if let Some(conn) = self.publisher.borrow().clone() {
+            return Ok(conn);
+        }
+        let mut rx = self.publisher.subscribe();
+        let up = tokio::time::timeout(CONNECT_TIMEOUT, rx.wait_for(Option::is_some)).await;
+        match up {
+            Ok(Ok(conn)) => conn
+                .clone()
+                .ok_or_else(|| Error::layer("redis-cluster: not connected")),
+            _ => Err(Error::layer("redis-cluster: not connected")),
+        }
     }
 }
 
@@ -99,7 +109,7 @@ impl RedisClusterLayer {
             codec: Codec::new(config.format, &config.symmetric_keys, 0),
             inbound: OnceLock::new(),
             metrics: LayerMetrics::new(1),
-            publisher: Mutex::new(None),
+            publisher: watch::Sender::new(None),
         });
         let stop = CancellationToken::new();
         tokio::spawn(task::run(shared.clone(), stop.clone()));
@@ -117,10 +127,7 @@ impl RedisClusterLayer {
     }
 
     async fn send(&self, items: &[(&GroupName, &GroupMessage)]) -> Result<()> {
-        let conn = self
-            .shared
-            .publisher()
-            .ok_or_else(|| Error::layer("redis-cluster: not connected"))?;
+        let conn = self.shared.publisher().await?;
         let frames = self.frames(items)?;
         let sends = frames.into_iter().map(|(k, frames)| {
             let conn = conn.clone();

@@ -10,9 +10,9 @@
 //! - a node connection drops (the `Disconnection` push): what that node carried is unknown, and
 //!   redis-rs's own per-node resubscribe cannot be observed, so the whole connection is rebuilt;
 //! - PING to every master fails or times out (a silently dead socket);
-//! - a wanted partition stays unsubscribed past a limit (its master is gone and the slot map is
-//!   stale; a new connection reads the topology afresh). The limit doubles per such rebuild so a
-//!   long failover does not resync everyone every few seconds.
+//! - a wanted partition stays unsubscribed past a limit (no redirect ever fixed the slot map; a
+//!   new connection reads the topology afresh). The limit doubles per such rebuild so a long
+//!   outage does not resync everyone every few seconds.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +25,7 @@ use redis::{PushInfo, PushKind, Value};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::super::support::{self, broken, Reconnect, CONNECT_TIMEOUT, RESPONSE_TIMEOUT};
+use super::super::support::{self, broken, Reconnect, RESPONSE_TIMEOUT};
 use super::super::wire::cluster::entries;
 use super::Shared;
 
@@ -34,9 +34,15 @@ const PING_INTERVAL: Duration = Duration::from_secs(10);
 /// How often the task compares the table with the server (and retries what failed).
 const TICK: Duration = Duration::from_millis(200);
 /// How long a wanted partition may stay unsubscribed before the connection is rebuilt, at first.
-const STALE_MIN: Duration = Duration::from_secs(3);
+/// Long enough for a failover: while a dead master's replica is being promoted, the retried
+/// SSUBSCRIBEs draw MOVED replies that refresh redis-rs's slot map, and the first one after the
+/// promotion lands on the new master without any rebuild (which would resync everyone).
+const STALE_MIN: Duration = Duration::from_secs(10);
 /// The most that limit grows to over consecutive rebuilds for the same reason.
-const STALE_MAX: Duration = Duration::from_secs(30);
+const STALE_MAX: Duration = Duration::from_secs(60);
+/// TCP connect + handshake bound per node: half the shared `support::CONNECT_TIMEOUT`, which bounds the
+/// whole build (seeds, then `CLUSTER SLOTS`, then every other node, each step concurrent).
+const NODE_CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 /// (Un)subscribe commands in flight at once: one per partition, since each has its own slot.
 const IN_FLIGHT: usize = 32;
 
@@ -52,7 +58,7 @@ pub(super) fn client(
         .use_protocol(redis::ProtocolVersion::RESP3)
         .push_sender(on_push)
         .retries(0)
-        .connection_timeout(CONNECT_TIMEOUT)
+        .connection_timeout(NODE_CONNECT_TIMEOUT)
         .response_timeout(RESPONSE_TIMEOUT)
         .build()
 }
