@@ -283,6 +283,31 @@ mod tests {
     }
 
     #[test]
+    fn cluster_partitions_reach_the_config_within_bounds() {
+        let parse = |n: &str| {
+            let args = ["courier", "--jwt-secret", "s", "--layer", "redis-cluster"];
+            let mut all = args.to_vec();
+            all.extend(["--redis-cluster-partitions", n]);
+            Cli::try_parse_from(all).expect("parses").into_config()
+        };
+        let config = parse("64").expect("valid");
+        assert_eq!(config.layer, LayerKind::RedisCluster);
+        assert_eq!(config.redis.cluster_partitions, 64);
+        assert!(parse("0").is_err());
+        assert!(parse("16384").is_ok());
+        assert!(parse("16385").is_err());
+        let default = Cli::try_parse_from(["courier", "--jwt-secret", "s"]).expect("parses");
+        assert_eq!(
+            default
+                .into_config()
+                .expect("valid")
+                .redis
+                .cluster_partitions,
+            DEFAULT_REDIS_CLUSTER_PARTITIONS
+        );
+    }
+
+    #[test]
     fn user_db_flags_reach_the_config() {
         let cli = Cli::try_parse_from([
             "courier",

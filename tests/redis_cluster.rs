@@ -1,7 +1,7 @@
-//! `--layer redis-cluster` on a private Redis Cluster (real redis-server processes, 3 masters):
-//! two couriers deliver every HTTP-API publish to every user exactly once and in order, over all
-//! shards; and a manual failover of one shard resyncs only that shard's partitions while delivery
-//! goes on, in order and without duplicates.
+//! `--layer redis-cluster` on private Redis Clusters (real redis-server processes, 3 masters):
+//! two couriers deliver every HTTP-API publish to 300 users exactly once and in order, over all
+//! shards; a manual failover or a slot moved to another master resyncs only the partitions that
+//! moved while delivery goes on, in order and without duplicates; a killed master is survived.
 
 mod broker;
 mod common;
@@ -204,17 +204,19 @@ fn timeline(frames: &[Value]) -> (Vec<i64>, Vec<usize>) {
 struct Shard {
     cluster: PrivateCluster,
     s: TestServer,
+    /// The courier's Redis settings (for partition names).
+    config: RedisConfig,
     users: Vec<i64>,
     clients: Vec<Ws>,
     master: u16,
-    replica: u16,
+    replica: Option<u16>,
     /// Per user (in `users` order): whether its partition is on `master`.
     affected: Vec<bool>,
 }
 
 impl Shard {
-    async fn start(users: i64) -> Option<Self> {
-        let cluster = PrivateCluster::start(3, 1).await?;
+    async fn start(users: i64, replicas: usize) -> Option<Self> {
+        let cluster = PrivateCluster::start(3, replicas).await?;
         let urls = cluster.urls();
         let prefix = broker::unique_prefix();
         let config = redis_config(&urls, &prefix);
@@ -237,10 +239,11 @@ impl Shard {
         Some(Self {
             cluster,
             s,
+            config,
             users,
             clients,
             master,
-            replica: replica.expect("the shard has a replica"),
+            replica,
             affected,
         })
     }
@@ -323,10 +326,10 @@ fn check_delivery(users: &[i64], sent: i64, frames: &[Vec<Value>]) -> (Vec<usize
 
 #[tokio::test]
 async fn a_manual_failover_resyncs_only_its_partitions_and_delivery_goes_on_in_order() {
-    let Some(mut shard) = Shard::start(60).await else {
+    let Some(mut shard) = Shard::start(60, 1).await else {
         return;
     };
-    let (cluster, replica) = (&shard.cluster, shard.replica);
+    let (cluster, replica) = (&shard.cluster, shard.replica.expect("a replica"));
     let failover = async move {
         assert_eq!(cluster.cmd(replica, &["CLUSTER", "FAILOVER"]).await, "OK");
         assert!(cluster.until_master(replica).await, "the replica took over");
@@ -339,38 +342,83 @@ async fn a_manual_failover_resyncs_only_its_partitions_and_delivery_goes_on_in_o
         Duration::from_millis(1500),
     )
     .await;
-    let (resyncs, lost) = check_delivery(&shard.users, sent, &frames);
-    for ((user, affected), n) in shard.users.iter().zip(&shard.affected).zip(&resyncs) {
-        let want = usize::from(*affected);
+    shard.check_moved("manual failover", sent, &frames);
+    shard.s.stop().await;
+}
+
+impl Shard {
+    /// After a change that moved only the affected users' partitions: every user's delivery is
+    /// whole and ordered, exactly the affected users got one resync, and no rebuild was needed.
+    fn check_moved(&self, what: &str, sent: i64, frames: &[Vec<Value>]) {
+        let (resyncs, lost) = check_delivery(&self.users, sent, frames);
+        for ((user, affected), n) in self.users.iter().zip(&self.affected).zip(&resyncs) {
+            let want = usize::from(*affected);
+            assert_eq!(
+                *n, want,
+                "{what}: user {user}: a resync only for a partition that moved"
+            );
+        }
+        eprintln!(
+            "{what}: {} of {} users affected, {lost} events lost, {sent} sent",
+            self.affected.iter().filter(|a| **a).count(),
+            self.users.len()
+        );
+        assert!(
+            errors(&self.s, "moved") >= 1,
+            "{what}: the dropped partitions are counted"
+        );
+        let m = self.s.state.metrics();
         assert_eq!(
-            *n, want,
-            "user {user}: a resync only for a partition that moved"
+            m.layer_reconnects.get(),
+            0,
+            "{what}: no connection rebuild needed"
         );
     }
-    eprintln!(
-        "manual failover: {} of {} users affected, {lost} events lost, {sent} sent",
-        shard.affected.iter().filter(|a| **a).count(),
-        shard.users.len()
-    );
-    let s = &shard.s;
-    assert!(
-        errors(s, "moved") >= 1,
-        "the dropped partitions are counted"
-    );
-    assert_eq!(
-        s.state.metrics().layer_reconnects.get(),
-        0,
-        "no connection rebuild needed"
-    );
+}
+
+#[tokio::test]
+async fn a_slot_moved_to_another_master_resyncs_only_its_partition_and_delivery_goes_on() {
+    let Some(mut shard) = Shard::start(60, 0).await else {
+        return;
+    };
+    // Only user 1's partition's slot moves: the users of that partition are the affected ones.
+    let channel_of = |u: i64| RedisClusterLayer::channel_of(&shard.config, &group(u));
+    let moving = channel_of(1);
+    shard.affected = shard
+        .users
+        .iter()
+        .map(|&u| channel_of(u) == moving)
+        .collect();
+    let slot = shard.cluster.keyslot(&moving).await;
+    let to = shard
+        .cluster
+        .masters()
+        .await
+        .into_iter()
+        .find(|&m| m != shard.master)
+        .expect("another master");
+    let cluster = &shard.cluster;
+    let reshard = async move { cluster.move_slot(slot, to).await };
+    let (sent, frames) = publish_through(
+        &shard.s,
+        &shard.users,
+        &mut shard.clients,
+        reshard,
+        Duration::from_millis(1500),
+    )
+    .await;
+    shard.check_moved("slot moved", sent, &frames);
+    assert_eq!(shard.cluster.shard_of(slot).await.0, to, "the slot moved");
     shard.s.stop().await;
 }
 
 #[tokio::test]
 async fn a_killed_master_is_survived_by_rebuilding_the_connection_and_resyncing_everyone() {
-    let Some(mut shard) = Shard::start(30).await else {
+    let Some(mut shard) = Shard::start(30, 1).await else {
         return;
     };
-    let (cluster, master, replica) = (&mut shard.cluster, shard.master, shard.replica);
+    let replica = shard.replica.expect("a replica");
+    let (cluster, master) = (&mut shard.cluster, shard.master);
     let crash = async move {
         cluster.kill(master);
         assert!(

@@ -203,6 +203,52 @@ impl PrivateCluster {
         false
     }
 
+    /// Moves `slot` (empty: shard channels are not keys) from its master to the master on `to`,
+    /// the way `redis-cli --cluster reshard` does: IMPORTING / MIGRATING, then NODE on the two
+    /// and on every other master.
+    pub async fn move_slot(&self, slot: u16, to: u16) {
+        let (from, _) = self.shard_of(slot).await;
+        let id = |port| async move { self.cmd(port, &["CLUSTER", "MYID"]).await };
+        let (from_id, to_id) = (id(from).await, id(to).await);
+        let slot = slot.to_string();
+        let set = |port, args: [&'static str; 1], node: String| {
+            let slot = slot.clone();
+            async move {
+                let reply = self
+                    .cmd(port, &["CLUSTER", "SETSLOT", &slot, args[0], &node])
+                    .await;
+                assert_eq!(reply, "OK", "CLUSTER SETSLOT {slot} {} on {port}", args[0]);
+            }
+        };
+        set(to, ["IMPORTING"], from_id.clone()).await;
+        set(from, ["MIGRATING"], to_id.clone()).await;
+        set(to, ["NODE"], to_id.clone()).await;
+        set(from, ["NODE"], to_id.clone()).await;
+        for node in &self.nodes {
+            if node.port != to && node.port != from {
+                let role = self.cmd(node.port, &["INFO", "replication"]).await;
+                if role.contains("role:master") {
+                    set(node.port, ["NODE"], to_id.clone()).await;
+                }
+            }
+        }
+    }
+
+    /// The master ports.
+    pub async fn masters(&self) -> Vec<u16> {
+        let mut out = Vec::new();
+        for node in &self.nodes {
+            if self
+                .cmd(node.port, &["INFO", "replication"])
+                .await
+                .contains("role:master")
+            {
+                out.push(node.port);
+            }
+        }
+        out
+    }
+
     /// The slot `key` (or channel) hashes to.
     pub async fn keyslot(&self, key: &str) -> u16 {
         let port = self.nodes[0].port;

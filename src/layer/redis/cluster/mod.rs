@@ -38,7 +38,7 @@ use redis::RetryMethod;
 use tokio::sync::watch;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::support::{LayerMetrics, CHUNK, CONNECT_TIMEOUT};
+use super::support::{broken, LayerMetrics, CHUNK, CONNECT_TIMEOUT};
 use super::wire::cluster::{new_frame, push_entry, Partitions};
 use super::wire::codec::Codec;
 use crate::config::RedisConfig;
@@ -51,6 +51,11 @@ use table::Table;
 const PUBLISH_RETRIES: u32 = 3;
 /// Pause before the n-th retry: n times this, while redis-rs refreshes its slot map.
 const RETRY_STEP: Duration = Duration::from_millis(100);
+/// Bound on one frame's `SPUBLISH`, retries included. While a master is down, redis-rs may hold
+/// requests behind its slot refreshes (each waiting on a connect to the dead node); the caller
+/// (an HTTP publish) gets its 503 within this instead. A frame that timed out may or may not have
+/// been published, and is not sent again.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Scope: every courier on the same cluster (any seed nodes of it) with the same prefix and
 /// partition count. At-most-once: sharded pub/sub keeps nothing for a subscriber that is away.
@@ -135,7 +140,11 @@ impl RedisClusterLayer {
             async move {
                 // One partition's frames in order; partitions at once (no order between groups).
                 for frame in frames {
-                    spublish(conn.clone(), &channel, &frame).await?;
+                    let sent = tokio::time::timeout(
+                        PUBLISH_TIMEOUT,
+                        spublish(conn.clone(), &channel, &frame),
+                    );
+                    sent.await.map_err(|_| broken("SPUBLISH timed out"))??;
                 }
                 Ok::<(), redis::RedisError>(())
             }
