@@ -12,9 +12,9 @@ use crate::config::{
     DEFAULT_HANDSHAKE_RATE_PER_IP, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_CONNECTIONS_PER_USER, DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_FRAME_BYTES,
     DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_PENDING_HANDSHAKES, DEFAULT_QUEUE_BYTES,
-    DEFAULT_QUEUE_MESSAGES, DEFAULT_REDIS_CORE_CAPACITY, DEFAULT_REDIS_CORE_INBOXES,
-    DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_URL, DEFAULT_SEND_BUFFER_BYTES, DEFAULT_USER_CACHE_SIZE,
-    DEFAULT_USER_TABLE,
+    DEFAULT_QUEUE_MESSAGES, DEFAULT_REDIS_CLUSTER_PARTITIONS, DEFAULT_REDIS_CORE_CAPACITY,
+    DEFAULT_REDIS_CORE_INBOXES, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_URL, DEFAULT_SEND_BUFFER_BYTES,
+    DEFAULT_USER_CACHE_SIZE, DEFAULT_USER_TABLE,
 };
 use crate::error::{Error, Result};
 
@@ -48,6 +48,7 @@ pub struct Cli {
     pub layer: LayerKind,
     /// Redis for the Redis layers: channels_redis `hosts`, in Django's order. Repeat the flag (or
     /// give the env a comma-separated list) for several hosts; courier shards like channels_redis.
+    /// redis-cluster: seed nodes of one cluster (any order; the topology is discovered).
     #[arg(
         long = "redis-url",
         env = "COURIER_REDIS_URL",
@@ -75,6 +76,9 @@ pub struct Cli {
     /// redis-core: channels_redis `capacity` used when courier publishes.
     #[arg(long, env = "COURIER_REDIS_CORE_CAPACITY", default_value_t = DEFAULT_REDIS_CORE_CAPACITY)]
     pub redis_core_capacity: usize,
+    /// redis-cluster: hash-tag partitions groups are spread over; the same in every courier.
+    #[arg(long, env = "COURIER_REDIS_CLUSTER_PARTITIONS", default_value_t = DEFAULT_REDIS_CLUSTER_PARTITIONS)]
+    pub redis_cluster_partitions: usize,
     /// redis-core: channels_redis `group_expiry`.
     #[arg(long, env = "COURIER_REDIS_GROUP_EXPIRY", default_value = "1day", value_parser = humantime::parse_duration)]
     pub redis_group_expiry: Duration,
@@ -215,6 +219,7 @@ impl Cli {
                 format: self.redis_format,
                 core_inboxes: self.redis_core_inboxes,
                 capacity: self.redis_core_capacity,
+                cluster_partitions: self.redis_cluster_partitions,
                 group_expiry: self.redis_group_expiry,
                 expiry: self.redis_expiry,
             },
@@ -290,6 +295,31 @@ mod tests {
         let joined = parse(&["--redis-url", &format!("{a},{b}")]).expect("valid");
         assert_eq!(joined.redis.urls, [a, b]);
         assert!(parse(&["--redis-url", &format!("{a},,{b}")]).is_err());
+    }
+
+    #[test]
+    fn cluster_partitions_reach_the_config_within_bounds() {
+        let parse = |n: &str| {
+            let args = ["courier", "--jwt-secret", "s", "--layer", "redis-cluster"];
+            let mut all = args.to_vec();
+            all.extend(["--redis-cluster-partitions", n]);
+            Cli::try_parse_from(all).expect("parses").into_config()
+        };
+        let config = parse("64").expect("valid");
+        assert_eq!(config.layer, LayerKind::RedisCluster);
+        assert_eq!(config.redis.cluster_partitions, 64);
+        assert!(parse("0").is_err());
+        assert!(parse("16384").is_ok());
+        assert!(parse("16385").is_err());
+        let default = Cli::try_parse_from(["courier", "--jwt-secret", "s"]).expect("parses");
+        assert_eq!(
+            default
+                .into_config()
+                .expect("valid")
+                .redis
+                .cluster_partitions,
+            DEFAULT_REDIS_CLUSTER_PARTITIONS
+        );
     }
 
     #[test]

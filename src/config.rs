@@ -37,6 +37,15 @@ pub const DEFAULT_REDIS_PREFIX: &str = "asgi";
 /// (BENCHMARKS.md): 5000 events/s over 100 groups lost ~3.5 % with 8 inboxes and nothing with 64;
 /// all inboxes are drained by one pipeline per round, so more inboxes cost no extra round trips.
 pub const DEFAULT_REDIS_CORE_INBOXES: usize = 64;
+/// redis-cluster: hash-tag partitions groups are spread over (shard channel
+/// `{prefix:courier:p<K>}`, K = CRC-32 of the group mod this). A courier subscribes one channel
+/// per partition that has a local member and receives all of that partition's traffic, so this
+/// caps its subscriptions, while more partitions spread them more evenly over the masters (256 at
+/// random slots: about ±10 % per master of 3) and spare a courier with few users more traffic.
+/// Every process of a deployment must use the same value.
+pub const DEFAULT_REDIS_CLUSTER_PARTITIONS: usize = 256;
+/// redis-cluster: most partitions, one per hash slot (more could only share slots).
+pub const MAX_REDIS_CLUSTER_PARTITIONS: usize = 16_384;
 /// redis-core: channels_redis's `capacity`, used when courier itself publishes.
 pub const DEFAULT_REDIS_CORE_CAPACITY: usize = 100;
 /// redis-core: channels_redis's `group_expiry` (seconds); memberships are refreshed well within it.
@@ -113,6 +122,9 @@ pub enum LayerKind {
     RedisPubsub,
     /// channels_redis `RedisChannelLayer` wire format (group ZSETs + inbox ZSETs), Django's default.
     RedisCore,
+    /// Redis Cluster, sharded pub/sub (`SSUBSCRIBE`/`SPUBLISH`, Redis >= 7) over hash-tag
+    /// partitions; courier's own format, so only courier (HTTP or Rust API) publishes to it.
+    RedisCluster,
 }
 
 /// Settings of the Redis layers, named after channels_redis's `CONFIG` keys.
@@ -131,6 +143,8 @@ pub struct RedisConfig {
     pub core_inboxes: usize,
     /// redis-core: channels_redis `capacity`, applied when courier publishes.
     pub capacity: usize,
+    /// redis-cluster: partitions groups are spread over (the same in every process).
+    pub cluster_partitions: usize,
     /// redis-core: channels_redis `group_expiry`.
     pub group_expiry: Duration,
     /// redis-core: channels_redis `expiry`.
@@ -146,6 +160,7 @@ impl Default for RedisConfig {
             format: WireFormat::Msgpack,
             core_inboxes: DEFAULT_REDIS_CORE_INBOXES,
             capacity: DEFAULT_REDIS_CORE_CAPACITY,
+            cluster_partitions: DEFAULT_REDIS_CLUSTER_PARTITIONS,
             group_expiry: DEFAULT_REDIS_GROUP_EXPIRY,
             expiry: DEFAULT_REDIS_EXPIRY,
         }
@@ -165,6 +180,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("format", &self.format)
             .field("core_inboxes", &self.core_inboxes)
             .field("capacity", &self.capacity)
+            .field("cluster_partitions", &self.cluster_partitions)
             .field("group_expiry", &self.group_expiry)
             .field("expiry", &self.expiry)
             .finish()
@@ -366,6 +382,9 @@ impl Config {
             }
             if self.redis.capacity == 0 {
                 return bad("--redis-core-capacity must be at least 1");
+            }
+            if !(1..=MAX_REDIS_CLUSTER_PARTITIONS).contains(&self.redis.cluster_partitions) {
+                return bad("--redis-cluster-partitions must be between 1 and 16384");
             }
             if self.redis.group_expiry.as_secs() < 2 || self.redis.expiry.as_secs() < 1 {
                 return bad(

@@ -24,7 +24,8 @@
 //! - [`hub`]: local membership and fan-out (`group_add`, `group_discard`, `group_send`).
 //! - [`layer`]: [`ChannelLayer`](layer::ChannelLayer), moving group messages between processes:
 //!   memory, and under [`layer::redis`] the channels_redis-compatible pub/sub and core layers over
-//!   one or many Redis hosts, with their one wire module.
+//!   one or many Redis hosts, with their one wire module, and the Redis Cluster sharded pub/sub
+//!   layer ([`layer::redis::cluster`]).
 //! - [`notify`]: `notify_user` and the reference's three helpers.
 //! - [`api`]: the HTTP publish API.
 //! - [`metrics`]: Prometheus metrics.

@@ -1,14 +1,17 @@
 //! One conformance suite for every channel layer (STYLE.md §12): memory always, the Redis layers
-//! whenever Redis answers at `REDIS_URL` (each run under its own key prefix).
+//! whenever Redis answers at `REDIS_URL` (each run under its own key prefix), the Redis Cluster
+//! layer on a private cluster whenever `redis-server` and `redis-cli` are installed.
 
 mod broker;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use broker::cluster::PrivateCluster;
 use courier::config::{LayerKind, RedisConfig};
 use courier::layer::{
-    ChannelLayer, GroupMessage, GroupName, MemoryLayer, RedisCoreLayer, RedisPubSubLayer,
+    ChannelLayer, GroupMessage, GroupName, MemoryLayer, RedisClusterLayer, RedisCoreLayer,
+    RedisPubSubLayer,
 };
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -241,6 +244,33 @@ async fn redis_layers_conform_with_encryption_and_json() {
 }
 
 #[tokio::test]
+async fn redis_cluster_layer_conforms_plain_and_with_encryption_and_json() {
+    let Some(cluster) = PrivateCluster::start(3, 0).await else {
+        return;
+    };
+    let mut config = RedisConfig {
+        urls: cluster.urls(),
+        prefix: broker::unique_prefix(),
+        ..RedisConfig::default()
+    };
+    suite(
+        Arc::new(RedisClusterLayer::start(&config).expect("start")),
+        true,
+    )
+    .await;
+    config.prefix = broker::unique_prefix();
+    config.symmetric_keys = vec!["django-secret".into()];
+    config.format = courier::config::WireFormat::Json;
+    // One partition: every group shares a channel, so the filter is what keeps user_2 out.
+    config.cluster_partitions = 1;
+    suite(
+        Arc::new(RedisClusterLayer::start(&config).expect("start")),
+        true,
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn build_picks_the_configured_layer() {
     let mut config = courier::Config::new("k");
     assert_eq!(
@@ -256,6 +286,16 @@ async fn build_picks_the_configured_layer() {
     assert_eq!(
         courier::layer::build(&config).expect("core").name(),
         "redis-core"
+    );
+    config.layer = LayerKind::RedisCluster;
+    assert_eq!(
+        courier::layer::build(&config).expect("cluster").name(),
+        "redis-cluster"
+    );
+    config.redis.urls = vec!["unix:///tmp/no-cluster.sock".into()];
+    assert!(
+        courier::layer::build(&config).is_err(),
+        "a seed URL the cluster client cannot use is a startup error"
     );
 }
 

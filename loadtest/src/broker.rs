@@ -103,6 +103,7 @@ pub fn layer_name(l: LayerKind) -> &'static str {
         LayerKind::Memory => "memory",
         LayerKind::RedisPubsub => "redis-pubsub",
         LayerKind::RedisCore => "redis-core",
+        LayerKind::RedisCluster => "redis-cluster",
     }
 }
 

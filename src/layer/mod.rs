@@ -25,7 +25,9 @@ use crate::config::{Config, LayerKind};
 use crate::error::Result;
 use crate::metrics::Metrics;
 
-pub use self::redis::{resync_message, GroupSender, RedisCoreLayer, RedisPubSubLayer};
+pub use self::redis::{
+    resync_message, GroupSender, RedisClusterLayer, RedisCoreLayer, RedisPubSubLayer,
+};
 pub use memory::MemoryLayer;
 
 /// A Channels group message: a JSON/msgpack map with at least a string `type`.
@@ -81,6 +83,7 @@ pub fn build(config: &Config) -> Result<Arc<dyn ChannelLayer>> {
         LayerKind::Memory => Arc::new(MemoryLayer::new()),
         LayerKind::RedisPubsub => Arc::new(RedisPubSubLayer::start(&config.redis)?),
         LayerKind::RedisCore => Arc::new(RedisCoreLayer::start(&config.redis)?),
+        LayerKind::RedisCluster => Arc::new(RedisClusterLayer::start(&config.redis)?),
     })
 }
 

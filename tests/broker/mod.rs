@@ -5,6 +5,7 @@
 
 #![allow(dead_code)] // Each test binary uses a different subset.
 
+pub mod cluster;
 pub mod python;
 
 use std::net::TcpListener;

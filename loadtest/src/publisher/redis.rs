@@ -28,7 +28,11 @@ impl RedisPublisher {
         let name = match layer {
             LayerKind::RedisPubsub => "redis-pubsub",
             LayerKind::RedisCore => "redis-core",
-            LayerKind::Memory => return Err("the memory layer has no Redis publisher".into()),
+            LayerKind::Memory | LayerKind::RedisCluster => {
+                return Err(format!(
+                    "the {layer:?} layer has no channels_redis publisher"
+                ))
+            }
         };
         let sender = GroupSender::new(layer, config).map_err(|e| e.to_string())?;
         Ok(Self {

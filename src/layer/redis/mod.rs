@@ -1,11 +1,14 @@
 //! The channels_redis-compatible layers over one or many Redis hosts, and what they share.
 //!
 //! # Layout
-//! - `wire`: the format — key names, host selection, the Lua script, the codec, pipelined sends.
+//! - `wire`: the format — key names, host selection, the Lua script, the codec, pipelined sends,
+//!   and the cluster layer's partitions and frames.
 //! - `support`: connections, the one reconnect-with-backoff loop, the hub's wishes, metrics.
 //! - [`pubsub`]: [`RedisPubSubLayer`] (channels_redis `RedisPubSubChannelLayer`).
 //! - [`core_layer`]: [`RedisCoreLayer`] (channels_redis `RedisChannelLayer`, Django's default).
 //! - [`sender`]: [`GroupSender`], batched `group_send` for publishers outside a server.
+//! - [`cluster`]: [`RedisClusterLayer`], Redis Cluster sharded pub/sub in courier's own format
+//!   (channels_redis has no Cluster support, so only courier publishes to it).
 //!
 //! # Many hosts
 //! `RedisConfig::urls` is channels_redis's `hosts` list, in Django's order. Every group lives on the
@@ -14,12 +17,14 @@
 //! as `publish` errors), the host's task counts a `disconnect`, and on recovery only its groups get
 //! a `resync`.
 
+pub mod cluster;
 pub mod core_layer;
 pub mod pubsub;
 pub mod sender;
 pub(crate) mod support;
 pub(crate) mod wire;
 
+pub use cluster::RedisClusterLayer;
 pub use core_layer::RedisCoreLayer;
 pub use pubsub::RedisPubSubLayer;
 pub use sender::GroupSender;

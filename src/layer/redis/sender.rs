@@ -18,8 +18,11 @@ impl GroupSender {
     /// A sender in `layer`'s format (`redis-pubsub` or `redis-core`) to `config`'s hosts and
     /// prefix. Connects lazily. Must run inside a Tokio runtime.
     pub fn new(layer: LayerKind, config: &RedisConfig) -> Result<Self> {
-        let flavor = Flavor::of(layer)
-            .ok_or_else(|| Error::Config("the memory layer has no wire format".into()))?;
+        let flavor = Flavor::of(layer).ok_or_else(|| {
+            Error::Config(format!(
+                "the {layer:?} layer has no channels_redis wire format"
+            ))
+        })?;
         Sender::new(flavor, config).map(Self)
     }
 

@@ -1,5 +1,6 @@
 //! channels_redis 4.3's wire format in one place: key and channel names, which host of `hosts`
-//! holds each, the `group_send` Lua script, the payload [`codec`], and pipelined sends ([`send`]).
+//! holds each, the `group_send` Lua script, the payload [`codec`], and pipelined sends ([`send`]);
+//! and the redis-cluster layer's partitions and frames ([`cluster`]), built on the same codec.
 //!
 //! Both layers and [`GroupSender`](super::GroupSender) write through this module, so a rule of the
 //! format (a key name, a hash, a score) has exactly one copy.
@@ -13,6 +14,7 @@
 //!   `specific.{client_prefix}!` without the prefix (`_map_channel_keys_to_connection` and
 //!   `receive_single`).
 
+pub(crate) mod cluster;
 pub(crate) mod codec;
 pub(crate) mod send;
 
@@ -145,7 +147,7 @@ pub(crate) fn consistent_hash(value: &[u8], ring_size: usize) -> usize {
 
 /// CRC-32 (IEEE 802.3, reflected, as Python's `binascii.crc32`). Bitwise: names are short and
 /// hashed once per publish, so a table or a crate buys nothing.
-fn crc32(bytes: &[u8]) -> u32 {
+pub(crate) fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &b in bytes {
         crc ^= u32::from(b);

@@ -37,12 +37,12 @@ pub(crate) enum Flavor {
 }
 
 impl Flavor {
-    /// The flavor of a Redis layer; `None` for the memory layer.
+    /// The flavor of a channels_redis-compatible layer; `None` for memory and redis-cluster.
     pub(crate) fn of(layer: LayerKind) -> Option<Self> {
         match layer {
             LayerKind::RedisPubsub => Some(Self::PubSub),
             LayerKind::RedisCore => Some(Self::Core),
-            LayerKind::Memory => None,
+            LayerKind::Memory | LayerKind::RedisCluster => None,
         }
     }
 }

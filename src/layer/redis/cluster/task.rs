@@ -1,0 +1,245 @@
+//! The connection task and the push callback: subscribe the wanted partitions, deliver frames,
+//! and rebuild the cluster connection when a node is lost.
+//!
+//! The cluster connection (redis-rs `cluster_async`, RESP3) keeps one multiplexed connection per
+//! node and routes `SSUBSCRIBE`/`SPUBLISH` by slot. Its pushes arrive in one callback, in stream
+//! order, so the callback marks confirmations, drops and resyncs in the [`Table`] while this task
+//! only turns the table's [`Plan`](super::table::Plan) into commands. A session ends, and the
+//! shared reconnect loop builds a new connection (resubscribing everything, resyncing every
+//! wanted partition), when:
+//! - a node connection drops (the `Disconnection` push): what that node carried is unknown, and
+//!   redis-rs's own per-node resubscribe cannot be observed, so the whole connection is rebuilt;
+//! - PING to every master fails or times out (a silently dead socket);
+//! - a wanted partition stays unsubscribed past a limit (no redirect ever fixed the slot map; a
+//!   new connection reads the topology afresh). The limit doubles per such rebuild so a long
+//!   outage does not resync everyone every few seconds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+use redis::{PushInfo, PushKind, Value};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use super::super::support::{self, broken, Reconnect, RESPONSE_TIMEOUT};
+use super::super::wire::cluster::entries;
+use super::Shared;
+
+/// How often an idle session pings every master.
+const PING_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the task compares the table with the server (and retries what failed).
+const TICK: Duration = Duration::from_millis(200);
+/// How long a wanted partition may stay unsubscribed before the connection is rebuilt, at first.
+/// Long enough for a failover: while a dead master's replica is being promoted, the retried
+/// SSUBSCRIBEs draw MOVED replies that refresh redis-rs's slot map, and the first one after the
+/// promotion lands on the new master without any rebuild (which would resync everyone).
+const STALE_MIN: Duration = Duration::from_secs(10);
+/// The most that limit grows to over consecutive rebuilds for the same reason.
+const STALE_MAX: Duration = Duration::from_secs(60);
+/// TCP connect + handshake bound per node: half the shared `support::CONNECT_TIMEOUT`, which bounds the
+/// whole build (seeds, then `CLUSTER SLOTS`, then every other node, each step concurrent).
+const NODE_CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
+/// (Un)subscribe commands in flight at once: one per partition, since each has its own slot.
+const IN_FLIGHT: usize = 32;
+
+/// A cluster client for `urls` whose pushes go to `shared`'s callback as connection `epoch`.
+/// `retries(0)`: redis-rs would otherwise resend a command after a dropped connection, and a
+/// `SPUBLISH` that Redis already ran would then arrive twice; the layer retries only what Redis
+/// refused (see `publish`).
+pub(super) fn client(
+    urls: &[String],
+    on_push: impl Fn(PushInfo) -> Result<(), ()> + Send + Sync + 'static,
+) -> redis::RedisResult<redis::cluster::ClusterClient> {
+    ClusterClientBuilder::new(urls.to_vec())
+        .use_protocol(redis::ProtocolVersion::RESP3)
+        .push_sender(on_push)
+        .retries(0)
+        .connection_timeout(NODE_CONNECT_TIMEOUT)
+        .response_timeout(RESPONSE_TIMEOUT)
+        .build()
+}
+
+/// The task: one session per cluster connection, rebuilt with backoff. Ends when `stop` fires.
+pub(super) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut link = Reconnect::new("redis-cluster", 0, &shared.metrics, &stop);
+    let mut stale_limit = STALE_MIN;
+    while let Some((conn, resumed)) = link.next(|| connect(&shared)).await {
+        let (mut conn, epoch) = conn;
+        shared.table.open(resumed);
+        if resumed {
+            tracing::info!("redis-cluster: reconnected; resubscribing and sending resync");
+        }
+        shared.set_publisher(Some(conn.clone()));
+        let live = session(&shared, &mut conn, epoch, &mut stale_limit, &stop).await;
+        shared.set_publisher(None);
+        match live {
+            Ok(()) => return,
+            Err(e) => link.lost(&e),
+        }
+    }
+}
+
+/// Builds a connection whose pushes count as a new epoch.
+async fn connect(shared: &Arc<Shared>) -> redis::RedisResult<(ClusterConnection, u64)> {
+    let epoch = shared.table.advance();
+    let weak = Arc::downgrade(shared);
+    let client = client(&shared.urls, move |info| {
+        match weak.upgrade() {
+            Some(shared) => on_push(&shared, epoch, info),
+            None => return Err(()),
+        }
+        Ok(())
+    })?;
+    Ok((client.get_async_connection().await?, epoch))
+}
+
+/// One connection's life. `Ok` means stopped; `Err` means it must be rebuilt.
+async fn session(
+    shared: &Shared,
+    conn: &mut ClusterConnection,
+    epoch: u64,
+    stale_limit: &mut Duration,
+    stop: &CancellationToken,
+) -> redis::RedisResult<()> {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut stale_since: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = shared.table.lost(epoch) => return Err(broken("a cluster node connection dropped")),
+            _ = shared.table.changed() => reconcile(shared, conn).await,
+            _ = tick.tick() => {
+                reconcile(shared, conn).await;
+                if shared.table.pending() == 0 {
+                    stale_since = None;
+                    *stale_limit = STALE_MIN;
+                } else if stale_since.get_or_insert_with(Instant::now).elapsed() > *stale_limit {
+                    *stale_limit = (*stale_limit * 2).min(STALE_MAX);
+                    return Err(broken("wanted partitions stayed unsubscribed"));
+                }
+            }
+            _ = ping.tick() => ping_masters(conn).await?,
+        }
+    }
+}
+
+/// PINGs every master the connection knows; any failure or timeout breaks the session.
+async fn ping_masters(conn: &mut ClusterConnection) -> redis::RedisResult<()> {
+    let routing = RoutingInfo::MultiNode((
+        MultipleNodeRoutingInfo::AllMasters,
+        Some(ResponsePolicy::AllSucceeded),
+    ));
+    let pong = conn.route_command(redis::cmd("PING"), routing);
+    tokio::time::timeout(RESPONSE_TIMEOUT, pong)
+        .await
+        .map_err(|_| broken("ping timed out"))?
+        .map(drop)
+}
+
+/// SSUBSCRIBEs the wanted partitions that are not live and SUNSUBSCRIBEs the abandoned ones.
+/// Failures are retried on the next tick; the push callback, not the reply, marks what is live.
+async fn reconcile(shared: &Shared, conn: &ClusterConnection) {
+    let plan = shared.table.plan();
+    // Collected, not chained lazily: a borrowing iterator inside the spawned future trips the
+    // compiler's higher-ranked lifetime check.
+    let mut commands: Vec<(usize, bool)> = Vec::new();
+    commands.extend(plan.subscribe.into_iter().map(|k| (k, true)));
+    commands.extend(plan.unsubscribe.into_iter().map(|k| (k, false)));
+    let failures = futures::stream::iter(commands)
+        .map(|(k, on)| {
+            let mut conn = conn.clone();
+            let channel = shared.partitions.channel(k);
+            async move {
+                let call = async {
+                    if on {
+                        conn.ssubscribe(&channel).await
+                    } else {
+                        conn.sunsubscribe(&channel).await
+                    }
+                };
+                match tokio::time::timeout(RESPONSE_TIMEOUT, call).await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(_) => Some("timed out".to_owned()),
+                }
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .filter_map(std::future::ready)
+        .collect::<Vec<String>>()
+        .await;
+    if let Some(first) = failures.first() {
+        shared.metrics.error("subscribe");
+        tracing::debug!(failed = failures.len(), error = %first, "redis-cluster: (un)subscribe failed; retrying");
+    }
+}
+
+/// The connection's push callback (redis-rs calls it from its own task, in stream order).
+fn on_push(shared: &Shared, epoch: u64, info: PushInfo) {
+    let channel = match info.data.first() {
+        Some(Value::BulkString(c)) => shared.partitions.parse(c),
+        _ => None,
+    };
+    match (info.kind, channel) {
+        (PushKind::SMessage, Some(k)) => {
+            if let Some(Value::BulkString(frame)) = info.data.get(1) {
+                deliver(shared, epoch, k, frame);
+            }
+        }
+        (PushKind::SSubscribe, Some(k)) => {
+            let groups = shared.table.confirmed(epoch, k);
+            if !groups.is_empty() {
+                support::send_resync(shared.inbound.get(), &groups);
+            }
+        }
+        (PushKind::SUnsubscribe, Some(k)) => unsubscribed(shared, epoch, k),
+        (PushKind::Disconnection, _) => shared.table.disconnected(epoch),
+        _ => {}
+    }
+}
+
+/// An `sunsubscribe` push: ours, or the server's when the slot left the node (counted `moved`).
+fn unsubscribed(shared: &Shared, epoch: u64, k: usize) {
+    if shared.table.dropped(epoch, k) {
+        shared.metrics.error("moved");
+        tracing::info!(
+            partition = k,
+            "redis-cluster: the server dropped a wanted partition (slot moved or failover); resubscribing"
+        );
+    }
+}
+
+/// Hands the frame's entries for local groups to the hub, in order. Entries for other groups of
+/// the partition are skipped undecoded; a bad frame or body is counted, not fatal.
+fn deliver(shared: &Shared, epoch: u64, k: usize, frame: &[u8]) {
+    let mut names = Vec::new();
+    for entry in entries(frame) {
+        match entry {
+            Ok(entry) => names.push(entry),
+            Err(e) => {
+                shared.metrics.error("decode");
+                tracing::warn!(partition = k, error = %e, "redis-cluster: dropping the rest of a frame");
+                break;
+            }
+        }
+    }
+    let Some(inbound) = shared.inbound.get() else {
+        return;
+    };
+    for (group, body) in shared.table.filter(epoch, k, names.into_iter()) {
+        match shared.codec.decode(body) {
+            Ok(message) => inbound(&group, &message),
+            Err(e) => {
+                shared.metrics.error("decode");
+                tracing::warn!(%group, error = %e, "redis-cluster: dropping a message that does not decode");
+            }
+        }
+    }
+}

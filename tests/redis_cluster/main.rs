@@ -1,0 +1,197 @@
+//! `--layer redis-cluster` on private Redis Clusters (real redis-server processes, 3 masters):
+//! two couriers deliver every HTTP-API publish to 300 users exactly once and in order, over all
+//! shards; a manual failover or a slot moved to another master resyncs only the partitions that
+//! moved while delivery goes on, in order and without duplicates; a killed master is survived.
+
+#[path = "../broker/mod.rs"]
+mod broker;
+#[path = "../common/mod.rs"]
+mod common;
+mod support;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use broker::cluster::PrivateCluster;
+use common::connect_user;
+use common::redis_servers::seqs;
+use common::Ws;
+use courier::layer::RedisClusterLayer;
+use futures::StreamExt;
+use serde_json::json;
+use support::*;
+
+#[tokio::test]
+async fn two_couriers_deliver_api_publishes_to_300_users_once_in_order_over_every_shard() {
+    const USERS: i64 = 300;
+    const EVENTS: i64 = 6;
+    let Some(cluster) = PrivateCluster::start(3, 0).await else {
+        return;
+    };
+    let urls = cluster.urls();
+    let prefix = broker::unique_prefix();
+    // The second courier gets one seed only: it learns the rest of the topology itself.
+    let servers = [
+        server(&urls, &prefix).await,
+        server(&urls[1..2], &prefix).await,
+    ];
+    let users: Vec<i64> = (1..=USERS).collect();
+    // One client per user, alternating between the couriers; every 25th user on both.
+    let mut placement: Vec<(i64, SocketAddr)> = users
+        .iter()
+        .map(|&u| (u, servers[(u % 2) as usize].addr))
+        .collect();
+    placement.extend(
+        users
+            .iter()
+            .filter(|u| *u % 25 == 0)
+            .map(|&u| (u, servers[((u + 1) % 2) as usize].addr)),
+    );
+    let mut clients: Vec<Ws> = futures::stream::iter(placement.iter().copied())
+        .map(|(u, addr)| connect_user(addr, json!(u)))
+        .buffered(CONNECTING)
+        .collect()
+        .await;
+    until_routed(&servers[0], &users, &mut clients).await;
+
+    let masters: BTreeSet<u16> = masters_of(&cluster, &redis_config(&urls, &prefix), &users)
+        .await
+        .into_iter()
+        .collect();
+    assert_eq!(masters.len(), 3, "the users' partitions span every master");
+
+    for seq in 0..EVENTS {
+        let via = &servers[(seq % 2) as usize];
+        assert_eq!(notify_all(via.addr, &users, "new_message", seq).await, 202);
+    }
+    let want: Vec<i64> = (0..EVENTS).collect();
+    let got = futures::future::join_all(
+        clients
+            .iter_mut()
+            .map(|ws| async move { seqs(ws, "new_message", EVENTS as usize).await }),
+    )
+    .await;
+    let wrong: Vec<(i64, &Vec<i64>)> = placement
+        .iter()
+        .map(|(u, _)| *u)
+        .zip(got.iter())
+        .filter(|(_, got)| **got != want)
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} clients did not get {want:?} exactly once in order, e.g. {:?}",
+        wrong.len(),
+        placement.len(),
+        wrong.first()
+    );
+    for s in &servers {
+        assert_eq!(s.state.metrics().layer_hosts_down.get(), 0);
+        assert_eq!(errors(s, "decode"), 0);
+        assert_eq!(errors(s, "publish"), 0);
+    }
+    for s in servers {
+        s.stop().await;
+    }
+}
+
+/// What a client got: the `seq` of each event, and where (after how many events) resyncs came.
+
+#[tokio::test]
+async fn a_manual_failover_resyncs_only_its_partitions_and_delivery_goes_on_in_order() {
+    let Some(mut shard) = Shard::start(60, 1).await else {
+        return;
+    };
+    let (cluster, replica) = (&shard.cluster, shard.replica.expect("a replica"));
+    let failover = async move {
+        assert_eq!(cluster.cmd(replica, &["CLUSTER", "FAILOVER"]).await, "OK");
+        assert!(cluster.until_master(replica).await, "the replica took over");
+    };
+    let (sent, frames) = publish_through(
+        &shard.s,
+        &shard.users,
+        &mut shard.clients,
+        failover,
+        Duration::from_millis(1500),
+    )
+    .await;
+    shard.check_moved("manual failover", sent, &frames);
+    shard.s.stop().await;
+}
+
+#[tokio::test]
+async fn a_slot_moved_to_another_master_resyncs_only_its_partition_and_delivery_goes_on() {
+    let Some(mut shard) = Shard::start(60, 0).await else {
+        return;
+    };
+    // Only user 1's partition's slot moves: the users of that partition are the affected ones.
+    let channel_of = |u: i64| RedisClusterLayer::channel_of(&shard.config, &group(u));
+    let moving = channel_of(1);
+    shard.affected = shard
+        .users
+        .iter()
+        .map(|&u| channel_of(u) == moving)
+        .collect();
+    let slot = shard.cluster.keyslot(&moving).await;
+    let to = shard
+        .cluster
+        .masters()
+        .await
+        .into_iter()
+        .find(|&m| m != shard.master)
+        .expect("another master");
+    let cluster = &shard.cluster;
+    let reshard = async move { cluster.move_slot(slot, to).await };
+    let (sent, frames) = publish_through(
+        &shard.s,
+        &shard.users,
+        &mut shard.clients,
+        reshard,
+        Duration::from_millis(1500),
+    )
+    .await;
+    shard.check_moved("slot moved", sent, &frames);
+    assert_eq!(shard.cluster.shard_of(slot).await.0, to, "the slot moved");
+    shard.s.stop().await;
+}
+
+#[tokio::test]
+async fn a_killed_master_is_survived_by_rebuilding_the_connection_and_resyncing_everyone() {
+    let Some(mut shard) = Shard::start(30, 1).await else {
+        return;
+    };
+    let replica = shard.replica.expect("a replica");
+    let (cluster, master) = (&mut shard.cluster, shard.master);
+    let crash = async move {
+        cluster.kill(master);
+        assert!(
+            cluster.until_master(replica).await,
+            "the replica was promoted"
+        );
+    };
+    let (sent, frames) = publish_through(
+        &shard.s,
+        &shard.users,
+        &mut shard.clients,
+        crash,
+        Duration::from_secs(3),
+    )
+    .await;
+    let (resyncs, lost) = check_delivery(&shard.users, sent, &frames);
+    for (user, n) in shard.users.iter().zip(&resyncs) {
+        assert!(
+            *n >= 1,
+            "user {user}: a rebuilt connection resyncs every group"
+        );
+    }
+    eprintln!(
+        "killed master: {lost} events lost over {} users, {sent} sent",
+        shard.users.len()
+    );
+    let s = &shard.s;
+    let m = s.state.metrics();
+    assert!(errors(s, "disconnect") >= 1, "the lost node is counted");
+    assert!(m.layer_reconnects.get() >= 1, "the connection was rebuilt");
+    assert_eq!(m.layer_hosts_down.get(), 0, "and is up again");
+    shard.s.stop().await;
+}

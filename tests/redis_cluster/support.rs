@@ -1,0 +1,285 @@
+//! What the cluster tests share: couriers on a private cluster, bounded publish/read helpers, and
+//! the `Shard` fixture that publishes through a topology change and checks what arrived.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use courier::config::{LayerKind, RedisConfig};
+use courier::layer::{GroupName, RedisClusterLayer};
+use courier::metrics::Reason;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use crate::broker::{self, cluster::PrivateCluster};
+use crate::common::redis_servers::try_next;
+use crate::common::{self, connect_user, post_json, spawn_server, TestServer, Ws};
+
+/// Handshakes in flight while connecting clients.
+pub(crate) const CONNECTING: usize = 50;
+
+pub(crate) fn redis_config(urls: &[String], prefix: &str) -> RedisConfig {
+    RedisConfig {
+        urls: urls.to_vec(),
+        prefix: prefix.into(),
+        ..RedisConfig::default()
+    }
+}
+
+pub(crate) async fn server(urls: &[String], prefix: &str) -> TestServer {
+    let mut config = common::config();
+    config.layer = LayerKind::RedisCluster;
+    config.redis = redis_config(urls, prefix);
+    spawn_server(config).await
+}
+
+pub(crate) fn group(user: i64) -> GroupName {
+    GroupName::for_user(&courier::UserId::Int(user)).expect("valid group")
+}
+
+/// `POST /api/notify` of one event of `kind` with `seq` to every user in `users`.
+pub(crate) async fn notify_all(addr: SocketAddr, users: &[i64], kind: &str, seq: i64) -> u16 {
+    let batch: Vec<Value> = users
+        .iter()
+        .map(|u| json!({"user_id": u, "type": kind, "data": {"seq": seq}}))
+        .collect();
+    post_json(addr, "/api/notify", &Value::Array(batch))
+        .await
+        .status
+}
+
+/// Every frame a client receives until it has been quiet for `quiet`.
+pub(crate) async fn drain(ws: &mut Ws, quiet: Duration) -> Vec<Value> {
+    let mut frames = Vec::new();
+    while let Some(v) = try_next(ws, quiet).await {
+        frames.push(v);
+    }
+    frames
+}
+
+/// Publishes probes through `via` until every client saw one, then drains what is left.
+pub(crate) async fn until_routed(via: &TestServer, users: &[i64], clients: &mut [Ws]) {
+    let mut seen = vec![false; clients.len()];
+    for round in 0..60 {
+        notify_all(via.addr, users, "probe", round).await;
+        let frames = futures::future::join_all(
+            clients
+                .iter_mut()
+                .map(|ws| drain(ws, Duration::from_millis(150))),
+        )
+        .await;
+        for (seen, frames) in seen.iter_mut().zip(frames) {
+            *seen |= frames.iter().any(|v| v["type"] == "probe");
+        }
+        if seen.iter().all(|s| *s) {
+            futures::future::join_all(
+                clients
+                    .iter_mut()
+                    .map(|ws| drain(ws, Duration::from_millis(300))),
+            )
+            .await;
+            return;
+        }
+    }
+    let missing = seen.iter().filter(|s| !**s).count();
+    panic!("{missing} clients were never reached through the cluster");
+}
+
+/// The master port serving each user's partition.
+pub(crate) async fn masters_of(
+    cluster: &PrivateCluster,
+    config: &RedisConfig,
+    users: &[i64],
+) -> Vec<u16> {
+    let mut by_channel: BTreeMap<String, u16> = BTreeMap::new();
+    let mut out = Vec::new();
+    for &u in users {
+        let channel = RedisClusterLayer::channel_of(config, &group(u));
+        if !by_channel.contains_key(&channel) {
+            let slot = cluster.keyslot(&channel).await;
+            by_channel.insert(channel.clone(), cluster.shard_of(slot).await.0);
+        }
+        out.push(by_channel[&channel]);
+    }
+    out
+}
+
+pub(crate) fn errors(s: &TestServer, reason: &'static str) -> u64 {
+    let m = s.state.metrics();
+    m.layer_errors.get_or_create(&Reason { reason }).get()
+}
+
+pub(crate) fn timeline(frames: &[Value]) -> (Vec<i64>, Vec<usize>) {
+    let mut seqs = Vec::new();
+    let mut resyncs = Vec::new();
+    for v in frames {
+        match v["type"].as_str() {
+            Some("new_message") => seqs.push(v["data"]["seq"].as_i64().expect("seq")),
+            Some("resync") => {
+                assert_eq!(v["data"]["reason"], "broker_reconnected");
+                resyncs.push(seqs.len());
+            }
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+    (seqs, resyncs)
+}
+
+/// One courier on a 3 × (master + replica) cluster, a routed client per user, and the shard
+/// (master, replica) serving user 1's partition with which users it serves.
+pub(crate) struct Shard {
+    pub(crate) cluster: PrivateCluster,
+    pub(crate) s: TestServer,
+    /// The courier's Redis settings (for partition names).
+    pub(crate) config: RedisConfig,
+    pub(crate) users: Vec<i64>,
+    pub(crate) clients: Vec<Ws>,
+    pub(crate) master: u16,
+    pub(crate) replica: Option<u16>,
+    /// Per user (in `users` order): whether its partition is on `master`.
+    pub(crate) affected: Vec<bool>,
+}
+
+impl Shard {
+    pub(crate) async fn start(users: i64, replicas: usize) -> Option<Self> {
+        let cluster = PrivateCluster::start(3, replicas).await?;
+        let urls = cluster.urls();
+        let prefix = broker::unique_prefix();
+        let config = redis_config(&urls, &prefix);
+        let s = server(&urls, &prefix).await;
+        let users: Vec<i64> = (1..=users).collect();
+        let mut clients: Vec<Ws> = futures::stream::iter(users.iter().copied())
+            .map(|u| connect_user(s.addr, json!(u)))
+            .buffered(CONNECTING)
+            .collect()
+            .await;
+        until_routed(&s, &users, &mut clients).await;
+        let masters = masters_of(&cluster, &config, &users).await;
+        let slot = cluster
+            .keyslot(&RedisClusterLayer::channel_of(&config, &group(1)))
+            .await;
+        let (master, replica) = cluster.shard_of(slot).await;
+        let affected: Vec<bool> = masters.iter().map(|m| *m == master).collect();
+        let n = affected.iter().filter(|a| **a).count();
+        assert!(n > 0 && n < users.len(), "{n} users on the shard");
+        Some(Self {
+            cluster,
+            s,
+            config,
+            users,
+            clients,
+            master,
+            replica,
+            affected,
+        })
+    }
+}
+
+/// Publishes a sequence to every user every 20 ms through `s` while `change` runs and for
+/// `after` more; returns how many were sent and every client's frames.
+pub(crate) async fn publish_through(
+    s: &TestServer,
+    users: &[i64],
+    clients: &mut [Ws],
+    change: impl std::future::Future<Output = ()>,
+    after: Duration,
+) -> (i64, Vec<Vec<Value>>) {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let publisher = tokio::spawn({
+        let (stop, addr, users) = (stop.clone(), s.addr, users.to_vec());
+        async move {
+            let mut seq = 0;
+            while !stop.is_cancelled() && seq < 2000 {
+                notify_all(addr, &users, "new_message", seq).await;
+                seq += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            seq
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    change.await;
+    tokio::time::sleep(after).await;
+    stop.cancel();
+    let sent = publisher.await.expect("publisher");
+    let frames = futures::future::join_all(
+        clients
+            .iter_mut()
+            .map(|ws| drain(ws, Duration::from_millis(500))),
+    )
+    .await;
+    (sent, frames)
+}
+
+/// Every client's events are in order, none twice, and the last one arrived; a client with a
+/// resync may miss events only before its last resync. Returns (resyncs per client, lost events).
+pub(crate) fn check_delivery(
+    users: &[i64],
+    sent: i64,
+    frames: &[Vec<Value>],
+) -> (Vec<usize>, usize) {
+    let mut lost = 0;
+    let mut resyncs_per_user = Vec::new();
+    for (user, frames) in users.iter().zip(frames) {
+        let (seqs, resyncs) = timeline(frames);
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "user {user}: in order, none twice: {seqs:?}"
+        );
+        assert_eq!(
+            seqs.last(),
+            Some(&(sent - 1)),
+            "user {user}: delivery goes on"
+        );
+        let complete_from = resyncs.last().copied().unwrap_or(0);
+        let tail = &seqs[complete_from..];
+        let first = if resyncs.is_empty() {
+            0
+        } else {
+            tail.first().copied().unwrap_or(sent)
+        };
+        assert_eq!(
+            tail,
+            (first..sent).collect::<Vec<_>>(),
+            "user {user}: nothing lost {}",
+            if resyncs.is_empty() {
+                "without a resync"
+            } else {
+                "after the resync"
+            }
+        );
+        lost += sent as usize - seqs.len();
+        resyncs_per_user.push(resyncs.len());
+    }
+    (resyncs_per_user, lost)
+}
+
+impl Shard {
+    /// After a change that moved only the affected users' partitions: every user's delivery is
+    /// whole and ordered, exactly the affected users got one resync, and no rebuild was needed.
+    pub(crate) fn check_moved(&self, what: &str, sent: i64, frames: &[Vec<Value>]) {
+        let (resyncs, lost) = check_delivery(&self.users, sent, frames);
+        for ((user, affected), n) in self.users.iter().zip(&self.affected).zip(&resyncs) {
+            let want = usize::from(*affected);
+            assert_eq!(
+                *n, want,
+                "{what}: user {user}: a resync only for a partition that moved"
+            );
+        }
+        eprintln!(
+            "{what}: {} of {} users affected, {lost} events lost, {sent} sent",
+            self.affected.iter().filter(|a| **a).count(),
+            self.users.len()
+        );
+        assert!(
+            errors(&self.s, "moved") >= 1,
+            "{what}: the dropped partitions are counted"
+        );
+        let m = self.s.state.metrics();
+        assert_eq!(
+            m.layer_reconnects.get(),
+            0,
+            "{what}: no connection rebuild needed"
+        );
+    }
+}
