@@ -118,6 +118,7 @@ pub fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
             .map_err(|e| anyhow::anyhow!("{}: {e:?}", what("handshake_us")))?;
     }
     let start_at_ms = raws.first().and_then(|r| r.start_at_ms);
+    let first_send_ms = raws.iter().filter_map(|r| r.first_send_ms).min();
     let mut it = reports.into_iter();
     let mut m = it.next().context("no reports to merge")?;
     let mut targets: BTreeSet<String> = BTreeSet::from([m.target.clone()]);
@@ -197,6 +198,7 @@ pub fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
     m.raw = Some(Raw {
         segment: None,
         start_at_ms,
+        first_send_ms,
         latency_us: segment::encode(&latency),
         handshake_us: segment::encode(&handshake),
     });

@@ -112,6 +112,21 @@ pub struct Opts {
     /// Start publishing at this instant, unix milliseconds (the same for every segment).
     #[arg(long, value_name = "UNIX_MS")]
     pub start_at: Option<u64>,
+    /// Meet the run's other agents in this Redis (`redis://HOST:PORT[/DB]`) after connecting and
+    /// start publishing together, once all `--agents` are ready (instead of `--start-at`).
+    #[arg(long, value_name = "URL", conflicts_with = "start_at")]
+    pub barrier: Option<String>,
+    /// `--barrier`: tester processes in the run (= N of `--segment K/N`; without `--segment`
+    /// each agent takes the first free segment).
+    #[arg(long, value_name = "N", requires = "barrier")]
+    pub agents: Option<usize>,
+    /// `--barrier`: names the run's keys; fresh for every launch (a used id is refused).
+    #[arg(long, value_name = "ID", requires = "barrier")]
+    pub run_id: Option<String>,
+    /// `--barrier`: longest wait, once this agent is ready, for the others (default 30s; then
+    /// exit 3).
+    #[arg(long, value_name = "DURATION", requires = "barrier")]
+    pub barrier_timeout: Option<String>,
     /// courier's Prometheus endpoint (`http://HOST:PORT/metrics`, or `embedded`): scraped before
     /// and after the run, its counters reported beside the tester's and mismatches flagged.
     #[arg(long)]

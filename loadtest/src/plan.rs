@@ -113,6 +113,8 @@ pub struct Plan {
     pub first_user: usize,
     /// `--start-at`: the first intended send, unix ms, shared by every segment.
     pub start_at_ms: Option<u64>,
+    /// `--barrier`: agents that meet in Redis and start publishing together.
+    pub barrier: Option<crate::barrier::BarrierSpec>,
 }
 
 /// A usage error saying `msg`.
@@ -311,10 +313,12 @@ impl Plan {
             segment: None,
             first_user: 0,
             start_at_ms: opts.start_at,
+            barrier: None,
         };
         if let Some(text) = &opts.segment {
             crate::segment::Segment::parse(text)?.apply(&mut plan)?;
         }
+        plan.barrier = crate::barrier::BarrierSpec::resolve(opts, &plan)?;
         if matches!(
             (&plan.server_metrics, &plan.target),
             (

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::barrier::Joined;
 use crate::broker;
 use crate::connect::{self, ConnectPhase, ConnectSpec};
 use crate::embedded_server::EmbeddedServer;
@@ -44,6 +45,9 @@ pub struct RunData {
     pub published: Published,
     /// First intended send, unix ns.
     pub publish_start_ns: u64,
+    /// The start every segment agreed on, unix ms (`--start-at`, or the barrier's on Redis's
+    /// clock).
+    pub start_at_ms: Option<u64>,
     /// The run clock.
     pub clock: Clock,
     /// Wall time of the run.
@@ -70,8 +74,15 @@ pub struct RunData {
     pub samples: Vec<crate::sampler::Sample>,
 }
 
-/// Runs the plan once. `stop` ends it early (Ctrl-C); `reason` records why.
-pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) -> Result<RunData> {
+/// Runs the plan once. `stop` ends it early (Ctrl-C); `reason` records why. With `barrier`
+/// (the slot this agent holds, see [`crate::barrier`]) publishing waits until every agent is
+/// ready; a barrier timeout ends the run (after an orderly teardown) with its error.
+pub async fn run_once(
+    plan: &Plan,
+    stop: CancellationToken,
+    reason: StopReason,
+    barrier: Option<&Joined>,
+) -> Result<RunData> {
     limits::check_fds(plan)?;
     limits::check_ports(plan)?;
     let stop = stop.child_token();
@@ -211,8 +222,21 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
             },
         }
     }
-    // Segments of one run agree on the first intended send (`--start-at`), else right away.
-    let start = crate::segment::publish_start(plan.start_at_ms, PUBLISH_LEAD);
+    // Segments of one run agree on the first intended send (`--start-at`, or the barrier's
+    // start on this machine's clock), else it is right away.
+    let mut barrier_error = None;
+    let (start_at_ms, local_start_ms) = match barrier {
+        None => (plan.start_at_ms, plan.start_at_ms),
+        Some(b) => match b.wait(&stop).await {
+            Ok(agreed) => (agreed.map(|a| a.start_ms), agreed.map(|a| a.local_ms)),
+            Err(e) => {
+                stop.cancel();
+                barrier_error = Some(e);
+                (None, None)
+            }
+        },
+    };
+    let start = crate::segment::publish_start(local_start_ms, PUBLISH_LEAD);
     let publish_start_ns = clock.at_ns(start.into_std());
     let cpu_publish = sysinfo::cpu_sample();
     let ext_cpu_publish = plan.server_pid.and_then(sysinfo::process_cpu);
@@ -325,11 +349,15 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
     if let Some(s) = server {
         s.stop().await;
     }
+    if let Some(e) = barrier_error {
+        return Err(e);
+    }
     Ok(RunData {
         connect: phase,
         stats,
         published,
         publish_start_ns,
+        start_at_ms,
         clock,
         wall: wall.elapsed(),
         tester_cpu: cpu_after.since(&cpu_before).tester,
