@@ -6,7 +6,8 @@
 //! together (not averaged), the deliveries/s timeline is summed interval by interval (aligned at
 //! each segment's first intended send, which `--start-at` makes one instant). Rates of segments
 //! that ran side by side add up; wall times take the longest. Per-process series (latency over
-//! time, bursts, samples, server metrics) are left out. Thresholds are evaluated on the merged
+//! time, bursts, samples, server metrics) are left out; each process's headline figures are kept
+//! beside the totals ([`ProcessFigures`]), so one slow agent or server stands out. Thresholds are evaluated on the merged
 //! report only: `-t` when given, else the expressions the segments ran with (a relative one needs
 //! a baseline, which a merge has not: it fails as unmeasured).
 
@@ -14,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use anyhow::Context;
+use serde::{Deserialize, Serialize};
 
 use crate::plan::Outputs;
 use crate::report::{curve, Latency, Quantiles, Report, SlowClients};
@@ -106,6 +108,11 @@ pub fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
         })
         .collect::<anyhow::Result<_>>()?;
     let missing = check_segments(&raws)?;
+    let per_process: Vec<ProcessFigures> = reports
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ProcessFigures::of(r, i))
+        .collect();
     let mut latency = crate::stats::new_histogram();
     let mut handshake = crate::stats::new_histogram();
     for (i, raw) in raws.iter().enumerate() {
@@ -157,6 +164,7 @@ pub fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
             }
         }
         m.tester.cpu_percent += r.tester.cpu_percent;
+        m.tester.delivery_cpu_seconds += r.tester.delivery_cpu_seconds;
         let (s, rs) = (&mut m.server, r.server);
         s.rss_bytes = add_opt(s.rss_bytes, rs.rss_bytes);
         s.cpu_percent = add_opt(s.cpu_percent, rs.cpu_percent);
@@ -195,6 +203,7 @@ pub fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
     m.repeat = None;
     m.baseline = None;
     m.find_max = None;
+    m.per_process = per_process;
     m.raw = Some(Raw {
         segment: None,
         start_at_ms,
@@ -236,6 +245,58 @@ fn check_segments(raws: &[&Raw]) -> anyhow::Result<Option<String>> {
             .collect();
         format!("segments {} missing from the merge", absent.join(", "))
     }))
+}
+
+/// One merged report's own figures (`per_process` in the merged report).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessFigures {
+    /// `K/N`, or `#I` (the report's 1-based position in the merge) when it was not a segment.
+    pub segment: String,
+    /// Its target.
+    pub target: String,
+    /// Deliveries received (healthy and slow clients).
+    pub deliveries: u64,
+    /// Deliveries lost (healthy clients).
+    pub lost: u64,
+    /// Its deliveries/s (first intended send → last receive).
+    pub deliveries_per_sec: f64,
+    /// Its p99 latency, ms.
+    pub p99_ms: f64,
+    /// Its tester's CPU per delivery over the delivery window, ns.
+    pub tester_ns_per_delivery: Option<f64>,
+    /// Its server's CPU per delivery, ns (embedded, or `--server-pid`).
+    pub server_ns_per_delivery: Option<f64>,
+    /// Its server's RSS (embedded: the process's growth), bytes.
+    pub server_rss_bytes: Option<u64>,
+    /// `--server-metrics`: whether every cross-check with that server agreed.
+    pub server_metrics_agree: Option<bool>,
+}
+
+impl ProcessFigures {
+    /// The figures of `r`, the `i`-th (0-based) report of a merge.
+    pub fn of(r: &Report, i: usize) -> Self {
+        let slow = r.slow_clients.as_ref().map_or(0, |s| s.received);
+        let tester_cpu = r.tester.delivery_cpu_seconds;
+        Self {
+            segment: r
+                .raw
+                .as_ref()
+                .and_then(|raw| raw.segment.clone())
+                .unwrap_or_else(|| format!("#{}", i + 1)),
+            target: r.target.clone(),
+            deliveries: r.deliveries.received + slow,
+            lost: r.deliveries.lost,
+            deliveries_per_sec: r.throughput.deliveries_per_sec,
+            p99_ms: r.latency_us.p99 as f64 / 1000.0,
+            // A report from before the tester measured its delivery window has 0 there.
+            tester_ns_per_delivery: (tester_cpu > 0.0)
+                .then(|| r.cpu_per_delivery_ns(tester_cpu))
+                .flatten(),
+            server_ns_per_delivery: r.measured("server_ns_per_delivery"),
+            server_rss_bytes: r.server.rss_bytes,
+            server_metrics_agree: r.server_metrics.as_ref().map(|m| m.agree),
+        }
+    }
 }
 
 fn add_counts(into: &mut BTreeMap<String, u64>, from: BTreeMap<String, u64>) {

@@ -217,6 +217,7 @@ impl Report {
             baseline: None,
             repeat: None,
             server_metrics: None,
+            per_process: Vec::new(),
             raw: Some(crate::segment::Raw {
                 segment: plan.segment.map(|s| s.to_string()),
                 start_at_ms: d.start_at_ms,
