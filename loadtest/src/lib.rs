@@ -32,7 +32,9 @@
 //! - [`broker`]: Redis URL/prefix and the embedded server's channel layer, kept in agreement.
 //! - [`stats`]: per-worker histograms and counters, merged with `add()`; the run clock.
 //! - [`latency_times`]: latency per 100 ms interval (by receive and by send time) for charts.
-//! - [`sampler`]: connections, server CPU and RSS over time; [`sysinfo`]: CPU and RSS from `/proc`.
+//! - `meters`: a session's CPU and RSS readings at its phase boundaries, its sampler and its
+//!   `--server-metrics` scrapes; [`sampler`]: connections, server CPU and RSS over time;
+//!   [`sysinfo`]: CPU and RSS from `/proc`.
 //! - [`server_metrics`]: courier's Prometheus counters before/after, checked against the tester's.
 //! - [`progress`]: live progress on a TTY.
 //!
@@ -62,6 +64,7 @@ pub mod frame;
 pub mod latency_times;
 pub mod limits;
 pub mod merge;
+mod meters;
 pub mod opts;
 pub mod plan;
 pub mod progress;

@@ -17,35 +17,21 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::plan::Outputs;
+use crate::opts::OutputArgs;
 use crate::report::{curve, Latency, Quantiles, Report, SlowClients};
 use crate::segment::{self, Raw, Segment};
 use crate::threshold::Threshold;
 
-/// `loadtest merge REPORT.json… [--json P] [--html P] [--junit P] [--print-json] [-t EXPR…]`.
+/// `loadtest merge REPORT.json… [-t EXPR…] [--json P] [--junit P] [--html P] [--markdown P]
+/// [--print-json]`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct MergeOpts {
     /// JSON reports (`loadtest --segment K/N --json PATH`), one per segment.
     #[arg(required = true, value_name = "REPORT.json")]
     pub reports: Vec<PathBuf>,
-    /// Threshold on the merged result (repeatable); default: the segments' own.
-    #[arg(long = "threshold", short = 't')]
-    pub thresholds: Vec<String>,
-    /// Write the merged JSON report here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Write a JUnit XML report here.
-    #[arg(long)]
-    pub junit: Option<PathBuf>,
-    /// Write an HTML report here.
-    #[arg(long)]
-    pub html: Option<PathBuf>,
-    /// Write a Markdown summary here.
-    #[arg(long)]
-    pub markdown: Option<PathBuf>,
-    /// Print the merged JSON report instead of the text summary.
-    #[arg(long)]
-    pub print_json: bool,
+    /// Thresholds on the merged report (default: the segments' own) and its outputs.
+    #[command(flatten)]
+    pub outputs: OutputArgs,
 }
 
 /// Reads, merges, judges and writes; the exit code is the merged verdict's.
@@ -60,7 +46,7 @@ pub fn run(o: &MergeOpts) -> anyhow::Result<u8> {
                 .with_context(|| format!("{} is not a loadtest JSON report", path.display()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let exprs: Vec<String> = if o.thresholds.is_empty() {
+    let exprs: Vec<String> = if o.outputs.thresholds.is_empty() {
         let mut seen = BTreeSet::new();
         reports
             .iter()
@@ -68,7 +54,7 @@ pub fn run(o: &MergeOpts) -> anyhow::Result<u8> {
             .filter(|e| seen.insert(e.clone()))
             .collect()
     } else {
-        o.thresholds.clone()
+        o.outputs.thresholds.clone()
     };
     let thresholds = exprs
         .iter()
@@ -76,15 +62,7 @@ pub fn run(o: &MergeOpts) -> anyhow::Result<u8> {
         .collect::<crate::Result<Vec<_>>>()?;
     let mut merged = merge(reports)?;
     merged.judge(&thresholds, None);
-    let outputs = Outputs {
-        json: o.json.clone(),
-        junit: o.junit.clone(),
-        html: o.html.clone(),
-        markdown: o.markdown.clone(),
-        print_json: o.print_json,
-        progress: false,
-    };
-    crate::write_outputs(&outputs, None, &merged)?;
+    crate::write_outputs(&o.outputs.outputs(false), None, &merged)?;
     Ok(if merged.passed {
         crate::EXIT_PASS
     } else {

@@ -148,8 +148,9 @@ impl Plan {
     /// Builds the plan from flags over an already-parsed scenario.
     pub fn build(opts: &Opts, s: &Scenario) -> Result<Self> {
         let (c, p) = (&s.clients, &s.publish);
-        let target_text = opts
-            .target
+        let t = &opts.target;
+        let target_text = t
+            .url
             .as_deref()
             .or(s.run.target.as_deref())
             .unwrap_or("embedded");
@@ -159,10 +160,10 @@ impl Plan {
                 queue_bytes: s.server.queue_bytes,
             }
         } else {
-            Target::External(parse_target(target_text, opts.allow_remote)?)
+            Target::External(parse_target(target_text, t.allow_remote)?)
         };
         let auth =
-            match (&target, &opts.jwt_secret, &opts.tokens_file) {
+            match (&target, &t.jwt_secret, &t.tokens_file) {
                 (_, Some(_), Some(_)) => {
                     return Err(usage("give either --jwt-secret or --tokens-file, not both"))
                 }
@@ -237,7 +238,7 @@ impl Plan {
         let thresholds = s
             .thresholds
             .iter()
-            .chain(&opts.thresholds)
+            .chain(&opts.outputs.thresholds)
             .map(|t| Threshold::parse(t))
             .collect::<Result<Vec<_>>>()?;
         let baseline = opts
@@ -260,7 +261,7 @@ impl Plan {
             description: s.description.clone().unwrap_or_default(),
             target,
             auth,
-            api_key: opts.api_key.clone(),
+            api_key: t.api_key.clone(),
             connections,
             users,
             ramp_rate,
@@ -292,21 +293,16 @@ impl Plan {
                 DEFAULT_DRAIN_TIMEOUT,
             )?,
             thresholds,
-            outputs: Outputs {
-                json: opts.json.clone(),
-                junit: opts.junit.clone(),
-                html: opts.html.clone(),
-                markdown: opts.markdown.clone(),
-                print_json: opts.print_json,
-                progress: !opts.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            },
+            outputs: opts
+                .outputs
+                .outputs(!opts.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr())),
             find_max,
             server_pid: opts.server_pid,
             broker,
             server_metrics: opts
                 .server_metrics
                 .as_deref()
-                .map(|m| crate::server_metrics::MetricsSource::parse(m, opts.allow_remote))
+                .map(|m| crate::server_metrics::MetricsSource::parse(m, t.allow_remote))
                 .transpose()?,
             repeat: opts.repeat.unwrap_or(1),
             baseline,

@@ -28,11 +28,15 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Script};
 use tokio_util::sync::CancellationToken;
 
+mod lua;
+mod spec;
+
+pub use spec::{BarrierSpec, DEFAULT_BARRIER_TIMEOUT, KEY_MARGIN};
+
 use crate::error::{Error, Result};
 use crate::segment::Segment;
+use lua::{JOIN, LEAVE, READY};
 
-/// Default longest wait, after this agent is ready, for the others.
-pub const DEFAULT_BARRIER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How far past the last agent's arrival the start is set: every waiting agent polls it well
 /// within that.
 pub const START_LEAD: Duration = Duration::from_secs(1);
@@ -42,143 +46,6 @@ const POLL: Duration = Duration::from_millis(50);
 const REDIS_TIMEOUT: Duration = Duration::from_secs(5);
 /// `TIME` round trips taken to estimate this clock's offset from Redis's.
 pub const CLOCK_SAMPLES: usize = 5;
-/// How long the keys outlive the longest an agent may need them.
-pub const KEY_MARGIN: Duration = Duration::from_secs(60);
-/// Longest `--run-id`.
-const MAX_RUN_ID: usize = 64;
-
-/// Takes slot K (ARGV[1]; 0 = the first free of 1..=N). Returns K, 0 when taken or full, -1
-/// when the run already started, -2 when the agents disagree on N.
-const JOIN: &str = r"
-if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
-local n = tonumber(ARGV[2])
-redis.call('HSETNX', KEYS[1], 'n', ARGV[2])
-if tonumber(redis.call('HGET', KEYS[1], 'n')) ~= n then return -2 end
-local got = 0
-local want = tonumber(ARGV[1])
-if want > 0 then
-  if redis.call('HSETNX', KEYS[1], want, ARGV[3]) == 1 then got = want end
-else
-  for k = 1, n do
-    if redis.call('HSETNX', KEYS[1], k, ARGV[3]) == 1 then got = k break end
-  end
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return got
-";
-
-/// Marks slot K ready; the agent completing the set fixes the start. Returns {1, start ms},
-/// {0, agents ready} or {-1} when the slot is no longer this agent's.
-const READY: &str = r"
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return {-1} end
-local s = redis.call('GET', KEYS[3])
-if s then return {1, tonumber(s)} end
-redis.call('SADD', KEYS[2], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-local ready = redis.call('SCARD', KEYS[2])
-if ready >= tonumber(ARGV[3]) then
-  local t = redis.call('TIME')
-  local start = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[4])
-  redis.call('SET', KEYS[3], string.format('%d', start), 'PX', ARGV[5])
-  return {1, start}
-end
-return {0, ready}
-";
-
-/// Gives slot K up unless the run started; returns the start (ms) when it did, else nil.
-const LEAVE: &str = r"
-local s = redis.call('GET', KEYS[3])
-if s then return tonumber(s) end
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-  redis.call('SREM', KEYS[2], ARGV[1])
-end
-return false
-";
-
-/// A validated `--barrier` (see [`crate::plan::Plan::barrier`]).
-#[derive(Debug, Clone)]
-pub struct BarrierSpec {
-    /// `redis://host:port[/db]`.
-    pub url: String,
-    /// N: agents that must get ready.
-    pub agents: usize,
-    /// Names the run's keys.
-    pub run_id: String,
-    /// Longest wait after this agent is ready.
-    pub timeout: Duration,
-    /// Key lifetime, refreshed on every join and ready: the run's bound + the timeout + a margin.
-    pub key_ttl: Duration,
-}
-
-impl BarrierSpec {
-    /// Checks the barrier flags: `--agents` and `--run-id` given, N equal to `--segment`'s,
-    /// enough users for N segments, a single run (no `--repeat`, no `--find-max`).
-    pub fn resolve(opts: &crate::Opts, plan: &crate::Plan) -> Result<Option<Self>> {
-        let Some(url) = &opts.barrier else {
-            return Ok(None);
-        };
-        let usage = |m: String| Error::Usage(format!("--barrier: {m}"));
-        let agents = opts
-            .agents
-            .ok_or_else(|| usage("needs --agents N (the number of tester processes)".into()))?;
-        if agents == 0 {
-            return Err(usage("--agents must be at least 1".into()));
-        }
-        let run_id = opts.run_id.clone().ok_or_else(|| {
-            usage("needs --run-id ID, fresh for every launch (e.g. `date +%s`)".into())
-        })?;
-        if run_id.is_empty()
-            || run_id.len() > MAX_RUN_ID
-            || !run_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        {
-            return Err(usage(format!(
-                "--run-id {run_id:?}: 1 to {MAX_RUN_ID} of A-Z a-z 0-9 . _ -"
-            )));
-        }
-        match plan.segment {
-            Some(s) if s.count != agents => {
-                return Err(usage(format!(
-                    "--agents {agents} but --segment {s}: one agent per segment"
-                )))
-            }
-            None if plan.users < agents => {
-                return Err(usage(format!(
-                    "{} users cannot fill {agents} segments",
-                    plan.users
-                )))
-            }
-            _ => {}
-        }
-        if plan.repeat > 1 || plan.find_max.is_some() {
-            return Err(usage(
-                "a barrier starts one run: no --repeat, no --find-max".into(),
-            ));
-        }
-        redis::Client::open(url.as_str()).map_err(|e| usage(format!("{url:?}: {e}")))?;
-        let timeout = crate::plan::duration(
-            opts.barrier_timeout.as_deref(),
-            None,
-            "--barrier-timeout",
-            DEFAULT_BARRIER_TIMEOUT,
-        )?;
-        Ok(Some(Self {
-            url: url.clone(),
-            agents,
-            run_id,
-            timeout,
-            key_ttl: plan.duration + timeout + KEY_MARGIN,
-        }))
-    }
-
-    /// The run's keys: agents, ready, start (one hash tag, so one slot on a cluster).
-    pub fn keys(&self) -> [String; 3] {
-        ["agents", "ready", "start"].map(|k| format!("loadtest:barrier:{{{}}}:{k}", self.run_id))
-    }
-}
 
 /// The agreed start of a barrier run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
