@@ -86,11 +86,13 @@ pub fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
         })
         .collect::<anyhow::Result<_>>()?;
     let missing = check_segments(&raws)?;
-    let per_process: Vec<ProcessFigures> = reports
+    let mut per_process: Vec<ProcessFigures> = reports
         .iter()
         .enumerate()
         .map(|(i, r)| ProcessFigures::of(r, i))
         .collect();
+    // Segments in K order (the order given when they are not segments).
+    per_process.sort_by_key(|p| Segment::parse(&p.segment).map_or(0, |s| s.index));
     let mut latency = crate::stats::new_histogram();
     let mut handshake = crate::stats::new_histogram();
     for (i, raw) in raws.iter().enumerate() {

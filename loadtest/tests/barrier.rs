@@ -213,6 +213,11 @@ fn a_missing_agent_fails_within_the_timeout_with_exit_3() {
     // Nothing was published and the agent gave its slot up: the id is reusable.
     assert!(stdout.is_empty(), "no report: {stdout}");
     assert_eq!(keys.slots(), Vec::<String>::new());
+    let left: u64 = redis::cmd("EXISTS")
+        .arg(&keys.names)
+        .query(&mut keys.conn())
+        .expect("EXISTS");
+    assert_eq!(left, 0, "the last agent out removes the run's keys");
     drop(keys);
 }
 

@@ -149,8 +149,9 @@ fn the_merged_report_keeps_each_process_figures() {
     let paths = run_segments(&[&watched, &other, &other], &extra, dir.path());
     let segs: Vec<Value> = paths.iter().map(|p| report(p)).collect();
     let (json, md) = (dir.path().join("m.json"), dir.path().join("m.md"));
+    // Given in reverse: the rows come out by segment.
     let mut args: Vec<&str> = vec!["merge"];
-    args.extend(paths.iter().map(|p| p.to_str().expect("utf-8")));
+    args.extend(paths.iter().rev().map(|p| p.to_str().expect("utf-8")));
     args.extend(["--json", json.to_str().expect("utf-8")]);
     args.extend(["--markdown", md.to_str().expect("utf-8")]);
     let out = loadtest(&args);

@@ -40,13 +40,15 @@ end
 return {0, ready}
 ";
 
-/// Gives slot K up unless the run started; returns the start (ms) when it did, else nil.
+/// Gives slot K up unless the run started (the last one out removes the run's keys); returns the
+/// start (ms) when it did, else nil.
 pub(super) const LEAVE: &str = r"
 local s = redis.call('GET', KEYS[3])
 if s then return tonumber(s) end
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
   redis.call('HDEL', KEYS[1], ARGV[1])
   redis.call('SREM', KEYS[2], ARGV[1])
+  if redis.call('HLEN', KEYS[1]) <= 1 then redis.call('DEL', KEYS[1]) end
 end
 return false
 ";
