@@ -1,6 +1,7 @@
 //! The crate's error type: what went wrong before or during a run, and which exit code it earns.
 
-/// Everything that can stop a run. Usage and setup errors exit with 2 (see `main.rs`).
+/// Everything that can stop a run. Usage and setup errors exit with 2, a barrier timeout with 3
+/// ([`Error::exit_code`], used by `main.rs`).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A bad flag or flag combination.
@@ -28,9 +29,23 @@ pub enum Error {
     /// Starting the embedded server, reading tokens, writing reports.
     #[error("{0}")]
     Setup(String),
+    /// `--barrier`: not every agent got ready within `--barrier-timeout` (exit 3).
+    #[error("{0}")]
+    Barrier(String),
     /// An I/O error outside a client connection.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// The exit code this error earns: [`crate::EXIT_BARRIER`] for a barrier timeout, so a
+    /// launcher can tell missing agents from its own mistakes; [`crate::EXIT_USAGE`] otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Barrier(_) => crate::EXIT_BARRIER,
+            _ => crate::EXIT_USAGE,
+        }
+    }
 }
 
 /// The crate's result type.

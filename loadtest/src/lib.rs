@@ -32,7 +32,9 @@
 //! - [`broker`]: Redis URL/prefix and the embedded server's channel layer, kept in agreement.
 //! - [`stats`]: per-worker histograms and counters, merged with `add()`; the run clock.
 //! - [`latency_times`]: latency per 100 ms interval (by receive and by send time) for charts.
-//! - [`sampler`]: connections, server CPU and RSS over time; [`sysinfo`]: CPU and RSS from `/proc`.
+//! - `meters`: a session's CPU and RSS readings at its phase boundaries, its sampler and its
+//!   `--server-metrics` scrapes; [`sampler`]: connections, server CPU and RSS over time;
+//!   [`sysinfo`]: CPU and RSS from `/proc`.
 //! - [`server_metrics`]: courier's Prometheus counters before/after, checked against the tester's.
 //! - [`progress`]: live progress on a TTY.
 //!
@@ -44,11 +46,13 @@
 //! - [`sizing`]: `loadtest capacity`, a deployment sized from a report's measured costs.
 //! - [`conform`]: `loadtest conform`, the protocol check suite against any server.
 //! - [`segment`]: `--segment K/N` and `--start-at`, one run over many processes; raw histograms.
+//! - [`barrier`]: `--barrier redis://…`, agents that start publishing together once all are ready.
 //! - [`merge`]: `loadtest merge`, segment reports added up exactly and judged as one.
 //! - [`report`]: the versioned report and its text, JSON, JUnit, HTML and Markdown renderings.
 
 pub mod ab;
 pub mod arrival;
+pub mod barrier;
 pub mod baseline;
 pub mod broker;
 pub mod client;
@@ -60,6 +64,7 @@ pub mod frame;
 pub mod latency_times;
 pub mod limits;
 pub mod merge;
+mod meters;
 pub mod opts;
 pub mod plan;
 pub mod progress;
@@ -99,6 +104,8 @@ pub const EXIT_PASS: u8 = 0;
 pub const EXIT_FAIL: u8 = 1;
 /// Exit code for usage and setup errors.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code when a `--barrier` timed out: not every agent got ready (nothing was published).
+pub const EXIT_BARRIER: u8 = 3;
 /// Exit code after Ctrl-C (a partial report is still printed).
 pub const EXIT_INTERRUPTED: u8 = 130;
 
@@ -151,9 +158,12 @@ pub async fn run_plan(
     if let Some(fm) = plan.find_max {
         return search::find_max(plan, fm, stop.clone(), reason.clone()).await;
     }
+    if let Some(spec) = &plan.barrier {
+        return run_with_barrier(plan, spec, stop, reason).await;
+    }
     let mut reports = Vec::with_capacity(plan.repeat);
     for i in 0..plan.repeat {
-        let data = session::run_once(plan, stop.clone(), reason.clone()).await?;
+        let data = session::run_once(plan, stop.clone(), reason.clone(), None).await?;
         let report = Report::build(plan, &data);
         if plan.repeat > 1 {
             eprintln!(
@@ -178,6 +188,34 @@ pub async fn run_plan(
         report.evaluate(plan);
     }
     Ok(report)
+}
+
+/// One `--barrier` run: take a slot in Redis (and with it the segment, when none was given), run,
+/// and give the slot up when the run failed before the start (a timeout has given it up already).
+async fn run_with_barrier(
+    plan: &Plan,
+    spec: &barrier::BarrierSpec,
+    stop: &CancellationToken,
+    reason: &session::StopReason,
+) -> Result<Report> {
+    let joined = barrier::join(spec, plan.segment).await?;
+    eprintln!(
+        "barrier: joined run id {} as segment {}",
+        spec.run_id, joined.segment
+    );
+    let result = async {
+        let mut mine = plan.clone();
+        if mine.segment.is_none() {
+            joined.segment.apply(&mut mine)?;
+        }
+        let data = session::run_once(&mine, stop.clone(), reason.clone(), Some(&joined)).await?;
+        Ok(Report::build(&mine, &data))
+    }
+    .await;
+    if result.is_err() {
+        let _ = joined.leave().await;
+    }
+    result
 }
 
 /// Writes the requested files and prints the summary (or the JSON) of `report`; `baseline` goes

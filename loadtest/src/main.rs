@@ -34,7 +34,8 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("Error: {e:#}");
-            ExitCode::from(EXIT_USAGE)
+            let code = e.downcast_ref::<loadtest::Error>();
+            ExitCode::from(code.map_or(EXIT_USAGE, loadtest::Error::exit_code))
         }
     }
 }

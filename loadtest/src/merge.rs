@@ -6,7 +6,8 @@
 //! together (not averaged), the deliveries/s timeline is summed interval by interval (aligned at
 //! each segment's first intended send, which `--start-at` makes one instant). Rates of segments
 //! that ran side by side add up; wall times take the longest. Per-process series (latency over
-//! time, bursts, samples, server metrics) are left out. Thresholds are evaluated on the merged
+//! time, bursts, samples, server metrics) are left out; each process's headline figures are kept
+//! beside the totals ([`ProcessFigures`]), so one slow agent or server stands out. Thresholds are evaluated on the merged
 //! report only: `-t` when given, else the expressions the segments ran with (a relative one needs
 //! a baseline, which a merge has not: it fails as unmeasured).
 
@@ -14,36 +15,23 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use anyhow::Context;
+use serde::{Deserialize, Serialize};
 
-use crate::plan::Outputs;
+use crate::opts::OutputArgs;
 use crate::report::{curve, Latency, Quantiles, Report, SlowClients};
 use crate::segment::{self, Raw, Segment};
 use crate::threshold::Threshold;
 
-/// `loadtest merge REPORT.json… [--json P] [--html P] [--junit P] [--print-json] [-t EXPR…]`.
+/// `loadtest merge REPORT.json… [-t EXPR…] [--json P] [--junit P] [--html P] [--markdown P]
+/// [--print-json]`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct MergeOpts {
     /// JSON reports (`loadtest --segment K/N --json PATH`), one per segment.
     #[arg(required = true, value_name = "REPORT.json")]
     pub reports: Vec<PathBuf>,
-    /// Threshold on the merged result (repeatable); default: the segments' own.
-    #[arg(long = "threshold", short = 't')]
-    pub thresholds: Vec<String>,
-    /// Write the merged JSON report here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Write a JUnit XML report here.
-    #[arg(long)]
-    pub junit: Option<PathBuf>,
-    /// Write an HTML report here.
-    #[arg(long)]
-    pub html: Option<PathBuf>,
-    /// Write a Markdown summary here.
-    #[arg(long)]
-    pub markdown: Option<PathBuf>,
-    /// Print the merged JSON report instead of the text summary.
-    #[arg(long)]
-    pub print_json: bool,
+    /// Thresholds on the merged report (default: the segments' own) and its outputs.
+    #[command(flatten)]
+    pub outputs: OutputArgs,
 }
 
 /// Reads, merges, judges and writes; the exit code is the merged verdict's.
@@ -58,7 +46,7 @@ pub fn run(o: &MergeOpts) -> anyhow::Result<u8> {
                 .with_context(|| format!("{} is not a loadtest JSON report", path.display()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let exprs: Vec<String> = if o.thresholds.is_empty() {
+    let exprs: Vec<String> = if o.outputs.thresholds.is_empty() {
         let mut seen = BTreeSet::new();
         reports
             .iter()
@@ -66,7 +54,7 @@ pub fn run(o: &MergeOpts) -> anyhow::Result<u8> {
             .filter(|e| seen.insert(e.clone()))
             .collect()
     } else {
-        o.thresholds.clone()
+        o.outputs.thresholds.clone()
     };
     let thresholds = exprs
         .iter()
@@ -74,15 +62,7 @@ pub fn run(o: &MergeOpts) -> anyhow::Result<u8> {
         .collect::<crate::Result<Vec<_>>>()?;
     let mut merged = merge(reports)?;
     merged.judge(&thresholds, None);
-    let outputs = Outputs {
-        json: o.json.clone(),
-        junit: o.junit.clone(),
-        html: o.html.clone(),
-        markdown: o.markdown.clone(),
-        print_json: o.print_json,
-        progress: false,
-    };
-    crate::write_outputs(&outputs, None, &merged)?;
+    crate::write_outputs(&o.outputs.outputs(false), None, &merged)?;
     Ok(if merged.passed {
         crate::EXIT_PASS
     } else {
@@ -106,6 +86,13 @@ pub fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
         })
         .collect::<anyhow::Result<_>>()?;
     let missing = check_segments(&raws)?;
+    let mut per_process: Vec<ProcessFigures> = reports
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ProcessFigures::of(r, i))
+        .collect();
+    // Segments in K order (the order given when they are not segments).
+    per_process.sort_by_key(|p| Segment::parse(&p.segment).map_or(0, |s| s.index));
     let mut latency = crate::stats::new_histogram();
     let mut handshake = crate::stats::new_histogram();
     for (i, raw) in raws.iter().enumerate() {
@@ -118,6 +105,7 @@ pub fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
             .map_err(|e| anyhow::anyhow!("{}: {e:?}", what("handshake_us")))?;
     }
     let start_at_ms = raws.first().and_then(|r| r.start_at_ms);
+    let first_send_ms = raws.iter().filter_map(|r| r.first_send_ms).min();
     let mut it = reports.into_iter();
     let mut m = it.next().context("no reports to merge")?;
     let mut targets: BTreeSet<String> = BTreeSet::from([m.target.clone()]);
@@ -157,6 +145,7 @@ pub fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
             }
         }
         m.tester.cpu_percent += r.tester.cpu_percent;
+        m.tester.delivery_cpu_seconds += r.tester.delivery_cpu_seconds;
         let (s, rs) = (&mut m.server, r.server);
         s.rss_bytes = add_opt(s.rss_bytes, rs.rss_bytes);
         s.cpu_percent = add_opt(s.cpu_percent, rs.cpu_percent);
@@ -195,9 +184,11 @@ pub fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
     m.repeat = None;
     m.baseline = None;
     m.find_max = None;
+    m.per_process = per_process;
     m.raw = Some(Raw {
         segment: None,
         start_at_ms,
+        first_send_ms,
         latency_us: segment::encode(&latency),
         handshake_us: segment::encode(&handshake),
     });
@@ -235,6 +226,58 @@ fn check_segments(raws: &[&Raw]) -> anyhow::Result<Option<String>> {
             .collect();
         format!("segments {} missing from the merge", absent.join(", "))
     }))
+}
+
+/// One merged report's own figures (`per_process` in the merged report).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessFigures {
+    /// `K/N`, or `#I` (the report's 1-based position in the merge) when it was not a segment.
+    pub segment: String,
+    /// Its target.
+    pub target: String,
+    /// Deliveries received (healthy and slow clients).
+    pub deliveries: u64,
+    /// Deliveries lost (healthy clients).
+    pub lost: u64,
+    /// Its deliveries/s (first intended send → last receive).
+    pub deliveries_per_sec: f64,
+    /// Its p99 latency, ms.
+    pub p99_ms: f64,
+    /// Its tester's CPU per delivery over the delivery window, ns.
+    pub tester_ns_per_delivery: Option<f64>,
+    /// Its server's CPU per delivery, ns (embedded, or `--server-pid`).
+    pub server_ns_per_delivery: Option<f64>,
+    /// Its server's RSS (embedded: the process's growth), bytes.
+    pub server_rss_bytes: Option<u64>,
+    /// `--server-metrics`: whether every cross-check with that server agreed.
+    pub server_metrics_agree: Option<bool>,
+}
+
+impl ProcessFigures {
+    /// The figures of `r`, the `i`-th (0-based) report of a merge.
+    pub fn of(r: &Report, i: usize) -> Self {
+        let slow = r.slow_clients.as_ref().map_or(0, |s| s.received);
+        let tester_cpu = r.tester.delivery_cpu_seconds;
+        Self {
+            segment: r
+                .raw
+                .as_ref()
+                .and_then(|raw| raw.segment.clone())
+                .unwrap_or_else(|| format!("#{}", i + 1)),
+            target: r.target.clone(),
+            deliveries: r.deliveries.received + slow,
+            lost: r.deliveries.lost,
+            deliveries_per_sec: r.throughput.deliveries_per_sec,
+            p99_ms: r.latency_us.p99 as f64 / 1000.0,
+            // A report from before the tester measured its delivery window has 0 there.
+            tester_ns_per_delivery: (tester_cpu > 0.0)
+                .then(|| r.cpu_per_delivery_ns(tester_cpu))
+                .flatten(),
+            server_ns_per_delivery: r.measured("server_ns_per_delivery"),
+            server_rss_bytes: r.server.rss_bytes,
+            server_metrics_agree: r.server_metrics.as_ref().map(|m| m.agree),
+        }
+    }
 }
 
 fn add_counts(into: &mut BTreeMap<String, u64>, from: BTreeMap<String, u64>) {

@@ -75,6 +75,70 @@ pub enum Model {
     Rate,
 }
 
+/// The server under test and how to authenticate: a run's flags and `loadtest conform`'s.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TargetArgs {
+    /// The server, `ws://HOST:PORT/ws/notifications/` (a run: or `embedded`, the default).
+    #[arg(
+        id = "target",
+        long = "target",
+        value_name = "URL",
+        env = "LOADTEST_TARGET"
+    )]
+    pub url: Option<String>,
+    /// HS256 secret (Django's SECRET_KEY) to mint simplejwt-format tokens for an external server.
+    #[arg(long, env = "LOADTEST_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// JSON file mapping user id → token, instead of minting (`conform`: at least three users;
+    /// its expired/refresh checks skip).
+    #[arg(long)]
+    pub tokens_file: Option<PathBuf>,
+    /// `X-API-Key` for the HTTP publisher (`POST /api/notify`, `/api/group_send`).
+    #[arg(long, env = "LOADTEST_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Allow a target that is not a loopback address.
+    #[arg(long)]
+    pub allow_remote: bool,
+}
+
+/// Thresholds and outputs of a report: a run's flags and `loadtest merge`'s.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OutputArgs {
+    /// Pass/fail check, e.g. `p99_ms<5`, `lost==0`, `deliveries_per_sec>1000000` (repeatable; a
+    /// run adds them to the scenario's, `merge` uses them instead of the segments' own).
+    #[arg(long = "threshold", short = 't')]
+    pub thresholds: Vec<String>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write a JUnit XML report here (one test case per threshold).
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Write a self-contained HTML report (latency curve, deliveries/s over time) here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Write a Markdown summary here (for a CI job page, e.g. `$GITHUB_STEP_SUMMARY`).
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Print the JSON report to stdout instead of the text summary.
+    #[arg(long)]
+    pub print_json: bool,
+}
+
+impl OutputArgs {
+    /// The outputs to write; `progress`: whether a live bar is shown meanwhile.
+    pub fn outputs(&self, progress: bool) -> crate::plan::Outputs {
+        crate::plan::Outputs {
+            json: self.json.clone(),
+            junit: self.junit.clone(),
+            html: self.html.clone(),
+            markdown: self.markdown.clone(),
+            print_json: self.print_json,
+            progress,
+        }
+    }
+}
+
 /// `loadtest`: thousands of authenticated WebSocket clients, `group_send` bursts, exact loss
 /// accounting and latency from the intended send time. With no arguments it starts an embedded
 /// courier and runs the default scenario.
@@ -87,21 +151,9 @@ pub struct Opts {
     /// Scenario TOML file (see loadtest/scenarios/); flags override its values.
     #[arg(long, short = 's')]
     pub scenario: Option<PathBuf>,
-    /// External server, `ws://HOST:PORT/ws/notifications/`, or `embedded`.
-    #[arg(long, env = "LOADTEST_TARGET")]
-    pub target: Option<String>,
-    /// HS256 secret to mint simplejwt-format tokens for an external server.
-    #[arg(long, env = "LOADTEST_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
-    /// JSON file mapping user id → token, instead of minting.
-    #[arg(long)]
-    pub tokens_file: Option<PathBuf>,
-    /// `X-API-Key` for the HTTP publisher.
-    #[arg(long, env = "LOADTEST_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
-    /// Allow a target that is not a loopback address.
-    #[arg(long)]
-    pub allow_remote: bool,
+    /// The server and how to authenticate.
+    #[command(flatten)]
+    pub target: TargetArgs,
     /// PID of an external server, to report its RSS and CPU.
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -112,6 +164,21 @@ pub struct Opts {
     /// Start publishing at this instant, unix milliseconds (the same for every segment).
     #[arg(long, value_name = "UNIX_MS")]
     pub start_at: Option<u64>,
+    /// Meet the run's other agents in this Redis (`redis://HOST:PORT[/DB]`) after connecting and
+    /// start publishing together, once all `--agents` are ready (instead of `--start-at`).
+    #[arg(long, value_name = "URL", conflicts_with = "start_at")]
+    pub barrier: Option<String>,
+    /// `--barrier`: tester processes in the run (= N of `--segment K/N`; without `--segment`
+    /// each agent takes the first free segment).
+    #[arg(long, value_name = "N", requires = "barrier")]
+    pub agents: Option<usize>,
+    /// `--barrier`: names the run's keys; fresh for every launch (a used id is refused).
+    #[arg(long, value_name = "ID", requires = "barrier")]
+    pub run_id: Option<String>,
+    /// `--barrier`: longest wait, once this agent is ready, for the others (default 30s; then
+    /// exit 3).
+    #[arg(long, value_name = "DURATION", requires = "barrier")]
+    pub barrier_timeout: Option<String>,
     /// courier's Prometheus endpoint (`http://HOST:PORT/metrics`, or `embedded`): scraped before
     /// and after the run, its counters reported beside the tester's and mismatches flagged.
     #[arg(long)]
@@ -184,27 +251,12 @@ pub struct Opts {
     #[arg(long)]
     pub drain_timeout: Option<String>,
 
-    /// Pass/fail check, e.g. `p99_ms<5`, `lost==0`, `deliveries_per_sec>1000000` (repeatable).
-    #[arg(long = "threshold", short = 't')]
-    pub thresholds: Vec<String>,
+    /// Thresholds and where the report goes.
+    #[command(flatten)]
+    pub outputs: OutputArgs,
     /// A previous `--json` report: its figures go beside this run's and `-t` may say `0.9*baseline`.
     #[arg(long)]
     pub baseline: Option<PathBuf>,
-    /// Write the JSON report here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Write a JUnit XML report here (one test case per threshold).
-    #[arg(long)]
-    pub junit: Option<PathBuf>,
-    /// Write a self-contained HTML report (latency curve, deliveries/s over time) here.
-    #[arg(long)]
-    pub html: Option<PathBuf>,
-    /// Write a Markdown summary here (for a CI job page, e.g. `$GITHUB_STEP_SUMMARY`).
-    #[arg(long)]
-    pub markdown: Option<PathBuf>,
-    /// Print the JSON report to stdout instead of the text summary.
-    #[arg(long)]
-    pub print_json: bool,
     /// Capacity search: `connections` (the default) steps the count up until a threshold fails;
     /// `rate` finds the highest event rate at which every threshold holds (bracket, then bisect).
     #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "connections")]

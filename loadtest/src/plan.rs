@@ -113,6 +113,8 @@ pub struct Plan {
     pub first_user: usize,
     /// `--start-at`: the first intended send, unix ms, shared by every segment.
     pub start_at_ms: Option<u64>,
+    /// `--barrier`: agents that meet in Redis and start publishing together.
+    pub barrier: Option<crate::barrier::BarrierSpec>,
 }
 
 /// A usage error saying `msg`.
@@ -146,8 +148,9 @@ impl Plan {
     /// Builds the plan from flags over an already-parsed scenario.
     pub fn build(opts: &Opts, s: &Scenario) -> Result<Self> {
         let (c, p) = (&s.clients, &s.publish);
-        let target_text = opts
-            .target
+        let t = &opts.target;
+        let target_text = t
+            .url
             .as_deref()
             .or(s.run.target.as_deref())
             .unwrap_or("embedded");
@@ -157,10 +160,10 @@ impl Plan {
                 queue_bytes: s.server.queue_bytes,
             }
         } else {
-            Target::External(parse_target(target_text, opts.allow_remote)?)
+            Target::External(parse_target(target_text, t.allow_remote)?)
         };
         let auth =
-            match (&target, &opts.jwt_secret, &opts.tokens_file) {
+            match (&target, &t.jwt_secret, &t.tokens_file) {
                 (_, Some(_), Some(_)) => {
                     return Err(usage("give either --jwt-secret or --tokens-file, not both"))
                 }
@@ -235,7 +238,7 @@ impl Plan {
         let thresholds = s
             .thresholds
             .iter()
-            .chain(&opts.thresholds)
+            .chain(&opts.outputs.thresholds)
             .map(|t| Threshold::parse(t))
             .collect::<Result<Vec<_>>>()?;
         let baseline = opts
@@ -258,7 +261,7 @@ impl Plan {
             description: s.description.clone().unwrap_or_default(),
             target,
             auth,
-            api_key: opts.api_key.clone(),
+            api_key: t.api_key.clone(),
             connections,
             users,
             ramp_rate,
@@ -290,31 +293,28 @@ impl Plan {
                 DEFAULT_DRAIN_TIMEOUT,
             )?,
             thresholds,
-            outputs: Outputs {
-                json: opts.json.clone(),
-                junit: opts.junit.clone(),
-                html: opts.html.clone(),
-                markdown: opts.markdown.clone(),
-                print_json: opts.print_json,
-                progress: !opts.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            },
+            outputs: opts
+                .outputs
+                .outputs(!opts.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr())),
             find_max,
             server_pid: opts.server_pid,
             broker,
             server_metrics: opts
                 .server_metrics
                 .as_deref()
-                .map(|m| crate::server_metrics::MetricsSource::parse(m, opts.allow_remote))
+                .map(|m| crate::server_metrics::MetricsSource::parse(m, t.allow_remote))
                 .transpose()?,
             repeat: opts.repeat.unwrap_or(1),
             baseline,
             segment: None,
             first_user: 0,
             start_at_ms: opts.start_at,
+            barrier: None,
         };
         if let Some(text) = &opts.segment {
             crate::segment::Segment::parse(text)?.apply(&mut plan)?;
         }
+        plan.barrier = crate::barrier::BarrierSpec::resolve(opts, &plan)?;
         if matches!(
             (&plan.server_metrics, &plan.target),
             (

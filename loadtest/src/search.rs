@@ -176,7 +176,7 @@ struct Search<'a> {
 impl Search<'_> {
     /// Runs one step with `p`; records it and returns whether it passed.
     async fn step(&mut self, p: Plan, value: f64) -> Result<bool> {
-        let data = session::run_once(&p, self.stop.clone(), self.reason.clone()).await?;
+        let data = session::run_once(&p, self.stop.clone(), self.reason.clone(), None).await?;
         let report = Report::build(&p, &data);
         let rate = match p.arrival {
             ArrivalModel::Rate { per_sec, .. } => Some(per_sec),

@@ -100,15 +100,16 @@ pub fn check_start_at(unix_ms: u64) -> Result<()> {
     Ok(())
 }
 
-/// When publishing starts: `start_at_ms` (unix ms) if given and still ahead, else `lead` from
-/// now. Every segment given the same `--start-at` stamps the same intended send times.
+/// When publishing starts: `start_at_ms` (unix ms, this machine's clock) if given and still
+/// ahead, else `lead` from now. Every segment given the same `--start-at` stamps the same intended
+/// send times.
 pub fn publish_start(start_at_ms: Option<u64>, lead: Duration) -> tokio::time::Instant {
     let soon = tokio::time::Instant::now() + lead;
     let Some(at) = start_at_ms else { return soon };
     let now = unix_ms_now();
     if at <= now {
         eprintln!(
-            "warning: --start-at {at} passed {} ms ago (connecting took longer); publishing now",
+            "warning: the agreed start {at} passed {} ms ago (connecting took longer); publishing now",
             now - at
         );
         return soon;
@@ -127,8 +128,12 @@ fn unix_ms_now() -> u64 {
 pub struct Raw {
     /// `K/N`, when the run was a segment.
     pub segment: Option<String>,
-    /// `--start-at`, unix ms.
+    /// The start every segment agreed on, unix ms: `--start-at`, or the `--barrier`'s (on Redis's
+    /// clock).
     pub start_at_ms: Option<u64>,
+    /// This process's first intended send, unix ms on its own clock (merged: the earliest).
+    #[serde(default)]
+    pub first_send_ms: Option<u64>,
     /// Delivery latency, µs: HdrHistogram V2 + DEFLATE, base64.
     pub latency_us: String,
     /// Handshake latency, µs: the same encoding.

@@ -7,20 +7,20 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::barrier::Joined;
 use crate::broker;
 use crate::connect::{self, ConnectPhase, ConnectSpec};
 use crate::embedded_server::EmbeddedServer;
 use crate::error::{Error, Result};
 use crate::limits;
+use crate::meters::{self, Meters};
 use crate::plan::{Auth, Plan, Target};
 use crate::progress::Progress;
 use crate::publisher::lane::{self, Lane, Published};
 use crate::publisher::{self, EventCodec, PublishTarget};
-use crate::sampler::{self, Sampler};
-use crate::server_metrics::{scrape, Samples};
+use crate::server_metrics::Samples;
 use crate::slow;
 use crate::stats::{Clock, Live, WorkerStats};
-use crate::sysinfo;
 use crate::tokens::{self, Tokens};
 use crate::worker::{self, Assigned, Phase, Shared};
 
@@ -44,6 +44,9 @@ pub struct RunData {
     pub published: Published,
     /// First intended send, unix ns.
     pub publish_start_ns: u64,
+    /// The start every segment agreed on, unix ms (`--start-at`, or the barrier's on Redis's
+    /// clock).
+    pub start_at_ms: Option<u64>,
     /// The run clock.
     pub clock: Clock,
     /// Wall time of the run.
@@ -70,37 +73,27 @@ pub struct RunData {
     pub samples: Vec<crate::sampler::Sample>,
 }
 
-/// Runs the plan once. `stop` ends it early (Ctrl-C); `reason` records why.
-pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) -> Result<RunData> {
+/// Runs the plan once. `stop` ends it early (Ctrl-C); `reason` records why. With `barrier`
+/// (the slot this agent holds, see [`crate::barrier`]) publishing waits until every agent is
+/// ready; a barrier timeout ends the run (after an orderly teardown) with its error.
+pub async fn run_once(
+    plan: &Plan,
+    stop: CancellationToken,
+    reason: StopReason,
+    barrier: Option<&Joined>,
+) -> Result<RunData> {
     limits::check_fds(plan)?;
     limits::check_ports(plan)?;
     let stop = stop.child_token();
-    let rss_before = sysinfo::rss_bytes(None);
-    let cpu_before = sysinfo::cpu_sample();
-    let ext_cpu_before = plan.server_pid.and_then(sysinfo::process_cpu);
+    let before = meters::before(plan);
     let wall = Instant::now();
     let clock = Clock::new();
 
     let (server, spec, tokens, publish_target) = setup(plan).await?;
-    let metrics_at = match &plan.server_metrics {
-        Some(m) => m.endpoint(server.as_ref().map(|s| s.addr))?,
-        None => None,
-    };
-    let metrics_before = match &metrics_at {
-        Some(ep) => Some(scrape(ep).await?),
-        None => None,
-    };
     let tokens = Arc::new(tokens);
     let live = Arc::new(Live::default());
-    let sampler = Sampler::start(
-        clock,
-        live.clone(),
-        sampler::Sources {
-            embedded: server.is_some(),
-            pid: plan.server_pid,
-            metrics: metrics_at.clone(),
-        },
-    );
+    let server_addr = server.as_ref().map(|s| s.addr);
+    let mut meters = Meters::start(before, plan, server_addr, clock, live.clone()).await?;
     let progress = Progress::start(
         plan.outputs.progress,
         plan.connections,
@@ -125,7 +118,7 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
         let tokens = tokens.clone();
         move |i: usize| tokens.tokens[i % users].clone()
     };
-    let rss_idle = plan.server_pid.and_then(|p| sysinfo::rss_bytes(Some(p)));
+    meters.connecting();
     let mut phase = connect::connect_all(
         spec,
         plan.connections,
@@ -137,12 +130,7 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
     )
     .await;
     progress.connected();
-    let server_rss_per_conn = plan
-        .server_pid
-        .and_then(|p| sysinfo::rss_bytes(Some(p)))
-        .zip(rss_idle)
-        .filter(|_| !phase.conns.is_empty())
-        .map(|(after, before)| after.saturating_sub(before) as f64 / phase.conns.len() as f64);
+    meters.connected(phase.conns.len());
 
     // Receivers.
     let run_id: Arc<str> = uuid::Uuid::new_v4().simple().to_string()[..12].into();
@@ -211,11 +199,23 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
             },
         }
     }
-    // Segments of one run agree on the first intended send (`--start-at`), else right away.
-    let start = crate::segment::publish_start(plan.start_at_ms, PUBLISH_LEAD);
+    // Segments of one run agree on the first intended send (`--start-at`, or the barrier's
+    // start on this machine's clock), else it is right away.
+    let mut barrier_error = None;
+    let (start_at_ms, local_start_ms) = match barrier {
+        None => (plan.start_at_ms, plan.start_at_ms),
+        Some(b) => match b.wait(&stop).await {
+            Ok(agreed) => (agreed.map(|a| a.start_ms), agreed.map(|a| a.local_ms)),
+            Err(e) => {
+                stop.cancel();
+                barrier_error = Some(e);
+                (None, None)
+            }
+        },
+    };
+    let start = crate::segment::publish_start(local_start_ms, PUBLISH_LEAD);
     let publish_start_ns = clock.at_ns(start.into_std());
-    let cpu_publish = sysinfo::cpu_sample();
-    let ext_cpu_publish = plan.server_pid.and_then(sysinfo::process_cpu);
+    meters.publishing();
     let on_server = matches!(publish_target, PublishTarget::Embedded(_));
     let mut lane_tasks = Vec::new();
     if !stop.is_cancelled() {
@@ -253,13 +253,7 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
         }
     }
     // Memory is sampled while every connection is still open and queues have just been filled.
-    let rss_loaded = match (&server, plan.server_pid) {
-        (Some(_), _) => sysinfo::rss_bytes(None)
-            .zip(rss_before)
-            .map(|(a, b)| a.saturating_sub(b)),
-        (None, Some(pid)) => sysinfo::rss_bytes(Some(pid)),
-        (None, None) => None,
-    };
+    meters.loaded();
     let _ = phase_tx.send(Phase::Draining(
         tokio::time::Instant::now() + plan.drain_timeout,
     ));
@@ -272,8 +266,7 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
             d = done_rx.recv() => if d.is_none() { break },
         }
     }
-    let cpu_delivered = sysinfo::cpu_sample();
-    let ext_cpu_delivered = plan.server_pid.and_then(sysinfo::process_cpu);
+    meters.delivered();
     release.cancel();
 
     // Drain and collect.
@@ -297,50 +290,30 @@ pub async fn run_once(plan: &Plan, stop: CancellationToken, reason: StopReason) 
     }
     timer.abort();
     progress.finish();
-    let samples = sampler.finish().await;
-
-    let cpu_after = sysinfo::cpu_sample();
-    let ext_cpu_after = plan.server_pid.and_then(sysinfo::process_cpu);
-    let (server_cpu, server_cpu_delivering, server_rss) = match (&server, plan.server_pid) {
-        (Some(_), _) => (
-            Some(cpu_after.since(&cpu_before).server),
-            Some(cpu_delivered.since(&cpu_publish).server),
-            rss_loaded,
-        ),
-        (None, Some(_)) => (
-            ext_cpu_after
-                .zip(ext_cpu_before)
-                .map(|(a, b)| a.saturating_sub(b)),
-            ext_cpu_delivered
-                .zip(ext_cpu_publish)
-                .map(|(a, b)| a.saturating_sub(b)),
-            rss_loaded,
-        ),
-        (None, None) => (None, None, None),
-    };
-    let server_metrics = match (metrics_at, metrics_before) {
-        (Some(ep), Some(before)) => Some((ep.url.clone(), before, scrape(&ep).await?)),
-        _ => None,
-    };
+    let costs = meters.finish().await?;
     if let Some(s) = server {
         s.stop().await;
+    }
+    if let Some(e) = barrier_error {
+        return Err(e);
     }
     Ok(RunData {
         connect: phase,
         stats,
         published,
         publish_start_ns,
+        start_at_ms,
         clock,
         wall: wall.elapsed(),
-        tester_cpu: cpu_after.since(&cpu_before).tester,
-        tester_cpu_delivering: cpu_delivered.since(&cpu_publish).tester,
-        server_cpu,
-        server_cpu_delivering,
-        server_rss,
-        server_rss_per_conn,
+        tester_cpu: costs.tester_cpu,
+        tester_cpu_delivering: costs.tester_cpu_delivering,
+        server_cpu: costs.server_cpu,
+        server_cpu_delivering: costs.server_cpu_delivering,
+        server_rss: costs.server_rss,
+        server_rss_per_conn: costs.server_rss_per_conn,
         stop_reason: reason.get().cloned(),
-        server_metrics,
-        samples,
+        server_metrics: costs.server_metrics,
+        samples: costs.samples,
     })
 }
 

@@ -1,4 +1,5 @@
-//! The binary's exit codes: 0 pass, 1 threshold failed, 2 usage/setup error.
+//! The binary: its exit codes (0 pass, 1 threshold failed, 2 usage/setup error) and flags shared
+//! by several commands, defined once.
 
 mod common;
 use common::loadtest;
@@ -95,4 +96,47 @@ fn json_to_stdout_passes() {
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&stdout).expect("json on stdout");
     assert_eq!(v["deliveries"]["lost"], 0);
+}
+
+#[test]
+fn shared_flags_are_one_definition_in_every_command() {
+    use clap::CommandFactory;
+    let top = loadtest::Opts::command();
+    let help = |cmd: &clap::Command, id: &str| {
+        let arg = cmd
+            .get_arguments()
+            .find(|a| a.get_id() == id)
+            .unwrap_or_else(|| panic!("{} has no {id}", cmd.get_name()));
+        (
+            arg.get_long().map(str::to_owned),
+            arg.get_short(),
+            arg.get_help().map(|h| h.to_string()),
+            arg.get_env().map(|e| e.to_owned()),
+        )
+    };
+    let sub = |name: &str| {
+        top.find_subcommand(name)
+            .unwrap_or_else(|| panic!("no {name}"))
+            .clone()
+    };
+    let (merge, conform) = (sub("merge"), sub("conform"));
+    for id in [
+        "thresholds",
+        "json",
+        "junit",
+        "html",
+        "markdown",
+        "print_json",
+    ] {
+        assert_eq!(help(&top, id), help(&merge, id), "{id}");
+    }
+    for id in [
+        "target",
+        "jwt_secret",
+        "tokens_file",
+        "api_key",
+        "allow_remote",
+    ] {
+        assert_eq!(help(&top, id), help(&conform, id), "{id}");
+    }
 }

@@ -23,13 +23,14 @@ fn report(path: &Path) -> Value {
     serde_json::from_str(&text).expect("valid json")
 }
 
-/// Runs segments `1..=n` of the smoke scenario at once against `server`; returns their reports.
-fn run_segments(server: &External, n: usize, dir: &Path) -> Vec<PathBuf> {
+/// Runs segments `1..=n` of the smoke scenario at once, segment K against `servers[K-1]`'s
+/// target with `extra[K-1]`'s flags; returns their reports.
+fn run_segments(servers: &[&External], extra: &[Vec<String>], dir: &Path) -> Vec<PathBuf> {
+    let n = servers.len();
     let smoke = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/smoke.toml");
     let start_at =
         SystemTime::now().duration_since(UNIX_EPOCH).expect("clock") + Duration::from_secs(3);
     let start_at = start_at.as_millis().to_string();
-    let target = server.target();
     let paths: Vec<PathBuf> = (1..=n).map(|k| dir.join(format!("seg{k}.json"))).collect();
     let children: Vec<_> = paths
         .iter()
@@ -37,10 +38,12 @@ fn run_segments(server: &External, n: usize, dir: &Path) -> Vec<PathBuf> {
         .map(|(i, path)| {
             let segment = format!("{}/{n}", i + 1);
             Command::new(BIN)
-                .args(["--no-progress", "--scenario", smoke, "--target", &target])
+                .args(["--no-progress", "--scenario", smoke, "--target"])
+                .arg(servers[i].target())
                 .args(["--jwt-secret", "s", "--api-key", "k", "--segment", &segment])
                 .args(["--start-at", &start_at, "--json"])
                 .arg(path)
+                .args(extra.get(i).into_iter().flatten())
                 .stdout(std::process::Stdio::null())
                 .spawn()
                 .expect("spawn a segment")
@@ -56,7 +59,7 @@ fn run_segments(server: &External, n: usize, dir: &Path) -> Vec<PathBuf> {
 fn three_segments_merge_into_one_exact_run() {
     let server = External::start("s", "k");
     let dir = tempfile::tempdir().expect("tempdir");
-    let paths = run_segments(&server, 3, dir.path());
+    let paths = run_segments(&[&server; 3], &[], dir.path());
     let segs: Vec<Value> = paths.iter().map(|p| report(p)).collect();
     // Each process took a disjoint third of the users and their connections.
     let users: Vec<u64> = segs
@@ -127,6 +130,135 @@ fn three_segments_merge_into_one_exact_run() {
     let twice = loadtest(&["merge", one, one]);
     assert_eq!(twice.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&twice.stderr).starts_with("Error: "));
+}
+
+#[test]
+fn the_merged_report_keeps_each_process_figures() {
+    // Segment 1 has a courier of its own, watched (`--server-pid`: this test process, where the
+    // couriers run; `--server-metrics`); segments 2 and 3 share another, unwatched.
+    let (watched, other) = (External::start("s", "k"), External::start("s", "k"));
+    let metrics = format!("http://{}/metrics", watched.addr);
+    let pid = std::process::id().to_string();
+    let extra = vec![vec![
+        "--server-pid".to_string(),
+        pid,
+        "--server-metrics".into(),
+        metrics,
+    ]];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let paths = run_segments(&[&watched, &other, &other], &extra, dir.path());
+    let segs: Vec<Value> = paths.iter().map(|p| report(p)).collect();
+    let (json, md) = (dir.path().join("m.json"), dir.path().join("m.md"));
+    // Given in reverse: the rows come out by segment.
+    let mut args: Vec<&str> = vec!["merge"];
+    args.extend(paths.iter().rev().map(|p| p.to_str().expect("utf-8")));
+    args.extend(["--json", json.to_str().expect("utf-8")]);
+    args.extend(["--markdown", md.to_str().expect("utf-8")]);
+    let out = loadtest(&args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let m = report(&json);
+    let rows = m["per_process"].as_array().expect("per_process");
+    assert_eq!(rows.len(), 3, "{m:#}");
+    let mut total = 0;
+    for (k, (row, seg)) in rows.iter().zip(&segs).enumerate() {
+        let received = seg["deliveries"]["received"].as_u64().expect("received");
+        assert_eq!(row["segment"], format!("{}/3", k + 1));
+        assert_eq!(row["target"], seg["target"]);
+        assert_eq!(row["deliveries"], received);
+        assert_eq!(row["lost"], 0);
+        assert_eq!(
+            row["deliveries_per_sec"],
+            seg["throughput"]["deliveries_per_sec"]
+        );
+        let p99 = seg["latency_us"]["p99"].as_f64().expect("p99") / 1000.0;
+        assert_eq!(row["p99_ms"].as_f64(), Some(p99));
+        let tester = seg["tester"]["delivery_cpu_seconds"].as_f64().expect("cpu");
+        let ns = row["tester_ns_per_delivery"].as_f64().expect("tester ns");
+        assert!((ns - tester * 1e9 / received as f64).abs() < 1e-6, "{row}");
+        total += received;
+    }
+    assert_eq!(total, EXPECTED);
+    // The totals stay beside the rows: the tester's delivery CPU adds up over the processes.
+    let tester_sum: f64 = segs
+        .iter()
+        .map(|r| r["tester"]["delivery_cpu_seconds"].as_f64().expect("cpu"))
+        .sum();
+    let merged_tester = m["tester"]["delivery_cpu_seconds"].as_f64().expect("cpu");
+    assert!(
+        (merged_tester - tester_sum).abs() < 1e-9,
+        "{merged_tester} vs {tester_sum}"
+    );
+    // Server figures only where that process could see its server.
+    let watched_row = &rows[0];
+    let server_cpu = segs[0]["server"]["delivery_cpu_seconds"]
+        .as_f64()
+        .expect("cpu");
+    let ns = watched_row["server_ns_per_delivery"]
+        .as_f64()
+        .expect("server ns");
+    let received = watched_row["deliveries"].as_f64().expect("n");
+    assert!(
+        (ns - server_cpu * 1e9 / received).abs() < 1e-6,
+        "{watched_row}"
+    );
+    assert_eq!(
+        watched_row["server_rss_bytes"],
+        segs[0]["server"]["rss_bytes"]
+    );
+    assert!(watched_row["server_rss_bytes"]
+        .as_u64()
+        .is_some_and(|b| b > 0));
+    assert_eq!(
+        watched_row["server_metrics_agree"], true,
+        "{:#}",
+        segs[0]["server_metrics"]
+    );
+    for row in &rows[1..] {
+        for key in [
+            "server_ns_per_delivery",
+            "server_rss_bytes",
+            "server_metrics_agree",
+        ] {
+            assert!(row[key].is_null(), "{key}: {row}");
+        }
+    }
+    // The text and Markdown summaries show the same rows beside the totals.
+    let table: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != "Per process")
+        .skip(2)
+        .take(3)
+        .collect();
+    assert_eq!(table.len(), 3, "{text}");
+    for (row, line) in rows.iter().zip(&table) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cols[0], row["segment"].as_str().expect("segment"), "{line}");
+        assert_eq!(cols[1], row["deliveries"].to_string(), "{line}");
+        assert_eq!(
+            cols[4],
+            format!("{:.2}", row["p99_ms"].as_f64().expect("p99")),
+            "{line}"
+        );
+    }
+    assert!(
+        table[0].contains("MiB") && table[0].contains("agree"),
+        "{}",
+        table[0]
+    );
+    assert!(table[1].contains(" - "), "{}", table[1]);
+    let md = std::fs::read_to_string(&md).expect("markdown");
+    let md_rows: Vec<&str> = md
+        .lines()
+        .skip_while(|l| *l != "### Per process")
+        .skip(4) // the heading, a blank line, the header and its rule
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    assert_eq!(md_rows.len(), 3, "{md}");
+    assert!(
+        md_rows[0].starts_with("| 1/3 |") && md_rows[0].contains("MiB"),
+        "{md}"
+    );
 }
 
 #[test]

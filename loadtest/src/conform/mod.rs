@@ -17,7 +17,7 @@ use checks::{Ctx, Miss};
 use publish::EventSender;
 
 use crate::error::{Error, Result};
-use crate::opts::PublisherKind;
+use crate::opts::{PublisherKind, TargetArgs};
 use crate::target::parse_target;
 
 /// Default wait for one expected frame or close.
@@ -28,18 +28,10 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
 /// `loadtest conform --target ws://… (--jwt-secret S | --tokens-file F) [--api-key K]`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConformOpts {
-    /// The server, `ws://HOST:PORT/ws/notifications/`.
-    #[arg(long, required_unless_present = "list")]
-    pub target: Option<String>,
-    /// HS256 secret (Django's SECRET_KEY) to mint good and bad tokens.
-    #[arg(long, env = "LOADTEST_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
-    /// JSON `{"<user id>": "<token>"}` with at least three users (expired/refresh checks skip).
-    #[arg(long)]
-    pub tokens_file: Option<PathBuf>,
-    /// `X-API-Key` for publishing events over HTTP (`POST /api/notify`, `/api/group_send`).
-    #[arg(long, env = "LOADTEST_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
+    /// The server (`--target` is needed unless `--list`) and how to authenticate; `--jwt-secret`
+    /// also mints the bad tokens.
+    #[command(flatten)]
+    pub target: TargetArgs,
     /// Publish through Redis instead, as Django's channels_redis does (`redis-pubsub|redis-core`).
     #[arg(long, value_enum)]
     pub publisher: Option<PublisherKind>,
@@ -49,9 +41,6 @@ pub struct ConformOpts {
     /// channels_redis prefix for `--publisher redis-…` (default `asgi`).
     #[arg(long)]
     pub redis_prefix: Option<String>,
-    /// Allow a target that is not a loopback address.
-    #[arg(long)]
-    pub allow_remote: bool,
     /// Longest wait for one expected frame or close, e.g. `2s`.
     #[arg(long)]
     pub wait: Option<String>,
@@ -110,18 +99,19 @@ pub struct Suite {
 
 /// Builds the context from the options: a usage error for a bad target, token source or publisher.
 async fn context(o: &ConformOpts) -> Result<Ctx> {
-    let target = o
-        .target
+    let t = &o.target;
+    let target = t
+        .url
         .as_deref()
         .ok_or_else(|| Error::Usage("conform needs --target ws://…".into()))?;
-    let ep = parse_target(target, o.allow_remote)?;
+    let ep = parse_target(target, t.allow_remote)?;
     let wait = match &o.wait {
         None => DEFAULT_WAIT,
         Some(w) => {
             humantime::parse_duration(w).map_err(|e| Error::Usage(format!("--wait {w:?}: {e}")))?
         }
     };
-    let tokens = match (&o.jwt_secret, &o.tokens_file) {
+    let tokens = match (&t.jwt_secret, &t.tokens_file) {
         (Some(s), None) => crate::tokens::mint(s, 0, 3)?,
         (None, Some(f)) => crate::tokens::from_file(f, 0, 3)?,
         _ => {
@@ -130,7 +120,7 @@ async fn context(o: &ConformOpts) -> Result<Ctx> {
             ))
         }
     };
-    let sender = match (o.publisher, &o.api_key) {
+    let sender = match (o.publisher, &t.api_key) {
         (None | Some(PublisherKind::Http), Some(key)) => EventSender::Http {
             addr: ep.addr,
             host: ep.host.clone(),
@@ -161,7 +151,7 @@ async fn context(o: &ConformOpts) -> Result<Ctx> {
         url: ep.url,
         wait,
         users: tokens.user_ids.into_iter().zip(tokens.tokens).collect(),
-        secret: o.jwt_secret.clone(),
+        secret: t.jwt_secret.clone(),
         sender,
         max_frame_bytes: o.max_frame_bytes,
     })
@@ -206,7 +196,7 @@ pub async fn suite(o: &ConformOpts) -> Result<Suite> {
         });
     }
     Ok(Suite {
-        target: o.target.clone().unwrap_or_default(),
+        target: o.target.url.clone().unwrap_or_default(),
         passed: results.iter().all(|r| r.status != Status::Fail),
         checks: results,
     })

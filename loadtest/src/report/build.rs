@@ -218,9 +218,11 @@ impl Report {
             baseline: None,
             repeat: None,
             server_metrics: None,
+            per_process: Vec::new(),
             raw: Some(crate::segment::Raw {
                 segment: plan.segment.map(|s| s.to_string()),
-                start_at_ms: plan.start_at_ms,
+                start_at_ms: d.start_at_ms,
+                first_send_ms: Some(d.publish_start_ns / 1_000_000),
                 latency_us: crate::segment::encode(lat),
                 handshake_us: crate::segment::encode(h),
             }),

@@ -264,6 +264,9 @@ pub struct Report {
     /// The raw histograms and the segment, so `loadtest merge` can add reports up exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<crate::segment::Raw>,
+    /// `loadtest merge`: each merged report's own figures, by segment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_process: Vec<crate::merge::ProcessFigures>,
 }
 
 impl Report {

@@ -18,6 +18,48 @@ fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
 }
 
+/// `loadtest merge`: one row per merged report ("-" where it did not measure the figure).
+fn per_process(s: &mut String, rows: &[crate::merge::ProcessFigures]) {
+    if rows.is_empty() {
+        return;
+    }
+    let opt = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
+    let _ = writeln!(s, "Per process");
+    let _ = writeln!(
+        s,
+        "  {:<8} {:>11} {:>6} {:>13} {:>9} {:>14} {:>14} {:>11} {:>8}  target",
+        "segment",
+        "deliveries",
+        "lost",
+        "deliveries/s",
+        "p99 ms",
+        "tester ns/dlv",
+        "server ns/dlv",
+        "server RSS",
+        "metrics"
+    );
+    for p in rows {
+        let _ = writeln!(
+            s,
+            "  {:<8} {:>11} {:>6} {:>13.0} {:>9.2} {:>14} {:>14} {:>11} {:>8}  {}",
+            p.segment,
+            p.deliveries,
+            p.lost,
+            p.deliveries_per_sec,
+            p.p99_ms,
+            opt(p.tester_ns_per_delivery),
+            opt(p.server_ns_per_delivery),
+            p.server_rss_bytes.map_or("-".into(), mib),
+            match p.server_metrics_agree {
+                Some(true) => "agree",
+                Some(false) => "DIFF",
+                None => "-",
+            },
+            p.target
+        );
+    }
+}
+
 /// Renders the report as an aligned text table.
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
@@ -122,6 +164,7 @@ pub fn render(r: &Report) -> String {
             "  RSS / conn    {b:.0} bytes (server growth over the connect phase)"
         );
     }
+    per_process(&mut s, &r.per_process);
     if let Some(m) = &r.server_metrics {
         let _ = writeln!(s, "Server metrics ({}, change over the run)", m.source);
         for c in &m.checks {
