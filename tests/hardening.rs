@@ -11,7 +11,7 @@ use courier::{Config, UserId};
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::MaybeTlsStream;
 use tokio_util::sync::CancellationToken;
@@ -73,23 +73,6 @@ async fn healthy_still_receives(srv: &TestServer, healthy: &mut Ws, n: u64) {
         next_json(healthy).await,
         json!({"type": "check", "data": {"n": n}})
     );
-}
-
-/// Connects with a small receive buffer, like a phone on a bad network: a client that stops
-/// reading backs up into the server quickly instead of into megabytes of loopback buffers.
-async fn connect_small_rcvbuf(addr: SocketAddr, user: u64) -> Ws {
-    let sock = TcpSocket::new_v4().expect("socket");
-    sock.set_recv_buffer_size(4096).expect("rcvbuf");
-    let tcp = sock.connect(addr).await.expect("connect");
-    let url = format!(
-        "ws://{addr}/ws/notifications/?token={}",
-        token_for(json!(user))
-    );
-    let (mut ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp))
-        .await
-        .expect("handshake");
-    assert_eq!(next_json(&mut ws).await["type"], "connection_established");
-    ws
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,23 +13,6 @@ use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Error;
 use tokio_tungstenite::MaybeTlsStream;
 
-/// Connects user `user` with a small, fixed receive buffer (no autotuning: the client side holds
-/// at most a few KB), so what backs up is held by the server: its queue and its send buffer.
-async fn connect_fixed_rcvbuf(addr: SocketAddr, user: u64) -> Ws {
-    let sock = TcpSocket::new_v4().expect("socket");
-    sock.set_recv_buffer_size(4096).expect("rcvbuf");
-    let tcp = sock.connect(addr).await.expect("connect");
-    let url = format!(
-        "ws://{addr}/ws/notifications/?token={}",
-        token_for(json!(user))
-    );
-    let (mut ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp))
-        .await
-        .expect("handshake");
-    assert_eq!(next_json(&mut ws).await["type"], "connection_established");
-    ws
-}
-
 /// Bytes published to a reader that never reads before the server closes it as slow.
 async fn bytes_until_closed_as_slow(send_buffer_bytes: usize) -> usize {
     let mut cfg = config();
@@ -39,7 +22,7 @@ async fn bytes_until_closed_as_slow(send_buffer_bytes: usize) -> usize {
     // The stalled client never reads its 4008: do not wait the default 10 s for it at stop.
     cfg.close_linger = Duration::from_millis(300);
     let srv = spawn_server(cfg).await;
-    let _stalled = connect_fixed_rcvbuf(srv.addr, 2).await;
+    let _stalled = connect_small_rcvbuf(srv.addr, 2).await;
     let hub = srv.state.hub().clone();
     let pad = "p".repeat(4096);
     let mut sent = 0;

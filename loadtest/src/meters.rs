@@ -45,15 +45,25 @@ pub(crate) fn before(plan: &Plan) -> Before {
     }
 }
 
-/// What a session measured about costs, for [`crate::session::RunData`].
-pub(crate) struct Costs {
+/// What a session measured about costs ([`crate::session::RunData::costs`]).
+pub struct Costs {
+    /// CPU of the tester's threads.
     pub tester_cpu: Duration,
+    /// CPU of the tester's threads over the delivery window (the same window as
+    /// `server_cpu_delivering`; embedded server threads excluded).
     pub tester_cpu_delivering: Duration,
+    /// CPU of the server (embedded threads, or `--server-pid`).
     pub server_cpu: Option<Duration>,
+    /// CPU of the server from the first intended send to the end of the drain (no handshakes).
     pub server_cpu_delivering: Option<Duration>,
+    /// Peak server RSS seen (embedded: the process's growth over the run).
     pub server_rss: Option<u64>,
+    /// External server (`--server-pid`): RSS growth over the connect phase ÷ connections established.
     pub server_rss_per_conn: Option<f64>,
+    /// `--server-metrics`: the URL scraped, and the scrapes before the connect phase and after
+    /// the drain.
     pub server_metrics: Option<(String, Samples, Samples)>,
+    /// Resources over time.
     pub samples: Vec<Sample>,
 }
 

@@ -13,12 +13,12 @@ use crate::connect::{self, ConnectPhase, ConnectSpec};
 use crate::embedded_server::EmbeddedServer;
 use crate::error::{Error, Result};
 use crate::limits;
+use crate::meters::Costs;
 use crate::meters::{self, Meters};
 use crate::plan::{Auth, Plan, Target};
 use crate::progress::Progress;
 use crate::publisher::lane::{self, Lane, Published};
 use crate::publisher::{self, EventCodec, PublishTarget};
-use crate::server_metrics::Samples;
 use crate::slow;
 use crate::stats::{Clock, Live, WorkerStats};
 use crate::tokens::{self, Tokens};
@@ -51,26 +51,10 @@ pub struct RunData {
     pub clock: Clock,
     /// Wall time of the run.
     pub wall: Duration,
-    /// CPU of the tester's threads.
-    pub tester_cpu: Duration,
-    /// CPU of the tester's threads over the delivery window (the same window as
-    /// `server_cpu_delivering`; embedded server threads excluded).
-    pub tester_cpu_delivering: Duration,
-    /// CPU of the server (embedded threads, or `--server-pid`).
-    pub server_cpu: Option<Duration>,
-    /// CPU of the server from the first intended send to the end of the drain (no handshakes).
-    pub server_cpu_delivering: Option<Duration>,
-    /// Peak server RSS seen (embedded: the process's growth over the run).
-    pub server_rss: Option<u64>,
-    /// External server (`--server-pid`): RSS growth over the connect phase ÷ connections established.
-    pub server_rss_per_conn: Option<f64>,
+    /// What the run cost the tester and the server, and resources over time.
+    pub costs: Costs,
     /// Why the run stopped early, if it did.
     pub stop_reason: Option<String>,
-    /// `--server-metrics`: the URL scraped, and the scrapes before the connect phase and after
-    /// the drain.
-    pub server_metrics: Option<(String, Samples, Samples)>,
-    /// Resources over time.
-    pub samples: Vec<crate::sampler::Sample>,
 }
 
 /// Runs the plan once. `stop` ends it early (Ctrl-C); `reason` records why. With `barrier`
@@ -305,15 +289,8 @@ pub async fn run_once(
         start_at_ms,
         clock,
         wall: wall.elapsed(),
-        tester_cpu: costs.tester_cpu,
-        tester_cpu_delivering: costs.tester_cpu_delivering,
-        server_cpu: costs.server_cpu,
-        server_cpu_delivering: costs.server_cpu_delivering,
-        server_rss: costs.server_rss,
-        server_rss_per_conn: costs.server_rss_per_conn,
+        costs,
         stop_reason: reason.get().cloned(),
-        server_metrics: costs.server_metrics,
-        samples: costs.samples,
     })
 }
 

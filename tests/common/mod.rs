@@ -190,6 +190,24 @@ pub async fn ws_connect_request(req: Request) -> (Ws, Response) {
         .expect("handshake failed")
 }
 
+/// Connects user `user` with a small, fixed receive buffer (4 KiB: no autotuning), like a phone
+/// on a bad network: a client that stops reading backs up into the server — its queue and send
+/// buffer — instead of into megabytes of loopback buffers.
+pub async fn connect_small_rcvbuf(addr: SocketAddr, user: u64) -> Ws {
+    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+    sock.set_recv_buffer_size(4096).expect("rcvbuf");
+    let tcp = sock.connect(addr).await.expect("connect");
+    let url = format!(
+        "ws://{addr}/ws/notifications/?token={}",
+        token_for(json!(user))
+    );
+    let (mut ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp))
+        .await
+        .expect("handshake");
+    assert_eq!(next_json(&mut ws).await["type"], "connection_established");
+    ws
+}
+
 /// Connects as a valid user and consumes the `connection_established` frame.
 pub async fn connect_user(addr: SocketAddr, user_id: Value) -> Ws {
     let mut ws = ws_connect(addr, &token_for(user_id)).await;

@@ -200,17 +200,17 @@ impl Report {
             latency_over_time: series::latency_over_time(d),
             handshake_distribution: series::handshake_distribution(&c.handshake_us),
             bursts: series::bursts(plan, d),
-            samples: d.samples.clone(),
+            samples: d.costs.samples.clone(),
             tester: Tester {
-                cpu_percent: d.tester_cpu.as_secs_f64() / wall * 100.0,
-                delivery_cpu_seconds: d.tester_cpu_delivering.as_secs_f64(),
+                cpu_percent: d.costs.tester_cpu.as_secs_f64() / wall * 100.0,
+                delivery_cpu_seconds: d.costs.tester_cpu_delivering.as_secs_f64(),
             },
             server: Server {
-                rss_bytes: d.server_rss,
-                rss_per_connection_bytes: d.server_rss_per_conn,
-                cpu_percent: d.server_cpu.map(|c| c.as_secs_f64() / wall * 100.0),
-                cpu_seconds: d.server_cpu.map(|c| c.as_secs_f64()),
-                delivery_cpu_seconds: d.server_cpu_delivering.map(|c| c.as_secs_f64()),
+                rss_bytes: d.costs.server_rss,
+                rss_per_connection_bytes: d.costs.server_rss_per_conn,
+                cpu_percent: d.costs.server_cpu.map(|c| c.as_secs_f64() / wall * 100.0),
+                cpu_seconds: d.costs.server_cpu.map(|c| c.as_secs_f64()),
+                delivery_cpu_seconds: d.costs.server_cpu_delivering.map(|c| c.as_secs_f64()),
             },
             thresholds: Vec::new(),
             passed: false,
@@ -227,7 +227,7 @@ impl Report {
                 handshake_us: crate::segment::encode(h),
             }),
         };
-        if let Some((source, before, after)) = &d.server_metrics {
+        if let Some((source, before, after)) = &d.costs.server_metrics {
             let slow = report.slow_clients.as_ref();
             let t = crate::server_metrics::TesterFigures {
                 events: report.events.published,
