@@ -64,10 +64,13 @@ impl FromRequest<AppState> for PublishBody {
                 StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
                 _ => ApiError::BadRequest(r.body_text()),
             })?;
-        serde_json::from_slice(&body)
-            .map(Self)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))
+        json_body(&body).map(Self)
     }
+}
+
+/// A publish body's bytes as JSON (every endpoint's first step).
+pub(crate) fn json_body(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))
 }
 
 fn check_key(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -108,20 +111,26 @@ fn parse_notify(v: Value) -> Result<(GroupName, GroupMessage), String> {
     Ok((group, notify_message(kind, data)))
 }
 
+/// The body of `POST /api/notify` — one `{"user_id","type","data"}` object, or an array of them —
+/// as the batch to publish, in order. All or nothing: one bad item refuses the whole body.
+pub(crate) fn notify_batch(body: Value) -> Result<Vec<(GroupName, GroupMessage)>, ApiError> {
+    let items = match body {
+        Value::Array(items) => items,
+        one => vec![one],
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| parse_notify(v).map_err(|e| ApiError::BadRequest(format!("item {i}: {e}"))))
+        .collect()
+}
+
 /// `POST /api/notify`: one `{"user_id","type","data"}` object, or an array of them.
 pub async fn notify(
     State(state): State<AppState>,
     PublishBody(body): PublishBody,
 ) -> Result<Response, ApiError> {
-    let items = match body {
-        Value::Array(items) => items,
-        one => vec![one],
-    };
-    let batch = items
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| parse_notify(v).map_err(|e| ApiError::BadRequest(format!("item {i}: {e}"))))
-        .collect::<Result<Vec<_>, _>>()?;
+    let batch = notify_batch(body)?;
     publish_all(&state, &batch).await
 }
 
@@ -162,3 +171,7 @@ async fn publish_all(
     )
         .into_response())
 }
+
+#[cfg(test)]
+#[path = "api_properties.rs"]
+mod properties;

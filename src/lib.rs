@@ -29,6 +29,8 @@
 //! - [`notify`]: `notify_user` and the reference's three helpers.
 //! - [`api`]: the HTTP publish API.
 //! - [`metrics`]: Prometheus metrics.
+//! - `fuzzing` (only under `--cfg fuzzing`, which cargo-fuzz sets): thin wrappers through which
+//!   the targets in `fuzz/` reach the internal parsers of untrusted input.
 
 pub mod api;
 pub mod auth;
@@ -37,6 +39,9 @@ pub mod config;
 pub(crate) mod connection;
 pub mod directory;
 pub mod error;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hub;
 pub mod layer;
 pub mod metrics;

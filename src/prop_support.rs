@@ -9,6 +9,10 @@ pub(crate) fn json_value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
+        // Full-precision floats: they must survive every JSON and msgpack round trip exactly.
+        any::<f64>()
+            .prop_filter("JSON has no NaN or infinity", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
         ".{0,20}".prop_map(Value::String),
     ];
     leaf.prop_recursive(3, 24, 4, |inner| {

@@ -1,7 +1,9 @@
 //! Token verification under arbitrary input (issue 9 §4): never a panic, garbage never verifies.
 //! The other parsers' properties live beside them: the client-frame reader
 //! (`src/ws/reader_tests.rs`), the channels_redis payload codec
-//! (`src/layer/redis/wire/codec_properties.rs`) and echo / event frames (`src/protocol.rs`).
+//! (`src/layer/redis/wire/codec_properties.rs`), echo / event frames (`src/protocol.rs`) and the
+//! `POST /api/notify` body (`src/api_properties.rs`); cargo-fuzz targets for the same four parsers
+//! are in `fuzz/` (`scripts/fuzz.sh`).
 
 use courier::auth::Verifier;
 use courier::config::JwtConfig;

@@ -83,6 +83,17 @@ impl Reader {
         !self.carry.is_empty()
     }
 
+    /// Bytes held now: the carried frame tail, and the fragmented message's data and frame count
+    /// (the fuzz targets check them against the limits).
+    #[cfg(fuzzing)]
+    pub(crate) fn buffered(&self) -> (usize, usize, usize) {
+        let (data, fragments) = self
+            .partial
+            .as_ref()
+            .map_or((0, 0), |p| (p.data.len(), p.fragments));
+        (self.carry.len(), data, fragments)
+    }
+
     /// Feeds bytes just read from the socket (an empty slice parses what is carried) and calls
     /// `on` for every complete message; `on` returns `false` to stop reading (a close).
     pub(crate) fn feed(

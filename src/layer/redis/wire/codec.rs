@@ -99,13 +99,22 @@ pub(crate) fn derive_fernet_key(secret: &str) -> String {
     base64::engine::general_purpose::URL_SAFE.encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// Deepest nesting a payload may have, in either format: serde_json's own limit (it counts the
+/// same way as rmp-serde's). With one limit, a message read from msgpack can always be written as
+/// JSON and read back; and decoding stays well inside a worker thread's 2 MiB stack, which
+/// rmp-serde's default of 1024 did not (a 500-deep payload overflowed it in a debug build and
+/// aborted the process; found by fuzz/redis_payload).
+pub(crate) const MAX_NESTING: usize = 128;
+
 fn decode_plain(bytes: &[u8]) -> Result<GroupMessage, CodecError> {
     // A msgpack map starts with 0x80..=0x8f, 0xde or 0xdf; `{` (0x7b) is a positive fixint, which
     // can never be a whole msgpack message here, so the first byte tells the formats apart.
     if bytes.first() == Some(&b'{') {
         serde_json::from_slice(bytes).map_err(|e| CodecError::Json(e.to_string()))
     } else {
-        rmp_serde::from_slice(bytes).map_err(|e| CodecError::Msgpack(e.to_string()))
+        let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+        de.set_max_depth(MAX_NESTING);
+        serde::Deserialize::deserialize(&mut de).map_err(|e| CodecError::Msgpack(e.to_string()))
     }
 }
 
@@ -169,6 +178,73 @@ mod tests {
         assert_eq!(c.decode(&bytes).expect("decode"), msg());
         let other = Codec::new(WireFormat::Msgpack, &["other".to_owned()], 12);
         assert!(matches!(other.decode(&bytes), Err(CodecError::Decrypt)));
+    }
+
+    #[test]
+    fn json_floats_decode_exactly() {
+        // Found by fuzz/redis_payload: serde_json's default float parser may be one ULP off, so
+        // this float (shortest form, as Python's json.dumps writes it) came out as
+        // 1.500000001606986 on its way from Redis to the clients. `float_roundtrip` fixes it.
+        let x = 1.500_000_001_606_985_9_f64;
+        let payload = format!(r#"{{"type":"t","data":{x}}}"#);
+        assert!(payload.contains("1.5000000016069859"), "{payload}");
+        let m = Codec::new(WireFormat::Json, &[], 0)
+            .decode(payload.as_bytes())
+            .expect("decode");
+        assert_eq!(m["data"].as_f64().map(f64::to_bits), Some(x.to_bits()));
+        let again = Codec::new(WireFormat::Json, &[], 0)
+            .encode(&m)
+            .expect("encode");
+        assert_eq!(again, payload.as_bytes(), "re-encoded as sent");
+    }
+
+    /// `{"type": [[…[null]…]]}` with `depth` nested containers in all, in both formats.
+    fn nested(depth: usize) -> (Vec<u8>, Vec<u8>) {
+        let mut msgpack = b"\x81\xa4type".to_vec();
+        msgpack.extend(std::iter::repeat_n(0x91, depth - 1));
+        msgpack.push(0xc0);
+        let json = format!(
+            r#"{{"type":{}null{}}}"#,
+            "[".repeat(depth - 1),
+            "]".repeat(depth - 1)
+        );
+        (msgpack, json.into_bytes())
+    }
+
+    #[test]
+    fn both_formats_take_the_same_nesting() {
+        let c = Codec::new(WireFormat::Msgpack, &[], 0);
+        for depth in 1..=MAX_NESTING + 2 {
+            let (msgpack, json) = nested(depth);
+            let (m, j) = (c.decode(&msgpack), c.decode(&json));
+            assert_eq!(m.is_ok(), j.is_ok(), "depth {depth}: {m:?} vs {j:?}");
+            assert_eq!(m.is_ok(), depth < MAX_NESTING, "depth {depth}");
+            if let Ok(m) = m {
+                // Whatever is read in one format is written and read back in the other.
+                let json = Codec::new(WireFormat::Json, &[], 0)
+                    .encode(&m)
+                    .expect("encode");
+                assert_eq!(c.decode(&json).expect("JSON round trip"), m);
+            }
+        }
+    }
+
+    #[test]
+    fn deep_msgpack_is_refused_within_a_worker_stack() {
+        // Found by fuzz/redis_payload: with rmp-serde's default depth (1024) this payload
+        // overflowed a 2 MiB stack (a tokio worker's) in a debug build: the process aborted.
+        let (msgpack, _) = nested(1000);
+        let decoded = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                Codec::new(WireFormat::Msgpack, &[], 0)
+                    .decode(&msgpack)
+                    .is_ok()
+            })
+            .expect("spawn")
+            .join()
+            .expect("no panic");
+        assert!(!decoded, "a 1000-deep payload is refused");
     }
 
     #[test]
