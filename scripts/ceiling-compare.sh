@@ -6,7 +6,8 @@
 # and a ratio table (median of the per-round ratios, with min..max). Each courier run is a
 # separate courier process (release build) measured by the load tester with --server-pid.
 #
-#   scripts/ceiling-compare.sh [ROUNDS]        (default 3; env CEILING=../shared/ceiling/run.sh)
+#   scripts/ceiling-compare.sh [ROUNDS]        (default 3; env CEILING=../shared/ceiling/run.sh,
+#   COURIER_BIN=another courier binary for an A/B against an older build)
 # Writes every raw result under results/ceiling-<stamp>/ and prints the table (markdown).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 courier_run() { # scenario file, output json
   local port; port="$(free_port)"
-  target/release/courier --listen "127.0.0.1:$port" --jwt-secret S --api-key K >"$2.server.log" 2>&1 &
+  "${COURIER_BIN:-target/release/courier}" --listen "127.0.0.1:$port" --jwt-secret S --api-key K >"$2.server.log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
   timeout 150 target/release/loadtest --scenario "$1" --target "ws://127.0.0.1:$port/ws/notifications/" \
