@@ -258,7 +258,7 @@ impl Plan {
         }
         let mut plan = Plan {
             scenario: s.name.clone().unwrap_or_else(|| "custom".into()),
-            description: s.description.clone().unwrap_or_default(),
+            description: describe(s, opts),
             target,
             auth,
             api_key: t.api_key.clone(),
@@ -383,5 +383,24 @@ impl Plan {
             Target::Embedded { .. } => "embedded".into(),
             Target::External(e) => e.url.clone(),
         }
+    }
+}
+
+/// The scenario's own description, unless flags changed what it describes (the shape of the run:
+/// target, connections, users, publisher, arrival model) — then it would say the wrong thing.
+fn describe(s: &Scenario, opts: &Opts) -> String {
+    let described = s.description.clone().unwrap_or_default();
+    let reshaped = opts.target.url.is_some()
+        || opts.connections.is_some()
+        || opts.users.is_some()
+        || opts.publisher.is_some()
+        || opts.model.is_some()
+        || opts.bursts.is_some()
+        || opts.events_per_burst.is_some()
+        || opts.rate.is_some();
+    if reshaped && !described.is_empty() {
+        "flags override the scenario's shape (see the line below)".into()
+    } else {
+        described
     }
 }

@@ -126,3 +126,16 @@ fn slow_readers_are_spread_evenly() {
     let plan = Plan::build(&opts(&[]), &s).expect("plan");
     assert_eq!((0..100).filter(|i| plan.is_slow(*i)).count(), 10);
 }
+
+#[test]
+fn a_description_that_flags_made_wrong_is_not_repeated() {
+    let s = scenario("description = \"200 connections in groups of 4\"\n");
+    let kept = Plan::build(&opts(&["--drain-timeout", "1s"]), &s).expect("plan");
+    assert_eq!(kept.description, "200 connections in groups of 4");
+    let reshaped = Plan::build(&opts(&["-c", "51000"]), &s).expect("plan");
+    assert!(
+        !reshaped.description.contains("200 connections"),
+        "{}",
+        reshaped.description
+    );
+}
