@@ -9,10 +9,10 @@
 # shared Redis on 6379.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 N="${1:-5000}"; OUTAGE="${2:-3}"; RATE=20000; SECS=15
 ulimit -n "$(ulimit -Hn)"
 cargo build --release -q -p courier -p loadtest
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 RPORT=$(free_port); PORT=$(free_port); ADMIN=$(free_port)
 DIR=$(mktemp -d); OUT=${OUT:-/tmp/broker-failover}
 start_redis() { redis-server --port "$RPORT" --save '' --appendonly no --dir "$DIR" >"$OUT.redis.log" 2>&1 & RPID=$!; }
@@ -24,8 +24,7 @@ REDIS="redis://127.0.0.1:$RPORT"
 target/release/courier --listen "127.0.0.1:$PORT" --admin-listen "127.0.0.1:$ADMIN" --jwt-secret S \
   --layer redis-pubsub --redis-url "$REDIS" >"$OUT.courier.log" 2>&1 &
 CPID=$!; PIDS+=("$CPID")
-for _ in $(seq 1 50); do curl -sf "127.0.0.1:$ADMIN/healthz" >/dev/null && break; sleep 0.1; done
-metric() { curl -s "127.0.0.1:$ADMIN/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
+wait_port "$ADMIN" || true
 now_ms() { date +%s%3N; }
 timeout 90 target/release/loadtest --target "ws://127.0.0.1:$PORT/ws/notifications/" --jwt-secret S \
   --publisher redis-pubsub --redis-url "$REDIS" -c "$N" -u "$N" --model rate --rate "$RATE" \
@@ -33,7 +32,7 @@ timeout 90 target/release/loadtest --target "ws://127.0.0.1:$PORT/ws/notificatio
   --no-progress --server-metrics "http://127.0.0.1:$ADMIN/metrics" --json "$OUT.json" >"$OUT.txt" 2>&1 &
 LT=$!; PIDS+=("$LT")
 # Kill a third of the way into publishing: wait for deliveries to flow, then a few seconds more.
-for _ in $(seq 1 300); do [ "$(metric courier_deliveries_total)" != "" ] && [ "$(metric courier_deliveries_total)" -gt 0 ] 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 300); do [ "$(metric "$ADMIN" courier_deliveries_total)" -gt 0 ] 2>/dev/null && break; sleep 0.1; done
 sleep $((SECS / 3))
 T_KILL=$(now_ms); kill -9 "$RPID"; wait "$RPID" 2>/dev/null || true
 sleep "$OUTAGE"
@@ -41,8 +40,8 @@ T_RESTART=$(now_ms); start_redis
 # Back up: the layer reports no host down and has reconnected.
 T_UP=""
 for _ in $(seq 1 600); do
-  if [ "$(metric courier_layer_hosts_down)" = "0" ] && [ "${R:=$(metric courier_layer_reconnects_total)}" != "0" ]; then T_UP=$(now_ms); break; fi
-  unset R; sleep 0.02
+  if [ "$(metric "$ADMIN" courier_layer_hosts_down)" = "0" ] && [ "$(metric "$ADMIN" courier_layer_reconnects_total)" != "0" ]; then T_UP=$(now_ms); break; fi
+  sleep 0.02
 done
 LRC=0; wait "$LT" || LRC=$?
 ALIVE=no; curl -sf "127.0.0.1:$ADMIN/healthz" >/dev/null && kill -0 "$CPID" 2>/dev/null && ALIVE=yes

@@ -11,6 +11,7 @@
 # Writes every raw result under results/ceiling-<stamp>/ and prints the table (markdown).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 ROUNDS="${1:-3}"
 CEILING="${CEILING:-../shared/ceiling/run.sh}"
 OUT="results/ceiling-$(date -u +%Y%m%dT%H%M%SZ)"
@@ -18,13 +19,12 @@ mkdir -p "$OUT"
 ulimit -n "$(ulimit -Hn)"
 cargo build --release -q -p courier -p loadtest
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 courier_run() { # scenario file, output json
   local port; port="$(free_port)"
   "${COURIER_BIN:-target/release/courier}" --listen "127.0.0.1:$port" --jwt-secret S --api-key K >"$2.server.log" 2>&1 &
   local pid=$!
-  for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  wait_port "$port" || true
   timeout 150 target/release/loadtest --scenario "$1" --target "ws://127.0.0.1:$port/ws/notifications/" \
     --jwt-secret S --api-key K --server-pid "$pid" --no-progress --json "$2" >"$2.txt" 2>&1 || true
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true

@@ -7,13 +7,14 @@
 # Goal (issue 9): RSS within 20 % of the pre-load level 30 s after the clients leave.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 BIN="${1:-target/release/courier}"; WHAT="${2:-both}"; SETTLE="${SETTLE:-30}"
 ulimit -n "$(ulimit -Hn)"
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+PORT="$(free_port)"
 "$BIN" --listen "127.0.0.1:$PORT" --jwt-secret S --api-key K >/tmp/rss-return.log 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
-for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+wait_port "$PORT" || true
 rss() { awk '/VmRSS/ {print $2}' "/proc/$PID/status"; }
 hwm() { awk '/VmHWM/ {print $2}' "/proc/$PID/status"; }
 report() { # name before peak after (KiB)

@@ -9,11 +9,11 @@
 #   scripts/scale-out.sh [CONNECTIONS] [REDIS_HOSTS] [PROCESSES] [SEGMENTS]   (51000 3 3 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 C="${1:-51000}"; H="${2:-3}"; P="${3:-3}"; S="${4:-3}"
 OUT="${OUT:-results/scale-out-$(date -u +%Y%m%dT%H%M%SZ)}"; mkdir -p "$OUT"
 ulimit -n "$(ulimit -Hn)"
 cargo build --release -q -p courier -p loadtest
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 RPIDS=(); RPORTS=(); URLS=()
 cleanup() {
   DIR="$OUT/cluster" scripts/cluster.sh stop >/dev/null 2>&1 || true
@@ -30,7 +30,6 @@ PORT=$(free_port)
 DIR="$OUT/cluster" scripts/cluster.sh start "$P" "$PORT" --layer redis-pubsub "${URLS[@]}" >"$OUT/cluster.txt"
 cat "$OUT/cluster.txt"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-metric() { curl -s "127.0.0.1:$1/metrics" | awk -v k="$2" '$1 == k {print $2}'; }
 AT=$(( $(date +%s%3N) + 25000 ))
 USERS=$(( C / 10 ))
 SEGS=()

@@ -7,16 +7,17 @@
 #   scripts/soak.sh [DURATION_SECS] [CONNECTIONS]      (defaults 900 s, 10000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 DURATION="${1:-900}"; CONNECTIONS="${2:-10000}"
 OUT="results/soak-$(date -u +%Y%m%dT%H%M%SZ)"; mkdir -p "$OUT"
 ulimit -n "$(ulimit -Hn)"
 cargo build --release -q -p courier -p loadtest
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+PORT="$(free_port)"
 target/release/courier --listen "127.0.0.1:$PORT" --jwt-secret S --api-key K >"$OUT/server.log" 2>&1 &
 PID=$!
 SAMPLER=""
 trap 'kill $PID 2>/dev/null || true; [ -n "$SAMPLER" ] && kill $SAMPLER 2>/dev/null || true' EXIT
-for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+wait_port "$PORT" || true
 echo "t_secs,rss_kib,fds" >"$OUT/samples.csv"
 START=$(date +%s)
 ( while kill -0 $PID 2>/dev/null; do

@@ -8,6 +8,9 @@
 # ${TMPDIR:-/tmp}/NAME-{daphne,courier}.log), waits for their ports and sets DJ_PID and CO_PID.
 # Every process it starts is stopped when the calling script exits.
 
+# shellcheck source=../lib.sh
+. scripts/lib.sh
+
 start_side_by_side() {
   local name="$1" secret="$2" api_key="$3" dj_port="$4" co_port="$5" users="$6"
   local venv="target/django-venv"
@@ -33,7 +36,6 @@ User.objects.bulk_create([User(id=i, username=f'user{i}') for i in range(1, $use
   CO_PID=$!; SIDE_BY_SIDE_PIDS+=("$CO_PID")
   local port
   for port in "$dj_port" "$co_port"; do
-    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue 2; sleep 0.1; done
-    echo "$name: nothing listening on $port" >&2; exit 2
+    wait_port "$port" 100 || { echo "$name: nothing listening on $port" >&2; exit 2; }
   done
 }

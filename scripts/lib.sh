@@ -1,0 +1,17 @@
+# Sourced by the scripts here (`. scripts/lib.sh` from the repository root): one copy of each
+# small helper they share.
+
+# free_port: a TCP port on 127.0.0.1 that was free a moment ago.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# wait_port PORT [TRIES]: until something accepts on 127.0.0.1:PORT, polling every 0.1 s
+# (default 50 tries); returns 1 if nothing ever did.
+wait_port() {
+  local _
+  for _ in $(seq 1 "${2:-50}"); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+  return 1
+}
+
+# metric PORT NAME: the value of the unlabelled series NAME in 127.0.0.1:PORT/metrics (empty if
+# it is absent).
+metric() { curl -s "127.0.0.1:$1/metrics" | awk -v k="$2" '$1 == k {print $2}'; }
