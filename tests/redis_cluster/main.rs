@@ -107,7 +107,7 @@ async fn a_manual_failover_resyncs_only_its_partitions_and_delivery_goes_on_in_o
         assert_eq!(cluster.cmd(replica, &["CLUSTER", "FAILOVER"]).await, "OK");
         assert!(cluster.until_master(replica).await, "the replica took over");
     };
-    let (sent, frames) = publish_through(
+    let (published, frames) = publish_through(
         &shard.s,
         &shard.users,
         &mut shard.clients,
@@ -115,7 +115,7 @@ async fn a_manual_failover_resyncs_only_its_partitions_and_delivery_goes_on_in_o
         Duration::from_millis(1500),
     )
     .await;
-    shard.check_moved("manual failover", sent, &frames);
+    shard.check_moved("manual failover", &published, &frames);
     shard.s.stop().await;
 }
 
@@ -142,7 +142,7 @@ async fn a_slot_moved_to_another_master_resyncs_only_its_partition_and_delivery_
         .expect("another master");
     let cluster = &shard.cluster;
     let reshard = async move { cluster.move_slot(slot, to).await };
-    let (sent, frames) = publish_through(
+    let (published, frames) = publish_through(
         &shard.s,
         &shard.users,
         &mut shard.clients,
@@ -150,7 +150,7 @@ async fn a_slot_moved_to_another_master_resyncs_only_its_partition_and_delivery_
         Duration::from_millis(1500),
     )
     .await;
-    shard.check_moved("slot moved", sent, &frames);
+    shard.check_moved("slot moved", &published, &frames);
     assert_eq!(shard.cluster.shard_of(slot).await.0, to, "the slot moved");
     shard.s.stop().await;
 }
@@ -169,7 +169,7 @@ async fn a_killed_master_is_survived_by_rebuilding_the_connection_and_resyncing_
             "the replica was promoted"
         );
     };
-    let (sent, frames) = publish_through(
+    let (published, frames) = publish_through(
         &shard.s,
         &shard.users,
         &mut shard.clients,
@@ -177,7 +177,8 @@ async fn a_killed_master_is_survived_by_rebuilding_the_connection_and_resyncing_
         Duration::from_secs(3),
     )
     .await;
-    let (resyncs, lost) = check_delivery(&shard.users, sent, &frames);
+    let (resyncs, lost) = check_delivery(&shard.users, &published, &frames);
+    let sent = published.sent;
     for (user, n) in shard.users.iter().zip(&resyncs) {
         assert!(
             *n >= 1,
