@@ -168,12 +168,17 @@ impl Meters {
         let publishing = self.publishing.unwrap_or_else(|| Reading::now(self.pid));
         let delivered = self.delivered.unwrap_or_else(|| Reading::now(self.pid));
         let pid_cpu = |a: &Reading, b: &Reading| a.pid.zip(b.pid).map(|(a, b)| a.saturating_sub(b));
+        // Threads of other runtimes in this process (tests share one) may exit after the
+        // delivery window: the whole run is summed over the phases so it still holds the window.
+        let window = delivered.threads.since(&publishing.threads);
+        let whole = CpuSample::across(&[
+            &before.threads,
+            &publishing.threads,
+            &delivered.threads,
+            &after.threads,
+        ]);
         let (server_cpu, server_cpu_delivering, server_rss) = match (self.embedded, self.pid) {
-            (true, _) => (
-                Some(after.threads.since(&before.threads).server),
-                Some(delivered.threads.since(&publishing.threads).server),
-                self.rss_loaded,
-            ),
+            (true, _) => (Some(whole.server), Some(window.server), self.rss_loaded),
             (false, Some(_)) => (
                 pid_cpu(&after, before),
                 pid_cpu(&delivered, &publishing),
@@ -186,8 +191,8 @@ impl Meters {
             None => None,
         };
         Ok(Costs {
-            tester_cpu: after.threads.since(&before.threads).tester,
-            tester_cpu_delivering: delivered.threads.since(&publishing.threads).tester,
+            tester_cpu: whole.tester,
+            tester_cpu_delivering: window.tester,
             server_cpu,
             server_cpu_delivering,
             server_rss,

@@ -25,7 +25,27 @@ pub struct CpuSample {
     threads: Vec<(u32, u64, bool)>,
 }
 
+impl std::ops::Add for CpuSplit {
+    type Output = Self;
+    fn add(self, o: Self) -> Self {
+        Self {
+            tester: self.tester + o.tester,
+            server: self.server + o.server,
+        }
+    }
+}
+
 impl CpuSample {
+    /// The CPU each kind of thread used from the first sample to the last of `chain`, summed
+    /// interval by interval: a thread that exits counts up to the last sample it was alive in,
+    /// so each interval's figure is part of the total.
+    pub fn across(chain: &[&CpuSample]) -> CpuSplit {
+        chain
+            .windows(2)
+            .map(|w| w[1].since(w[0]))
+            .fold(CpuSplit::default(), |a, b| a + b)
+    }
+
     /// The CPU each kind of thread used between `earlier` and this sample (threads started in
     /// between count from zero; threads that exited in between are not counted).
     pub fn since(&self, earlier: &CpuSample) -> CpuSplit {
@@ -131,5 +151,32 @@ mod tests {
             "this thread's CPU is seen: {used:?}"
         );
         assert_eq!(used.server, Duration::ZERO);
+    }
+
+    #[test]
+    fn a_phase_chain_holds_a_thread_that_exits_before_its_end() {
+        let first = cpu_sample();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (spun_tx, spun_rx) = std::sync::mpsc::channel::<()>();
+        let helper = std::thread::spawn(move || {
+            let t = std::time::Instant::now();
+            while t.elapsed() < Duration::from_millis(30) {
+                std::hint::black_box(0u64);
+            }
+            let _ = spun_tx.send(());
+            let _ = rx.recv();
+        });
+        spun_rx.recv().expect("helper spun");
+        let middle = cpu_sample(); // the helper is alive here with ~30 ms of CPU
+        drop(tx);
+        helper.join().expect("helper");
+        let last = cpu_sample();
+        let window = middle.since(&first);
+        let whole = CpuSample::across(&[&first, &middle, &last]);
+        assert!(window.tester >= Duration::from_millis(20), "{window:?}");
+        assert!(
+            whole.tester >= window.tester,
+            "the whole holds its part: {whole:?} vs {window:?}"
+        );
     }
 }
