@@ -4,6 +4,8 @@
 //! Each wrapper calls the very function the server uses and mirrors its `pub(crate)` types one to
 //! one; no rule lives here.
 
+use bytes::Bytes;
+
 use crate::api::ApiError;
 use crate::config::WireFormat;
 use crate::layer::{GroupMessage, GroupName};
@@ -139,7 +141,13 @@ pub fn derive_fernet_key(secret: &str) -> String {
     crate::layer::redis::wire::codec::derive_fernet_key(secret)
 }
 
-/// A `POST /api/notify` body as the handler reads it: JSON, then the batch to publish.
-pub fn notify_body(body: &[u8]) -> Result<Vec<(GroupName, GroupMessage)>, ApiError> {
-    crate::api::json_body(body).and_then(crate::api::notify_batch)
+/// A `POST /api/notify` body as the handler reads it: the batch to publish, each item as the
+/// Channels message a broker layer gets and as the frame the memory layer delivers.
+pub fn notify_body(body: &[u8]) -> Result<Vec<(GroupName, GroupMessage, Bytes)>, ApiError> {
+    crate::api::body::notify_batch(body).map(|batch| {
+        batch
+            .iter()
+            .map(|n| (n.group.clone(), n.message(), n.frame()))
+            .collect()
+    })
 }

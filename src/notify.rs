@@ -23,8 +23,18 @@ pub struct UserSummary {
 
 /// The Channels message `notify_user` sends: `{"type": kind with '-' → '_', "data": data}`.
 pub fn notify_message(kind: &str, data: Value) -> GroupMessage {
+    message_of(notify_kind(kind), data)
+}
+
+/// `notify_user`'s message type for `kind`: `-` becomes `_`.
+pub(crate) fn notify_kind(kind: &str) -> String {
+    kind.replace('-', "_")
+}
+
+/// `{"type": kind, "data": data}` (`kind` already as [`notify_kind`] makes it).
+pub(crate) fn message_of(kind: String, data: Value) -> GroupMessage {
     let mut m = Map::with_capacity(2);
-    m.insert("type".into(), Value::String(kind.replace('-', "_")));
+    m.insert("type".into(), Value::String(kind));
     m.insert("data".into(), data);
     m
 }

@@ -1,10 +1,12 @@
-//! The body of `POST /api/notify`, as the handler reads it (`api::json_body`, then
-//! `api::notify_batch`, via `courier::fuzzing::notify_body`). The whole input is the body.
+//! The body of `POST /api/notify`, as the handler reads it (`api::body::notify_batch`, via
+//! `courier::fuzzing::notify_body`). The whole input is the body.
 //!
-//! Checked: no panic; an accepted body is JSON and gives one (group, message) per item, in order,
-//! each the same as that item sent alone: group `user_{id}` for the item's `user_id`, message
-//! `{"type": type with '-' → '_', "data": data or null}`, deliverable as exactly that frame; a
-//! refusal is a 400 naming the first bad item — every item before it is accepted, it alone is not.
+//! Checked: no panic; a body is accepted only if it is JSON (`serde_json::Value` parses it) and
+//! gives one (group, message, frame) per item, in order, each the same as that item sent alone:
+//! group `user_{id}` for the item's `user_id`, message `{"type": type with '-' → '_', "data": data
+//! or null}`, and both the message's frame and the direct frame the memory layer sends are exactly
+//! that JSON; a refusal is a 400 naming the first bad item — every item before it is accepted, it
+//! alone is not.
 #![no_main]
 
 use courier::api::ApiError;
@@ -48,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
     match result {
         Ok(batch) => {
             assert_eq!(batch.len(), items.len());
-            for (item, (group, message)) in items.iter().zip(&batch) {
+            for (item, (group, message, direct)) in items.iter().zip(&batch) {
                 let want = format!(
                     "user_{}",
                     id_text(&item["user_id"]).expect("an accepted id")
@@ -64,8 +66,11 @@ fuzz_target!(|data: &[u8]| {
                     json!({"type": kind, "data": data})
                 );
                 let frame = event_frame(message).expect("an accepted message is deliverable");
-                let sent: Value = serde_json::from_str(frame_text(&frame)).expect("frame is JSON");
-                assert_eq!(sent, json!({"type": kind, "data": data}));
+                for frame in [&frame, direct] {
+                    let sent: Value =
+                        serde_json::from_str(frame_text(frame)).expect("frame is JSON");
+                    assert_eq!(sent, json!({"type": kind, "data": data}));
+                }
             }
             if items.len() > 1 && items.len() <= 16 {
                 for (item, one) in items.iter().zip(&batch) {

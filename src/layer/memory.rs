@@ -26,6 +26,10 @@ impl ChannelLayer for MemoryLayer {
         "memory"
     }
 
+    fn is_local(&self) -> bool {
+        true
+    }
+
     fn attach(&self, inbound: Inbound) {
         let _ = self.inbound.set(inbound);
     }

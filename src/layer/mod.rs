@@ -50,6 +50,11 @@ pub trait ChannelLayer: Send + Sync + 'static {
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(std::future::ready(()))
     }
+    /// Whether every publish goes to this process's hub and nowhere else (the memory layer). The
+    /// hub may then deliver a pre-encoded frame itself instead of building a message to publish.
+    fn is_local(&self) -> bool {
+        false
+    }
     /// The first local member of `group` joined: start receiving its messages. Must not block.
     fn subscribe(&self, group: &GroupName);
     /// The last local member of `group` left: stop receiving its messages. Must not block.

@@ -2,6 +2,8 @@
 //!
 //! A batch is validated whole before anything is sent: a 400 means nothing was published.
 
+pub(crate) mod body;
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -10,9 +12,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
-use crate::auth::UserId;
 use crate::layer::{GroupMessage, GroupName};
-use crate::notify::notify_message;
 use crate::protocol;
 use crate::state::AppState;
 
@@ -49,9 +49,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The body of an authorized publish request, as JSON. Checking the key before reading the body
-/// means an unauthenticated client never makes the server buffer or parse anything.
-pub struct PublishBody(Value);
+/// The body of an authorized publish request. Checking the key before reading the body means an
+/// unauthenticated client never makes the server buffer or parse anything.
+pub struct PublishBody(Bytes);
 
 impl FromRequest<AppState> for PublishBody {
     type Rejection = ApiError;
@@ -64,12 +64,12 @@ impl FromRequest<AppState> for PublishBody {
                 StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
                 _ => ApiError::BadRequest(r.body_text()),
             })?;
-        json_body(&body).map(Self)
+        Ok(Self(body))
     }
 }
 
-/// A publish body's bytes as JSON (every endpoint's first step).
-pub(crate) fn json_body(body: &[u8]) -> Result<Value, ApiError> {
+/// A publish body's bytes as a JSON tree (`group_send`'s first step).
+fn json_body(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))
 }
 
@@ -90,55 +90,33 @@ fn check_key(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// One validated `notify_user` call. Takes the item by value so `data` moves into the message
-/// instead of being deep-copied (this runs once per event on the publish path).
-fn parse_notify(v: Value) -> Result<(GroupName, GroupMessage), String> {
-    let Value::Object(mut obj) = v else {
-        return Err("each notification must be an object".into());
-    };
-    let data = obj.remove("data").unwrap_or(Value::Null);
-    let user_id = obj
-        .get("user_id")
-        .and_then(UserId::from_claim)
-        .ok_or("\"user_id\" must be an integer or an id string")?;
-    let kind = obj
-        .get("type")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .ok_or("\"type\" must be a non-empty string")?;
-    let group =
-        GroupName::for_user(&user_id).ok_or("\"user_id\" does not make a valid group name")?;
-    Ok((group, notify_message(kind, data)))
-}
-
-/// The body of `POST /api/notify` — one `{"user_id","type","data"}` object, or an array of them —
-/// as the batch to publish, in order. All or nothing: one bad item refuses the whole body.
-pub(crate) fn notify_batch(body: Value) -> Result<Vec<(GroupName, GroupMessage)>, ApiError> {
-    let items = match body {
-        Value::Array(items) => items,
-        one => vec![one],
-    };
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| parse_notify(v).map_err(|e| ApiError::BadRequest(format!("item {i}: {e}"))))
-        .collect()
-}
-
 /// `POST /api/notify`: one `{"user_id","type","data"}` object, or an array of them.
+///
+/// With a layer that stays in this process (memory), each notification's frame is built from the
+/// body's own `data` text and handed to the local members: no message is built at all.
 pub async fn notify(
     State(state): State<AppState>,
     PublishBody(body): PublishBody,
 ) -> Result<Response, ApiError> {
-    let batch = notify_batch(body)?;
-    publish_all(&state, &batch).await
+    let batch = body::notify_batch(&body)?;
+    let hub = state.hub();
+    if hub.layer().is_local() {
+        hub.publish_local(batch.iter().map(|n| (&n.group, n.frame())));
+        return Ok(accepted(batch.len()));
+    }
+    let messages: Vec<(GroupName, GroupMessage)> = batch
+        .iter()
+        .map(|n| (n.group.clone(), n.message()))
+        .collect();
+    publish_all(&state, &messages).await
 }
 
 /// `POST /api/group_send`: `{"group": name, "message": {"type": …, …}}`, as Channels' `group_send`.
 pub async fn group_send(
     State(state): State<AppState>,
-    PublishBody(mut body): PublishBody,
+    PublishBody(body): PublishBody,
 ) -> Result<Response, ApiError> {
+    let mut body = json_body(&body)?;
     let bad = |m: &str| ApiError::BadRequest(m.to_owned());
     let group = body
         .get("group")
@@ -165,13 +143,12 @@ async fn publish_all(
         .group_send_many(batch)
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "accepted": batch.len() })),
-    )
-        .into_response())
+    Ok(accepted(batch.len()))
+}
+
+fn accepted(n: usize) -> Response {
+    (StatusCode::ACCEPTED, Json(json!({ "accepted": n }))).into_response()
 }
 
 #[cfg(test)]
-#[path = "api_properties.rs"]
 mod properties;

@@ -54,8 +54,22 @@ fn bad_item() -> impl Strategy<Value = Value> {
     ]
 }
 
+/// The batch as (group, message), each item's frame checked against its message: the frame the
+/// memory layer delivers must be the one a broker layer's message makes.
 fn parse(body: &[u8]) -> Result<Vec<(GroupName, GroupMessage)>, ApiError> {
-    json_body(body).and_then(notify_batch)
+    let batch = body::notify_batch(body)?;
+    Ok(batch
+        .iter()
+        .map(|n| {
+            let message = n.message();
+            let from_message = crate::protocol::event_frame(&message).expect("deliverable");
+            let as_json = |f: &[u8]| -> Value {
+                serde_json::from_str(crate::protocol::frame_text(f)).expect("a frame is JSON")
+            };
+            assert_eq!(as_json(&n.frame()), as_json(&from_message));
+            (n.group.clone(), message)
+        })
+        .collect())
 }
 
 #[test]
@@ -68,6 +82,55 @@ fn a_float_is_published_exactly() {
         crate::protocol::frame_text(&frame),
         r#"{"type":"t","data":1.5000000016069859}"#
     );
+    let direct = body::notify_batch(body).expect("valid body");
+    assert_eq!(
+        crate::protocol::frame_text(&direct[0].frame()),
+        r#"{"type":"t","data":1.5000000016069859}"#
+    );
+}
+
+/// The body rules the tree-less reader must keep exactly as a `Value` parse has them.
+#[test]
+fn accepts_what_a_json_tree_parse_accepts() {
+    let deep = |k: usize| {
+        format!(
+            r#"{{"user_id":1,"type":"t","data":{}1{}}}"#,
+            "[".repeat(k),
+            "]".repeat(k)
+        )
+    };
+    let cases = [
+        deep(127),                                             // 128 deep in all: the limit
+        deep(128),                                             // one past it
+        r#"{"user_id":1,"type":"t","data":"\ud800"}"#.into(),  // lone surrogate in data
+        r#"{"user_id":1,"type":"t","other":"\udc00"}"#.into(), // … in a skipped field
+        r#"{"user_id":1,"type":"t","data":1e999}"#.into(),     // number out of range
+        r#"{"user_id":1,"type":"t"} x"#.into(),                // trailing bytes
+        r#"{"user_\u0069d":1,"type":"t"}"#.into(),             // an escaped key
+        r#"[{"user_id":1,"type":"t","data":{"a":[1,{"b":null}]}}]"#.into(),
+    ];
+    for body in &cases {
+        let tree = serde_json::from_slice::<Value>(body.as_bytes()).is_ok();
+        let got = parse(body.as_bytes());
+        assert_eq!(got.is_ok(), tree, "{body}: {got:?}");
+        if let Err(e) = got {
+            assert!(matches!(e, ApiError::BadRequest(_)), "{body}: {e:?}");
+        }
+    }
+}
+
+#[test]
+fn a_repeated_key_keeps_its_last_value_and_data_keeps_its_text() {
+    let body = br#"{"user_id":1,"type":"a","type":"b-c","data": {"x" : 1.0e2 }}"#;
+    let batch = body::notify_batch(body).expect("valid body");
+    assert_eq!(
+        crate::protocol::frame_text(&batch[0].frame()),
+        r#"{"type":"b_c","data":{"x" : 1.0e2 }}"#
+    );
+    assert_eq!(
+        Value::Object(batch[0].message()),
+        json!({"type": "b_c", "data": {"x": 100.0}})
+    );
 }
 
 proptest! {
@@ -76,6 +139,7 @@ proptest! {
     #[test]
     fn arbitrary_bodies_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         if let Ok(batch) = parse(&bytes) {
+            prop_assert!(serde_json::from_slice::<Value>(&bytes).is_ok(), "accepted non-JSON");
             for (group, message) in &batch {
                 prop_assert!(group.as_str().starts_with("user_"));
                 prop_assert!(crate::protocol::event_frame(message).is_ok());
