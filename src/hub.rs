@@ -147,7 +147,7 @@ impl Hub {
     pub fn deliver_local(&self, group: &GroupName, message: &GroupMessage) -> usize {
         self.0.metrics.events_received.inc();
         match protocol::event_frame(message) {
-            Ok(frame) => self.fan_out(group, &frame),
+            Ok(frame) => self.fan_out(group, std::slice::from_ref(&frame)),
             Err(e) => {
                 tracing::warn!(%group, error = %e, "dropping group message that is not a valid event");
                 Metrics::inc(&self.0.metrics.layer_errors, "bad_event");
@@ -159,6 +159,10 @@ impl Hub {
     /// Publishes pre-encoded event frames, in order, with a layer that [stays in this
     /// process](ChannelLayer::is_local): what the layer would do with their messages, minus
     /// building them. Counted as published and received, like a layer round trip.
+    ///
+    /// Consecutive frames for one group (a backend's burst to a user) go to each member as one
+    /// run: one lock and at most one wake per member per run. Runs are fanned out in order, so
+    /// every connection still sees the frames in the order given.
     pub(crate) fn publish_local<'a>(
         &self,
         frames: impl ExactSizeIterator<Item = (&'a GroupName, Bytes)>,
@@ -167,41 +171,134 @@ impl Hub {
         let n = frames.len() as u64;
         self.0.metrics.events_published.inc_by(n);
         self.0.metrics.events_received.inc_by(n);
+        let mut run: Vec<Bytes> = Vec::new();
+        let mut run_group: Option<&GroupName> = None;
         for (group, frame) in frames {
-            self.fan_out(group, &frame);
+            if let Some(g) = run_group.filter(|g| *g != group) {
+                self.fan_out(g, &run);
+                run.clear();
+            }
+            run_group = Some(group);
+            run.push(frame);
+        }
+        if let Some(g) = run_group {
+            self.fan_out(g, &run);
         }
     }
 
-    /// Queues `frame` for every local member of `group`; returns how many queues took it.
-    fn fan_out(&self, group: &GroupName, frame: &Bytes) -> usize {
+    /// Queues `frames` for every local member of `group`; returns how many deliveries that was.
+    fn fan_out(&self, group: &GroupName, frames: &[Bytes]) -> usize {
         let Some(members) = self.groups().get(group).cloned() else {
             return 0;
         };
         let mut delivered = 0;
         for member in members.iter() {
-            match member.push(frame) {
-                Push::Queued => delivered += 1,
-                Push::Full => self.on_full(member),
-                Push::Closed => {}
+            let (queued, rest) = member.push_all(frames);
+            delivered += queued;
+            if rest == Push::Full {
+                self.on_full(member, frames.len() - queued);
             }
         }
         self.0.metrics.deliveries.inc_by(delivered as u64);
         delivered
     }
 
-    /// The slow-consumer policy, in one place.
-    fn on_full(&self, member: &Outbox) {
+    /// The slow-consumer policy, in one place: `refused` frames did not fit `member`'s queue.
+    fn on_full(&self, member: &Outbox, refused: usize) {
         let m = &self.0.metrics;
-        m.queue_full.inc();
+        let refused = refused as u64;
+        m.queue_full.inc_by(refused);
         match self.0.policy {
             SlowPolicy::Close => {
                 if !member.is_closing() {
                     tracing::info!(conn = member.id(), "closing slow consumer");
                 }
-                Metrics::inc(&m.drops, "slow_close");
+                Metrics::inc_by(&m.drops, "slow_close", refused);
                 member.close(CloseCode::SlowConsumer);
             }
-            SlowPolicy::DropNewest => Metrics::inc(&m.drops, "queue_full"),
+            SlowPolicy::DropNewest => Metrics::inc_by(&m.drops, "queue_full", refused),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::MemoryLayer;
+    use crate::outbox::Limits;
+    use std::collections::VecDeque;
+    use std::task::{Context, Poll, Waker};
+
+    fn hub(policy: SlowPolicy) -> Hub {
+        Hub::new(
+            Arc::new(MemoryLayer::new()),
+            policy,
+            Arc::new(Metrics::new()),
+        )
+    }
+
+    fn member(hub: &Hub, group: &GroupName, max_frames: usize) -> Arc<Outbox> {
+        let limits = Limits {
+            max_frames,
+            max_bytes: 1 << 20,
+        };
+        let out = Arc::new(Outbox::new(hub.next_conn_id(), limits));
+        assert!(hub.group_add(group, out.clone(), 0));
+        out
+    }
+
+    fn queued(out: &Outbox) -> Vec<Bytes> {
+        let mut batch = VecDeque::new();
+        let mut cx = Context::from_waker(Waker::noop());
+        match out.poll_take(&mut cx, &mut batch, 0) {
+            Poll::Ready(_) => batch.into_iter().collect(),
+            Poll::Pending => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn runs_of_one_group_keep_the_order_given() {
+        let hub = hub(SlowPolicy::Close);
+        let (g1, g2) = (GroupName::new("g1").unwrap(), GroupName::new("g2").unwrap());
+        let (x1, x2, y) = (
+            member(&hub, &g1, 8),
+            member(&hub, &g1, 8),
+            member(&hub, &g2, 8),
+        );
+        // A member of both groups sees the frames exactly in the order published.
+        let both = member(&hub, &g1, 8);
+        assert!(hub.group_add(&g2, both.clone(), 0));
+        let f = |s: &'static str| Bytes::from_static(s.as_bytes());
+        let items = [(&g1, f("a")), (&g1, f("b")), (&g2, f("c")), (&g1, f("d"))];
+        hub.publish_local(items.into_iter());
+        for x in [&x1, &x2] {
+            assert_eq!(queued(x), [f("a"), f("b"), f("d")]);
+        }
+        assert_eq!(queued(&y), [f("c")]);
+        assert_eq!(queued(&both), [f("a"), f("b"), f("c"), f("d")]);
+        let m = &hub.0.metrics;
+        assert_eq!(m.deliveries.get(), 11);
+        assert_eq!(m.events_published.get(), 4);
+        assert_eq!(m.events_received.get(), 4);
+    }
+
+    #[test]
+    fn a_run_past_the_bound_counts_every_refused_frame() {
+        let hub = hub(SlowPolicy::DropNewest);
+        let g = GroupName::new("g").unwrap();
+        let (small, roomy) = (member(&hub, &g, 2), member(&hub, &g, 8));
+        let frames: Vec<Bytes> = (0..5u8).map(|i| Bytes::from(vec![i])).collect();
+        hub.publish_local(frames.iter().map(|f| (&g, f.clone())));
+        assert_eq!(queued(&small), frames[..2]);
+        assert_eq!(queued(&roomy), frames);
+        let m = &hub.0.metrics;
+        assert_eq!(m.deliveries.get(), 7);
+        assert_eq!(m.queue_full.get(), 3);
+        assert!(m
+            .render()
+            .contains(r#"courier_drops_total{reason="queue_full"} 3"#));
+        // A closed queue takes nothing and says so.
+        small.close(CloseCode::SlowConsumer);
+        assert_eq!(small.push_all(&frames), (0, Push::Closed));
     }
 }

@@ -183,7 +183,12 @@ impl Metrics {
 
     /// Counts a labelled event.
     pub fn inc(family: &Family<Reason, Counter>, reason: &'static str) {
-        family.get_or_create(&Reason { reason }).inc();
+        Self::inc_by(family, reason, 1);
+    }
+
+    /// Counts `n` labelled events.
+    pub fn inc_by(family: &Family<Reason, Counter>, reason: &'static str, n: u64) {
+        family.get_or_create(&Reason { reason }).inc_by(n);
     }
 
     /// Counts a handshake by its result.

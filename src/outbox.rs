@@ -95,25 +95,45 @@ impl Outbox {
     /// Queues a shared frame without waiting. Fan-out and the connection's own replies both come
     /// here, so a client that floods us while not reading fills its own bound like any other.
     pub fn push(&self, frame: &Bytes) -> Push {
-        let len = frame.len();
+        match self.push_all(std::slice::from_ref(frame)) {
+            (1, _) => Push::Queued,
+            (_, refused) => refused,
+        }
+    }
+
+    /// Queues `frames` in order under one lock (a run of one group's events: one lock and at most
+    /// one wake per member for the run, not per frame). Stops at the first frame that does not
+    /// fit. Returns how many were queued and, for the rest, why not ([`Push::Queued`] if none is
+    /// left).
+    pub fn push_all(&self, frames: &[Bytes]) -> (usize, Push) {
         let mut s = self.state();
         if s.close.is_some() {
-            return Push::Closed;
+            return (0, Push::Closed);
         }
-        // One frame larger than the byte bound still goes through an empty queue.
-        if s.queue.len() >= self.limits.max_frames
-            || (s.bytes + len > self.limits.max_bytes && s.bytes > 0)
-        {
-            return Push::Full;
+        let mut queued = 0;
+        for frame in frames {
+            let len = frame.len();
+            // One frame larger than the byte bound still goes through an empty queue.
+            if s.queue.len() >= self.limits.max_frames
+                || (s.bytes + len > self.limits.max_bytes && s.bytes > 0)
+            {
+                break;
+            }
+            s.bytes += len;
+            s.queue.push_back(frame.clone());
+            queued += 1;
         }
-        s.bytes += len;
-        s.queue.push_back(frame.clone());
-        let waker = s.waker.take();
+        let waker = if queued > 0 { s.waker.take() } else { None };
         drop(s);
         if let Some(w) = waker {
             w.wake();
         }
-        Push::Queued
+        let rest = if queued == frames.len() {
+            Push::Queued
+        } else {
+            Push::Full
+        };
+        (queued, rest)
     }
 
     /// Asks the connection to close with `code`; the first code asked for wins. Unless the code
