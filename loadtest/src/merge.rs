@@ -253,7 +253,45 @@ pub struct ProcessFigures {
     pub server_metrics_agree: Option<bool>,
 }
 
+/// The per-process table's columns, one copy for the text, Markdown and HTML reports.
+pub const PROCESS_COLUMNS: [&str; 10] = [
+    "segment",
+    "deliveries",
+    "lost",
+    "deliveries/s",
+    "p99 ms",
+    "tester ns/dlv",
+    "server ns/dlv",
+    "server RSS",
+    "metrics",
+    "target",
+];
+
 impl ProcessFigures {
+    /// This row under [`PROCESS_COLUMNS`], `-` where its report did not measure the figure.
+    pub fn cells(&self) -> [String; 10] {
+        let ns = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
+        [
+            self.segment.clone(),
+            self.deliveries.to_string(),
+            self.lost.to_string(),
+            format!("{:.0}", self.deliveries_per_sec),
+            format!("{:.2}", self.p99_ms),
+            ns(self.tester_ns_per_delivery),
+            ns(self.server_ns_per_delivery),
+            self.server_rss_bytes.map_or("-".into(), |b| {
+                format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
+            }),
+            match self.server_metrics_agree {
+                Some(true) => "agree",
+                Some(false) => "DIFF",
+                None => "-",
+            }
+            .into(),
+            self.target.clone(),
+        ]
+    }
+
     /// The figures of `r`, the `i`-th (0-based) report of a merge.
     pub fn of(r: &Report, i: usize) -> Self {
         let slow = r.slow_clients.as_ref().map_or(0, |s| s.received);

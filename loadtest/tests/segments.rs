@@ -149,11 +149,13 @@ fn the_merged_report_keeps_each_process_figures() {
     let paths = run_segments(&[&watched, &other, &other], &extra, dir.path());
     let segs: Vec<Value> = paths.iter().map(|p| report(p)).collect();
     let (json, md) = (dir.path().join("m.json"), dir.path().join("m.md"));
+    let html = dir.path().join("m.html");
     // Given in reverse: the rows come out by segment.
     let mut args: Vec<&str> = vec!["merge"];
     args.extend(paths.iter().rev().map(|p| p.to_str().expect("utf-8")));
     args.extend(["--json", json.to_str().expect("utf-8")]);
     args.extend(["--markdown", md.to_str().expect("utf-8")]);
+    args.extend(["--html", html.to_str().expect("utf-8")]);
     let out = loadtest(&args);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
@@ -258,6 +260,22 @@ fn the_merged_report_keeps_each_process_figures() {
     assert!(
         md_rows[0].starts_with("| 1/3 |") && md_rows[0].contains("MiB"),
         "{md}"
+    );
+    // … and so does the HTML report: a header row and one row per process, in segment order.
+    let html = std::fs::read_to_string(&html).expect("html");
+    let section = html
+        .split("<h2>Per process</h2>")
+        .nth(1)
+        .and_then(|rest| rest.split("</table>").next())
+        .unwrap_or_else(|| panic!("no per-process table: {html}"));
+    let html_rows: Vec<&str> = section.split("<tr>").skip(2).collect();
+    assert_eq!(html_rows.len(), 3, "{section}");
+    for (k, row) in html_rows.iter().enumerate() {
+        assert!(row.starts_with(&format!("<td>{}/3</td>", k + 1)), "{row}");
+    }
+    assert!(
+        html_rows[0].contains("MiB") && html_rows[0].contains("agree"),
+        "{section}"
     );
 }
 

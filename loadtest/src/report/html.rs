@@ -232,6 +232,14 @@ pub fn render(r: &Report, base: Option<&Report>) -> String {
             }),
         );
     }
+    if !r.per_process.is_empty() {
+        s.push_str("<h2>Per process</h2>\n");
+        table(
+            &mut s,
+            &crate::merge::PROCESS_COLUMNS,
+            r.per_process.iter().map(|p| p.cells().to_vec()),
+        );
+    }
     if let Some(m) = &r.server_metrics {
         let _ = writeln!(s, "<h2>Server metrics ({})</h2>", escape(&m.source));
         table(

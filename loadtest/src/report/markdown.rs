@@ -58,32 +58,16 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(s, "| server CPU per delivery | {ns:.0} ns |");
     }
     if !r.per_process.is_empty() {
+        let columns = crate::merge::PROCESS_COLUMNS;
         let _ = writeln!(
             s,
-            "\n### Per process\n\n| segment | deliveries | lost | deliveries/s | p99 | tester CPU / delivery | server CPU / delivery | server RSS | server metrics |\n|---|---|---|---|---|---|---|---|---|"
+            "\n### Per process\n\n| {} |\n|{}",
+            columns.join(" | "),
+            "---|".repeat(columns.len())
         );
-        let ns = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.0} ns"));
         for p in &r.per_process {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {:.0} | {:.2} ms | {} | {} | {} | {} |",
-                cell(&p.segment),
-                p.deliveries,
-                p.lost,
-                p.deliveries_per_sec,
-                p.p99_ms,
-                ns(p.tester_ns_per_delivery),
-                ns(p.server_ns_per_delivery),
-                p.server_rss_bytes.map_or("–".into(), |b| format!(
-                    "{:.1} MiB",
-                    b as f64 / (1024.0 * 1024.0)
-                )),
-                match p.server_metrics_agree {
-                    Some(true) => "✅ agree",
-                    Some(false) => "❌ differ",
-                    None => "–",
-                }
-            );
+            let cells: Vec<String> = p.cells().iter().map(|c| cell(c)).collect();
+            let _ = writeln!(s, "| {} |", cells.join(" | "));
         }
     }
     if !r.thresholds.is_empty() {

@@ -23,40 +23,24 @@ fn per_process(s: &mut String, rows: &[crate::merge::ProcessFigures]) {
     if rows.is_empty() {
         return;
     }
-    let opt = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
+    // Column widths; the segment is left-aligned and the target, last, is not padded.
+    const WIDTH: [usize; 9] = [8, 11, 6, 13, 9, 14, 14, 11, 8];
+    let line = |s: &mut String, cells: &[&str]| {
+        s.push(' ');
+        for (i, c) in cells.iter().enumerate() {
+            let _ = match WIDTH.get(i) {
+                Some(&w) if i == 0 => write!(s, " {c:<w$}"),
+                Some(&w) => write!(s, " {c:>w$}"),
+                None => write!(s, "  {c}"),
+            };
+        }
+        s.push('\n');
+    };
     let _ = writeln!(s, "Per process");
-    let _ = writeln!(
-        s,
-        "  {:<8} {:>11} {:>6} {:>13} {:>9} {:>14} {:>14} {:>11} {:>8}  target",
-        "segment",
-        "deliveries",
-        "lost",
-        "deliveries/s",
-        "p99 ms",
-        "tester ns/dlv",
-        "server ns/dlv",
-        "server RSS",
-        "metrics"
-    );
+    line(s, &crate::merge::PROCESS_COLUMNS);
     for p in rows {
-        let _ = writeln!(
-            s,
-            "  {:<8} {:>11} {:>6} {:>13.0} {:>9.2} {:>14} {:>14} {:>11} {:>8}  {}",
-            p.segment,
-            p.deliveries,
-            p.lost,
-            p.deliveries_per_sec,
-            p.p99_ms,
-            opt(p.tester_ns_per_delivery),
-            opt(p.server_ns_per_delivery),
-            p.server_rss_bytes.map_or("-".into(), mib),
-            match p.server_metrics_agree {
-                Some(true) => "agree",
-                Some(false) => "DIFF",
-                None => "-",
-            },
-            p.target
-        );
+        let cells = p.cells();
+        line(s, &cells.iter().map(String::as_str).collect::<Vec<_>>());
     }
 }
 
