@@ -39,8 +39,7 @@ fn per_process(s: &mut String, rows: &[crate::merge::ProcessFigures]) {
     let _ = writeln!(s, "Per process");
     line(s, &crate::merge::PROCESS_COLUMNS);
     for p in rows {
-        let cells = p.cells();
-        line(s, &cells.iter().map(String::as_str).collect::<Vec<_>>());
+        line(s, &p.cells().each_ref().map(String::as_str));
     }
 }
 
