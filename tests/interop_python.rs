@@ -1,21 +1,21 @@
 //! Interop with the real Python channels_redis 4.3 (PyPI), unchanged: Django's `group_send` on both
 //! layers reaches courier clients with the right frame, and courier's publisher reaches a
-//! channels_redis consumer (`layer.receive`). The peer is `scripts/interop/channels_peer.py`, run in
-//! the venv `scripts/interop/venv.sh` creates under target/. Without python3/PyPI the tests skip
+//! channels_redis consumer (`layer.receive`). The peer is `tests/peers/channels_peer.py`, run in
+//! the venv `tests/peers/venv.sh` creates under target/. Without python3/PyPI the tests skip
 //! visibly, unless `CI` or `COURIER_REQUIRE_REDIS=1` is set, which makes that a failure.
 
-mod broker;
 mod common;
+mod services;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use broker::python::python;
 use common::{connect_user, spawn_server, TestServer, Ws};
 use courier::config::LayerKind;
 use courier::UserId;
 use futures::StreamExt;
 use serde_json::{json, Value};
+use services::python::python;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio_tungstenite::tungstenite::Message;
@@ -32,7 +32,7 @@ fn peer(
     group: &str,
     key: bool,
 ) -> Command {
-    let mut cmd = broker::python::peer(python, mode, kind, &[url.to_owned()], prefix);
+    let mut cmd = services::python::peer(python, mode, kind, &[url.to_owned()], prefix);
     cmd.args(["--group", group]);
     if key {
         cmd.args(["--key", FERNET_KEY]);
@@ -84,11 +84,11 @@ async fn until_routed(s: &TestServer, user: i64, ws: &mut Ws) {
 }
 
 async fn django_to_courier(kind: LayerKind, key: bool) {
-    let Some(url) = broker::shared_redis().await else {
+    let Some(url) = services::shared_redis().await else {
         return;
     };
     let Some(python) = python() else { return };
-    let prefix = broker::unique_prefix();
+    let prefix = services::unique_prefix();
     let s = server(kind, &url, &prefix, key).await;
     let mut ws = connect_user(s.addr, json!(42)).await;
     until_routed(&s, 42, &mut ws).await;
@@ -124,11 +124,11 @@ async fn django_to_courier(kind: LayerKind, key: bool) {
 }
 
 async fn courier_to_django(kind: LayerKind, key: bool) {
-    let Some(url) = broker::shared_redis().await else {
+    let Some(url) = services::shared_redis().await else {
         return;
     };
     let Some(python) = python() else { return };
-    let prefix = broker::unique_prefix();
+    let prefix = services::unique_prefix();
     let s = server(kind, &url, &prefix, key).await;
     let mut child = peer(&python, "receive", kind, &url, &prefix, "user_43", key)
         .spawn()
@@ -161,7 +161,7 @@ async fn courier_to_django(kind: LayerKind, key: bool) {
         json!({"type": "friend_request", "data": data}),
         "{kind:?} key={key}"
     );
-    broker::python::exits_ok(child).await;
+    services::python::exits_ok(child).await;
     s.stop().await;
 }
 

@@ -2,18 +2,18 @@
 //! whenever Redis answers at `REDIS_URL` (each run under its own key prefix), the Redis Cluster
 //! layer on a private cluster whenever `redis-server` and `redis-cli` are installed.
 
-mod broker;
+mod services;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use broker::cluster::PrivateCluster;
 use courier::config::{LayerKind, RedisConfig};
 use courier::layer::{
     ChannelLayer, GroupMessage, GroupName, MemoryLayer, RedisClusterLayer, RedisCoreLayer,
     RedisPubSubLayer,
 };
 use serde_json::{json, Value};
+use services::cluster::PrivateCluster;
 use tokio::sync::mpsc;
 
 type Received = mpsc::Receiver<(String, Value)>;
@@ -185,7 +185,7 @@ async fn suite(layer: Arc<dyn ChannelLayer>, filters: bool) {
 fn redis_config(url: String) -> RedisConfig {
     RedisConfig {
         urls: vec![url],
-        prefix: broker::unique_prefix(),
+        prefix: services::unique_prefix(),
         core_inboxes: 3,
         // Short, so the group ZSETs of a test run leave the shared Redis soon.
         group_expiry: Duration::from_secs(120),
@@ -200,7 +200,7 @@ async fn memory_layer_conforms() {
 
 #[tokio::test]
 async fn redis_pubsub_layer_conforms() {
-    let Some(url) = broker::shared_redis().await else {
+    let Some(url) = services::shared_redis().await else {
         return;
     };
     suite(
@@ -212,7 +212,7 @@ async fn redis_pubsub_layer_conforms() {
 
 #[tokio::test]
 async fn redis_core_layer_conforms() {
-    let Some(url) = broker::shared_redis().await else {
+    let Some(url) = services::shared_redis().await else {
         return;
     };
     suite(
@@ -224,7 +224,7 @@ async fn redis_core_layer_conforms() {
 
 #[tokio::test]
 async fn redis_layers_conform_with_encryption_and_json() {
-    let Some(url) = broker::shared_redis().await else {
+    let Some(url) = services::shared_redis().await else {
         return;
     };
     let mut config = redis_config(url);
@@ -235,7 +235,7 @@ async fn redis_layers_conform_with_encryption_and_json() {
         true,
     )
     .await;
-    config.prefix = broker::unique_prefix();
+    config.prefix = services::unique_prefix();
     suite(
         Arc::new(RedisCoreLayer::start(&config).expect("start")),
         true,
@@ -250,7 +250,7 @@ async fn redis_cluster_layer_conforms_plain_and_with_encryption_and_json() {
     };
     let mut config = RedisConfig {
         urls: cluster.urls(),
-        prefix: broker::unique_prefix(),
+        prefix: services::unique_prefix(),
         ..RedisConfig::default()
     };
     suite(
@@ -258,7 +258,7 @@ async fn redis_cluster_layer_conforms_plain_and_with_encryption_and_json() {
         true,
     )
     .await;
-    config.prefix = broker::unique_prefix();
+    config.prefix = services::unique_prefix();
     config.symmetric_keys = vec!["django-secret".into()];
     config.format = courier::config::WireFormat::Json;
     // One partition: every group shares a channel, so the filter is what keeps user_2 out.
@@ -301,7 +301,7 @@ async fn build_picks_the_configured_layer() {
 
 #[tokio::test]
 async fn redis_core_close_removes_this_process_from_its_groups() {
-    let Some(url) = broker::shared_redis().await else {
+    let Some(url) = services::shared_redis().await else {
         return;
     };
     let config = redis_config(url.clone());

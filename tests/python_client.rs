@@ -1,6 +1,6 @@
 //! Interop ("Done when" of issue 3): a client in another language — Python `websockets` with a
 //! PyJWT token shaped like simplejwt's — gets exactly PROTOCOL.md's frames. The checks live in
-//! `scripts/python-client-check.py`; this test runs them against a server on port 0.
+//! `tests/peers/python-client-check.py`; this test runs them against a server on port 0.
 //!
 //! The Python packages go into a venv under the cargo target dir. Without python3 or PyPI the test
 //! is skipped with a visible message, unless `CI=true`, where a skip would hide a regression.
@@ -84,7 +84,7 @@ async fn python_websockets_client_gets_the_protocol_frames() {
         Err(e) => panic!("python interop check cannot run under CI=true: {e}"),
     };
     let srv = spawn_server(config()).await;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/python-client-check.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/python-client-check.py");
     let mut cmd = Command::new(python);
     cmd.arg(script)
         .args(["--url", &srv.ws_url()])

@@ -4,14 +4,12 @@
 //! each courier client exactly once and in order, courier's publishes reach Django consumers on
 //! every host, and a host that is down stops only the groups on it.
 
-mod broker;
 mod common;
+mod services;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use broker::python::{peer, python};
-use broker::PrivateRedis;
 use common::redis_servers::{next_of, seqs, try_next, until_routed, LAYERS};
 use common::{connect_user, spawn_server, TestServer, Ws};
 use courier::config::{LayerKind, RedisConfig};
@@ -20,6 +18,8 @@ use courier::metrics::Reason;
 use courier::UserId;
 use futures::StreamExt;
 use serde_json::{json, Value};
+use services::python::{peer, python};
+use services::PrivateRedis;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Redis servers in the layer's `hosts`.
@@ -106,7 +106,7 @@ async fn django_to_courier(kind: LayerKind) {
     let Some(redis) = hosts().await else { return };
     let Some(python) = python() else { return };
     let urls = urls(&redis);
-    let prefix = broker::unique_prefix();
+    let prefix = services::unique_prefix();
     let s = server(kind, &urls, &prefix).await;
     let clients: Vec<Ws> = futures::stream::iter(1..=USERS)
         .map(|u| connect_user(s.addr, json!(u)))
@@ -193,7 +193,7 @@ async fn courier_to_django(kind: LayerKind) {
     let Some(redis) = hosts().await else { return };
     let Some(python) = python() else { return };
     let urls = urls(&redis);
-    let prefix = broker::unique_prefix();
+    let prefix = services::unique_prefix();
     let s = server(kind, &urls, &prefix).await;
     let sender = GroupSender::new(kind, &redis_config(&urls, &prefix)).expect("sender");
     let users: Vec<u64> = users_by_host(&sender, 2).concat();
@@ -243,7 +243,7 @@ async fn courier_to_django(kind: LayerKind) {
         received, sent,
         "{kind:?}: one message per group, every host"
     );
-    broker::python::exits_ok(child).await;
+    services::python::exits_ok(child).await;
     s.stop().await;
 }
 
@@ -267,7 +267,7 @@ impl Routed {
     async fn start(kind: LayerKind, per_host: usize) -> Option<Self> {
         let redis = hosts().await?;
         let urls = urls(&redis);
-        let prefix = broker::unique_prefix();
+        let prefix = services::unique_prefix();
         let s = server(kind, &urls, &prefix).await;
         let sender = GroupSender::new(kind, &redis_config(&urls, &prefix)).expect("sender");
         let users: Vec<u64> = users_by_host(&sender, per_host).concat();

@@ -2,8 +2,8 @@
 //! channels_redis would, undecodable payloads, and a Redis killed and restarted under live
 //! clients. Both Redis layers. Several servers on one Redis are in `redis_server.rs`.
 
-mod broker;
 mod common;
+mod services;
 
 use std::time::Duration;
 
@@ -100,7 +100,7 @@ async fn django_group_send(
 
 #[tokio::test]
 async fn django_format_arrives_and_garbage_is_counted_not_fatal() {
-    let Some(url) = broker::shared_redis().await else {
+    let Some(url) = services::shared_redis().await else {
         return;
     };
     let client = redis::Client::open(url.as_str()).expect("url");
@@ -109,7 +109,7 @@ async fn django_format_arrives_and_garbage_is_counted_not_fatal() {
         .await
         .expect("connect");
     for kind in LAYERS {
-        let prefix = broker::unique_prefix();
+        let prefix = services::unique_prefix();
         let s = server(kind, &url, &prefix).await;
         let mut ws = connect_user(s.addr, json!(5)).await;
         until_routed(&s, 5, &mut [&mut ws]).await;
@@ -171,7 +171,7 @@ async fn django_format_arrives_and_garbage_is_counted_not_fatal() {
 #[tokio::test]
 async fn redis_killed_and_restarted_mid_stream_resyncs_clients() {
     for kind in LAYERS {
-        let Some(mut redis) = broker::PrivateRedis::start().await else {
+        let Some(mut redis) = services::PrivateRedis::start().await else {
             return;
         };
         let s = server(kind, &redis.url(), "asgi").await;

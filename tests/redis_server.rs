@@ -2,8 +2,8 @@
 //! every connection exactly once, and a burst to one user arrives whole and in order. Both Redis
 //! layers. Django-format payloads and a Redis restart are in `redis_resilience.rs`.
 
-mod broker;
 mod common;
+mod services;
 
 use common::connect_user;
 use common::redis_servers::{seqs, server, until_routed, LAYERS};
@@ -13,11 +13,11 @@ use serde_json::json;
 
 #[tokio::test]
 async fn three_servers_one_redis_every_event_reaches_every_connection_once() {
-    let Some(url) = broker::shared_redis().await else {
+    let Some(url) = services::shared_redis().await else {
         return;
     };
     for kind in LAYERS {
-        let prefix = broker::unique_prefix();
+        let prefix = services::unique_prefix();
         let servers = [
             server(kind, &url, &prefix).await,
             server(kind, &url, &prefix).await,
@@ -77,10 +77,10 @@ async fn three_servers_one_redis_every_event_reaches_every_connection_once() {
 
 #[tokio::test]
 async fn core_layer_burst_of_300_to_one_user_loses_nothing() {
-    let Some(url) = broker::shared_redis().await else {
+    let Some(url) = services::shared_redis().await else {
         return;
     };
-    let prefix = broker::unique_prefix();
+    let prefix = services::unique_prefix();
     let s = server(LayerKind::RedisCore, &url, &prefix).await;
     let publisher = server(LayerKind::RedisCore, &url, &prefix).await;
     let mut ws = connect_user(s.addr, json!(77)).await;

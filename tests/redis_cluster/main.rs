@@ -3,23 +3,23 @@
 //! shards; a manual failover or a slot moved to another master resyncs only the partitions that
 //! moved while delivery goes on, in order and without duplicates; a killed master is survived.
 
-#[path = "../broker/mod.rs"]
-mod broker;
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../services/mod.rs"]
+mod services;
 mod support;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use broker::cluster::PrivateCluster;
 use common::connect_user;
 use common::redis_servers::seqs;
 use common::Ws;
 use courier::layer::RedisClusterLayer;
 use futures::StreamExt;
 use serde_json::json;
+use services::cluster::PrivateCluster;
 use support::*;
 
 #[tokio::test]
@@ -30,7 +30,7 @@ async fn two_couriers_deliver_api_publishes_to_300_users_once_in_order_over_ever
         return;
     };
     let urls = cluster.urls();
-    let prefix = broker::unique_prefix();
+    let prefix = services::unique_prefix();
     // The second courier gets one seed only: it learns the rest of the topology itself.
     let servers = [
         server(&urls, &prefix).await,

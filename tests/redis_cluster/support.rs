@@ -11,9 +11,9 @@ use courier::metrics::Reason;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::broker::{self, cluster::PrivateCluster};
 use crate::common::redis_servers::try_next;
 use crate::common::{self, connect_user, post_json, spawn_server, TestServer, Ws};
+use crate::services::{self, cluster::PrivateCluster};
 
 /// Handshakes in flight while connecting clients.
 pub(crate) const CONNECTING: usize = 50;
@@ -144,7 +144,7 @@ impl Shard {
     pub(crate) async fn start(users: i64, replicas: usize) -> Option<Self> {
         let cluster = PrivateCluster::start(3, replicas).await?;
         let urls = cluster.urls();
-        let prefix = broker::unique_prefix();
+        let prefix = services::unique_prefix();
         let config = redis_config(&urls, &prefix);
         let s = server(&urls, &prefix).await;
         let users: Vec<i64> = (1..=users).collect();

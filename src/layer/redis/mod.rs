@@ -2,8 +2,10 @@
 //!
 //! # Layout
 //! - `wire`: the format — key names, host selection, the Lua script, the codec, pipelined sends,
-//!   and the cluster layer's partitions and frames.
-//! - `support`: connections, the one reconnect-with-backoff loop, the hub's wishes, metrics.
+//!   and the sharded (cluster) layer's partitions and frames.
+//! - `conn`: clients per host, bounded connects and responses; `reconnect`: the one
+//!   reconnect-with-backoff loop; `health`: errors, reconnects and hosts down in the metrics;
+//!   `wishes`: what the hub wants subscribed; [`resync`]: the frame after an outage.
 //! - [`pubsub`]: [`RedisPubSubLayer`] (channels_redis `RedisPubSubChannelLayer`).
 //! - [`core_layer`]: [`RedisCoreLayer`] (channels_redis `RedisChannelLayer`, Django's default).
 //! - [`sender`]: [`GroupSender`], batched `group_send` for publishers outside a server.
@@ -18,14 +20,18 @@
 //! a `resync`.
 
 pub mod cluster;
+pub(crate) mod conn;
 pub mod core_layer;
+pub(crate) mod health;
 pub mod pubsub;
+pub(crate) mod reconnect;
+pub mod resync;
 pub mod sender;
-pub(crate) mod support;
 pub(crate) mod wire;
+pub(crate) mod wishes;
 
 pub use cluster::RedisClusterLayer;
 pub use core_layer::RedisCoreLayer;
 pub use pubsub::RedisPubSubLayer;
+pub use resync::resync_message;
 pub use sender::GroupSender;
-pub use support::resync_message;

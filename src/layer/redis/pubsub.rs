@@ -22,8 +22,12 @@ use futures::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::support::{self, broken, LayerMetrics, Reconnect, Wishes, CHUNK};
+use super::conn::{self, broken, CHUNK};
+use super::health::LayerMetrics;
+use super::reconnect::Reconnect;
+use super::resync::send_resync;
 use super::wire::send::{Flavor, Sender};
+use super::wishes::Wishes;
 use crate::config::RedisConfig;
 use crate::error::Result;
 use crate::layer::{ChannelLayer, GroupMessage, GroupName, Inbound};
@@ -56,7 +60,7 @@ impl RedisPubSubLayer {
     /// Starts one subscriber task per host. Does not wait for Redis: an unreachable host is
     /// retried with backoff and logged, so the server still starts and serves local clients.
     pub fn start(config: &RedisConfig) -> Result<Self> {
-        let clients = support::clients(&config.urls)?;
+        let clients = conn::clients(&config.urls)?;
         let sender = Sender::new(Flavor::PubSub, config)?;
         let shared = Arc::new(Shared {
             channel_prefix: sender.names().channel_prefix(),
@@ -139,7 +143,7 @@ async fn run(shared: Arc<Shared>, host: usize, client: redis::Client, stop: Canc
                     groups = subscribed.len(),
                     "redis-pubsub: reconnected; sending resync"
                 );
-                support::send_resync(shared.inbound.get(), &subscribed);
+                send_resync(shared.inbound.get(), &subscribed);
             }
             live = session(
                 &shared,
@@ -179,7 +183,7 @@ async fn session(
             },
             _ = wishes.changed() => reconcile(shared, wishes, sink, subscribed).await?,
             _ = ping.tick() => {
-                let pong = tokio::time::timeout(support::RESPONSE_TIMEOUT, sink.ping::<redis::Value>()).await;
+                let pong = tokio::time::timeout(conn::RESPONSE_TIMEOUT, sink.ping::<redis::Value>()).await;
                 pong.map_err(|_| broken("ping timed out"))??;
             }
         }
@@ -232,7 +236,7 @@ async fn change(
                 sink.unsubscribe(chunk).await
             }
         };
-        tokio::time::timeout(support::RESPONSE_TIMEOUT, call)
+        tokio::time::timeout(conn::RESPONSE_TIMEOUT, call)
             .await
             .map_err(|_| broken("(un)subscribe timed out"))??;
     }

@@ -1,6 +1,6 @@
 //! `RedisClusterLayer`: Redis Cluster in native mode, sharded pub/sub over hash-tag partitions.
 //!
-//! Groups are spread over `cluster_partitions` partitions (`wire::cluster` has the rule and the
+//! Groups are spread over `cluster_partitions` partitions (`wire::sharded` has the rule and the
 //! frame format); partition `K` is the shard channel `{<prefix>:courier:p<K>}`, which lives on one
 //! slot and so on one shard. Each courier `SSUBSCRIBE`s the partitions that have a local member,
 //! through one cluster connection (redis-rs `cluster_async`, RESP3 pushes) that holds one socket
@@ -38,9 +38,10 @@ use redis::RetryMethod;
 use tokio::sync::watch;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::support::{broken, LayerMetrics, CHUNK, CONNECT_TIMEOUT};
-use super::wire::cluster::{new_frame, push_entry, Partitions};
+use super::conn::{broken, CHUNK, CONNECT_TIMEOUT};
+use super::health::LayerMetrics;
 use super::wire::codec::Codec;
+use super::wire::sharded::{new_frame, push_entry, Partitions};
 use crate::config::RedisConfig;
 use crate::error::{Error, Result};
 use crate::layer::{ChannelLayer, GroupMessage, GroupName, Inbound};

@@ -25,8 +25,10 @@ use redis::{PushInfo, PushKind, Value};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::super::support::{self, broken, Reconnect, RESPONSE_TIMEOUT};
-use super::super::wire::cluster::entries;
+use super::super::conn::{broken, RESPONSE_TIMEOUT};
+use super::super::reconnect::Reconnect;
+use super::super::resync::send_resync;
+use super::super::wire::sharded::entries;
 use super::Shared;
 
 /// How often an idle session pings every master.
@@ -40,7 +42,7 @@ const TICK: Duration = Duration::from_millis(200);
 const STALE_MIN: Duration = Duration::from_secs(10);
 /// The most that limit grows to over consecutive rebuilds for the same reason.
 const STALE_MAX: Duration = Duration::from_secs(60);
-/// TCP connect + handshake bound per node: half the shared `support::CONNECT_TIMEOUT`, which bounds the
+/// TCP connect + handshake bound per node: half the shared `conn::CONNECT_TIMEOUT`, which bounds the
 /// whole build (seeds, then `CLUSTER SLOTS`, then every other node, each step concurrent).
 const NODE_CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 /// (Un)subscribe commands in flight at once: one per partition, since each has its own slot.
@@ -196,7 +198,7 @@ fn on_push(shared: &Shared, epoch: u64, info: PushInfo) {
         (PushKind::SSubscribe, Some(k)) => {
             let groups = shared.table.confirmed(epoch, k);
             if !groups.is_empty() {
-                support::send_resync(shared.inbound.get(), &groups);
+                send_resync(shared.inbound.get(), &groups);
             }
         }
         (PushKind::SUnsubscribe, Some(k)) => unsubscribed(shared, epoch, k),

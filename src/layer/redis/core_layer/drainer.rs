@@ -9,10 +9,11 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use crate::layer::redis::support::{self, Reconnect};
+use crate::layer::redis::conn;
+use crate::layer::redis::reconnect::Reconnect;
 
 /// BZPOPMIN's block time. The connection's response deadline is this plus
-/// [`RESPONSE_TIMEOUT`](support::RESPONSE_TIMEOUT), so a dead Redis is noticed within seconds.
+/// [`RESPONSE_TIMEOUT`](conn::RESPONSE_TIMEOUT), so a dead Redis is noticed within seconds.
 const BLOCK: Duration = Duration::from_secs(2);
 /// Messages popped per inbox per round trip once an inbox is known to be non-empty.
 const BATCH: isize = 256;
@@ -30,7 +31,7 @@ pub(super) async fn run(
     let keys = shared.inbox_keys(host);
     let state = &shared.hosts[host];
     let mut link = Reconnect::new("redis-core inbox reader", host, &shared.metrics, &stop);
-    let connect = || support::connect(&client, BLOCK + support::RESPONSE_TIMEOUT);
+    let connect = || conn::connect(&client, BLOCK + conn::RESPONSE_TIMEOUT);
     while let Some((mut conn, resumed)) = link.next(connect).await {
         if resumed {
             state.resync_wanted.store(true, Ordering::Release);

@@ -34,9 +34,11 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::support::{self, LayerMetrics, Wishes};
+use super::conn;
+use super::health::LayerMetrics;
 use super::wire::send::{Flavor, Sender};
 use super::wire::{consistent_hash, Names};
+use super::wishes::Wishes;
 use crate::config::RedisConfig;
 use crate::error::Result;
 use crate::layer::{ChannelLayer, GroupMessage, GroupName, Inbound};
@@ -158,7 +160,7 @@ fn draw_client_prefixes(inboxes: usize, hosts: usize) -> (Vec<String>, Vec<Vec<u
 impl RedisCoreLayer {
     /// Starts a registrar and a drainer per host. Does not wait for Redis (retried with backoff).
     pub fn start(config: &RedisConfig) -> Result<Self> {
-        let clients = support::clients(&config.urls)?;
+        let clients = conn::clients(&config.urls)?;
         let sender = Sender::new(Flavor::Core, config)?;
         let (client_prefixes, inboxes_by_host) =
             draw_client_prefixes(config.core_inboxes.max(1), clients.len());

@@ -9,7 +9,11 @@ use redis::aio::MultiplexedConnection;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use crate::layer::redis::support::{self, Reconnect, Wishes, CHUNK};
+use crate::layer::redis::conn::{self, CHUNK};
+use crate::layer::redis::reconnect::Reconnect;
+use crate::layer::redis::resync::send_resync;
+use crate::layer::redis::wire::now_secs;
+use crate::layer::redis::wishes::Wishes;
 use crate::layer::GroupName;
 
 /// Longest gap between membership refreshes. Senders prune members older than `group_expiry`,
@@ -29,7 +33,7 @@ pub(super) async fn run(
     // What we believe Redis holds; updated only after a command succeeded.
     let mut registered: HashSet<GroupName> = HashSet::new();
     let mut link = Reconnect::new("redis-core registrar", host, &shared.metrics, &stop);
-    let connect = || support::connect(&client, support::RESPONSE_TIMEOUT);
+    let connect = || conn::connect(&client, conn::RESPONSE_TIMEOUT);
     while let Some((mut conn, resumed)) = link.next(connect).await {
         match session(&shared, host, &mut conn, &mut registered, &stop, resumed).await {
             Ok(()) => {
@@ -61,7 +65,7 @@ async fn session(
             groups = registered.len(),
             "redis-core: re-registered after reconnect; sending resync"
         );
-        support::send_resync(shared.inbound.get(), registered.iter());
+        send_resync(shared.inbound.get(), registered.iter());
     }
     let period = Duration::from_secs(shared.group_expiry_secs / 4)
         .clamp(Duration::from_secs(1), MAX_REFRESH);
@@ -74,7 +78,7 @@ async fn session(
                 if state.resync_wanted.swap(false, Ordering::AcqRel) {
                     full_sync(shared, &state.wishes, conn, registered).await?;
                     tracing::info!(host, groups = registered.len(), "redis-core: inbox reader reconnected; sending resync");
-                    support::send_resync(shared.inbound.get(), registered.iter());
+                    send_resync(shared.inbound.get(), registered.iter());
                 }
             }
             _ = refresh.tick() => full_sync(shared, &state.wishes, conn, registered).await?,
@@ -134,7 +138,7 @@ async fn add(
     groups: &[GroupName],
 ) -> redis::RedisResult<()> {
     for chunk in groups.chunks(CHUNK) {
-        let now = support::now_secs();
+        let now = now_secs();
         let mut pipe = redis::pipe();
         for g in chunk {
             let key = shared.group_key(g);

@@ -1,6 +1,6 @@
 //! channels_redis 4.3's wire format in one place: key and channel names, which host of `hosts`
 //! holds each, the `group_send` Lua script, the payload [`codec`], and pipelined sends ([`send`]);
-//! and the redis-cluster layer's partitions and frames ([`cluster`]), built on the same codec.
+//! and the redis-cluster layer's partitions and frames ([`sharded`]: Redis Cluster sharded pub/sub), built on the same codec.
 //!
 //! Both layers and [`GroupSender`](super::GroupSender) write through this module, so a rule of the
 //! format (a key name, a hash, a score) has exactly one copy.
@@ -14,9 +14,11 @@
 //!   `specific.{client_prefix}!` without the prefix (`_map_channel_keys_to_connection` and
 //!   `receive_single`).
 
-pub(crate) mod cluster;
 pub(crate) mod codec;
 pub(crate) mod send;
+pub(crate) mod sharded;
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::layer::GroupName;
 
@@ -157,6 +159,13 @@ pub(crate) fn crc32(bytes: &[u8]) -> u32 {
         }
     }
     !crc
+}
+
+/// Now as float seconds since the epoch, like Python's `time.time()` (channels_redis scores).
+pub(crate) fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use super::codec::Codec;
 use super::{Inbox, Names, GROUP_SEND_LUA, RANDOM_PREFIX};
 use crate::config::{LayerKind, RedisConfig};
 use crate::error::{Error, Result};
-use crate::layer::redis::support;
+use crate::layer::redis::conn;
 use crate::layer::{GroupMessage, GroupName};
 
 /// Groups per `listening` round trip.
@@ -67,7 +67,7 @@ impl Sender {
         let conns = config
             .urls
             .iter()
-            .map(|url| support::publisher(&support::client(url)?))
+            .map(|url| conn::publisher(&conn::client(url)?))
             .collect::<Result<Vec<_>>>()?;
         let random_prefix = if flavor == Flavor::Core {
             RANDOM_PREFIX
@@ -180,7 +180,7 @@ impl Sender {
     /// channels_redis `group_send` per item, two round trips for the whole batch.
     async fn core_send_many(&self, items: &[Item<'_>]) -> Result<u64> {
         let members = self.read_groups(items).await?;
-        let now = support::now_secs();
+        let now = super::now_secs();
         let mut pipes: Vec<Option<redis::Pipeline>> = vec![None; self.conns.len()];
         let mut pruned = HashSet::new();
         for inbox in members.values().flatten() {
@@ -195,7 +195,7 @@ impl Sender {
             let Some(targets) = members.get(*group).filter(|t| !t.is_empty()) else {
                 continue; // nobody listens: not an error, like Django
             };
-            score = support::now_secs().max(score + SCORE_STEP);
+            score = super::now_secs().max(score + SCORE_STEP);
             // channels_redis runs the script once per inbox host, over that host's inboxes.
             for host in 0..self.conns.len() {
                 let on_host: Vec<&Inbox> = targets.iter().filter(|i| i.host == host).collect();
@@ -228,7 +228,7 @@ impl Sender {
 
     /// Round trip 1: prune and read every distinct group of `items` on its host, concurrently.
     async fn read_groups(&self, items: &[Item<'_>]) -> Result<HashMap<GroupName, Vec<Inbox>>> {
-        let now = support::now_secs();
+        let now = super::now_secs();
         let mut by_host: Vec<Vec<&GroupName>> = vec![Vec::new(); self.conns.len()];
         let mut seen = HashSet::new();
         for &(group, _) in items {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints the path of a Python that has the real channels_redis, creating a venv for it on first use.
-#   scripts/interop/venv.sh            # -> .../target/interop-venv/bin/python
+#   tests/peers/venv.sh            # -> .../target/interop-venv/bin/python
 # The venv lives under target/ (gitignored); override with COURIER_INTEROP_VENV. Needs python3 + PyPI.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"

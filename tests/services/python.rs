@@ -1,5 +1,5 @@
 //! The Django-side peer of the interop tests: the real channels_redis (PyPI) in the venv
-//! `scripts/interop/venv.sh` creates, driven through `scripts/interop/channels_peer.py`.
+//! `tests/peers/venv.sh` creates, driven through `tests/peers/channels_peer.py`.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -17,7 +17,7 @@ pub fn python() -> Option<PathBuf> {
     static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let found = PYTHON.get_or_init(|| {
         let out = std::process::Command::new("bash")
-            .arg(format!("{ROOT}/scripts/interop/venv.sh"))
+            .arg(format!("{ROOT}/tests/peers/venv.sh"))
             .output()
             .map_err(|e| e.to_string())?;
         if !out.status.success() {
@@ -33,7 +33,7 @@ pub fn python() -> Option<PathBuf> {
                 !ci && !super::required(),
                 "channels_redis venv is required in CI but could not be made: {e}"
             );
-            eprintln!("SKIPPED: no Python with channels_redis ({e}); run scripts/interop/venv.sh");
+            eprintln!("SKIPPED: no Python with channels_redis ({e}); run tests/peers/venv.sh");
             None
         }
     }
@@ -54,7 +54,7 @@ pub fn peer(
         "pubsub"
     };
     let mut cmd = Command::new(python);
-    cmd.arg(format!("{ROOT}/scripts/interop/channels_peer.py"))
+    cmd.arg(format!("{ROOT}/tests/peers/channels_peer.py"))
         .args([mode, "--layer", layer, "--prefix", prefix])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
