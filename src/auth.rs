@@ -130,6 +130,8 @@ pub struct Claims {
     pub user_id: UserId,
     /// The optional `username` claim (the token directory uses it for the welcome frame).
     pub username: Option<String>,
+    /// `exp`, seconds since the Unix epoch: the connection's token lifetime (PROTOCOL.md §7).
+    pub exp: f64,
 }
 
 #[derive(Deserialize)]
@@ -203,9 +205,10 @@ impl Verifier {
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         // jsonwebtoken checks `exp` in whole seconds; simplejwt compares exact datetimes.
-        if c.exp.is_none_or(|exp| exp <= now) {
-            return Err(AuthError::Expired);
-        }
+        let exp = match c.exp {
+            Some(exp) if exp > now => exp,
+            _ => return Err(AuthError::Expired),
+        };
         if c.token_type.as_deref() != Some("access") {
             return Err(AuthError::WrongType);
         }
@@ -223,6 +226,7 @@ impl Verifier {
         Ok(Claims {
             user_id,
             username: c.username,
+            exp,
         })
     }
 }

@@ -1,4 +1,7 @@
-//! The `courier` command line: clap flags with env fallbacks, turned into a validated [`Config`].
+//! The `courier` command line: clap flags with env fallbacks, turned into a [`Config`].
+//!
+//! Checking the values is the config's own job ([`Config::validate`]), done once, where the server
+//! state is built from it.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -7,14 +10,15 @@ use clap::Parser;
 use jsonwebtoken::Algorithm;
 
 use crate::config::{
-    Config, JwtConfig, LayerKind, RedisConfig, SlowPolicy, UserDbConfig, WireFormat,
-    DEFAULT_CLIENT_MESSAGE_BURST, DEFAULT_CLIENT_MESSAGE_RATE, DEFAULT_HANDSHAKE_BURST_PER_IP,
-    DEFAULT_HANDSHAKE_RATE_PER_IP, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_CONNECTIONS_PER_USER, DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_FRAME_BYTES,
-    DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_PENDING_HANDSHAKES, DEFAULT_QUEUE_BYTES,
-    DEFAULT_QUEUE_MESSAGES, DEFAULT_REDIS_CLUSTER_PARTITIONS, DEFAULT_REDIS_CORE_CAPACITY,
-    DEFAULT_REDIS_CORE_INBOXES, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_URL, DEFAULT_SEND_BUFFER_BYTES,
-    DEFAULT_USER_CACHE_SIZE, DEFAULT_USER_TABLE,
+    Config, HistoryConfig, JwtConfig, LayerKind, RedisConfig, SlowPolicy, TokenExpiry,
+    UserDbConfig, WireFormat, DEFAULT_CLIENT_MESSAGE_BURST, DEFAULT_CLIENT_MESSAGE_RATE,
+    DEFAULT_HANDSHAKE_BURST_PER_IP, DEFAULT_HANDSHAKE_RATE_PER_IP, DEFAULT_HISTORY_MAX_BYTES,
+    DEFAULT_HISTORY_SIZE, DEFAULT_HISTORY_STREAM_BYTES, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_USER, DEFAULT_MAX_FRAGMENTS,
+    DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_PENDING_HANDSHAKES,
+    DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_MESSAGES, DEFAULT_REDIS_CLUSTER_PARTITIONS,
+    DEFAULT_REDIS_CORE_CAPACITY, DEFAULT_REDIS_CORE_INBOXES, DEFAULT_REDIS_PREFIX,
+    DEFAULT_REDIS_URL, DEFAULT_SEND_BUFFER_BYTES, DEFAULT_USER_CACHE_SIZE, DEFAULT_USER_TABLE,
 };
 use crate::error::{Error, Result};
 
@@ -173,6 +177,28 @@ pub struct Cli {
     /// Set SO_REUSEPORT on the listener so several courier processes share one address.
     #[arg(long, env = "COURIER_REUSE_PORT")]
     pub reuse_port: bool,
+    /// Events kept per user for resume (`since=`); 0 keeps none (positions are still given).
+    #[arg(long, env = "COURIER_HISTORY_SIZE", default_value_t = DEFAULT_HISTORY_SIZE)]
+    pub history_size: usize,
+    /// How long an event stays replayable.
+    #[arg(long, env = "COURIER_HISTORY_TTL", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub history_ttl: Duration,
+    /// Bytes of events kept per user.
+    #[arg(long, env = "COURIER_HISTORY_STREAM_BYTES", default_value_t = DEFAULT_HISTORY_STREAM_BYTES)]
+    pub history_stream_bytes: usize,
+    /// Bytes of history this process keeps in all; past it the streams idle longest are evicted.
+    #[arg(long, env = "COURIER_HISTORY_MAX_BYTES", default_value_t = DEFAULT_HISTORY_MAX_BYTES)]
+    pub history_max_bytes: usize,
+    /// How long a user's position outlives its last event.
+    #[arg(long, env = "COURIER_HISTORY_META_TTL", default_value = "1day", value_parser = humantime::parse_duration)]
+    pub history_meta_ttl: Duration,
+    /// `enforce`: close 4001 `token expired` at the token's `exp` plus the grace unless the client
+    /// refreshed it; `ignore`: check tokens at the handshake only (the reference's behaviour).
+    #[arg(long, env = "COURIER_TOKEN_EXPIRY", value_enum, default_value_t = TokenExpiry::Enforce)]
+    pub token_expiry: TokenExpiry,
+    /// Time after a token's `exp` before its connection is closed.
+    #[arg(long, env = "COURIER_TOKEN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub token_grace: Duration,
     /// Log format: `text` for people, `json` (one object per line) for log pipelines.
     #[arg(long, env = "COURIER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -193,7 +219,8 @@ fn parse_alg(s: &str) -> std::result::Result<Algorithm, String> {
 }
 
 impl Cli {
-    /// Turns parsed flags into a validated [`Config`].
+    /// Turns parsed flags into a [`Config`] (reading the key file; values are checked by
+    /// [`Config::validate`] when the server state is built).
     pub fn into_config(self) -> Result<Config> {
         let public_key_pem = match &self.jwt_public_key {
             Some(p) => Some(
@@ -250,8 +277,16 @@ impl Cli {
             handshake_rate_per_ip: self.handshake_rate_per_ip,
             handshake_burst_per_ip: self.handshake_burst_per_ip,
             allowed_origins: self.allowed_origins,
+            history: HistoryConfig {
+                size: self.history_size,
+                ttl: self.history_ttl,
+                stream_bytes: self.history_stream_bytes,
+                max_bytes: self.history_max_bytes,
+                meta_ttl: self.history_meta_ttl,
+            },
+            token_expiry: self.token_expiry,
+            token_grace: self.token_grace,
         };
-        config.validate()?;
         Ok(config)
     }
 }
@@ -277,6 +312,12 @@ mod tests {
         assert_eq!(config.redis.group_expiry, DEFAULT_REDIS_GROUP_EXPIRY);
         assert_eq!(config.redis.expiry, DEFAULT_REDIS_EXPIRY);
         assert!(config.user_db.is_none());
+        assert_eq!(config.token_grace, crate::config::DEFAULT_TOKEN_GRACE);
+        assert_eq!(config.history.ttl, crate::config::DEFAULT_HISTORY_TTL);
+        assert_eq!(
+            config.history.meta_ttl,
+            crate::config::DEFAULT_HISTORY_META_TTL
+        );
     }
 
     #[test]
@@ -284,7 +325,8 @@ mod tests {
         let parse = |args: &[&str]| {
             let mut all = vec!["courier", "--jwt-secret", "s", "--layer", "redis-pubsub"];
             all.extend_from_slice(args);
-            Cli::try_parse_from(all).expect("parses").into_config()
+            let config = Cli::try_parse_from(all).expect("parses").into_config()?;
+            config.validate().map(|()| config)
         };
         let one = parse(&[]).expect("valid");
         assert_eq!(one.redis.urls, [DEFAULT_REDIS_URL]);
@@ -303,7 +345,8 @@ mod tests {
             let args = ["courier", "--jwt-secret", "s", "--layer", "redis-cluster"];
             let mut all = args.to_vec();
             all.extend(["--redis-cluster-partitions", n]);
-            Cli::try_parse_from(all).expect("parses").into_config()
+            let config = Cli::try_parse_from(all).expect("parses").into_config()?;
+            config.validate().map(|()| config)
         };
         let config = parse("64").expect("valid");
         assert_eq!(config.layer, LayerKind::RedisCluster);

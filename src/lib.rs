@@ -21,7 +21,9 @@
 //! - `connection`: one socket, one task — batched vectored writes, reads, pings, closes, linger.
 //! - [`outbox`]: a connection's socket, bounded queue (frames and bytes) and close state.
 //! - `rate`: token buckets — the client-message limit and the bounded per-IP handshake table.
-//! - [`hub`]: local membership and fan-out (`group_add`, `group_discard`, `group_send`).
+//! - [`hub`]: local membership and fan-out (`group_add`, `group_discard`, `group_send`), sharded;
+//!   each user stream's offsets assigned in the same critical section as its pushes.
+//! - [`history`]: positions `(offset, epoch)` and bounded per-user history for resume (§7).
 //! - [`layer`]: [`ChannelLayer`](layer::ChannelLayer), moving group messages between processes:
 //!   memory, and under [`layer::redis`] the channels_redis-compatible pub/sub and core layers over
 //!   one or many Redis hosts, with their one wire module, and the Redis Cluster sharded pub/sub
@@ -42,6 +44,7 @@ pub mod error;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod history;
 pub mod hub;
 pub mod layer;
 pub mod metrics;

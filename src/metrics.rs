@@ -76,6 +76,20 @@ pub struct Metrics {
     /// WebSocket requests refused with an HTTP status before the upgrade, by reason
     /// (`not_websocket`, `origin`, `ip_rate`).
     pub handshake_refusals: Family<Reason, Counter>,
+    /// Bytes of per-user history kept (events, with their bookkeeping).
+    pub history_bytes: Gauge,
+    /// User streams whose position (and history) is kept.
+    pub history_streams: Gauge,
+    /// Streams evicted to stay within the process's history byte cap (their clients are told
+    /// `epoch_changed`).
+    pub history_evictions: Counter,
+    /// Resumes (`since=`) and unusable positions by result: `replayed`, `current` (nothing
+    /// missed), or the `resync` reason (`position_expired`, `epoch_changed`).
+    pub resumes: Family<Reason, Counter>,
+    /// Events replayed to resuming clients.
+    pub replayed_events: Counter,
+    /// Token refreshes by result: `ok`, or the reason of the 4001 close.
+    pub refreshes: Family<Reason, Counter>,
 }
 
 impl Metrics {
@@ -177,6 +191,32 @@ impl Metrics {
             "courier_handshake_refusals",
             "WebSocket requests refused before the upgrade, by reason",
             m.handshake_refusals.clone(),
+        );
+        r.register(
+            "courier_history_bytes",
+            "Bytes of per-user history kept",
+            m.history_bytes.clone(),
+        );
+        r.register(
+            "courier_history_streams",
+            "User streams with a kept position",
+            m.history_streams.clone(),
+        );
+        r.register(
+            "courier_history_evictions",
+            "Streams evicted to stay within the history byte cap",
+            m.history_evictions.clone(),
+        );
+        r.register("courier_resumes", "Resumes by result", m.resumes.clone());
+        r.register(
+            "courier_replayed_events",
+            "Events replayed to resuming clients",
+            m.replayed_events.clone(),
+        );
+        r.register(
+            "courier_token_refreshes",
+            "Token refreshes by result",
+            m.refreshes.clone(),
         );
         m
     }

@@ -47,7 +47,7 @@ impl AppState {
             Some(db) => Arc::new(crate::userdb::DjangoUserDirectory::new(db)?),
             None => Arc::new(TokenDirectory),
         };
-        Self::with_parts(config, layer, directory)
+        Self::assemble(config, layer, directory)
     }
 
     /// State over a given layer and user directory (tests, other layers, embedding).
@@ -57,9 +57,24 @@ impl AppState {
         directory: Arc<dyn UserDirectory>,
     ) -> Result<Self> {
         config.validate()?;
+        Self::assemble(config, layer, directory)
+    }
+
+    /// The state over checked parts; the one place the token verifier is built (a bad key fails
+    /// here).
+    fn assemble(
+        config: Config,
+        layer: Arc<dyn ChannelLayer>,
+        directory: Arc<dyn UserDirectory>,
+    ) -> Result<Self> {
         let metrics = Arc::new(Metrics::new());
         layer.attach_metrics(metrics.clone());
-        let hub = Hub::new(layer, config.slow_policy, metrics.clone());
+        let hub = Hub::new(
+            layer,
+            config.slow_policy,
+            metrics.clone(),
+            Some(fitted_history(&config)),
+        );
         let ip_rate = IpRate::new(config.handshake_rate_per_ip, config.handshake_burst_per_ip);
         Ok(Self(Arc::new(Inner {
             verifier: Verifier::new(&config.jwt)?,
@@ -124,6 +139,20 @@ impl AppState {
         self.0.metrics.connections_open.inc();
         Some(ConnSlot(self.clone()))
     }
+}
+
+/// The history bounds, fitted to the outbound queue (said in the log when that lowers them).
+fn fitted_history(config: &Config) -> crate::config::HistoryConfig {
+    let asked = &config.history;
+    let fitted = asked.fitted(config.queue_messages, config.queue_bytes);
+    if (fitted.size, fitted.stream_bytes) != (asked.size, asked.stream_bytes) {
+        tracing::warn!(
+            size = fitted.size,
+            stream_bytes = fitted.stream_bytes,
+            "history per user lowered to fit --queue-messages/--queue-bytes (a replay must fit an empty queue)"
+        );
+    }
+    fitted
 }
 
 /// One taken connection slot; dropping it frees the slot.

@@ -1,8 +1,8 @@
 //! The Django user directory against a real PostgreSQL: known, unknown and inactive users, both
 //! directly and through a server handshake. Each run creates its own schema and drops it after.
 
-mod broker;
 mod common;
+mod services;
 
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ struct Schema {
 
 impl Schema {
     async fn create() -> Option<Self> {
-        let url = broker::pg_url();
+        let url = services::pg_url();
         let connected =
             tokio::time::timeout(Duration::from_secs(3), tokio_postgres::connect(&url, NoTls))
                 .await;
@@ -32,12 +32,12 @@ impl Schema {
                     |_| "timeout".to_owned(),
                     |r| r.err().map(|e| e.to_string()).unwrap_or_default(),
                 );
-                broker::available("PostgreSQL", false, &format!("{url}: {why}"));
+                services::available("PostgreSQL", false, &format!("{url}: {why}"));
                 return None;
             }
         };
         tokio::spawn(conn);
-        let name = broker::unique_prefix().replace('-', "_");
+        let name = services::unique_prefix().replace('-', "_");
         let ddl = format!(
             "CREATE SCHEMA {name};
              CREATE TABLE {name}.auth_user (
@@ -55,7 +55,7 @@ impl Schema {
 
     fn config(&self) -> UserDbConfig {
         UserDbConfig {
-            url: broker::pg_url(),
+            url: services::pg_url(),
             table: format!("{}.auth_user", self.name),
             cache_ttl: Duration::from_millis(300),
             cache_size: 10,
@@ -74,6 +74,7 @@ fn claims(id: i64) -> Claims {
     Claims {
         user_id: UserId::Int(id),
         username: Some("from-token".into()),
+        exp: f64::MAX,
     }
 }
 
@@ -100,6 +101,7 @@ async fn known_unknown_and_inactive_users() {
     let text_id = Claims {
         user_id: UserId::Str("abc".into()),
         username: None,
+        exp: f64::MAX,
     };
     assert!(matches!(
         dir.lookup(&text_id).await,

@@ -5,7 +5,7 @@
 //! profile of sparse fan-out that was ≈ 12 % of the server's CPU. Now the body is checked once as
 //! JSON by a walk that builds nothing, and a notification's frame is `{"type":…,"data":` + the
 //! publisher's own `data` text + `}`. A layer that leaves the process still gets a Channels
-//! message, parsed from that span ([`Notify::message`]).
+//! message, parsed from that span ([`Notification::message`]).
 //!
 //! What is accepted is exactly what `serde_json::from_slice::<Value>` accepts (its parser, its
 //! nesting limit of 128, lone surrogates refused): the walk is that parse minus the tree. The
@@ -15,54 +15,18 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use bytes::Bytes;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::ApiError;
 use crate::auth::UserId;
-use crate::layer::{GroupMessage, GroupName};
-use crate::notify::{message_of, notify_kind};
-
-/// One validated `notify_user` call, borrowing its `data` from the request body.
-#[derive(Debug)]
-pub(crate) struct Notify<'a> {
-    /// `user_{id}`.
-    pub(crate) group: GroupName,
-    /// The message type, `-` already `_`.
-    kind: String,
-    /// The item's `data` as sent (`None`: absent, i.e. `null`).
-    data: Option<&'a RawValue>,
-}
-
-impl Notify<'_> {
-    /// The WebSocket frame every member of the group gets: `{"type":kind,"data":data}`.
-    pub(crate) fn frame(&self) -> Bytes {
-        crate::ws::text_frame_from_json(|out| {
-            out.extend_from_slice(br#"{"type":"#);
-            // Serializing a string into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut *out, &self.kind);
-            out.extend_from_slice(br#","data":"#);
-            out.extend_from_slice(self.data.map_or("null", RawValue::get).as_bytes());
-            out.push(b'}');
-        })
-    }
-
-    /// The Channels message `notify_user` would send, for a layer that leaves the process.
-    pub(crate) fn message(&self) -> GroupMessage {
-        // The span was checked as JSON by the same parser, so this parse cannot fail.
-        let data = self
-            .data
-            .and_then(|d| serde_json::from_str(d.get()).ok())
-            .unwrap_or(Value::Null);
-        message_of(self.kind.clone(), data)
-    }
-}
+use crate::layer::GroupName;
+use crate::notify::{notify_kind, Notification};
 
 /// The body — one `{"user_id","type","data"}` object, or an array of them — as the batch to
 /// publish, in order. All or nothing: one bad item refuses the whole body, naming its index.
-pub(crate) fn notify_batch(body: &[u8]) -> Result<Vec<Notify<'_>>, ApiError> {
+pub(crate) fn notify_batch(body: &[u8]) -> Result<Vec<Notification<'_>>, ApiError> {
     let mut json = serde_json::Deserializer::from_slice(body);
     Check
         .deserialize(&mut json)
@@ -83,7 +47,7 @@ pub(crate) fn notify_batch(body: &[u8]) -> Result<Vec<Notify<'_>>, ApiError> {
         .collect()
 }
 
-fn parse_item(item: &RawValue) -> Result<Notify<'_>, String> {
+fn parse_item(item: &RawValue) -> Result<Notification<'_>, String> {
     if !item.get().starts_with('{') {
         return Err("each notification must be an object".into());
     }
@@ -101,11 +65,7 @@ fn parse_item(item: &RawValue) -> Result<Notify<'_>, String> {
         .ok_or("\"type\" must be a non-empty string")?;
     let group =
         GroupName::for_user(&user_id).ok_or("\"user_id\" does not make a valid group name")?;
-    Ok(Notify {
-        group,
-        kind: notify_kind(&kind),
-        data: fields.data,
-    })
+    Ok(Notification::new(group, notify_kind(&kind), fields.data))
 }
 
 /// The three fields an item is read for; others are skipped. A repeated key keeps its last

@@ -12,7 +12,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
-use crate::layer::{GroupMessage, GroupName};
+use crate::layer::GroupName;
 use crate::protocol;
 use crate::state::AppState;
 
@@ -31,9 +31,10 @@ pub enum ApiError {
     /// Body over the limit (413).
     #[error("request body too large")]
     TooLarge,
-    /// The channel layer could not publish (503).
-    #[error("channel layer unavailable: {0}")]
-    Unavailable(String),
+    /// The channel layer could not publish (503). The cause is logged, never sent: it may name
+    /// hosts and internals the publisher has no business seeing.
+    #[error("channel layer unavailable")]
+    Unavailable(#[source] crate::Error),
 }
 
 impl IntoResponse for ApiError {
@@ -43,7 +44,10 @@ impl IntoResponse for ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(ref cause) => {
+                tracing::warn!(error = %cause, "publish refused: channel layer unavailable");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         };
         (status, Json(json!({ "error": self.to_string() }))).into_response()
     }
@@ -92,23 +96,18 @@ fn check_key(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// `POST /api/notify`: one `{"user_id","type","data"}` object, or an array of them.
 ///
-/// With a layer that stays in this process (memory), each notification's frame is built from the
-/// body's own `data` text and handed to the local members: no message is built at all.
+/// The hub decides how the batch travels ([`Hub::notify_many`](crate::Hub)).
 pub async fn notify(
     State(state): State<AppState>,
     PublishBody(body): PublishBody,
 ) -> Result<Response, ApiError> {
     let batch = body::notify_batch(&body)?;
-    let hub = state.hub();
-    if hub.layer().is_local() {
-        hub.publish_local(batch.iter().map(|n| (&n.group, n.frame())));
-        return Ok(accepted(batch.len()));
-    }
-    let messages: Vec<(GroupName, GroupMessage)> = batch
-        .iter()
-        .map(|n| (n.group.clone(), n.message()))
-        .collect();
-    publish_all(&state, &messages).await
+    state
+        .hub()
+        .notify_many(&batch)
+        .await
+        .map_err(ApiError::Unavailable)?;
+    Ok(accepted(batch.len()))
 }
 
 /// `POST /api/group_send`: `{"group": name, "message": {"type": …, …}}`, as Channels' `group_send`.
@@ -129,21 +128,12 @@ pub async fn group_send(
         return Err(bad("\"message\" must be an object"));
     };
     protocol::event_frame(&message).map_err(|e| bad(&e.to_string()))?;
-    publish_all(&state, &[(group, message)]).await
-}
-
-async fn publish_all(
-    state: &AppState,
-    batch: &[(GroupName, GroupMessage)],
-) -> Result<Response, ApiError> {
-    // One layer call for the whole batch: the Redis layers pipeline it (a round trip or two per
-    // host, not per item).
     state
         .hub()
-        .group_send_many(batch)
+        .group_send(&group, &message)
         .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    Ok(accepted(batch.len()))
+        .map_err(ApiError::Unavailable)?;
+    Ok(accepted(1))
 }
 
 fn accepted(n: usize) -> Response {

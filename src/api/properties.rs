@@ -4,6 +4,7 @@
 use super::*;
 use proptest::prelude::*;
 
+use crate::layer::GroupMessage;
 use crate::prop_support::json_value;
 
 /// A `user_id` as a publisher may send it, with the id text its group must carry.

@@ -10,6 +10,15 @@ use jsonwebtoken::Algorithm;
 
 use crate::error::{Error, Result};
 
+mod delivery;
+mod redis;
+
+pub use delivery::{
+    HistoryConfig, TokenExpiry, DEFAULT_HISTORY_MAX_BYTES, DEFAULT_HISTORY_META_TTL,
+    DEFAULT_HISTORY_SIZE, DEFAULT_HISTORY_STREAM_BYTES, DEFAULT_HISTORY_TTL, DEFAULT_TOKEN_GRACE,
+};
+pub use redis::RedisConfig;
+
 /// Listen address: loopback, the port Django's `runserver`/Daphne use.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
 /// Connection limit per process; above it handshakes close with 1013. Keep it under `ulimit -n`.
@@ -127,66 +136,6 @@ pub enum LayerKind {
     RedisCluster,
 }
 
-/// Settings of the Redis layers, named after channels_redis's `CONFIG` keys.
-#[derive(Clone)]
-pub struct RedisConfig {
-    /// channels_redis `hosts`, in Django's order: `redis://[:password@]host:port[/db]` each. Groups
-    /// and channels are spread over them by channels_redis's consistent hash, so the order matters.
-    pub urls: Vec<String>,
-    /// channels_redis `prefix`.
-    pub prefix: String,
-    /// channels_redis `symmetric_encryption_keys` (first encrypts, all decrypt); empty: none.
-    pub symmetric_keys: Vec<String>,
-    /// channels_redis `serializer_format` for what courier writes (reading sniffs both).
-    pub format: WireFormat,
-    /// redis-core: inbox ZSETs (client prefixes) this process spreads its groups over.
-    pub core_inboxes: usize,
-    /// redis-core: channels_redis `capacity`, applied when courier publishes.
-    pub capacity: usize,
-    /// redis-cluster: partitions groups are spread over (the same in every process).
-    pub cluster_partitions: usize,
-    /// redis-core: channels_redis `group_expiry`.
-    pub group_expiry: Duration,
-    /// redis-core: channels_redis `expiry`.
-    pub expiry: Duration,
-}
-
-impl Default for RedisConfig {
-    fn default() -> Self {
-        Self {
-            urls: vec![DEFAULT_REDIS_URL.into()],
-            prefix: DEFAULT_REDIS_PREFIX.into(),
-            symmetric_keys: Vec::new(),
-            format: WireFormat::Msgpack,
-            core_inboxes: DEFAULT_REDIS_CORE_INBOXES,
-            capacity: DEFAULT_REDIS_CORE_CAPACITY,
-            cluster_partitions: DEFAULT_REDIS_CLUSTER_PARTITIONS,
-            group_expiry: DEFAULT_REDIS_GROUP_EXPIRY,
-            expiry: DEFAULT_REDIS_EXPIRY,
-        }
-    }
-}
-
-// Hand-written so the encryption keys never reach a log line.
-impl std::fmt::Debug for RedisConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisConfig")
-            .field("urls", &self.urls)
-            .field("prefix", &self.prefix)
-            .field(
-                "symmetric_keys",
-                &format_args!("<{} redacted>", self.symmetric_keys.len()),
-            )
-            .field("format", &self.format)
-            .field("core_inboxes", &self.core_inboxes)
-            .field("capacity", &self.capacity)
-            .field("cluster_partitions", &self.cluster_partitions)
-            .field("group_expiry", &self.group_expiry)
-            .field("expiry", &self.expiry)
-            .finish()
-    }
-}
-
 /// The Django user directory (`--user-db`).
 #[derive(Clone)]
 pub struct UserDbConfig {
@@ -296,6 +245,12 @@ pub struct Config {
     /// Browser origins allowed to open a WebSocket (`Origin` header); empty: any. A request with
     /// another `Origin` gets 403; one without (not a browser) is let through.
     pub allowed_origins: Vec<String>,
+    /// Per-user history for resume (`recover=1`, `since=`).
+    pub history: HistoryConfig,
+    /// Whether a token's `exp` closes its connection.
+    pub token_expiry: TokenExpiry,
+    /// Time after `exp` before that close.
+    pub token_grace: Duration,
 }
 
 impl Config {
@@ -328,10 +283,14 @@ impl Config {
             handshake_rate_per_ip: DEFAULT_HANDSHAKE_RATE_PER_IP,
             handshake_burst_per_ip: DEFAULT_HANDSHAKE_BURST_PER_IP,
             allowed_origins: Vec::new(),
+            history: HistoryConfig::default(),
+            token_expiry: TokenExpiry::Enforce,
+            token_grace: DEFAULT_TOKEN_GRACE,
         }
     }
 
-    /// Rejects settings that cannot work, with a message naming the flag.
+    /// Rejects settings that cannot work, with a message naming the flag. (The JWT key is checked
+    /// where it is built, by [`AppState`](crate::AppState): parsing it here would build it twice.)
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::Config(m.into()));
         if self.api_key.as_deref() == Some("") {
@@ -395,11 +354,15 @@ impl Config {
                 return bad("--redis-symmetric-key must not be empty");
             }
         }
+        let h = &self.history;
+        if h.ttl.is_zero() || h.meta_ttl < h.ttl {
+            return bad("--history-ttl must be positive and --history-meta-ttl at least as long");
+        }
         if let Some(db) = &self.user_db {
             if db.cache_size == 0 {
                 return bad("--user-cache-size must be at least 1");
             }
         }
-        crate::auth::Verifier::new(&self.jwt).map(|_| ())
+        Ok(())
     }
 }

@@ -5,6 +5,7 @@
 //! the halves, and the socket is touched by exactly one task. The hub never waits on it: it pushes
 //! into the [`Outbox`] and wakes the task only when the task is parked.
 
+mod lifetime;
 mod reading;
 mod writer;
 
@@ -17,14 +18,17 @@ use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, Instant};
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, UserId};
 use crate::directory::User;
+use crate::history::{Position, Recover};
+use crate::hub::Refused;
 use crate::layer::GroupName;
 use crate::outbox::{Limits, Outbox, Push};
 use crate::protocol::{self, CloseCode};
 use crate::state::AppState;
 use crate::ws;
 
+use lifetime::Lifetime;
 use reading::{Discard, Input, Reading};
 use writer::Writer;
 
@@ -32,12 +36,22 @@ use writer::Writer;
 /// dropping TCP, so the frame is not lost to a reset. Within the linger bound.
 const CLOSE_REPLY_WAIT: Duration = Duration::from_secs(2);
 
+/// A client that passed the handshake's checks.
+pub(crate) struct Admitted {
+    /// Who it is.
+    pub(crate) user: User,
+    /// Its token's `exp` (Unix seconds).
+    pub(crate) exp: f64,
+    /// The positions it asked for (`recover=1`, `since=`).
+    pub(crate) recover: Recover,
+}
+
 /// Serves one upgraded socket for `user` (closing it at once with 4001 if authentication failed).
 pub(crate) async fn run(
     sock: TcpStream,
     leftover: Bytes,
     state: AppState,
-    user: Result<User, AuthError>,
+    user: Result<Admitted, AuthError>,
 ) {
     let cfg = state.config();
     let hub = state.hub();
@@ -69,17 +83,24 @@ pub(crate) async fn run(
         metrics.handshake("over_limit");
         return conn.close(CloseCode::TryAgainLater).await;
     };
-    let Ok(user) = user else { return };
+    let Ok(Admitted { user, exp, recover }) = user else {
+        return;
+    };
     // Auth already checked that the id makes a valid group name.
     let Some(group) = GroupName::for_user(&user.id) else {
         return conn.close(CloseCode::Unauthenticated).await;
     };
-    // Queued before joining the group, so it is always the first frame.
-    conn.out.push(&protocol::connection_established(
-        &user.username,
-        &user.id.to_json(),
-    ));
-    if !hub.group_add(&group, conn.out.clone(), cfg.max_connections_per_user) {
+    // Queued as the group is joined, so it is always the first frame; then any replay.
+    let welcome = |at: Option<&Position>| {
+        let user_id = user.id.to_json();
+        Some(protocol::connection_established(
+            &user.username,
+            &user_id,
+            at,
+        ))
+    };
+    let max = cfg.max_connections_per_user;
+    if let Err(Refused::Full) = hub.join(&group, conn.out.clone(), max, &recover, welcome) {
         metrics.handshake("user_limit");
         return conn.close(CloseCode::TooManyConnections).await;
     }
@@ -89,7 +110,8 @@ pub(crate) async fn run(
     }
     metrics.handshake("accepted");
     tracing::debug!(conn = conn.out.id(), %group, "connected");
-    let code = conn.serve().await;
+    let mut lifetime = Lifetime::new(&state, exp);
+    let code = conn.serve(&user.id, &mut lifetime).await;
     hub.group_discard(&group, conn.out.id());
     if let Some(code) = code {
         conn.close(code).await;
@@ -121,13 +143,19 @@ struct Conn {
 impl Conn {
     /// The open phase: until a close is asked for or the socket is gone. Returns the close code
     /// to send, or `None` when nothing can be sent any more.
-    async fn serve(&mut self) -> Option<CloseCode> {
+    async fn serve(&mut self, user: &UserId, lifetime: &mut Lifetime) -> Option<CloseCode> {
         let state = self.state.clone();
         let cfg = state.config();
         let metrics = state.metrics();
         let mut next_ping = Instant::now() + cfg.ping_interval;
         let mut pong_deadline: Option<Instant> = None;
-        let timer = sleep_until(next_ping);
+        let next_timer = |ping: Instant, pong: Option<Instant>, expiry: Option<Instant>| {
+            [pong, expiry]
+                .into_iter()
+                .flatten()
+                .fold(ping, Instant::min)
+        };
+        let timer = sleep_until(next_timer(next_ping, None, lifetime.deadline));
         tokio::pin!(timer);
         // Bytes the HTTP layer read past the upgrade request are client frames.
         if let Input::Close(code) = self.reading.parse_leftover(&self.out) {
@@ -158,15 +186,28 @@ impl Conn {
                 Wake::Close(code) => return Some(code),
                 Wake::Gone => return None,
                 Wake::Readable => match self.reading.read(&self.sock, &self.out) {
-                    Input::More { pong } => {
+                    Input::More { pong, refresh } => {
                         if pong {
                             pong_deadline = None;
+                        }
+                        if let Some(token) = refresh {
+                            let Ok(reply) = lifetime.refresh(&state, user, &token).await else {
+                                return Some(CloseCode::Unauthenticated);
+                            };
+                            if self.out.push(&reply) == Push::Full {
+                                return Some(CloseCode::SlowConsumer);
+                            }
+                            let at = next_timer(next_ping, pong_deadline, lifetime.deadline);
+                            timer.as_mut().reset(at);
                         }
                     }
                     Input::Close(code) => return code,
                 },
                 Wake::Timer => {
                     let now = Instant::now();
+                    if lifetime.deadline.is_some_and(|d| d <= now) {
+                        return Some(CloseCode::TokenExpired);
+                    }
                     if pong_deadline.is_some_and(|d| d <= now) {
                         return Some(CloseCode::PingTimeout);
                     }
@@ -179,8 +220,9 @@ impl Conn {
                             }
                         }
                     }
-                    let at = pong_deadline.map_or(next_ping, |d| d.min(next_ping));
-                    timer.as_mut().reset(at);
+                    timer
+                        .as_mut()
+                        .reset(next_timer(next_ping, pong_deadline, lifetime.deadline));
                 }
             }
         }

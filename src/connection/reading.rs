@@ -23,10 +23,13 @@ thread_local! {
 
 /// What a read turned up.
 pub(super) enum Input {
-    /// Keep going; `pong` if the client answered our ping.
+    /// Keep going; `pong` if the client answered our ping, `refresh` if it sent a token refresh
+    /// (the last one, if several came in one read).
     More {
         /// A pong arrived.
         pong: bool,
+        /// The token of a `{"type":"refresh"}` frame (empty if it had none).
+        refresh: Option<String>,
     },
     /// End the connection with this code (`None`: the socket is gone, nothing can be sent).
     Close(Option<CloseCode>),
@@ -69,28 +72,37 @@ impl Reading {
     /// Handles client frames that arrived with the upgrade request.
     pub(super) fn parse_leftover(&mut self, out: &Outbox) -> Input {
         if !self.reader.has_carry() {
-            return Input::More { pong: false };
+            return Input::More {
+                pong: false,
+                refresh: None,
+            };
         }
         self.handle(&mut [], out)
     }
 
     /// Reads what the socket has (a few reads at most) and answers it.
     pub(super) fn read(&mut self, sock: &TcpStream, out: &Outbox) -> Input {
-        let mut pong = false;
+        let (mut pong, mut refresh) = (false, None);
         for _ in 0..READS_PER_WAKE {
             match read_once(sock, |bytes| self.handle(bytes, out)) {
                 Got::Empty => break,
                 Got::Gone => return Input::Close(None),
-                Got::Read(Input::More { pong: p }) => pong |= p,
+                Got::Read(Input::More {
+                    pong: p,
+                    refresh: r,
+                }) => {
+                    pong |= p;
+                    refresh = r.or(refresh);
+                }
                 Got::Read(close) => return close,
             }
         }
-        Input::More { pong }
+        Input::More { pong, refresh }
     }
 
     fn handle(&mut self, data: &mut [u8], out: &Outbox) -> Input {
         let Self { reader, rate, .. } = self;
-        let mut pong = false;
+        let (mut pong, mut refresh) = (false, None);
         let mut end: Option<Option<CloseCode>> = None;
         let fed = reader.feed(data, |msg| {
             if !rate.allow() {
@@ -98,7 +110,14 @@ impl Reading {
                 return false;
             }
             let reply = match msg {
-                ClientMessage::Text(t) => protocol::echo(t).unwrap_or_else(protocol::invalid_json),
+                ClientMessage::Text(t) => match protocol::refresh_request(t) {
+                    // Answered by the connection once the token is checked; never echoed.
+                    Some(token) => {
+                        refresh = Some(token);
+                        return true;
+                    }
+                    None => protocol::echo(t).unwrap_or_else(protocol::invalid_json),
+                },
                 ClientMessage::Binary => protocol::binary_unsupported(),
                 ClientMessage::Ping(p) => ws::encode::pong_frame(p),
                 ClientMessage::Pong => {
@@ -130,7 +149,7 @@ impl Reading {
         }
         match end {
             Some(code) => Input::Close(code),
-            None => Input::More { pong },
+            None => Input::More { pong, refresh },
         }
     }
 

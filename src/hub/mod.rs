@@ -1,46 +1,88 @@
-//! The local hub: who is connected here, in which groups, and fan-out to them.
+//! The local hub: who is connected here, in which groups, fan-out to them, and each user stream's
+//! positions and history.
 //!
-//! Vocabulary is Channels' (`group_add`, `group_discard`, `group_send`). Each group's member list
-//! is an `Arc<Vec<_>>` behind one `std::sync::Mutex`: a send clones the `Arc` and releases the lock
-//! before touching any queue, so fan-out to 10k members never blocks joins; a join or leave during
-//! a send copies the list once (copy-on-write). The lock is never held across `.await`.
+//! Vocabulary is Channels' (`group_add`, `group_discard`, `group_send`). Groups live in
+//! [`SHARDS`] maps, each behind one `std::sync::Mutex`; a group's shard lock is its stream's one
+//! critical section: a publish takes the next offsets, records the events and pushes them to every
+//! member under it, so concurrent publishers can never deliver offset 6 before 5, and a joining
+//! client's position (or replay) and its first live event cannot cross. A push is a short,
+//! non-blocking queue append; the lock is never held across `.await`.
+//!
+//! Streams are kept when the hub sees every publish of the process (a layer that [stays in this
+//! process](ChannelLayer::is_local): the memory layer), for `user_*` groups only (the groups
+//! clients join). Other layers carry frames without positions; a `recover=1` client there is
+//! served as a plain one (README: history on Redis layers is not there yet).
 
-use std::collections::HashMap;
+mod fanout;
+mod shard;
+#[cfg(test)]
+mod tests;
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::config::SlowPolicy;
+use crate::config::{HistoryConfig, SlowPolicy};
 use crate::error::Result;
+use crate::history::{Position, Recover, Resume};
 use crate::layer::{ChannelLayer, GroupMessage, GroupName};
 use crate::metrics::Metrics;
 use crate::outbox::{ConnId, Outbox, Push};
-use crate::protocol::{self, CloseCode};
+use crate::protocol::{self, CloseCode, ResyncReason};
 
-type Members = Arc<Vec<Arc<Outbox>>>;
+use shard::{Group, Shard};
+
+/// Shards of the group map: a publish or join locks one, so a fan-out to a large group holds up
+/// only the groups that hash beside it.
+pub const SHARDS: usize = 64;
 
 /// Cheap-clone handle to the hub.
 #[derive(Clone)]
 pub struct Hub(Arc<Shared>);
 
 struct Shared {
-    groups: Mutex<HashMap<GroupName, Members>>,
+    shards: Box<[Mutex<Shard>]>,
+    hasher: RandomState,
     layer: Arc<dyn ChannelLayer>,
     policy: SlowPolicy,
     metrics: Arc<Metrics>,
     next_id: AtomicU64,
+    /// History bounds, when this hub keeps streams.
+    history: Option<HistoryConfig>,
+    /// The zero of the hub's second clock (history ages and idle times).
+    started: Instant,
+}
+
+/// Why a join was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The group already has `max_members` local members.
+    Full,
 }
 
 impl Hub {
-    /// A hub over `layer`; attaches itself as the layer's inbound handler.
-    pub fn new(layer: Arc<dyn ChannelLayer>, policy: SlowPolicy, metrics: Arc<Metrics>) -> Self {
+    /// A hub over `layer`; attaches itself as the layer's inbound handler. With `history`, and a
+    /// layer that stays in this process, it keeps user streams within those bounds.
+    pub fn new(
+        layer: Arc<dyn ChannelLayer>,
+        policy: SlowPolicy,
+        metrics: Arc<Metrics>,
+        history: Option<HistoryConfig>,
+    ) -> Self {
+        let history = history.filter(|_| layer.is_local());
         let hub = Self(Arc::new(Shared {
-            groups: Mutex::new(HashMap::new()),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: RandomState::new(),
             layer: layer.clone(),
             policy,
             metrics,
             next_id: AtomicU64::new(1),
+            history,
+            started: Instant::now(),
         }));
         // Weak: the layer must not keep the hub (and every queue) alive.
         let weak = Arc::downgrade(&hub.0);
@@ -59,49 +101,144 @@ impl Hub {
         &self.0.layer
     }
 
+    /// Whether this hub keeps positions and history (`recover=1` is served).
+    pub fn keeps_history(&self) -> bool {
+        self.0.history.is_some()
+    }
+
     /// A fresh connection id.
     pub fn next_conn_id(&self) -> ConnId {
         self.0.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn groups(&self) -> MutexGuard<'_, HashMap<GroupName, Members>> {
-        // A panic elsewhere while holding the lock leaves the map consistent (no partial updates
-        // span an unwind point), so a poisoned lock is safe to keep using.
-        self.0.groups.lock().unwrap_or_else(|p| p.into_inner())
+    /// Seconds since the hub started (history ages).
+    fn now(&self) -> u32 {
+        u32::try_from(self.0.started.elapsed().as_secs()).unwrap_or(u32::MAX)
     }
 
-    /// Adds a connection to a group; the group's first local member subscribes it on the layer.
-    /// Refused (`false`) when the group already has `max_members` local members (0: no limit):
-    /// the per-user connection limit, checked under the same lock as the insert so concurrent
-    /// handshakes of one user cannot overshoot it.
+    fn shard(&self, group: &str) -> MutexGuard<'_, Shard> {
+        let i = self.0.hasher.hash_one(group) as usize % SHARDS;
+        // No update spans an unwind point, so a poisoned lock still guards a consistent map.
+        self.0.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn shards(&self) -> impl Iterator<Item = MutexGuard<'_, Shard>> {
+        self.0
+            .shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Adds a connection to a group (the group's first local member subscribes it on the layer).
+    /// Refused (`false`) when the group already has `max_members` local members (0: no limit).
     pub fn group_add(&self, group: &GroupName, member: Arc<Outbox>, max_members: usize) -> bool {
-        let mut groups = self.groups();
-        if max_members > 0 && groups.get(group).is_some_and(|m| m.len() >= max_members) {
-            return false;
+        self.join(group, member, max_members, &Recover::No, |_| None)
+            .is_ok()
+    }
+
+    /// Adds a connection to a group, in one critical section with its first frames: `welcome`
+    /// (given the position the connection starts from, on a positioned join), then on a resume the
+    /// replay or the `resync` — so no live event can come before them or be missed between.
+    ///
+    /// The per-user connection limit (`max_members`, 0: none) is checked under the same lock, so
+    /// concurrent handshakes of one user cannot overshoot it. A positioned join on a hub without
+    /// history is served as a plain one.
+    pub fn join(
+        &self,
+        group: &GroupName,
+        member: Arc<Outbox>,
+        max_members: usize,
+        recover: &Recover,
+        welcome: impl FnOnce(Option<&Position>) -> Option<Bytes>,
+    ) -> std::result::Result<(), Refused> {
+        let now = self.now();
+        let mut shard = self.shard(group.as_str());
+        let positioned = recover.positioned() && self.stream_kept(group);
+        if max_members > 0
+            && shard
+                .groups
+                .get(group)
+                .is_some_and(|g| g.len() >= max_members)
+        {
+            return Err(Refused::Full);
         }
-        let members = groups.entry(group.clone()).or_insert_with(|| {
+        let (first, replay) = if positioned {
+            let history = self.0.history.as_ref().expect("checked by stream_kept");
+            let g = shard.group_with_stream(group, now, &self.0.metrics);
+            let stream = g.stream.as_mut().expect("just made");
+            stream.touched = now;
+            let head = stream.head();
+            match recover {
+                Recover::Since(from) => {
+                    let outcome = match stream.resume(from, now, history) {
+                        Resume::Replay(frames) => {
+                            let m = &self.0.metrics;
+                            let result = if frames.is_empty() {
+                                "current"
+                            } else {
+                                "replayed"
+                            };
+                            Metrics::inc(&m.resumes, result);
+                            m.replayed_events.inc_by(frames.len() as u64);
+                            frames
+                        }
+                        Resume::Resync(reason) => self.resync(reason, &head),
+                    };
+                    (welcome(Some(from)), outcome)
+                }
+                Recover::Unusable => (
+                    welcome(Some(&head)),
+                    self.resync(ResyncReason::EpochChanged, &head),
+                ),
+                _ => (welcome(Some(&head)), Vec::new()),
+            }
+        } else {
+            (welcome(None), Vec::new())
+        };
+        for frames in [first.as_slice(), replay.as_slice()] {
+            let (_, rest) = member.push_all(frames);
+            // The configuration keeps a full replay within an empty queue; should it not fit
+            // anyway, the member is slow like any other.
+            if rest == Push::Full {
+                self.on_full(&member, 1);
+            }
+        }
+        let g = shard.groups.entry(group.clone()).or_default();
+        if !g.has_members() {
             self.0.metrics.groups.inc();
             self.0.layer.subscribe(group);
-            Arc::default()
-        });
-        Arc::make_mut(members).push(member);
+        }
+        g.add(member, positioned);
         self.0.metrics.group_members.inc();
-        true
+        Ok(())
     }
 
-    /// Removes a connection from a group; the last local member's leaving unsubscribes it.
+    /// The `resync` frame a join gets, counted.
+    fn resync(&self, reason: ResyncReason, head: &Position) -> Vec<Bytes> {
+        Metrics::inc(&self.0.metrics.resumes, reason.as_str());
+        vec![protocol::resync(reason, head)]
+    }
+
+    /// Whether `group`'s stream is kept here.
+    fn stream_kept(&self, group: &GroupName) -> bool {
+        self.0.history.is_some() && group.is_user_stream()
+    }
+
+    /// Removes a connection from a group; the last local member's leaving unsubscribes it. The
+    /// group's stream stays (its clients come back to it).
     pub fn group_discard(&self, group: &GroupName, id: ConnId) {
-        let mut groups = self.groups();
-        let Some(members) = groups.get_mut(group) else {
+        let mut shard = self.shard(group.as_str());
+        let Some(g) = shard.groups.get_mut(group) else {
             return;
         };
-        let Some(pos) = members.iter().position(|m| m.id() == id) else {
+        if !g.remove(id) {
             return;
-        };
-        Arc::make_mut(members).swap_remove(pos);
+        }
         self.0.metrics.group_members.dec();
-        if members.is_empty() {
-            groups.remove(group);
+        if !g.has_members() {
+            if g.stream.is_none() {
+                shard.groups.remove(group);
+            }
             self.0.metrics.groups.dec();
             self.0.layer.unsubscribe(group);
         }
@@ -111,20 +248,59 @@ impl Hub {
     /// their outboxes rather than by each watching a shared token: a token's waiter list is one
     /// mutex, and polling it on every wake-up of thousands of tasks serialized them.
     pub fn close_all(&self, code: CloseCode) {
-        let members: Vec<Members> = self.groups().values().cloned().collect();
-        for member in members.iter().flat_map(|m| m.iter()) {
+        let mut members = Vec::new();
+        for shard in self.shards() {
+            members.extend(shard.groups.values().flat_map(Group::members).cloned());
+        }
+        for member in members {
+            member.close(code);
+        }
+    }
+
+    /// Asks every local member of `group` to close with `code` (a user deactivated).
+    pub fn close_group(&self, group: &str, code: CloseCode) {
+        let members: Vec<Arc<Outbox>> = self
+            .shard(group)
+            .groups
+            .get(group)
+            .map(|g| g.members().cloned().collect())
+            .unwrap_or_default();
+        for member in members {
             member.close(code);
         }
     }
 
     /// Local members of `group` (for tests and diagnostics).
     pub fn group_size(&self, group: &str) -> usize {
-        self.groups().get(group).map_or(0, |m| m.len())
+        self.shard(group).groups.get(group).map_or(0, Group::len)
     }
 
     /// Groups with at least one local member.
     pub fn group_count(&self) -> usize {
-        self.groups().len()
+        self.shards()
+            .map(|s| s.groups.values().filter(|g| g.has_members()).count())
+            .sum()
+    }
+
+    /// The names of the groups with local members (the user re-check walks them).
+    pub fn member_groups(&self) -> Vec<GroupName> {
+        let mut names = Vec::new();
+        for shard in self.shards() {
+            let with_members = shard.groups.iter().filter(|(_, g)| g.has_members());
+            names.extend(with_members.map(|(name, _)| name.clone()));
+        }
+        names
+    }
+
+    /// Drops history past its age and positions idle past their TTL, one shard at a time (a
+    /// background task calls this every few seconds; appends enforce the byte bounds themselves).
+    pub fn sweep_history(&self) {
+        let Some(cfg) = &self.0.history else { return };
+        let now = self.now();
+        for i in 0..SHARDS {
+            let mut shard = self.0.shards[i].lock().unwrap_or_else(|p| p.into_inner());
+            shard.sweep(now, cfg, &self.0.metrics);
+        }
     }
 
     /// Sends a Channels group message to every member of `group`, in every process the layer
@@ -154,151 +330,5 @@ impl Hub {
                 0
             }
         }
-    }
-
-    /// Publishes pre-encoded event frames, in order, with a layer that [stays in this
-    /// process](ChannelLayer::is_local): what the layer would do with their messages, minus
-    /// building them. Counted as published and received, like a layer round trip.
-    ///
-    /// Consecutive frames for one group (a backend's burst to a user) go to each member as one
-    /// run: one lock and at most one wake per member per run. Runs are fanned out in order, so
-    /// every connection still sees the frames in the order given.
-    pub(crate) fn publish_local<'a>(
-        &self,
-        frames: impl ExactSizeIterator<Item = (&'a GroupName, Bytes)>,
-    ) {
-        debug_assert!(self.0.layer.is_local());
-        let n = frames.len() as u64;
-        self.0.metrics.events_published.inc_by(n);
-        self.0.metrics.events_received.inc_by(n);
-        let mut run: Vec<Bytes> = Vec::new();
-        let mut run_group: Option<&GroupName> = None;
-        for (group, frame) in frames {
-            if let Some(g) = run_group.filter(|g| *g != group) {
-                self.fan_out(g, &run);
-                run.clear();
-            }
-            run_group = Some(group);
-            run.push(frame);
-        }
-        if let Some(g) = run_group {
-            self.fan_out(g, &run);
-        }
-    }
-
-    /// Queues `frames` for every local member of `group`; returns how many deliveries that was.
-    fn fan_out(&self, group: &GroupName, frames: &[Bytes]) -> usize {
-        let Some(members) = self.groups().get(group).cloned() else {
-            return 0;
-        };
-        let mut delivered = 0;
-        for member in members.iter() {
-            let (queued, rest) = member.push_all(frames);
-            delivered += queued;
-            if rest == Push::Full {
-                self.on_full(member, frames.len() - queued);
-            }
-        }
-        self.0.metrics.deliveries.inc_by(delivered as u64);
-        delivered
-    }
-
-    /// The slow-consumer policy, in one place: `refused` frames did not fit `member`'s queue.
-    fn on_full(&self, member: &Outbox, refused: usize) {
-        let m = &self.0.metrics;
-        let refused = refused as u64;
-        m.queue_full.inc_by(refused);
-        match self.0.policy {
-            SlowPolicy::Close => {
-                if !member.is_closing() {
-                    tracing::info!(conn = member.id(), "closing slow consumer");
-                }
-                Metrics::inc_by(&m.drops, "slow_close", refused);
-                member.close(CloseCode::SlowConsumer);
-            }
-            SlowPolicy::DropNewest => Metrics::inc_by(&m.drops, "queue_full", refused),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::layer::MemoryLayer;
-    use crate::outbox::Limits;
-    use std::collections::VecDeque;
-    use std::task::{Context, Poll, Waker};
-
-    fn hub(policy: SlowPolicy) -> Hub {
-        Hub::new(
-            Arc::new(MemoryLayer::new()),
-            policy,
-            Arc::new(Metrics::new()),
-        )
-    }
-
-    fn member(hub: &Hub, group: &GroupName, max_frames: usize) -> Arc<Outbox> {
-        let limits = Limits {
-            max_frames,
-            max_bytes: 1 << 20,
-        };
-        let out = Arc::new(Outbox::new(hub.next_conn_id(), limits));
-        assert!(hub.group_add(group, out.clone(), 0));
-        out
-    }
-
-    fn queued(out: &Outbox) -> Vec<Bytes> {
-        let mut batch = VecDeque::new();
-        let mut cx = Context::from_waker(Waker::noop());
-        match out.poll_take(&mut cx, &mut batch, 0) {
-            Poll::Ready(_) => batch.into_iter().collect(),
-            Poll::Pending => Vec::new(),
-        }
-    }
-
-    #[test]
-    fn runs_of_one_group_keep_the_order_given() {
-        let hub = hub(SlowPolicy::Close);
-        let (g1, g2) = (GroupName::new("g1").unwrap(), GroupName::new("g2").unwrap());
-        let (x1, x2, y) = (
-            member(&hub, &g1, 8),
-            member(&hub, &g1, 8),
-            member(&hub, &g2, 8),
-        );
-        // A member of both groups sees the frames exactly in the order published.
-        let both = member(&hub, &g1, 8);
-        assert!(hub.group_add(&g2, both.clone(), 0));
-        let f = |s: &'static str| Bytes::from_static(s.as_bytes());
-        let items = [(&g1, f("a")), (&g1, f("b")), (&g2, f("c")), (&g1, f("d"))];
-        hub.publish_local(items.into_iter());
-        for x in [&x1, &x2] {
-            assert_eq!(queued(x), [f("a"), f("b"), f("d")]);
-        }
-        assert_eq!(queued(&y), [f("c")]);
-        assert_eq!(queued(&both), [f("a"), f("b"), f("c"), f("d")]);
-        let m = &hub.0.metrics;
-        assert_eq!(m.deliveries.get(), 11);
-        assert_eq!(m.events_published.get(), 4);
-        assert_eq!(m.events_received.get(), 4);
-    }
-
-    #[test]
-    fn a_run_past_the_bound_counts_every_refused_frame() {
-        let hub = hub(SlowPolicy::DropNewest);
-        let g = GroupName::new("g").unwrap();
-        let (small, roomy) = (member(&hub, &g, 2), member(&hub, &g, 8));
-        let frames: Vec<Bytes> = (0..5u8).map(|i| Bytes::from(vec![i])).collect();
-        hub.publish_local(frames.iter().map(|f| (&g, f.clone())));
-        assert_eq!(queued(&small), frames[..2]);
-        assert_eq!(queued(&roomy), frames);
-        let m = &hub.0.metrics;
-        assert_eq!(m.deliveries.get(), 7);
-        assert_eq!(m.queue_full.get(), 3);
-        assert!(m
-            .render()
-            .contains(r#"courier_drops_total{reason="queue_full"} 3"#));
-        // A closed queue takes nothing and says so.
-        small.close(CloseCode::SlowConsumer);
-        assert_eq!(small.push_all(&frames), (0, Push::Closed));
     }
 }

@@ -115,6 +115,12 @@ impl GroupName {
         Self::new(&format!("user_{user_id}"))
     }
 
+    /// Whether this is a per-user group (`user_…`), whose events make a user stream with
+    /// positions and history (PROTOCOL.md §7).
+    pub fn is_user_stream(&self) -> bool {
+        self.0.starts_with("user_")
+    }
+
     /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0

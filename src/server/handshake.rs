@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::SocketPermit;
 use crate::auth::{self, AuthError};
-use crate::connection;
-use crate::directory::User;
+use crate::connection::{self, Admitted};
+use crate::history::Recover;
 use crate::layer::GroupName;
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -70,7 +70,8 @@ pub(super) async fn ws_handler(State(state): State<AppState>, req: Request) -> R
         .as_ref()
         .is_some_and(|(_, sub)| *sub)
         .then_some("bearer");
-    let lookup = authenticate(&state, token.as_ref().map(|(t, _)| t.as_str()));
+    let recover = Recover::from_query(parts.uri.query());
+    let lookup = authenticate(&state, token.as_ref().map(|(t, _)| t.as_str()), recover);
     let user = match tokio::time::timeout(state.config().handshake_timeout, lookup).await {
         Ok(u) => u,
         Err(_) => Err(AuthError::Directory("lookup timed out".into())),
@@ -95,8 +96,17 @@ pub(super) async fn ws_handler(State(state): State<AppState>, req: Request) -> R
     response
 }
 
-async fn authenticate(state: &AppState, token: Option<&str>) -> Result<User, AuthError> {
+async fn authenticate(
+    state: &AppState,
+    token: Option<&str>,
+    recover: Recover,
+) -> Result<Admitted, AuthError> {
     let claims = state.verifier().verify(token.ok_or(AuthError::Missing)?)?;
     GroupName::for_user(&claims.user_id).ok_or(AuthError::BadUserId)?;
-    state.directory().lookup(&claims).await
+    let user = state.directory().lookup(&claims).await?;
+    Ok(Admitted {
+        user,
+        exp: claims.exp,
+        recover,
+    })
 }

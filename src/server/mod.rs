@@ -39,6 +39,10 @@ pub const LISTEN_BACKLOG: u32 = 4096;
 /// Slack on top of the drain and linger bounds for close frames and task teardown.
 const SHUTDOWN_SLACK: Duration = Duration::from_secs(2);
 
+/// How often history past its age and positions past their idle TTL are dropped (the byte bounds
+/// are kept at every append; this only returns memory sooner).
+const HISTORY_SWEEP_EVERY: Duration = Duration::from_secs(5);
+
 /// The application's routes over `state`.
 pub(crate) fn router(state: AppState) -> Router {
     let body_limit = state.config().max_body_bytes;
@@ -91,6 +95,17 @@ pub async fn run_with_admin(
         tracing::info!("shutting down: closing connections with 1001");
         stop.cancel();
     });
+    let sweeper = state.hub().keeps_history().then(|| {
+        let hub = state.hub().clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(HISTORY_SWEEP_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                hub.sweep_history();
+            }
+        })
+    });
     let http = TaskTracker::new();
     let budget = socket_budget();
     tracing::debug!(sockets = budget, "descriptor budget of the main listener");
@@ -121,6 +136,9 @@ pub async fn run_with_admin(
         None => main_loop.await,
     }
     trigger.abort();
+    if let Some(sweeper) = sweeper {
+        sweeper.abort();
+    }
     state.hub().close_all(CloseCode::GoingAway);
     let cfg = state.config();
     let bound = cfg.shutdown_timeout + cfg.close_linger + SHUTDOWN_SLACK;

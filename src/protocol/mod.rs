@@ -10,6 +10,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{value::RawValue, Map, Value};
 
+use crate::history::Position;
 use crate::ws;
 
 /// The close codes courier sends, with what a client should do about each (PROTOCOL.md §4).
@@ -17,36 +18,40 @@ use crate::ws;
 /// This is the one table of close codes in the code base: everything that closes a socket names a
 /// variant here, so the code, its reason text and its documentation cannot drift apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u16)]
 pub enum CloseCode {
     /// 1000: the client asked to close; we answer in kind.
-    Normal = 1000,
-    /// 1001 `going away`: the server is shutting down. Reconnect with backoff.
-    GoingAway = 1001,
+    Normal,
+    /// 1001 `going away`: the server is shutting down. Reconnect with backoff (and resume, §7).
+    GoingAway,
     /// 1002 `protocol error`: the client broke RFC 6455 framing (unmasked or reserved frames, a
     /// stray continuation, a fragmented control frame). Fix the client.
-    ProtocolError = 1002,
+    ProtocolError,
     /// 1007 `invalid payload`: a text message that is not UTF-8. Fix the client.
-    InvalidPayload = 1007,
+    InvalidPayload,
     /// 1009 `message too big`: a client message exceeded the size limit, or arrived in more
     /// fragments than allowed. Fix the client.
-    TooBig = 1009,
+    TooBig,
     /// 1011 `internal error`: the server failed in a way that is not the client's fault.
-    InternalError = 1011,
+    InternalError,
     /// 1013 `try again later`: the server is at its connection limit. Reconnect later with backoff.
-    TryAgainLater = 1013,
-    /// 4001 `unauthenticated`: no, invalid or expired token, or unknown/inactive user.
-    /// Refresh the token, then reconnect. The cause is logged server-side, never sent.
-    Unauthenticated = 4001,
+    TryAgainLater,
+    /// 4001 `unauthenticated`: no, invalid or expired token, unknown/inactive user (also a user
+    /// deactivated while connected), or a bad `refresh`. Refresh the token, then reconnect. The
+    /// cause is logged server-side, never sent.
+    Unauthenticated,
+    /// 4001 `token expired`: the connection's token passed its `exp` plus the grace without a
+    /// `refresh`. Refresh the token, reconnect and resume: nothing is lost.
+    TokenExpired,
     /// 4002 `ping timeout`: no pong within the pong timeout. Reconnect.
-    PingTimeout = 4002,
+    PingTimeout,
     /// 4003 `too many connections`: this user already has the most connections allowed per user
     /// (the newest is refused; the others stay). Close another one, or reconnect later.
-    TooManyConnections = 4003,
-    /// 4008 `slow consumer`: the outbound queue overflowed. Reconnect; messages were missed.
-    SlowConsumer = 4008,
+    TooManyConnections,
+    /// 4008 `slow consumer`: the outbound queue overflowed. Reconnect; resume (§7), or messages
+    /// were missed.
+    SlowConsumer,
     /// 4029 `rate limited`: the client sent messages faster than allowed. Reconnect with backoff.
-    RateLimited = 4029,
+    RateLimited,
 }
 
 /// RFC 6455 §5.5: a control frame carries at most 125 bytes, two of which are the code.
@@ -54,7 +59,7 @@ pub const MAX_CLOSE_REASON_BYTES: usize = 123;
 
 impl CloseCode {
     /// Every code, for documentation tables and tests.
-    pub const ALL: [CloseCode; 12] = [
+    pub const ALL: [CloseCode; 13] = [
         Self::Normal,
         Self::GoingAway,
         Self::ProtocolError,
@@ -63,6 +68,7 @@ impl CloseCode {
         Self::InternalError,
         Self::TryAgainLater,
         Self::Unauthenticated,
+        Self::TokenExpired,
         Self::PingTimeout,
         Self::TooManyConnections,
         Self::SlowConsumer,
@@ -71,7 +77,20 @@ impl CloseCode {
 
     /// The numeric code on the wire.
     pub const fn code(self) -> u16 {
-        self as u16
+        match self {
+            Self::Normal => 1000,
+            Self::GoingAway => 1001,
+            Self::ProtocolError => 1002,
+            Self::InvalidPayload => 1007,
+            Self::TooBig => 1009,
+            Self::InternalError => 1011,
+            Self::TryAgainLater => 1013,
+            Self::Unauthenticated | Self::TokenExpired => 4001,
+            Self::PingTimeout => 4002,
+            Self::TooManyConnections => 4003,
+            Self::SlowConsumer => 4008,
+            Self::RateLimited => 4029,
+        }
     }
 
     /// The reason text sent with the code (always ≤ [`MAX_CLOSE_REASON_BYTES`]).
@@ -85,6 +104,7 @@ impl CloseCode {
             Self::InternalError => "internal error",
             Self::TryAgainLater => "try again later",
             Self::Unauthenticated => "unauthenticated",
+            Self::TokenExpired => "token expired",
             Self::PingTimeout => "ping timeout",
             Self::TooManyConnections => "too many connections",
             Self::SlowConsumer => "slow consumer",
@@ -99,10 +119,37 @@ impl CloseCode {
     pub const fn drains_queue(self) -> bool {
         matches!(self, Self::GoingAway)
     }
+}
 
-    /// Reverse lookup, used where a code travels as a plain integer (an atomic in the hub).
-    pub fn from_code(code: u16) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.code() == code)
+/// Why a `recover=1` client's position cannot be served (PROTOCOL.md §7): the one table of
+/// `resync` reasons. A client that gets any of them refetches its state, then goes on from the
+/// position in the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResyncReason {
+    /// The broker was unreachable; what was published meanwhile is gone (every client).
+    BrokerReconnected,
+    /// The position is older than the history kept (count, bytes or age bound).
+    PositionExpired,
+    /// The epoch is unknown: the stream's history was lost or recreated (a restart, an eviction,
+    /// a store restored from an older snapshot), or the position was unusable.
+    EpochChanged,
+}
+
+impl ResyncReason {
+    /// Every reason, for documentation tables and tests.
+    pub const ALL: [ResyncReason; 3] = [
+        Self::BrokerReconnected,
+        Self::PositionExpired,
+        Self::EpochChanged,
+    ];
+
+    /// The `reason` text in the frame (and the metrics label).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::BrokerReconnected => "broker_reconnected",
+            Self::PositionExpired => "position_expired",
+            Self::EpochChanged => "epoch_changed",
+        }
     }
 }
 
@@ -121,18 +168,55 @@ pub fn binary_unsupported() -> Bytes {
     FRAME.clone()
 }
 
-/// `{"type":"connection_established","message":"Connected as <username>","user_id":<id>}`.
-pub fn connection_established(username: &str, user_id: &Value) -> Bytes {
+/// `{"type":"connection_established","message":"Connected as <username>","user_id":<id>}`, and
+/// on a `recover=1` connection the stream position after it (`"offset"`, `"epoch"`).
+pub fn connection_established(username: &str, user_id: &Value, at: Option<&Position>) -> Bytes {
     #[derive(Serialize)]
     struct Frame<'a> {
         r#type: &'static str,
         message: String,
         user_id: &'a Value,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        epoch: Option<&'a str>,
     }
     encode(&Frame {
         r#type: "connection_established",
         message: format!("Connected as {username}"),
         user_id,
+        offset: at.map(|p| p.offset),
+        epoch: at.map(|p| &*p.epoch),
+    })
+}
+
+/// `{"type":"resync","data":{"reason":R,"offset":…,"epoch":…}}`: the stream head after a position
+/// that could not be served.
+pub(crate) fn resync(reason: ResyncReason, head: &Position) -> Bytes {
+    frame(
+        "resync",
+        &serde_json::json!({"reason": reason.as_str(), "offset": head.offset, "epoch": &*head.epoch}),
+    )
+}
+
+/// `{"type":"refreshed","data":{"exp":<unix seconds>}}`: a `refresh` was accepted.
+pub(crate) fn refreshed(exp: u64) -> Bytes {
+    frame("refreshed", &serde_json::json!({ "exp": exp }))
+}
+
+/// A notification frame built here, with `"offset"` and `"epoch"` after its `data`: the frame a
+/// `recover=1` member gets. `plain` must come from [`frame`]/[`frame_raw`] (it ends in `}`).
+pub(crate) fn positioned(plain: &[u8], offset: u64, epoch: &str) -> Bytes {
+    let body = ws::encode::payload(plain);
+    let open = body.strip_suffix(b"}").unwrap_or(body);
+    ws::text_frame_from_json(|out| {
+        out.extend_from_slice(open);
+        out.extend_from_slice(br#","offset":"#);
+        out.extend_from_slice(offset.to_string().as_bytes());
+        out.extend_from_slice(br#","epoch":"#);
+        // Serializing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, epoch);
+        out.push(b'}');
     })
 }
 
@@ -146,6 +230,26 @@ pub fn echo(text: &str) -> Option<Bytes> {
         out.extend_from_slice(raw.get().as_bytes());
         out.push(b'}');
     }))
+}
+
+/// The token of a client `{"type":"refresh","token":…}` frame (PROTOCOL.md §7), empty when it
+/// has none or not a string; `None` for every other text, which is answered as before (echo).
+pub(crate) fn refresh_request(text: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Refresh<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Option<std::borrow::Cow<'a, str>>,
+        token: Option<Value>,
+    }
+    // Most client frames are not refreshes: skip the parse for them.
+    if !text.contains("refresh") {
+        return None;
+    }
+    let msg: Refresh<'_> = serde_json::from_str(text).ok()?;
+    (msg.kind.as_deref() == Some("refresh")).then(|| match msg.token {
+        Some(Value::String(t)) => t,
+        _ => String::new(),
+    })
 }
 
 /// Why a group message cannot become a frame.
@@ -179,12 +283,27 @@ pub fn event_frame(message: &Map<String, Value>) -> Result<Bytes, EventError> {
 
 /// `{"type":kind,"data":data}`, the shape of every notification frame.
 pub fn frame(kind: &str, data: &Value) -> Bytes {
-    #[derive(Serialize)]
-    struct Frame<'a> {
-        r#type: &'a str,
-        data: &'a Value,
-    }
-    encode(&Frame { r#type: kind, data })
+    notification(kind, |out| {
+        // Serializing a `Value` into a Vec cannot fail.
+        let _ = serde_json::to_writer(out, data);
+    })
+}
+
+/// [`frame`] with `data` given as JSON text, written as it is (the HTTP API's items).
+pub(crate) fn frame_raw(kind: &str, data_json: &str) -> Bytes {
+    notification(kind, |out| out.extend_from_slice(data_json.as_bytes()))
+}
+
+/// The one writer of a notification frame: `{"type":kind,"data":` + what `data` writes + `}`.
+fn notification(kind: &str, data: impl FnOnce(&mut Vec<u8>)) -> Bytes {
+    ws::text_frame_from_json(|out| {
+        out.extend_from_slice(br#"{"type":"#);
+        // Serializing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, kind);
+        out.extend_from_slice(br#","data":"#);
+        data(out);
+        out.push(b'}');
+    })
 }
 
 fn encode<T: Serialize>(value: &T) -> Bytes {
@@ -200,99 +319,4 @@ pub fn frame_text(frame: &[u8]) -> &str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn map(v: Value) -> Map<String, Value> {
-        v.as_object().cloned().unwrap_or_default()
-    }
-
-    #[test]
-    fn close_reasons_fit_a_control_frame() {
-        for code in CloseCode::ALL {
-            assert!(code.reason().len() <= MAX_CLOSE_REASON_BYTES, "{code:?}");
-            assert_eq!(CloseCode::from_code(code.code()), Some(code));
-        }
-    }
-
-    #[test]
-    fn notification_uses_notification_type() {
-        let f = event_frame(&map(
-            json!({"type":"notification","notification_type":"x","data":{"a":1}}),
-        ));
-        assert_eq!(frame_text(&f.unwrap()), r#"{"type":"x","data":{"a":1}}"#);
-    }
-
-    #[test]
-    fn other_types_are_forwarded_and_data_defaults_to_null() {
-        let f = event_frame(&map(json!({"type":"custom_thing"}))).unwrap();
-        assert_eq!(frame_text(&f), r#"{"type":"custom_thing","data":null}"#);
-        let f = event_frame(&map(json!({"type":"notification","data":1}))).unwrap();
-        assert_eq!(frame_text(&f), r#"{"type":"notification","data":1}"#);
-        assert_eq!(
-            event_frame(&map(json!({"data":1}))),
-            Err(EventError::MissingType)
-        );
-        assert_eq!(
-            event_frame(&map(json!({"type":"notification","notification_type":3}))),
-            Err(EventError::BadNotificationType)
-        );
-    }
-
-    #[test]
-    fn echo_keeps_the_raw_value() {
-        assert_eq!(
-            frame_text(&echo(" [1, 2] ").unwrap()),
-            r#"{"type":"echo","data":[1, 2]}"#
-        );
-        assert_eq!(
-            frame_text(&echo("\"s\"").unwrap()),
-            r#"{"type":"echo","data":"s"}"#
-        );
-        assert!(echo("{nope").is_none());
-        assert!(echo("").is_none());
-    }
-
-    #[test]
-    fn established_frame_shape() {
-        let f = connection_established("alice", &json!(42));
-        assert_eq!(
-            frame_text(&f),
-            r#"{"type":"connection_established","message":"Connected as alice","user_id":42}"#
-        );
-    }
-
-    mod properties {
-        use super::*;
-        use crate::prop_support::json_value;
-        use proptest::prelude::*;
-
-        proptest! {
-        /// Any client text yields an echo of exactly that JSON, or the Invalid JSON error — never a
-        /// panic; an echo always parses back to `{"type":"echo","data":X}`.
-        #[test]
-        fn echo_is_valid_json_or_refused(text in ".{0,200}") {
-            if let Some(frame) = echo(&text) {
-                let v: Value = serde_json::from_str(frame_text(&frame)).expect("echo is JSON");
-                let sent: Value = serde_json::from_str(&text).expect("accepted text was JSON");
-                prop_assert_eq!(v, json!({"type": "echo", "data": sent}));
-            } else {
-                prop_assert!(serde_json::from_str::<Value>(&text).is_err());
-            }
-        }
-
-        /// Any group message becomes a frame or a typed refusal, and a frame is valid JSON.
-        #[test]
-        fn group_events_map_or_refuse(data in json_value(), kind in proptest::option::of(json_value())) {
-            let mut m = Map::new();
-            if let Some(k) = kind { m.insert("type".into(), k); }
-            m.insert("data".into(), data);
-            if let Ok(frame) = event_frame(&m) {
-                let v: Value = serde_json::from_str(frame_text(&frame)).expect("frame is JSON");
-                prop_assert!(v["type"].is_string());
-            }
-        }
-            }
-    }
-}
+mod tests;
