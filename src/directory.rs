@@ -21,6 +21,21 @@ pub struct User {
 pub trait UserDirectory: Send + Sync + 'static {
     /// Looks up the bearer of `claims`.
     fn lookup<'a>(&'a self, claims: &'a Claims) -> BoxFuture<'a, Result<User, AuthError>>;
+
+    /// Which of `ids` (connected users) may no longer connect — deleted or deactivated since they
+    /// did — asked in batches, not one query per user. The default (a directory that trusts
+    /// tokens) refuses no one; `Err` when the directory cannot answer (nobody is closed then).
+    fn refused_among<'a>(
+        &'a self,
+        _ids: &'a [UserId],
+    ) -> BoxFuture<'a, Result<Vec<UserId>, AuthError>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+
+    /// How often connected users should be re-checked; `None`: never (tokens are trusted).
+    fn recheck_every(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// The default directory: every validly signed access token is a user; the username comes from a

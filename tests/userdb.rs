@@ -157,3 +157,41 @@ async fn handshake_uses_the_django_user_table() {
     common::assert_handshake_uses_user_table(schema.config()).await;
     schema.drop_now().await;
 }
+
+#[tokio::test]
+async fn a_deleted_users_idle_connection_is_closed() {
+    let Some(schema) = Schema::create().await else {
+        return;
+    };
+    common::assert_revoked_user_is_closed(schema.config(), || async {
+        let sql = format!("DELETE FROM {}.auth_user WHERE id = 1", schema.name);
+        schema
+            .client
+            .batch_execute(&sql)
+            .await
+            .expect("delete alice");
+    })
+    .await;
+    schema.drop_now().await;
+}
+
+#[tokio::test]
+async fn connected_users_are_rechecked_in_one_batch() {
+    let Some(schema) = Schema::create().await else {
+        return;
+    };
+    let dir = DjangoUserDirectory::new(&schema.config()).expect("directory");
+    let ids = [
+        UserId::Int(1),
+        UserId::Int(2),
+        UserId::Int(3),
+        UserId::Str("abc".into()),
+    ];
+    let refused = dir.refused_among(&ids).await.expect("answers");
+    assert_eq!(
+        refused,
+        ids[1..],
+        "inactive, unknown and a text id nobody has"
+    );
+    schema.drop_now().await;
+}

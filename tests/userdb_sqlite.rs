@@ -238,3 +238,25 @@ async fn sqlite_handshake_uses_the_django_user_table() {
     let db = TempDb::django("auth_user");
     common::assert_handshake_uses_user_table(db.config()).await;
 }
+
+#[tokio::test]
+async fn sqlite_a_deactivated_users_idle_connection_is_closed() {
+    let db = TempDb::django("auth_user");
+    common::assert_revoked_user_is_closed(db.config(), || async {
+        db.execute("UPDATE auth_user SET is_active = 0 WHERE id = 1");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sqlite_connected_users_are_rechecked_in_one_batch() {
+    let db = TempDb::django("auth_user");
+    let dir = DjangoUserDirectory::new(&db.config()).expect("directory");
+    let ids: Vec<UserId> = (1..=600).map(UserId::Int).collect();
+    let refused = dir.refused_among(&ids).await.expect("answers");
+    assert_eq!(
+        refused,
+        ids[1..],
+        "only alice (1) is active; 600 ids span two batches"
+    );
+}

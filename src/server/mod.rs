@@ -8,6 +8,7 @@
 
 mod accept;
 mod handshake;
+mod upkeep;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,10 +39,6 @@ pub const LISTEN_BACKLOG: u32 = 4096;
 
 /// Slack on top of the drain and linger bounds for close frames and task teardown.
 const SHUTDOWN_SLACK: Duration = Duration::from_secs(2);
-
-/// How often history past its age and positions past their idle TTL are dropped (the byte bounds
-/// are kept at every append; this only returns memory sooner).
-const HISTORY_SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// The application's routes over `state`.
 pub(crate) fn router(state: AppState) -> Router {
@@ -95,17 +92,7 @@ pub async fn run_with_admin(
         tracing::info!("shutting down: closing connections with 1001");
         stop.cancel();
     });
-    let sweeper = state.hub().keeps_history().then(|| {
-        let hub = state.hub().clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(HISTORY_SWEEP_EVERY);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                every.tick().await;
-                hub.sweep_history();
-            }
-        })
-    });
+    let upkeep = upkeep::spawn(&state);
     let http = TaskTracker::new();
     let budget = socket_budget();
     tracing::debug!(sockets = budget, "descriptor budget of the main listener");
@@ -136,8 +123,8 @@ pub async fn run_with_admin(
         None => main_loop.await,
     }
     trigger.abort();
-    if let Some(sweeper) = sweeper {
-        sweeper.abort();
+    for task in upkeep {
+        task.abort();
     }
     state.hub().close_all(CloseCode::GoingAway);
     let cfg = state.config();

@@ -37,7 +37,10 @@ struct Row {
     is_active: bool,
 }
 
-/// One database behind the directory: fetches a row by primary key, nothing else.
+/// Ids asked in one re-check query (a bounded statement, however many users are connected).
+const RECHECK_BATCH: usize = 500;
+
+/// One database behind the directory: fetches rows by primary key, nothing else.
 trait UserStore: Send + Sync + 'static {
     /// The row whose `id` is `id`; `Ok(None)` when there is none, `Err` when the database cannot
     /// answer (the message is logged and counted, never sent to the client).
@@ -45,6 +48,12 @@ trait UserStore: Send + Sync + 'static {
         &'a self,
         id: &'a UserId,
     ) -> BoxFuture<'a, std::result::Result<Option<Row>, String>>;
+
+    /// The rows of `ids` that exist (at most [`RECHECK_BATCH`] ids), keyed by the id as text.
+    fn fetch_many<'a>(
+        &'a self,
+        ids: &'a [UserId],
+    ) -> BoxFuture<'a, std::result::Result<HashMap<String, Row>, String>>;
 }
 
 /// Looks users up in Django's user table, with a bounded TTL cache.
@@ -130,13 +139,9 @@ impl DjangoUserDirectory {
         cache.insert(id, (Instant::now(), answer));
     }
 
-    async fn query(&self, id: &UserId) -> std::result::Result<Answer, AuthError> {
-        let row = match tokio::time::timeout(DB_TIMEOUT, self.store.fetch(id)).await {
-            Ok(Ok(row)) => row,
-            Ok(Err(e)) => return Err(AuthError::Directory(e)),
-            Err(_) => return Err(AuthError::Directory("user database timed out".into())),
-        };
-        Ok(match row {
+    /// The answer a row (or its absence) gives for `id`.
+    fn answer(id: &UserId, row: Option<Row>) -> Answer {
+        match row {
             None => Answer::Unknown,
             Some(Row {
                 is_active: false, ..
@@ -145,7 +150,37 @@ impl DjangoUserDirectory {
                 id: id.clone(),
                 username,
             }),
-        })
+        }
+    }
+
+    async fn query(&self, id: &UserId) -> std::result::Result<Answer, AuthError> {
+        let row = match tokio::time::timeout(DB_TIMEOUT, self.store.fetch(id)).await {
+            Ok(Ok(row)) => row,
+            Ok(Err(e)) => return Err(AuthError::Directory(e)),
+            Err(_) => return Err(AuthError::Directory("user database timed out".into())),
+        };
+        Ok(Self::answer(id, row))
+    }
+
+    /// Re-reads `ids` in batches, refreshing the cache with what it finds.
+    async fn recheck(&self, ids: &[UserId]) -> std::result::Result<Vec<UserId>, AuthError> {
+        let mut refused = Vec::new();
+        for batch in ids.chunks(RECHECK_BATCH) {
+            let mut rows =
+                match tokio::time::timeout(DB_TIMEOUT, self.store.fetch_many(batch)).await {
+                    Ok(Ok(rows)) => rows,
+                    Ok(Err(e)) => return Err(AuthError::Directory(e)),
+                    Err(_) => return Err(AuthError::Directory("user database timed out".into())),
+                };
+            for id in batch {
+                let answer = Self::answer(id, rows.remove(&id.to_string()));
+                if !matches!(answer, Answer::Found(_)) {
+                    refused.push(id.clone());
+                }
+                self.remember(id.clone(), answer);
+            }
+        }
+        Ok(refused)
     }
 }
 
@@ -171,6 +206,19 @@ impl UserDirectory for DjangoUserDirectory {
                 Answer::Inactive => Err(AuthError::InactiveUser),
             }
         })
+    }
+
+    fn refused_among<'a>(
+        &'a self,
+        ids: &'a [UserId],
+    ) -> BoxFuture<'a, std::result::Result<Vec<UserId>, AuthError>> {
+        Box::pin(self.recheck(ids))
+    }
+
+    /// Half the cache lifetime: a user deactivated in Django is closed within it, even on an idle
+    /// connection.
+    fn recheck_every(&self) -> Option<Duration> {
+        Some((self.ttl / 2).max(Duration::from_millis(100)))
     }
 }
 

@@ -1,5 +1,6 @@
 //! The PostgreSQL user store: one lazily opened tokio-postgres connection with prepared statements.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -21,6 +22,8 @@ struct Conn {
     client: Client,
     by_int: Statement,
     by_text: Statement,
+    many_int: Statement,
+    many_text: Statement,
 }
 
 impl PgStore {
@@ -65,9 +68,21 @@ impl PgStore {
                 "SELECT username, is_active FROM {t} WHERE id::text = $1"
             ))
             .await;
+        let many_int = client
+            .prepare(&format!(
+                "SELECT id::text, username, is_active FROM {t} WHERE id = ANY($1::int8[])"
+            ))
+            .await;
+        let many_text = client
+            .prepare(&format!(
+                "SELECT id::text, username, is_active FROM {t} WHERE id::text = ANY($1::text[])"
+            ))
+            .await;
         let conn = Arc::new(Conn {
             by_int: by_int.map_err(|e| e.to_string())?,
             by_text: by_text.map_err(|e| e.to_string())?,
+            many_int: many_int.map_err(|e| e.to_string())?,
+            many_text: many_text.map_err(|e| e.to_string())?,
             client,
         });
         *slot = Some(conn.clone());
@@ -90,7 +105,60 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// Integer ids use the primary-key index; other ids compare as text.
+    async fn query_many(
+        &self,
+        ids: &[UserId],
+    ) -> std::result::Result<HashMap<String, Row>, String> {
+        let conn = self.connection().await?;
+        let (ints, texts): (Vec<_>, Vec<_>) =
+            ids.iter().partition(|id| matches!(id, UserId::Int(_)));
+        let ints: Vec<i64> = ints
+            .iter()
+            .filter_map(|id| match id {
+                UserId::Int(n) => Some(*n),
+                UserId::Str(_) => None,
+            })
+            .collect();
+        let texts: Vec<String> = texts.iter().map(|id| id.to_string()).collect();
+        let mut rows = Vec::new();
+        if !ints.is_empty() {
+            rows.extend(
+                conn.client
+                    .query(&conn.many_int, &[&ints])
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        if !texts.is_empty() {
+            rows.extend(
+                conn.client
+                    .query(&conn.many_text, &[&texts])
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        rows.iter()
+            .map(|r| {
+                let row = Row {
+                    username: r.try_get(1).map_err(|e| e.to_string())?,
+                    is_active: r.try_get(2).map_err(|e| e.to_string())?,
+                };
+                Ok((r.try_get::<_, String>(0).map_err(|e| e.to_string())?, row))
+            })
+            .collect()
+    }
+}
+
 impl UserStore for PgStore {
+    fn fetch_many<'a>(
+        &'a self,
+        ids: &'a [UserId],
+    ) -> BoxFuture<'a, std::result::Result<HashMap<String, Row>, String>> {
+        Box::pin(self.query_many(ids))
+    }
+
     fn fetch<'a>(
         &'a self,
         id: &'a UserId,

@@ -1,6 +1,7 @@
 //! The SQLite user store (Django's default database): one read-only rusqlite connection, queried on
 //! Tokio's blocking pool so a slow disk or a writer's lock never stalls the async workers.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,6 +23,8 @@ pub(super) struct SqliteStore {
     path: Arc<PathBuf>,
     /// `SELECT username, is_active FROM <table> WHERE id = ?1`.
     sql: Arc<str>,
+    /// The table, checked by the caller (re-check statements are built per batch size).
+    table: Arc<str>,
     /// The connection. A std mutex: it is only locked inside `spawn_blocking`, never across
     /// `.await`, and it serializes lookups, which a rusqlite `Connection` (not `Sync`) needs anyway.
     conn: Arc<Mutex<Option<Connection>>>,
@@ -41,27 +44,28 @@ impl SqliteStore {
             // `id = ?1` keeps the primary-key index usable; SQLite converts a numeric text id
             // ("42") to an integer against the INTEGER column, so string ids work as in Postgres.
             sql: format!("SELECT username, is_active FROM {table} WHERE id = ?1").into(),
+            table: table.into(),
             conn: Default::default(),
         })
     }
 }
 
-impl UserStore for SqliteStore {
-    fn fetch<'a>(
+impl SqliteStore {
+    /// Runs `f` on the connection (opened on first use) on the blocking pool; an error drops the
+    /// connection, so the next call opens the file again.
+    fn blocking<'a, T: Send + 'static>(
         &'a self,
-        id: &'a UserId,
-    ) -> BoxFuture<'a, std::result::Result<Option<Row>, String>> {
-        let (path, sql, conn, id) = (
-            self.path.clone(),
-            self.sql.clone(),
-            self.conn.clone(),
-            id.clone(),
-        );
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> BoxFuture<'a, std::result::Result<T, String>> {
+        let (path, conn) = (self.path.clone(), self.conn.clone());
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
                 // A panic cannot leave the slot half-written; a poisoned lock is still usable.
                 let mut slot = conn.lock().unwrap_or_else(|p| p.into_inner());
-                let result = query(&mut slot, &path, &sql, &id);
+                let result = match &mut *slot {
+                    Some(conn) => f(conn),
+                    None => open(&path).and_then(|c| f(slot.insert(c))),
+                };
                 if result.is_err() {
                     *slot = None;
                 }
@@ -73,28 +77,56 @@ impl UserStore for SqliteStore {
     }
 }
 
-fn query(
-    slot: &mut Option<Connection>,
-    path: &std::path::Path,
-    sql: &str,
-    id: &UserId,
-) -> rusqlite::Result<Option<Row>> {
-    let conn = match slot {
-        Some(conn) => conn,
-        None => slot.insert(open(path)?),
-    };
-    let mut stmt = conn.prepare_cached(sql)?;
-    let map = |r: &rusqlite::Row<'_>| {
-        Ok(Row {
-            username: r.get(0)?,
-            is_active: r.get(1)?,
+impl UserStore for SqliteStore {
+    fn fetch<'a>(
+        &'a self,
+        id: &'a UserId,
+    ) -> BoxFuture<'a, std::result::Result<Option<Row>, String>> {
+        let (sql, id) = (self.sql.clone(), id.clone());
+        self.blocking(move |conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            match &id {
+                UserId::Int(n) => stmt.query_row([n], row),
+                UserId::Str(s) => stmt.query_row([s], row),
+            }
+            .optional()
         })
-    };
-    match id {
-        UserId::Int(n) => stmt.query_row([n], map),
-        UserId::Str(s) => stmt.query_row([s], map),
     }
-    .optional()
+
+    fn fetch_many<'a>(
+        &'a self,
+        ids: &'a [UserId],
+    ) -> BoxFuture<'a, std::result::Result<HashMap<String, Row>, String>> {
+        // One statement per batch size: `id IN (?1, …, ?n)`, ids bound as text (SQLite compares
+        // a numeric text with the INTEGER column as a number, as for one id).
+        let marks = vec!["?"; ids.len()].join(", ");
+        let sql = format!(
+            "SELECT CAST(id AS TEXT), username, is_active FROM {} WHERE id IN ({marks})",
+            self.table
+        );
+        let ids: Vec<String> = ids.iter().map(UserId::to_string).collect();
+        self.blocking(move |conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(&ids), |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Row {
+                        username: r.get(1)?,
+                        is_active: r.get(2)?,
+                    },
+                ))
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+/// One row of `SELECT username, is_active`.
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok(Row {
+        username: r.get(0)?,
+        is_active: r.get(1)?,
+    })
 }
 
 fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
