@@ -10,7 +10,7 @@ use clap::Parser;
 use jsonwebtoken::Algorithm;
 
 use crate::config::{
-    Config, HistoryConfig, JwtConfig, LayerKind, RedisConfig, SlowPolicy, TokenExpiry,
+    Config, HistoryConfig, JwtConfig, LayerKind, RedisConfig, SlowPolicy, TokenExpiry, TraceConfig,
     UserDbConfig, WireFormat, DEFAULT_CLIENT_MESSAGE_BURST, DEFAULT_CLIENT_MESSAGE_RATE,
     DEFAULT_HANDSHAKE_BURST_PER_IP, DEFAULT_HANDSHAKE_RATE_PER_IP, DEFAULT_HISTORY_MAX_BYTES,
     DEFAULT_HISTORY_SIZE, DEFAULT_HISTORY_STREAM_BYTES, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,
@@ -18,7 +18,8 @@ use crate::config::{
     DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_PENDING_HANDSHAKES,
     DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_MESSAGES, DEFAULT_REDIS_CLUSTER_PARTITIONS,
     DEFAULT_REDIS_CORE_CAPACITY, DEFAULT_REDIS_CORE_INBOXES, DEFAULT_REDIS_PREFIX,
-    DEFAULT_REDIS_URL, DEFAULT_SEND_BUFFER_BYTES, DEFAULT_USER_CACHE_SIZE, DEFAULT_USER_TABLE,
+    DEFAULT_REDIS_URL, DEFAULT_SEND_BUFFER_BYTES, DEFAULT_TRACE_MAX_BYTES, DEFAULT_USER_CACHE_SIZE,
+    DEFAULT_USER_TABLE,
 };
 use crate::error::{Error, Result};
 
@@ -199,6 +200,16 @@ pub struct Cli {
     /// Time after a token's `exp` before its connection is closed.
     #[arg(long, env = "COURIER_TOKEN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub token_grace: Duration,
+    /// Write a publish trace (JSONL: time, group, type, data size; no content) to this file, for
+    /// `loadtest --model replay`.
+    #[arg(long, env = "COURIER_TRACE_PUBLISHES")]
+    pub trace_publishes: Option<std::path::PathBuf>,
+    /// Fraction of users traced (by group, so a traced user keeps all its events).
+    #[arg(long, env = "COURIER_TRACE_SAMPLE", default_value_t = 1.0)]
+    pub trace_sample: f64,
+    /// Size at which the trace file is rotated to `<file>.1`.
+    #[arg(long, env = "COURIER_TRACE_MAX_BYTES", default_value_t = DEFAULT_TRACE_MAX_BYTES)]
+    pub trace_max_bytes: u64,
     /// Log format: `text` for people, `json` (one object per line) for log pipelines.
     #[arg(long, env = "COURIER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -286,6 +297,11 @@ impl Cli {
             },
             token_expiry: self.token_expiry,
             token_grace: self.token_grace,
+            trace: self.trace_publishes.map(|path| TraceConfig {
+                path,
+                sample: self.trace_sample,
+                max_bytes: self.trace_max_bytes,
+            }),
         };
         Ok(config)
     }

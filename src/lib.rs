@@ -31,6 +31,7 @@
 //! - [`notify`]: `notify_user` and the reference's three helpers.
 //! - [`api`]: the HTTP publish API.
 //! - [`metrics`]: Prometheus metrics.
+//! - `trace`: the publish trace (`--trace-publishes`), JSONL of what was published, for replay.
 //! - `fuzzing` (only under `--cfg fuzzing`, which cargo-fuzz sets): thin wrappers through which
 //!   the targets in `fuzz/` reach the internal parsers of untrusted input.
 
@@ -57,6 +58,7 @@ pub(crate) mod rate;
 pub mod server;
 pub mod shutdown;
 pub mod state;
+pub(crate) mod trace;
 pub mod userdb;
 pub(crate) mod ws;
 

@@ -90,6 +90,10 @@ pub struct Metrics {
     pub replayed_events: Counter,
     /// Token refreshes by result: `ok`, or the reason of the 4001 close.
     pub refreshes: Family<Reason, Counter>,
+    /// Lines written to the publish trace.
+    pub trace_lines: Counter,
+    /// Publish-trace lines dropped (queue full, or the file could not be written).
+    pub trace_dropped: Counter,
 }
 
 impl Metrics {
@@ -217,6 +221,16 @@ impl Metrics {
             "courier_token_refreshes",
             "Token refreshes by result",
             m.refreshes.clone(),
+        );
+        r.register(
+            "courier_trace_lines",
+            "Lines written to the publish trace",
+            m.trace_lines.clone(),
+        );
+        r.register(
+            "courier_trace_dropped",
+            "Publish-trace lines dropped",
+            m.trace_dropped.clone(),
         );
         m
     }

@@ -81,6 +81,10 @@ impl Hub {
     /// at all); otherwise their Channels messages go to the layer in one call.
     pub(crate) async fn notify_many(&self, batch: &[Notification<'_>]) -> Result<()> {
         if self.layer().is_local() {
+            for n in batch {
+                // `null` when absent: 4 bytes.
+                self.trace(&n.group, &n.kind, n.data.map_or(4, |d| d.get().len()));
+            }
             self.publish_local(batch.iter().map(|n| (&n.group, n.frame())));
             return Ok(());
         }

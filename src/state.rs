@@ -75,6 +75,9 @@ impl AppState {
             metrics.clone(),
             Some(fitted_history(&config)),
         );
+        if let Some(trace) = &config.trace {
+            hub.attach_trace(Arc::new(crate::trace::Trace::new(trace.clone())));
+        }
         let ip_rate = IpRate::new(config.handshake_rate_per_ip, config.handshake_burst_per_ip);
         Ok(Self(Arc::new(Inner {
             verifier: Verifier::new(&config.jwt)?,

@@ -9,6 +9,7 @@ use clap::ValueEnum;
 use jsonwebtoken::Algorithm;
 
 use crate::error::{Error, Result};
+pub use crate::trace::TraceConfig;
 
 mod delivery;
 mod redis;
@@ -87,6 +88,8 @@ pub const DEFAULT_MAX_FRAGMENTS: usize = 64;
 /// Client messages per second a connection may send on average (pings included; 0: no limit);
 /// faster closes with 4029. A notification client sends almost nothing.
 pub const DEFAULT_CLIENT_MESSAGE_RATE: f64 = 50.0;
+/// Size at which the publish trace is rotated (`<file>.1` keeps the previous one).
+pub const DEFAULT_TRACE_MAX_BYTES: u64 = 100 * 1024 * 1024;
 /// Client messages a connection may send in a burst above the rate.
 pub const DEFAULT_CLIENT_MESSAGE_BURST: usize = 100;
 /// `SO_SNDBUF` asked for on every accepted socket (Linux doubles it for its bookkeeping; 0: the
@@ -251,6 +254,8 @@ pub struct Config {
     pub token_expiry: TokenExpiry,
     /// Time after `exp` before that close.
     pub token_grace: Duration,
+    /// The publish trace (`--trace-publishes`); `None`: off.
+    pub trace: Option<TraceConfig>,
 }
 
 impl Config {
@@ -286,6 +291,7 @@ impl Config {
             history: HistoryConfig::default(),
             token_expiry: TokenExpiry::Enforce,
             token_grace: DEFAULT_TOKEN_GRACE,
+            trace: None,
         }
     }
 
@@ -357,6 +363,11 @@ impl Config {
         let h = &self.history;
         if h.ttl.is_zero() || h.meta_ttl < h.ttl {
             return bad("--history-ttl must be positive and --history-meta-ttl at least as long");
+        }
+        if let Some(t) = &self.trace {
+            if !(t.sample > 0.0 && t.sample <= 1.0) || t.max_bytes < 4096 {
+                return bad("--trace-sample must be in (0, 1] and --trace-max-bytes at least 4096");
+            }
         }
         if let Some(db) = &self.user_db {
             if db.cache_size == 0 {

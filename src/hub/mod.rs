@@ -21,10 +21,11 @@ mod tests;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use bytes::Bytes;
+use serde_json::Value;
 
 use crate::config::{HistoryConfig, SlowPolicy};
 use crate::error::Result;
@@ -33,6 +34,7 @@ use crate::layer::{ChannelLayer, GroupMessage, GroupName};
 use crate::metrics::Metrics;
 use crate::outbox::{ConnId, Outbox, Push};
 use crate::protocol::{self, CloseCode, ResyncReason};
+use crate::trace::{ByteCount, Trace};
 
 use shard::{Group, Shard};
 
@@ -55,6 +57,8 @@ struct Shared {
     history: Option<HistoryConfig>,
     /// The zero of the hub's second clock (history ages and idle times).
     started: Instant,
+    /// The publish trace, when on.
+    trace: OnceLock<Arc<Trace>>,
 }
 
 /// Why a join was refused.
@@ -83,6 +87,7 @@ impl Hub {
             next_id: AtomicU64::new(1),
             history,
             started: Instant::now(),
+            trace: OnceLock::new(),
         }));
         // Weak: the layer must not keep the hub (and every queue) alive.
         let weak = Arc::downgrade(&hub.0);
@@ -94,6 +99,39 @@ impl Hub {
             },
         ));
         hub
+    }
+
+    /// Records what is published from now on in `trace` (set once, by the app state).
+    pub(crate) fn attach_trace(&self, trace: Arc<Trace>) {
+        let _ = self.0.trace.set(trace);
+    }
+
+    /// The publish trace, when on (its writer task is the server's).
+    pub(crate) fn trace_handle(&self) -> Option<Arc<Trace>> {
+        self.0.trace.get().cloned()
+    }
+
+    /// Traces one published event of type `kind` whose data is `bytes` long.
+    pub(crate) fn trace(&self, group: &GroupName, kind: &str, bytes: usize) {
+        if let Some(t) = self.0.trace.get() {
+            t.record(group, kind, bytes, &self.0.metrics);
+        }
+    }
+
+    /// Traces Channels group messages as published.
+    fn trace_messages<'a>(&self, items: impl Iterator<Item = (&'a GroupName, &'a GroupMessage)>) {
+        if self.0.trace.get().is_none() {
+            return;
+        }
+        for (group, message) in items {
+            let Ok(kind) = protocol::event_kind(message) else {
+                continue;
+            };
+            let mut size = ByteCount::default();
+            // Counting into a sink that takes everything cannot fail.
+            let _ = serde_json::to_writer(&mut size, message.get("data").unwrap_or(&Value::Null));
+            self.trace(group, kind, size.0);
+        }
     }
 
     /// The layer this hub publishes through.
@@ -307,6 +345,7 @@ impl Hub {
     /// reaches. At-most-once; sending to an empty group is not an error.
     pub async fn group_send(&self, group: &GroupName, message: &GroupMessage) -> Result<()> {
         self.0.metrics.events_published.inc();
+        self.trace_messages(std::iter::once((group, message)));
         self.0.layer.publish(group, message).await
     }
 
@@ -314,6 +353,7 @@ impl Hub {
     /// layers pipeline the batch (one or two round trips per host instead of per item).
     pub async fn group_send_many(&self, items: &[(GroupName, GroupMessage)]) -> Result<()> {
         self.0.metrics.events_published.inc_by(items.len() as u64);
+        self.trace_messages(items.iter().map(|(g, m)| (g, m)));
         self.0.layer.publish_many(items).await
     }
 

@@ -269,16 +269,23 @@ pub enum EventError {
 /// `type` T (the three named handlers, and — ours — any other) → `{"type":T,"data":D}`. A missing
 /// `data` becomes `null` (ours: the reference raises `KeyError`).
 pub fn event_frame(message: &Map<String, Value>) -> Result<Bytes, EventError> {
+    Ok(frame(
+        event_kind(message)?,
+        message.get("data").unwrap_or(&Value::Null),
+    ))
+}
+
+/// The frame type a group message becomes (see [`event_frame`]).
+pub(crate) fn event_kind(message: &Map<String, Value>) -> Result<&str, EventError> {
     let kind = message
         .get("type")
         .and_then(Value::as_str)
         .ok_or(EventError::MissingType)?;
-    let kind = match (kind, message.get("notification_type")) {
-        ("notification", Some(Value::String(t))) => t.as_str(),
-        ("notification", Some(_)) => return Err(EventError::BadNotificationType),
-        _ => kind,
-    };
-    Ok(frame(kind, message.get("data").unwrap_or(&Value::Null)))
+    match (kind, message.get("notification_type")) {
+        ("notification", Some(Value::String(t))) => Ok(t.as_str()),
+        ("notification", Some(_)) => Err(EventError::BadNotificationType),
+        _ => Ok(kind),
+    }
 }
 
 /// `{"type":kind,"data":data}`, the shape of every notification frame.

@@ -123,9 +123,6 @@ pub async fn run_with_admin(
         None => main_loop.await,
     }
     trigger.abort();
-    for task in upkeep {
-        task.abort();
-    }
     state.hub().close_all(CloseCode::GoingAway);
     let cfg = state.config();
     let bound = cfg.shutdown_timeout + cfg.close_linger + SHUTDOWN_SLACK;
@@ -142,6 +139,7 @@ pub async fn run_with_admin(
             "shutdown bound reached with connections still open"
         );
     }
+    upkeep.stop().await;
     // Tidy broker state (core layer: remove this process's group memberships).
     state.hub().layer().close().await;
     Ok(())

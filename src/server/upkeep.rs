@@ -1,11 +1,12 @@
-//! The server's periodic upkeep, owned by [`run`](super::run): history sweeps, and the re-check of
-//! connected users against the Django user table.
+//! The server's upkeep tasks, owned by [`run`](super::run): history sweeps, the re-check of
+//! connected users against the Django user table, and the publish trace's writer.
 
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::UserId;
 use crate::metrics::Metrics;
@@ -16,8 +17,37 @@ use crate::state::AppState;
 /// are kept at every append; this only returns memory sooner).
 const HISTORY_SWEEP_EVERY: Duration = Duration::from_secs(5);
 
-/// Starts the upkeep tasks `state` needs; the caller aborts them at shutdown.
-pub(super) fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
+/// How long shutdown waits for the trace writer to write what is queued.
+const TRACE_FLUSH_BOUND: Duration = Duration::from_secs(5);
+
+/// The running upkeep tasks.
+pub(super) struct Upkeep {
+    periodic: Vec<JoinHandle<()>>,
+    /// The trace writer and what stops it.
+    trace: Option<(CancellationToken, JoinHandle<()>)>,
+}
+
+impl Upkeep {
+    /// Stops the periodic tasks, then lets the trace writer write what is queued (bounded).
+    pub(super) async fn stop(self) {
+        for task in self.periodic {
+            task.abort();
+        }
+        if let Some((stop, writer)) = self.trace {
+            stop.cancel();
+            let _ = tokio::time::timeout(TRACE_FLUSH_BOUND, writer).await;
+        }
+    }
+}
+
+/// Starts the upkeep tasks `state` needs.
+pub(super) fn spawn(state: &AppState) -> Upkeep {
+    let trace = state.hub().trace_handle().map(|trace| {
+        let stop = CancellationToken::new();
+        let (until, state) = (stop.clone(), state.clone());
+        let writer = tokio::spawn(async move { trace.write(until, state.metrics()).await });
+        (stop, writer)
+    });
     let mut tasks = Vec::new();
     if state.hub().keeps_history() {
         let hub = state.hub().clone();
@@ -30,7 +60,10 @@ pub(super) fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
         let state = state.clone();
         tasks.push(every(period, move || recheck_users(state.clone())));
     }
-    tasks
+    Upkeep {
+        periodic: tasks,
+        trace,
+    }
 }
 
 fn every<F: std::future::Future<Output = ()> + Send>(
