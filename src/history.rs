@@ -23,6 +23,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::config::HistoryConfig;
+use crate::layer::StreamHistory;
 use crate::protocol::{self, ResyncReason};
 
 /// Bytes counted per history entry beyond its frame (the entry and its queue slot).
@@ -89,7 +90,7 @@ impl Recover {
 
 /// A new epoch: this process's random tag and a counter, so no two streams — in this process or
 /// any earlier one — share an epoch.
-fn new_epoch() -> Arc<str> {
+pub(crate) fn new_epoch() -> Arc<str> {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     static TAG: std::sync::LazyLock<String> =
         std::sync::LazyLock::new(|| uuid::Uuid::new_v4().simple().to_string()[..8].to_owned());
@@ -222,6 +223,32 @@ impl Stream {
         frames.reverse();
         Resume::Replay(frames)
     }
+}
+
+/// What a client at `from` is owed from a layer's read of its stream after `from.offset`: the
+/// rules of [`Stream::resume`], over what the layer kept.
+pub(crate) fn resume_from(read: &StreamHistory, from: &Position) -> Resume {
+    let head = &read.head;
+    if *from.epoch != *head.epoch || from.offset > head.offset {
+        return Resume::Resync(ResyncReason::EpochChanged);
+    }
+    let mut want = from.offset + 1;
+    let mut frames = Vec::with_capacity(read.events.len());
+    for (offset, message) in &read.events {
+        let Ok(plain) = protocol::event_frame(message) else {
+            break;
+        };
+        if *offset != want {
+            break;
+        }
+        frames.push(protocol::positioned(&plain, *offset, &head.epoch));
+        want += 1;
+    }
+    if want != head.offset + 1 {
+        // Something between the position and the head was trimmed, aged out or unreadable.
+        return Resume::Resync(ResyncReason::PositionExpired);
+    }
+    Resume::Replay(frames)
 }
 
 #[cfg(test)]

@@ -86,6 +86,11 @@ impl Outbox {
         self.id
     }
 
+    /// The queue's bounds.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // Nothing panics while the lock is held (no user code runs under it); a poisoned lock
         // still holds a consistent queue.

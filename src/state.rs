@@ -147,7 +147,7 @@ impl AppState {
 /// The history bounds, fitted to the outbound queue (said in the log when that lowers them).
 fn fitted_history(config: &Config) -> crate::config::HistoryConfig {
     let asked = &config.history;
-    let fitted = asked.fitted(config.queue_messages, config.queue_bytes);
+    let fitted = config.fitted_history();
     if (fitted.size, fitted.stream_bytes) != (asked.size, asked.stream_bytes) {
         tracing::warn!(
             size = fitted.size,

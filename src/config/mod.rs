@@ -295,6 +295,12 @@ impl Config {
         }
     }
 
+    /// The history bounds, lowered where needed so a full replay fits an empty outbound queue
+    /// ([`HistoryConfig::fitted`]).
+    pub fn fitted_history(&self) -> HistoryConfig {
+        self.history.fitted(self.queue_messages, self.queue_bytes)
+    }
+
     /// Rejects settings that cannot work, with a message naming the flag. (The JWT key is checked
     /// where it is built, by [`AppState`](crate::AppState): parsing it here would build it twice.)
     pub fn validate(&self) -> Result<()> {

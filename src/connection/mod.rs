@@ -100,7 +100,10 @@ pub(crate) async fn run(
         ))
     };
     let max = cfg.max_connections_per_user;
-    if let Err(Refused::Full) = hub.join(&group, conn.out.clone(), max, &recover, welcome) {
+    let joined = hub
+        .join(&group, conn.out.clone(), max, &recover, welcome)
+        .await;
+    if let Err(Refused::Full) = joined {
         metrics.handshake("user_limit");
         return conn.close(CloseCode::TooManyConnections).await;
     }

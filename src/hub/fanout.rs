@@ -1,14 +1,17 @@
 //! Fan-out: a run of frames recorded in its group's stream and queued for every member, in one
 //! critical section; and the slow-consumer policy.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use super::{Hub, SHARDS};
 use crate::config::SlowPolicy;
+use crate::history::Position;
 use crate::layer::GroupName;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, Push};
-use crate::protocol::CloseCode;
+use crate::protocol::{self, CloseCode};
 
 impl Hub {
     /// Publishes pre-encoded event frames, in order, with a layer that [stays in this
@@ -47,7 +50,7 @@ impl Hub {
         let mut guard = self.shard(group.as_str());
         let shard = &mut *guard;
         let mut recorded = 0;
-        let (g, positioned) = match &self.0.history {
+        let (g, positioned) = match self.local_history() {
             Some(cfg) if group.is_user_stream() => {
                 let now = self.now();
                 let g = shard.group_with_stream(group, now, &self.0.metrics);
@@ -60,20 +63,56 @@ impl Hub {
                 None => return 0,
             },
         };
-        let mut delivered = 0;
-        for (members, frames) in [(&g.plain, frames), (&g.positioned, positioned.as_slice())] {
-            for member in members {
-                let (queued, rest) = member.push_all(frames);
-                delivered += queued;
-                if rest == Push::Full {
-                    self.on_full(member, frames.len() - queued);
-                }
+        let delivered =
+            self.push_each(&g.plain, frames) + self.push_each(&g.positioned, &positioned);
+        self.0.metrics.deliveries.inc_by(delivered as u64);
+        if let Some(cfg) = self.local_history() {
+            shard.add_bytes(recorded, &self.0.metrics);
+            shard.enforce_cap(group, cfg.max_bytes / SHARDS, &self.0.metrics);
+        }
+        delivered
+    }
+
+    /// Queues a frame the layer numbered (`at`; `None`: an event published without a position,
+    /// e.g. by Django): as it is to plain members, positioned to `recover=1` members, and into
+    /// the hold of those still reading history. Returns how many deliveries that was.
+    pub(super) fn fan_out_numbered(
+        &self,
+        group: &GroupName,
+        frame: Bytes,
+        at: Option<&Position>,
+    ) -> usize {
+        let mut shard = self.shard(group.as_str());
+        let Some(g) = shard.groups.get_mut(group) else {
+            return 0;
+        };
+        let wanted = !g.positioned.is_empty() || !g.held.is_empty();
+        let numbered = match at {
+            Some(p) if wanted => protocol::positioned(&frame, p.offset, &p.epoch),
+            _ => frame.clone(),
+        };
+        let delivered = self.push_each(&g.plain, std::slice::from_ref(&frame))
+            + self.push_each(&g.positioned, std::slice::from_ref(&numbered));
+        for held in &mut g.held {
+            if !held.hold(at.map(|p| p.offset), numbered.clone()) {
+                Metrics::inc(&self.0.metrics.drops, "hold_full");
+                held.out.close(CloseCode::SlowConsumer);
             }
         }
         self.0.metrics.deliveries.inc_by(delivered as u64);
-        if let Some(cfg) = &self.0.history {
-            shard.add_bytes(recorded, &self.0.metrics);
-            shard.enforce_cap(group, cfg.max_bytes / SHARDS, &self.0.metrics);
+        delivered
+    }
+
+    /// Queues `frames` for each of `members`, applying the slow-consumer policy; returns how many
+    /// deliveries that was.
+    pub(super) fn push_each(&self, members: &[Arc<Outbox>], frames: &[Bytes]) -> usize {
+        let mut delivered = 0;
+        for member in members {
+            let (queued, rest) = member.push_all(frames);
+            delivered += queued;
+            if rest == Push::Full {
+                self.on_full(member, frames.len() - queued);
+            }
         }
         delivered
     }

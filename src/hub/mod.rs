@@ -14,6 +14,7 @@
 //! served as a plain one (README: history on Redis layers is not there yet).
 
 mod fanout;
+mod join;
 mod shard;
 #[cfg(test)]
 mod tests;
@@ -24,16 +25,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use bytes::Bytes;
 use serde_json::Value;
 
 use crate::config::{HistoryConfig, SlowPolicy};
 use crate::error::Result;
-use crate::history::{Position, Recover, Resume};
+use crate::history::Position;
 use crate::layer::{ChannelLayer, GroupMessage, GroupName};
 use crate::metrics::Metrics;
-use crate::outbox::{ConnId, Outbox, Push};
-use crate::protocol::{self, CloseCode, ResyncReason};
+use crate::outbox::{ConnId, Outbox};
+use crate::protocol::{self, CloseCode};
 use crate::trace::{ByteCount, Trace};
 
 use shard::{Group, Shard};
@@ -53,12 +53,22 @@ struct Shared {
     policy: SlowPolicy,
     metrics: Arc<Metrics>,
     next_id: AtomicU64,
-    /// History bounds, when this hub keeps streams.
-    history: Option<HistoryConfig>,
+    /// Who keeps user streams.
+    streams: Streams,
     /// The zero of the hub's second clock (history ages and idle times).
     started: Instant,
     /// The publish trace, when on.
     trace: OnceLock<Arc<Trace>>,
+}
+
+/// Who keeps the user streams' positions and history.
+pub(crate) enum Streams {
+    /// Nobody: frames carry no positions.
+    Off,
+    /// This hub, within these bounds (the layer stays in the process: it sees every publish).
+    Local(HistoryConfig),
+    /// The layer, shared by every process (events arrive with their position).
+    Layer,
 }
 
 /// Why a join was refused.
@@ -77,7 +87,11 @@ impl Hub {
         metrics: Arc<Metrics>,
         history: Option<HistoryConfig>,
     ) -> Self {
-        let history = history.filter(|_| layer.is_local());
+        let streams = match history {
+            Some(bounds) if layer.is_local() => Streams::Local(bounds),
+            Some(_) if layer.keeps_history() => Streams::Layer,
+            _ => Streams::Off,
+        };
         let hub = Self(Arc::new(Shared {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             hasher: RandomState::new(),
@@ -85,16 +99,16 @@ impl Hub {
             policy,
             metrics,
             next_id: AtomicU64::new(1),
-            history,
+            streams,
             started: Instant::now(),
             trace: OnceLock::new(),
         }));
         // Weak: the layer must not keep the hub (and every queue) alive.
         let weak = Arc::downgrade(&hub.0);
         layer.attach(Arc::new(
-            move |group: &GroupName, message: &GroupMessage| {
+            move |group: &GroupName, message: &GroupMessage, at: Option<&Position>| {
                 if let Some(shared) = weak.upgrade() {
-                    Hub(shared).deliver_local(group, message);
+                    Hub(shared).deliver(group, message, at);
                 }
             },
         ));
@@ -141,7 +155,15 @@ impl Hub {
 
     /// Whether this hub keeps positions and history (`recover=1` is served).
     pub fn keeps_history(&self) -> bool {
-        self.0.history.is_some()
+        !matches!(self.0.streams, Streams::Off)
+    }
+
+    /// The bounds of the streams this hub keeps itself (`None`: it keeps none).
+    fn local_history(&self) -> Option<&HistoryConfig> {
+        match &self.0.streams {
+            Streams::Local(bounds) => Some(bounds),
+            _ => None,
+        }
     }
 
     /// A fresh connection id.
@@ -167,99 +189,9 @@ impl Hub {
             .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Adds a connection to a group (the group's first local member subscribes it on the layer).
-    /// Refused (`false`) when the group already has `max_members` local members (0: no limit).
-    pub fn group_add(&self, group: &GroupName, member: Arc<Outbox>, max_members: usize) -> bool {
-        self.join(group, member, max_members, &Recover::No, |_| None)
-            .is_ok()
-    }
-
-    /// Adds a connection to a group, in one critical section with its first frames: `welcome`
-    /// (given the position the connection starts from, on a positioned join), then on a resume the
-    /// replay or the `resync` — so no live event can come before them or be missed between.
-    ///
-    /// The per-user connection limit (`max_members`, 0: none) is checked under the same lock, so
-    /// concurrent handshakes of one user cannot overshoot it. A positioned join on a hub without
-    /// history is served as a plain one.
-    pub fn join(
-        &self,
-        group: &GroupName,
-        member: Arc<Outbox>,
-        max_members: usize,
-        recover: &Recover,
-        welcome: impl FnOnce(Option<&Position>) -> Option<Bytes>,
-    ) -> std::result::Result<(), Refused> {
-        let now = self.now();
-        let mut shard = self.shard(group.as_str());
-        let positioned = recover.positioned() && self.stream_kept(group);
-        if max_members > 0
-            && shard
-                .groups
-                .get(group)
-                .is_some_and(|g| g.len() >= max_members)
-        {
-            return Err(Refused::Full);
-        }
-        let (first, replay) = if positioned {
-            let history = self.0.history.as_ref().expect("checked by stream_kept");
-            let g = shard.group_with_stream(group, now, &self.0.metrics);
-            let stream = g.stream.as_mut().expect("just made");
-            stream.touched = now;
-            let head = stream.head();
-            match recover {
-                Recover::Since(from) => {
-                    let outcome = match stream.resume(from, now, history) {
-                        Resume::Replay(frames) => {
-                            let m = &self.0.metrics;
-                            let result = if frames.is_empty() {
-                                "current"
-                            } else {
-                                "replayed"
-                            };
-                            Metrics::inc(&m.resumes, result);
-                            m.replayed_events.inc_by(frames.len() as u64);
-                            frames
-                        }
-                        Resume::Resync(reason) => self.resync(reason, &head),
-                    };
-                    (welcome(Some(from)), outcome)
-                }
-                Recover::Unusable => (
-                    welcome(Some(&head)),
-                    self.resync(ResyncReason::EpochChanged, &head),
-                ),
-                _ => (welcome(Some(&head)), Vec::new()),
-            }
-        } else {
-            (welcome(None), Vec::new())
-        };
-        for frames in [first.as_slice(), replay.as_slice()] {
-            let (_, rest) = member.push_all(frames);
-            // The configuration keeps a full replay within an empty queue; should it not fit
-            // anyway, the member is slow like any other.
-            if rest == Push::Full {
-                self.on_full(&member, 1);
-            }
-        }
-        let g = shard.groups.entry(group.clone()).or_default();
-        if !g.has_members() {
-            self.0.metrics.groups.inc();
-            self.0.layer.subscribe(group);
-        }
-        g.add(member, positioned);
-        self.0.metrics.group_members.inc();
-        Ok(())
-    }
-
-    /// The `resync` frame a join gets, counted.
-    fn resync(&self, reason: ResyncReason, head: &Position) -> Vec<Bytes> {
-        Metrics::inc(&self.0.metrics.resumes, reason.as_str());
-        vec![protocol::resync(reason, head)]
-    }
-
     /// Whether `group`'s stream is kept here.
     fn stream_kept(&self, group: &GroupName) -> bool {
-        self.0.history.is_some() && group.is_user_stream()
+        self.local_history().is_some() && group.is_user_stream()
     }
 
     /// Removes a connection from a group; the last local member's leaving unsubscribes it. The
@@ -333,7 +265,9 @@ impl Hub {
     /// Drops history past its age and positions idle past their TTL, one shard at a time (a
     /// background task calls this every few seconds; appends enforce the byte bounds themselves).
     pub fn sweep_history(&self) {
-        let Some(cfg) = &self.0.history else { return };
+        let Some(cfg) = self.local_history() else {
+            return;
+        };
         let now = self.now();
         for i in 0..SHARDS {
             let mut shard = self.0.shards[i].lock().unwrap_or_else(|p| p.into_inner());
@@ -361,8 +295,16 @@ impl Hub {
     ///
     /// The frame is encoded once; every recipient gets a clone of the same bytes.
     pub fn deliver_local(&self, group: &GroupName, message: &GroupMessage) -> usize {
+        self.deliver(group, message, None)
+    }
+
+    /// [`deliver_local`](Self::deliver_local) of a message the layer numbered (`at`), if any.
+    fn deliver(&self, group: &GroupName, message: &GroupMessage, at: Option<&Position>) -> usize {
         self.0.metrics.events_received.inc();
         match protocol::event_frame(message) {
+            Ok(frame) if matches!(self.0.streams, Streams::Layer) => {
+                self.fan_out_numbered(group, frame, at)
+            }
             Ok(frame) => self.fan_out(group, std::slice::from_ref(&frame)),
             Err(e) => {
                 tracing::warn!(%group, error = %e, "dropping group message that is not a valid event");

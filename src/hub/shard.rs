@@ -20,13 +20,15 @@ pub(super) struct Group {
     pub(super) plain: Vec<Arc<Outbox>>,
     /// Members that asked for positions (`recover=1`).
     pub(super) positioned: Vec<Arc<Outbox>>,
+    /// Positioned members still reading the layer's history: live events wait here.
+    pub(super) held: Vec<Held>,
     /// The user stream, when this hub keeps history.
     pub(super) stream: Option<Stream>,
 }
 
 impl Group {
     pub(super) fn len(&self) -> usize {
-        self.plain.len() + self.positioned.len()
+        self.plain.len() + self.positioned.len() + self.held.len()
     }
 
     pub(super) fn has_members(&self) -> bool {
@@ -34,7 +36,14 @@ impl Group {
     }
 
     pub(super) fn members(&self) -> impl Iterator<Item = &Arc<Outbox>> {
-        self.plain.iter().chain(&self.positioned)
+        let held = self.held.iter().map(|h| &h.out);
+        self.plain.iter().chain(&self.positioned).chain(held)
+    }
+
+    /// Member `id`'s hold, taken out (it is no longer held); `None` if it left meanwhile.
+    pub(super) fn take_held(&mut self, id: ConnId) -> Option<Held> {
+        let pos = self.held.iter().position(|h| h.out.id() == id)?;
+        Some(self.held.swap_remove(pos))
     }
 
     pub(super) fn add(&mut self, member: Arc<Outbox>, positioned: bool) {
@@ -53,7 +62,7 @@ impl Group {
                 return true;
             }
         }
-        false
+        self.take_held(id).is_some()
     }
 
     /// Appends `frames` to the stream; returns their positioned frames (only when a positioned
@@ -79,6 +88,49 @@ impl Group {
             }
         }
         (positioned, delta)
+    }
+}
+
+/// A positioned member reading the layer's history: the live events that arrived meanwhile, by
+/// offset, bounded like its outbound queue (past it the member is closed 4008: reordering or
+/// dropping would be silent).
+pub(super) struct Held {
+    pub(super) out: Arc<Outbox>,
+    frames: Vec<(Option<u64>, Bytes)>,
+    bytes: usize,
+}
+
+impl Held {
+    pub(super) fn new(out: Arc<Outbox>) -> Self {
+        Self {
+            out,
+            frames: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Keeps a live event (with its offset, if numbered); `false` when the hold is full.
+    pub(super) fn hold(&mut self, offset: Option<u64>, frame: Bytes) -> bool {
+        let limits = self.out.limits();
+        if self.frames.len() >= limits.max_frames || self.bytes + frame.len() > limits.max_bytes {
+            return false;
+        }
+        self.bytes += frame.len();
+        self.frames.push((offset, frame));
+        true
+    }
+
+    /// The held events the history read did not cover: unnumbered ones, and those past `last`.
+    pub(super) fn after(self, last: Option<u64>) -> Vec<Bytes> {
+        let fresh = move |o: Option<u64>| match (o, last) {
+            (Some(o), Some(last)) => o > last,
+            _ => true,
+        };
+        self.frames
+            .into_iter()
+            .filter(|(o, _)| fresh(*o))
+            .map(|(_, f)| f)
+            .collect()
     }
 }
 

@@ -1,8 +1,11 @@
 //! The hub's unit tests: runs and bounds, positions, resume, order, the byte cap.
 
 use super::*;
+use crate::history::Recover;
 use crate::layer::MemoryLayer;
 use crate::outbox::Limits;
+use crate::outbox::Push;
+use bytes::Bytes;
 use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 
@@ -41,7 +44,7 @@ fn join(hub: &Hub, group: &GroupName, recover: Recover) -> Arc<Outbox> {
             &serde_json::json!(at.map(|p| (p.offset, p.epoch.to_string()))),
         ))
     };
-    hub.join(group, out.clone(), 0, &recover, welcome)
+    futures::executor::block_on(hub.join(group, out.clone(), 0, &recover, welcome))
         .expect("joined");
     out
 }
@@ -227,8 +230,7 @@ fn concurrent_publishers_deliver_offsets_in_order() {
     });
     let g = GroupName::new("user_1").unwrap();
     let out = outbox(&hub, 100_000);
-    hub.join(&g, out.clone(), 0, &Recover::Fresh, |_| None)
-        .unwrap();
+    futures::executor::block_on(hub.join(&g, out.clone(), 0, &Recover::Fresh, |_| None)).unwrap();
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| {

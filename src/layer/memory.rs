@@ -45,7 +45,7 @@ impl ChannelLayer for MemoryLayer {
         message: &'a GroupMessage,
     ) -> BoxFuture<'a, Result<()>> {
         if let Some(inbound) = self.inbound.get() {
-            inbound(group, message);
+            inbound(group, message, None);
         }
         Box::pin(std::future::ready(Ok(())))
     }

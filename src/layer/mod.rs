@@ -8,6 +8,10 @@
 //!
 //! # Contract
 //! - At-most-once: a message may be lost (broker down, inbox full) but never delivered twice.
+//! - A layer that keeps history numbers each user-stream event once, in publish order (one
+//!   sequencer per stream), and hands positions to the inbound callback; a resume waits for the
+//!   subscription to be live, then reads the stream, so every event is either read or arrives
+//!   live (both, at worst: the hub removes duplicates by offset).
 //! - `publish` to a group nobody listens to is not an error.
 //! - One slow member never blocks or fails a publish (the hub uses `try_send` per member).
 //! - `subscribe`/`unsubscribe` are called with the hub's lock held, so they must not block; layers
@@ -23,6 +27,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{Config, LayerKind};
 use crate::error::Result;
+use crate::history::Position;
 use crate::metrics::Metrics;
 
 pub use self::redis::{
@@ -33,8 +38,20 @@ pub use memory::MemoryLayer;
 /// A Channels group message: a JSON/msgpack map with at least a string `type`.
 pub type GroupMessage = Map<String, Value>;
 
-/// Where a layer delivers group messages for groups that have local members.
-pub type Inbound = Arc<dyn Fn(&GroupName, &GroupMessage) + Send + Sync>;
+/// Where a layer delivers group messages for groups that have local members, with the event's
+/// stream position when the layer [keeps history](ChannelLayer::keeps_history) and the publisher
+/// wrote one.
+pub type Inbound = Arc<dyn Fn(&GroupName, &GroupMessage, Option<&Position>) + Send + Sync>;
+
+/// A user stream as the layer's history holds it: the head, and the events after a position.
+#[derive(Debug)]
+pub struct StreamHistory {
+    /// The stream head now.
+    pub head: Position,
+    /// `(offset, message)` after the position asked for, oldest first; what the bounds dropped is
+    /// missing (the caller compares offsets).
+    pub events: Vec<(u64, GroupMessage)>,
+}
 
 /// Moves group messages between the processes that have members of a group.
 pub trait ChannelLayer: Send + Sync + 'static {
@@ -54,6 +71,28 @@ pub trait ChannelLayer: Send + Sync + 'static {
     /// hub may then deliver a pre-encoded frame itself instead of building a message to publish.
     fn is_local(&self) -> bool {
         false
+    }
+    /// Whether the layer keeps user-stream positions and history shared by every process (the
+    /// Redis pub/sub layer): then events arrive with their position, and a resume reads
+    /// [`read_stream`](Self::read_stream) after [`subscription_live`](Self::subscription_live).
+    fn keeps_history(&self) -> bool {
+        false
+    }
+    /// The head of `group`'s stream and, with `after`, its events after that offset.
+    fn read_stream<'a>(
+        &'a self,
+        _group: &'a GroupName,
+        _after: Option<u64>,
+    ) -> BoxFuture<'a, Result<StreamHistory>> {
+        Box::pin(std::future::ready(Err(crate::Error::layer(
+            "this layer keeps no history",
+        ))))
+    }
+    /// Resolves once messages published to `group` from now on reach the inbound callback (the
+    /// subscription is confirmed). The resume contract: subscribe → this → read the stream → merge
+    /// what arrived meanwhile by offset.
+    fn subscription_live<'a>(&'a self, _group: &'a GroupName) -> BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
     }
     /// The first local member of `group` joined: start receiving its messages. Must not block.
     fn subscribe(&self, group: &GroupName);
@@ -86,7 +125,10 @@ pub trait ChannelLayer: Send + Sync + 'static {
 pub fn build(config: &Config) -> Result<Arc<dyn ChannelLayer>> {
     Ok(match config.layer {
         LayerKind::Memory => Arc::new(MemoryLayer::new()),
-        LayerKind::RedisPubsub => Arc::new(RedisPubSubLayer::start(&config.redis)?),
+        LayerKind::RedisPubsub => Arc::new(RedisPubSubLayer::start_with_history(
+            &config.redis,
+            Some(&config.fitted_history()),
+        )?),
         LayerKind::RedisCore => Arc::new(RedisCoreLayer::start(&config.redis)?),
         LayerKind::RedisCluster => Arc::new(RedisClusterLayer::start(&config.redis)?),
     })

@@ -79,6 +79,8 @@ pub struct PrivateRedis {
     child: Option<Child>,
     /// Its port.
     pub port: u16,
+    /// Where it keeps `dump.rdb` (`SAVE` writes it, a restart loads it); `None`: nothing kept.
+    dir: Option<std::path::PathBuf>,
 }
 
 impl PrivateRedis {
@@ -88,7 +90,11 @@ impl PrivateRedis {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("free port");
-        let mut redis = Self { child: None, port };
+        let mut redis = Self {
+            child: None,
+            port,
+            dir: None,
+        };
         let started = redis.spawn().await;
         available(
             "redis-server binary",
@@ -98,23 +104,38 @@ impl PrivateRedis {
         .then_some(redis)
     }
 
+    /// One that loads `dump.rdb` from a temporary directory on every (re)start: `SAVE` takes a
+    /// snapshot, and a restart after a kill restores it — older than what was written since.
+    pub async fn start_with_snapshots() -> Option<Self> {
+        let mut redis = Self::start().await?;
+        let dir = std::env::temp_dir().join(format!("courier-redis-{}", redis.port));
+        std::fs::create_dir_all(&dir).expect("snapshot dir");
+        redis.dir = Some(dir);
+        redis.restart().await;
+        Some(redis)
+    }
+
     /// `redis://127.0.0.1:{port}`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
     async fn spawn(&mut self) -> Result<(), String> {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]);
+        if let Some(dir) = &self.dir {
+            cmd.arg("--dir").arg(dir);
+        }
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -147,5 +168,8 @@ impl PrivateRedis {
 impl Drop for PrivateRedis {
     fn drop(&mut self) {
         self.kill();
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }

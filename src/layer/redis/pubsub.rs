@@ -6,6 +6,13 @@
 //! Membership stays in process memory; one subscriber task per host SUBSCRIBEs the groups on that
 //! host while the hub has a local member of them.
 //!
+//! # History
+//! Started [with history](RedisPubSubLayer::start_with_history), courier's own publishes to
+//! `user_*` groups go through the history script (`wire::history`): one sequencer per stream in
+//! Redis, the events kept in a Redis Stream beside the channel, and the position carried to every
+//! subscriber in an envelope — so a client resumes on any courier process. Events Django publishes
+//! with channels_redis carry no position and are delivered as they are.
+//!
 //! # Failures
 //! Each host's task reconnects with backoff on its own. While a host is away the hub keeps serving
 //! its local clients (publishes to that host's groups fail with
@@ -26,11 +33,12 @@ use super::conn::{self, broken, CHUNK};
 use super::health::LayerMetrics;
 use super::reconnect::Reconnect;
 use super::resync::send_resync;
+use super::wire::history::open_envelope;
 use super::wire::send::{Flavor, Sender};
 use super::wishes::Wishes;
-use crate::config::RedisConfig;
+use crate::config::{HistoryConfig, RedisConfig};
 use crate::error::Result;
-use crate::layer::{ChannelLayer, GroupMessage, GroupName, Inbound};
+use crate::layer::{ChannelLayer, GroupMessage, GroupName, Inbound, StreamHistory};
 use crate::metrics::Metrics;
 
 /// How often an idle subscriber pings, so a silently dead connection is noticed.
@@ -60,8 +68,19 @@ impl RedisPubSubLayer {
     /// Starts one subscriber task per host. Does not wait for Redis: an unreachable host is
     /// retried with backoff and logged, so the server still starts and serves local clients.
     pub fn start(config: &RedisConfig) -> Result<Self> {
+        Self::start_with_history(config, None)
+    }
+
+    /// [`start`](Self::start), keeping user-stream history in Redis within `history`'s bounds.
+    pub fn start_with_history(
+        config: &RedisConfig,
+        history: Option<&HistoryConfig>,
+    ) -> Result<Self> {
         let clients = conn::clients(&config.urls)?;
-        let sender = Sender::new(Flavor::PubSub, config)?;
+        let mut sender = Sender::new(Flavor::PubSub, config)?;
+        if let Some(bounds) = history {
+            sender = sender.with_history(bounds);
+        }
         let shared = Arc::new(Shared {
             channel_prefix: sender.names().channel_prefix(),
             sender,
@@ -103,6 +122,22 @@ impl ChannelLayer for RedisPubSubLayer {
         self.shared.metrics.attach(metrics);
     }
 
+    fn keeps_history(&self) -> bool {
+        self.shared.sender.keeps_history()
+    }
+
+    fn read_stream<'a>(
+        &'a self,
+        group: &'a GroupName,
+        after: Option<u64>,
+    ) -> BoxFuture<'a, Result<StreamHistory>> {
+        Box::pin(self.shared.sender.read_stream(group, after))
+    }
+
+    fn subscription_live<'a>(&'a self, group: &'a GroupName) -> BoxFuture<'a, ()> {
+        Box::pin(self.wishes_of(group).live(group))
+    }
+
     fn subscribe(&self, group: &GroupName) {
         self.wishes_of(group).set(group, true);
     }
@@ -137,6 +172,7 @@ async fn run(shared: Arc<Shared>, host: usize, client: redis::Client, stop: Canc
         let mut subscribed = wishes.snapshot();
         let mut live = change(&shared, &mut sink, &subscribed, true).await;
         if live.is_ok() {
+            wishes.mark_live(&subscribed, true);
             if resumed {
                 tracing::info!(
                     host,
@@ -155,6 +191,7 @@ async fn run(shared: Arc<Shared>, host: usize, client: redis::Client, stop: Canc
             )
             .await;
         }
+        wishes.clear_live();
         match live {
             Ok(()) => return,
             Err(e) => link.lost(&e),
@@ -208,9 +245,11 @@ async fn reconcile(
     }
     if !add.is_empty() {
         change(shared, sink, &add, true).await?;
+        wishes.mark_live(&add, true);
         subscribed.extend(add);
     }
     if !remove.is_empty() {
+        wishes.mark_live(&remove, false);
         change(shared, sink, &remove, false).await?;
         subscribed.retain(|g| !remove.contains(g));
     }
@@ -254,10 +293,19 @@ fn deliver(shared: &Shared, msg: &redis::Msg) {
     let Some(group) = GroupName::new(name) else {
         return;
     };
-    match shared.sender.codec().decode(msg.get_payload_bytes()) {
+    let (position, payload) = match open_envelope(msg.get_payload_bytes()) {
+        None => (None, msg.get_payload_bytes()),
+        Some(Ok((position, payload))) => (Some(position), payload),
+        Some(Err(e)) => {
+            shared.metrics.error("decode");
+            tracing::warn!(%group, error = e, "redis-pubsub: dropping a bad envelope");
+            return;
+        }
+    };
+    match shared.sender.codec().decode(payload) {
         Ok(message) => {
             if let Some(inbound) = shared.inbound.get() {
-                inbound(&group, &message);
+                inbound(&group, &message, position.as_ref());
             }
         }
         Err(e) => {

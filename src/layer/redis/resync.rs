@@ -19,6 +19,6 @@ pub(crate) fn send_resync<'a>(
     let Some(inbound) = inbound else { return };
     let message = resync_message();
     for group in groups {
-        inbound(group, &message);
+        inbound(group, &message, None);
     }
 }

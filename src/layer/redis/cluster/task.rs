@@ -237,7 +237,7 @@ fn deliver(shared: &Shared, epoch: u64, k: usize, frame: &[u8]) {
     };
     for (group, body) in shared.table.filter(epoch, k, names.into_iter()) {
         match shared.codec.decode(body) {
-            Ok(message) => inbound(&group, &message),
+            Ok(message) => inbound(&group, &message, None),
             Err(e) => {
                 shared.metrics.error("decode");
                 tracing::warn!(%group, error = %e, "redis-cluster: dropping a message that does not decode");

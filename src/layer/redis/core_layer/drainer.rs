@@ -120,7 +120,7 @@ fn route(shared: &Shared, member: &[u8]) {
     };
     for channel in &channels {
         match channel.as_str().and_then(|c| shared.group_of_channel(c)) {
-            Some(group) => inbound(&group, &message),
+            Some(group) => inbound(&group, &message, None),
             None => tracing::debug!(
                 ?channel,
                 "redis-core: message for a channel that is not ours"

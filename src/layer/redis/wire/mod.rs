@@ -15,6 +15,7 @@
 //!   `receive_single`).
 
 pub(crate) mod codec;
+pub(crate) mod history;
 pub(crate) mod send;
 pub(crate) mod sharded;
 

@@ -12,11 +12,12 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 
 use super::codec::Codec;
+use super::history;
 use super::{Inbox, Names, GROUP_SEND_LUA, RANDOM_PREFIX};
-use crate::config::{LayerKind, RedisConfig};
+use crate::config::{HistoryConfig, LayerKind, RedisConfig};
 use crate::error::{Error, Result};
 use crate::layer::redis::conn;
-use crate::layer::{GroupMessage, GroupName};
+use crate::layer::{GroupMessage, GroupName, StreamHistory};
 
 /// Groups per `listening` round trip.
 const LISTEN_CHUNK: usize = 1000;
@@ -58,6 +59,19 @@ pub(crate) struct Sender {
     group_expiry_secs: u64,
     expiry_secs: u64,
     script: Script,
+    /// User-stream history, written by the layer's own publishes (never set for the tester's
+    /// Django emulation, which writes what channels_redis writes and nothing else).
+    history: Option<HistoryWriter>,
+}
+
+/// The scripts and bounds of user-stream history in Redis ([`history`](super::history)).
+struct HistoryWriter {
+    publish: Script,
+    read: Script,
+    size: usize,
+    ttl_ms: u64,
+    meta_ttl_ms: u64,
+    stream_bytes: usize,
 }
 
 impl Sender {
@@ -83,6 +97,68 @@ impl Sender {
             group_expiry_secs: config.group_expiry.as_secs().max(2),
             expiry_secs: config.expiry.as_secs().max(1),
             script: Script::new(GROUP_SEND_LUA),
+            history: None,
+        })
+    }
+
+    /// This sender, keeping user-stream history within `bounds` on its publishes (pub/sub).
+    pub(crate) fn with_history(mut self, bounds: &HistoryConfig) -> Self {
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.history = Some(HistoryWriter {
+            publish: Script::new(history::PUBLISH_LUA),
+            read: Script::new(history::READ_LUA),
+            size: bounds.size,
+            ttl_ms: ms(bounds.ttl).max(1),
+            meta_ttl_ms: ms(bounds.meta_ttl).max(1),
+            stream_bytes: bounds.stream_bytes,
+        });
+        self
+    }
+
+    /// Whether publishes keep user-stream history.
+    pub(crate) fn keeps_history(&self) -> bool {
+        self.history.is_some()
+    }
+
+    /// `group`'s stream head and, with `after`, its events after that offset (decoded; a payload
+    /// that does not decode is left out, so the gap shows).
+    pub(crate) async fn read_stream(
+        &self,
+        group: &GroupName,
+        after: Option<u64>,
+    ) -> Result<StreamHistory> {
+        let h = self
+            .history
+            .as_ref()
+            .ok_or_else(|| Error::layer("history is off"))?;
+        let mut conn = self.conns[self.names.pubsub_host(group)].clone();
+        let after = after.map_or(-1, |a| i64::try_from(a).unwrap_or(i64::MAX));
+        let reply: redis::Value = h
+            .read
+            .key(self.names.history_meta_key(group))
+            .key(self.names.history_stream_key(group))
+            .arg(after)
+            .arg(&*crate::history::new_epoch())
+            .arg(h.meta_ttl_ms)
+            .arg(h.ttl_ms)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(Error::layer)?;
+        let read = history::parse_read(reply).map_err(Error::layer)?;
+        let events = read
+            .entries
+            .into_iter()
+            .filter_map(|(offset, payload)| match self.codec.decode(&payload) {
+                Ok(message) => Some((offset, message)),
+                Err(e) => {
+                    tracing::warn!(%group, offset, error = %e, "history entry does not decode");
+                    None
+                }
+            })
+            .collect();
+        Ok(StreamHistory {
+            head: read.head,
+            events,
         })
     }
 
@@ -165,14 +241,38 @@ impl Sender {
     }
 
     /// One PUBLISH per message on its channel's host; one pipeline per host, hosts concurrently.
+    /// With history, a user stream's event is published by the history script instead (offset,
+    /// append, trim and `PUBLISH` of its envelope in one step).
     async fn publish_many(&self, items: &[Item<'_>]) -> Result<()> {
         let mut pipes: Vec<Option<redis::Pipeline>> = vec![None; self.conns.len()];
         for (group, message) in items {
             let payload = self.codec.encode(message).map_err(Error::layer)?;
-            pipes[self.names.pubsub_host(group)]
-                .get_or_insert_with(redis::pipe)
-                .publish(self.names.group_channel(group), payload)
-                .ignore();
+            let channel = self.names.group_channel(group);
+            let pipe = pipes[self.names.pubsub_host(group)].get_or_insert_with(|| {
+                let mut pipe = redis::pipe();
+                if let Some(h) = &self.history {
+                    pipe.load_script(&h.publish).ignore();
+                }
+                pipe
+            });
+            match &self.history {
+                Some(h) if group.is_user_stream() => {
+                    let mut call = h.publish.prepare_invoke();
+                    call.key(self.names.history_meta_key(group))
+                        .key(self.names.history_stream_key(group))
+                        .arg(channel)
+                        .arg(payload)
+                        .arg(h.size)
+                        .arg(h.ttl_ms)
+                        .arg(h.meta_ttl_ms)
+                        .arg(h.stream_bytes)
+                        .arg(&*crate::history::new_epoch());
+                    pipe.invoke_script(&call).ignore();
+                }
+                _ => {
+                    pipe.publish(channel, payload).ignore();
+                }
+            }
         }
         self.run_all(pipes).await.map(drop)
     }

@@ -1,0 +1,224 @@
+//! Joining a group: a plain member, or a positioned one (`recover=1`, `since=`) whose welcome,
+//! replay or `resync` come first — from this hub's streams in one critical section, or from the
+//! layer's history with live events held until the read is merged in.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::shard::Held;
+use super::{Hub, Refused, Streams};
+use crate::history::{resume_from, Position, Recover, Resume};
+use crate::layer::GroupName;
+use crate::metrics::Metrics;
+use crate::outbox::{Outbox, Push};
+use crate::protocol::{self, ResyncReason};
+
+/// Bound on waiting for the subscription and reading the layer's history; past it the client
+/// is told `broker_reconnected` and goes on live.
+const READ_BOUND: Duration = Duration::from_secs(5);
+/// Reads retried within that bound.
+const READ_TRIES: usize = 5;
+
+/// What `welcome` builds: the first frame, given the position the connection starts from.
+type Welcome<'a> = Box<dyn FnOnce(Option<&Position>) -> Option<Bytes> + Send + 'a>;
+
+impl Hub {
+    /// Adds a connection to a group (the group's first local member subscribes it on the layer).
+    /// Refused (`false`) when the group already has `max_members` local members (0: no limit).
+    pub fn group_add(&self, group: &GroupName, member: Arc<Outbox>, max_members: usize) -> bool {
+        self.join_now(group, member, max_members, &Recover::No, Box::new(|_| None))
+            .is_ok()
+    }
+
+    /// Adds a connection to a group with its first frames: `welcome` (given the position the
+    /// connection starts from, on a positioned join), then on a resume the replay or the `resync`
+    /// — so no live event can come before them or be missed between.
+    ///
+    /// The per-user connection limit (`max_members`, 0: none) is checked under the group's lock,
+    /// so concurrent handshakes of one user cannot overshoot it. A positioned join where nobody
+    /// keeps history is served as a plain one.
+    pub async fn join(
+        &self,
+        group: &GroupName,
+        member: Arc<Outbox>,
+        max_members: usize,
+        recover: &Recover,
+        welcome: impl FnOnce(Option<&Position>) -> Option<Bytes> + Send,
+    ) -> Result<(), Refused> {
+        let from_layer = matches!(self.0.streams, Streams::Layer) && group.is_user_stream();
+        if recover.positioned() && from_layer {
+            return self
+                .join_from_layer(group, member, max_members, recover, Box::new(welcome))
+                .await;
+        }
+        self.join_now(group, member, max_members, recover, Box::new(welcome))
+    }
+
+    /// A join served from this hub alone, in one critical section.
+    fn join_now(
+        &self,
+        group: &GroupName,
+        member: Arc<Outbox>,
+        max_members: usize,
+        recover: &Recover,
+        welcome: Welcome<'_>,
+    ) -> Result<(), Refused> {
+        let now = self.now();
+        let mut shard = self.shard(group.as_str());
+        if max_members > 0
+            && shard
+                .groups
+                .get(group)
+                .is_some_and(|g| g.len() >= max_members)
+        {
+            return Err(Refused::Full);
+        }
+        let positioned = recover.positioned() && self.stream_kept(group);
+        let frames = match self.local_history().filter(|_| positioned) {
+            Some(bounds) => {
+                let g = shard.group_with_stream(group, now, &self.0.metrics);
+                let stream = g.stream.as_mut().expect("just made");
+                stream.touched = now;
+                let head = stream.head();
+                self.first_frames(recover, &head, welcome, |from| {
+                    stream.resume(from, now, bounds)
+                })
+            }
+            None => welcome(None).into_iter().collect(),
+        };
+        self.push_first(&member, &frames);
+        let g = shard.groups.entry(group.clone()).or_default();
+        if !g.has_members() {
+            self.0.metrics.groups.inc();
+            self.0.layer.subscribe(group);
+        }
+        g.add(member, positioned);
+        self.0.metrics.group_members.inc();
+        Ok(())
+    }
+
+    /// A positioned join over the layer's history: hold the member's live events, wait for the
+    /// subscription, read the stream, then — under the lock again — send the welcome, the replay
+    /// (or `resync`) and the held events the read did not cover, and make the member live.
+    async fn join_from_layer(
+        &self,
+        group: &GroupName,
+        member: Arc<Outbox>,
+        max_members: usize,
+        recover: &Recover,
+        welcome: Welcome<'_>,
+    ) -> Result<(), Refused> {
+        {
+            let mut shard = self.shard(group.as_str());
+            let g = shard.groups.entry(group.clone()).or_default();
+            if max_members > 0 && g.len() >= max_members {
+                return Err(Refused::Full);
+            }
+            if !g.has_members() {
+                self.0.metrics.groups.inc();
+                self.0.layer.subscribe(group);
+            }
+            g.held.push(Held::new(member.clone()));
+            self.0.metrics.group_members.inc();
+        }
+        let layer = self.layer().clone();
+        let after = match recover {
+            Recover::Since(from) => Some(from.offset),
+            _ => None,
+        };
+        let read = tokio::time::timeout(READ_BOUND, async {
+            layer.subscription_live(group).await;
+            // A connection that broke (a Redis restart) fails its first command and reconnects.
+            let mut tries = 0;
+            loop {
+                match layer.read_stream(group, after).await {
+                    Err(e) if tries < READ_TRIES => {
+                        tracing::debug!(%group, error = %e, "stream read failed; retrying");
+                        tries += 1;
+                        tokio::time::sleep(READ_BOUND / 10).await;
+                    }
+                    read => break read,
+                }
+            }
+        })
+        .await;
+        let mut shard = self.shard(group.as_str());
+        let Some(g) = shard.groups.get_mut(group) else {
+            return Ok(()); // it left (closed) meanwhile
+        };
+        let Some(held) = g.take_held(member.id()) else {
+            return Ok(());
+        };
+        let (frames, last) = match read {
+            Ok(Ok(stream)) => {
+                let head = stream.head.clone();
+                let frames =
+                    self.first_frames(recover, &head, welcome, |from| resume_from(&stream, from));
+                (frames, Some(head.offset))
+            }
+            failed => {
+                let error = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "timed out".to_owned(),
+                };
+                tracing::warn!(%group, %error, "cannot read the stream for a resume");
+                Metrics::inc(&self.0.metrics.resumes, "unavailable");
+                let mut frames: Vec<Bytes> = welcome(None).into_iter().collect();
+                frames.push(
+                    protocol::event_frame(&crate::layer::resync_message()).unwrap_or_default(),
+                );
+                (frames, None)
+            }
+        };
+        self.push_first(&member, &frames);
+        self.push_each(std::slice::from_ref(&member), &held.after(last));
+        g.positioned.push(member);
+        Ok(())
+    }
+
+    /// A positioned member's first frames: the welcome, then the replay or one `resync` (counted).
+    fn first_frames(
+        &self,
+        recover: &Recover,
+        head: &Position,
+        welcome: Welcome<'_>,
+        resume: impl FnOnce(&Position) -> Resume,
+    ) -> Vec<Bytes> {
+        let m = &self.0.metrics;
+        let resync = |reason: ResyncReason| {
+            Metrics::inc(&m.resumes, reason.as_str());
+            vec![protocol::resync(reason, head)]
+        };
+        let (at, rest) = match recover {
+            Recover::Since(from) => {
+                let rest = match resume(from) {
+                    Resume::Replay(frames) => {
+                        let result = if frames.is_empty() {
+                            "current"
+                        } else {
+                            "replayed"
+                        };
+                        Metrics::inc(&m.resumes, result);
+                        m.replayed_events.inc_by(frames.len() as u64);
+                        frames
+                    }
+                    Resume::Resync(reason) => resync(reason),
+                };
+                (from, rest)
+            }
+            Recover::Unusable => (head, resync(ResyncReason::EpochChanged)),
+            _ => (head, Vec::new()),
+        };
+        welcome(Some(at)).into_iter().chain(rest).collect()
+    }
+
+    /// Queues a joining member's first frames. The configuration keeps a full replay within an
+    /// empty queue; should it not fit anyway, the member is slow like any other.
+    fn push_first(&self, member: &Outbox, frames: &[Bytes]) {
+        if member.push_all(frames).1 == Push::Full {
+            self.on_full(member, 1);
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Positions and history of user streams in Redis (PROTOCOL.md §7), shared by every courier
+//! process: the keys, the two scripts, and the envelope that carries a position through pub/sub.
+//!
+//! # Keys (on the host of the group's channel)
+//! - `{prefix}:courier:pos:{group}`: a hash — `epoch`, `offset` (the head: one sequencer per
+//!   stream, whoever publishes), `run` (the `run_id` of the Redis that wrote it), `bytes`.
+//! - `{prefix}:courier:hist:{group}`: a Stream; entry id `0-<offset>`, fields `t` (Redis time in
+//!   ms) and `p` (the channels_redis payload, as published).
+//!
+//! # Scripts
+//! [`PUBLISH_LUA`] takes the next offset, appends, trims (count and bytes; age is judged at read
+//! time and bounds the key's TTL) and publishes — one atomic step, so offsets follow publish order
+//! and nothing is numbered that was not published. [`READ_LUA`] returns the head and the entries
+//! after a position. Both change the epoch (and drop the entries) when the stream's `run` is not
+//! this Redis's `run_id`: the server restarted since the stream was written — perhaps from an older
+//! snapshot, which would otherwise reuse offsets under the same epoch — so its history cannot be
+//! vouched for. A missing hash (never written, expired, lost) gets a fresh epoch too.
+//!
+//! # Envelope
+//! What `PUBLISH` carries for a positioned event: `0xC1 'P' <offset> ' ' <epoch> ' ' <payload>`.
+//! 0xC1 is the one byte msgpack never uses, and neither JSON nor a Fernet token starts with it,
+//! so a courier subscriber tells an envelope from a channels_redis payload (what Django's
+//! `group_send` publishes) by its first byte. The payload inside is untouched (Fernet and float
+//! spelling included). A Django consumer subscribed to the same group would not read envelopes:
+//! in a courier deployment courier is the only consumer of `user_*` groups.
+
+use std::sync::Arc;
+
+use crate::history::Position;
+use crate::layer::GroupName;
+
+use super::Names;
+
+/// The first two bytes of an envelope.
+pub(crate) const ENVELOPE: [u8; 2] = [0xC1, b'P'];
+
+/// Appends to a stream and publishes the envelope. KEYS: meta, stream. ARGV: channel, payload,
+/// size, ttl ms, meta ttl ms, stream bytes, epoch candidate. Returns `{offset, epoch}`.
+pub(crate) const PUBLISH_LUA: &str = r"
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+local meta = redis.call('HMGET', KEYS[1], 'epoch', 'run')
+local epoch = meta[1]
+if (not epoch) or meta[2] ~= run then
+  epoch = ARGV[7]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'run', run, 'bytes', 0)
+end
+local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
+local size = tonumber(ARGV[3])
+local max_bytes = tonumber(ARGV[6])
+if size > 0 and #ARGV[2] <= max_bytes then
+  local t = redis.call('TIME')
+  local now_ms = t[1] * 1000 + math.floor(t[2] / 1000)
+  redis.call('XADD', KEYS[2], '0-' .. offset, 't', now_ms, 'p', ARGV[2])
+  local bytes = redis.call('HINCRBY', KEYS[1], 'bytes', #ARGV[2])
+  local len = redis.call('XLEN', KEYS[2])
+  while len > 0 and (len > size or bytes > max_bytes) do
+    local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+    bytes = bytes - #first[2][4]
+    redis.call('XDEL', KEYS[2], first[1])
+    len = len - 1
+  end
+  redis.call('HSET', KEYS[1], 'bytes', bytes)
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+else
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'bytes', 0)
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PUBLISH', ARGV[1], string.char(0xC1) .. 'P' .. offset .. ' ' .. epoch .. ' ' .. ARGV[2])
+return {offset, epoch}
+";
+
+/// Reads a stream's head and what came after a position. KEYS: meta, stream. ARGV: after (-1:
+/// the head only), epoch candidate, meta ttl ms, ttl ms. Returns `{epoch, head, offset1, payload1,
+/// …}` with the entries after `after` that are younger than the ttl, oldest first.
+pub(crate) const READ_LUA: &str = r"
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+local meta = redis.call('HMGET', KEYS[1], 'epoch', 'run', 'offset')
+local epoch = meta[1]
+local head = tonumber(meta[3] or '0')
+if (not epoch) or meta[2] ~= run then
+  epoch = ARGV[2]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'run', run, 'bytes', 0, 'offset', head)
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local out = {epoch, head}
+local after = tonumber(ARGV[1])
+if after >= 0 and after < head then
+  local t = redis.call('TIME')
+  local min_t = t[1] * 1000 + math.floor(t[2] / 1000) - tonumber(ARGV[4])
+  for _, e in ipairs(redis.call('XRANGE', KEYS[2], '0-' .. (after + 1), '+')) do
+    if tonumber(e[2][2]) >= min_t then
+      table.insert(out, tonumber(string.match(e[1], '%-(%d+)$')))
+      table.insert(out, e[2][4])
+    end
+  end
+end
+return out
+";
+
+impl Names {
+    /// The stream's position hash.
+    pub(crate) fn history_meta_key(&self, group: &GroupName) -> String {
+        format!("{}:courier:pos:{group}", self.prefix())
+    }
+
+    /// The stream's events.
+    pub(crate) fn history_stream_key(&self, group: &GroupName) -> String {
+        format!("{}:courier:hist:{group}", self.prefix())
+    }
+}
+
+/// A positioned publish's envelope, split: its position and the channels_redis payload inside.
+/// `None` when `bytes` is not an envelope (a plain channels_redis payload).
+pub(crate) fn open_envelope(bytes: &[u8]) -> Option<Result<(Position, &[u8]), &'static str>> {
+    let rest = bytes.strip_prefix(&ENVELOPE)?;
+    let mut parts = rest.splitn(3, |b| *b == b' ');
+    let (Some(offset), Some(epoch), Some(payload)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Some(Err("truncated envelope"));
+    };
+    let offset = std::str::from_utf8(offset)
+        .ok()
+        .and_then(|o| o.parse::<u64>().ok());
+    let epoch = std::str::from_utf8(epoch).ok().filter(|e| !e.is_empty());
+    Some(match (offset, epoch) {
+        (Some(offset), Some(epoch)) => Ok((
+            Position {
+                offset,
+                epoch: Arc::from(epoch),
+            },
+            payload,
+        )),
+        _ => Err("bad envelope position"),
+    })
+}
+
+/// What a read found: the head, and the entries after the position asked for.
+#[derive(Debug)]
+pub(crate) struct StreamRead {
+    /// The stream head now.
+    pub(crate) head: Position,
+    /// `(offset, payload)` after the position asked for, oldest first, aged-out ones left out.
+    pub(crate) entries: Vec<(u64, Vec<u8>)>,
+}
+
+/// Parses [`READ_LUA`]'s reply.
+pub(crate) fn parse_read(reply: redis::Value) -> Result<StreamRead, &'static str> {
+    let redis::Value::Array(items) = reply else {
+        return Err("history read: not an array");
+    };
+    let mut items = items.into_iter();
+    let text = |v: redis::Value| match v {
+        redis::Value::BulkString(b) => Ok(b),
+        redis::Value::SimpleString(s) => Ok(s.into_bytes()),
+        _ => Err("history read: not a string"),
+    };
+    let int = |v: redis::Value| match v {
+        redis::Value::Int(n) => u64::try_from(n).map_err(|_| "history read: negative offset"),
+        _ => Err("history read: not an integer"),
+    };
+    let epoch = items.next().ok_or("history read: empty").and_then(text)?;
+    let epoch = String::from_utf8(epoch).map_err(|_| "history read: epoch not UTF-8")?;
+    let offset = items.next().ok_or("history read: no head").and_then(int)?;
+    let mut entries = Vec::new();
+    while let Some(o) = items.next() {
+        let p = items.next().ok_or("history read: odd entries")?;
+        entries.push((int(o)?, text(p)?));
+    }
+    Ok(StreamRead {
+        head: Position {
+            offset,
+            epoch: epoch.into(),
+        },
+        entries,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_carry_a_position_and_leave_the_payload_alone() {
+        let payload = [0x82, 0xA4, b't', b'y', b' ', 0x00];
+        let mut env = ENVELOPE.to_vec();
+        env.extend_from_slice(b"42 ab12 ");
+        env.extend_from_slice(&payload);
+        let (pos, inner) = open_envelope(&env).expect("envelope").expect("valid");
+        assert_eq!((pos.offset, &*pos.epoch), (42, "ab12"));
+        assert_eq!(inner, payload);
+        // channels_redis payloads: msgpack maps, JSON, Fernet tokens.
+        for plain in [&[0x82, 0xA4][..], b"{\"type\":1}", b"gAAAAAB"] {
+            assert!(open_envelope(plain).is_none());
+        }
+        for bad in [&b"\xC1P"[..], b"\xC1P12", b"\xC1Px e p", b"\xC1P1  p"] {
+            assert!(matches!(open_envelope(bad), Some(Err(_))), "{bad:?}");
+        }
+    }
+}
