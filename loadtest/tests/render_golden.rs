@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use loadtest::report::{html, junit, markdown, text};
+use loadtest::report::render::{html, junit, markdown, text};
 use loadtest::Report;
 
 fn fixture(name: &str) -> PathBuf {

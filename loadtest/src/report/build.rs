@@ -1,15 +1,22 @@
-//! Building a [`Report`] from a run's raw data, and reading threshold metrics off it.
+//! Building a [`Report`] from a session's raw data, and judging it: thresholds, the baseline
+//! beside it, the `--repeat` figures.
 
 use std::collections::BTreeMap;
 
-use super::*;
-use crate::plan::Plan;
+use super::series;
+use crate::measure::server_metrics::TesterFigures;
+use crate::measure::significance::spread;
+use crate::measure::{encode, TIMELINE_BUCKET};
+use crate::plan::{ArrivalModel, Plan, Threshold};
+use crate::schema::{
+    Comparison, Connections, Deliveries, Events, Latency, Quantiles, Raw, Repeated, RepeatedFigure,
+    Report, Server, SlowClients, Tester, Throughput, Timeline, METRICS, SCHEMA_VERSION,
+};
 use crate::session::RunData;
-use crate::stats::TIMELINE_BUCKET;
 
 fn model_text(plan: &Plan) -> String {
     match plan.arrival {
-        crate::plan::ArrivalModel::Burst {
+        ArrivalModel::Burst {
             bursts,
             per_user,
             interval,
@@ -19,7 +26,7 @@ fn model_text(plan: &Plan) -> String {
                 humantime::format_duration(interval)
             )
         }
-        crate::plan::ArrivalModel::Rate { per_sec, length } => format!(
+        ArrivalModel::Rate { per_sec, length } => format!(
             "rate {per_sec}/s for {}",
             humantime::format_duration(length)
         ),
@@ -219,25 +226,24 @@ impl Report {
             repeat: None,
             server_metrics: None,
             per_process: Vec::new(),
-            raw: Some(crate::segment::Raw {
+            raw: Some(Raw {
                 segment: plan.segment.map(|s| s.to_string()),
                 start_at_ms: d.start_at_ms,
                 first_send_ms: Some(d.publish_start_ns / 1_000_000),
-                latency_us: crate::segment::encode(lat),
-                handshake_us: crate::segment::encode(h),
+                latency_us: encode(lat),
+                handshake_us: encode(h),
             }),
         };
         if let Some((source, before, after)) = &d.costs.server_metrics {
             let slow = report.slow_clients.as_ref();
-            let t = crate::server_metrics::TesterFigures {
+            let t = TesterFigures {
                 events: report.events.published,
                 received: report.deliveries.received + slow.map_or(0, |s| s.received),
                 lost: report.deliveries.lost + slow.map_or(0, |s| s.lost),
                 closes: report.connections.closed_by_code.clone(),
             };
-            report.server_metrics = Some(crate::server_metrics::ServerMetrics::new(
-                source, before, after, &t,
-            ));
+            report.server_metrics =
+                Some(crate::schema::ServerMetrics::new(source, before, after, &t));
         }
         report.evaluate(plan);
         report
@@ -248,86 +254,39 @@ impl Report {
     pub fn evaluate(&mut self, plan: &Plan) {
         let base = plan.baseline.as_deref();
         self.judge(&plan.thresholds, base.map(|b| &b.report));
-        self.baseline = base.map(|b| crate::baseline::Comparison::new(&b.source, &b.report, self));
+        self.baseline = base.map(|b| Comparison::new(&b.source, &b.report, self));
     }
 
     /// Evaluates `thresholds` (relative ones against `baseline`) and sets the verdict (a partial
     /// run never passes).
-    pub fn judge(&mut self, thresholds: &[crate::threshold::Threshold], baseline: Option<&Report>) {
+    pub fn judge(&mut self, thresholds: &[Threshold], baseline: Option<&Report>) {
         self.thresholds = thresholds
             .iter()
             .map(|t| t.check(self.metric(t.metric), baseline))
             .collect();
         self.passed = self.partial.is_none() && self.thresholds.iter().all(|t| t.passed);
     }
+}
 
-    /// The value of a threshold metric (see [`crate::threshold::METRICS`]): the median over the
-    /// runs of a `--repeat` report, else this run's.
-    pub fn metric(&self, name: &str) -> Option<f64> {
-        match &self.repeat {
-            Some(r) => r.figure(name).map(|f| f.spread.median),
-            None => self.measured(name),
+impl Repeated {
+    /// Collects every metric that all `reports` measured.
+    pub fn from_reports(reports: &[Report]) -> Self {
+        let figures = METRICS
+            .iter()
+            .filter_map(|(name, _, _)| {
+                let values: Option<Vec<f64>> = reports.iter().map(|r| r.measured(name)).collect();
+                let values = values?;
+                let spread = spread(&values)?;
+                Some(RepeatedFigure {
+                    metric: (*name).into(),
+                    values,
+                    spread,
+                })
+            })
+            .collect();
+        Self {
+            runs: reports.len(),
+            figures,
         }
-    }
-
-    /// The value of a threshold metric in this one run.
-    pub fn measured(&self, name: &str) -> Option<f64> {
-        let l = &self.latency_us;
-        let ms = |us: u64| us as f64 / 1000.0;
-        let slow = self.slow_clients.as_ref();
-        Some(match name {
-            "p50_ms" => ms(l.p50),
-            "p90_ms" => ms(l.p90),
-            "p99_ms" => ms(l.p99),
-            "p999_ms" => ms(l.p999),
-            "max_ms" => ms(l.max),
-            "p50_us" => l.p50 as f64,
-            "p99_us" => l.p99 as f64,
-            "handshake_p99_ms" => self.connections.handshake_ms.p99,
-            "expected" => self.deliveries.expected as f64,
-            "received" => self.deliveries.received as f64,
-            "lost" => self.deliveries.lost as f64,
-            "duplicated" => self.deliveries.duplicated as f64,
-            "reordered" => self.deliveries.reordered as f64,
-            "resyncs" => self.deliveries.resyncs as f64,
-            "slow_lost" => slow.map_or(0, |s| s.lost) as f64,
-            "slow_closed" => slow.map_or(0, |s| s.closed_by_code.values().sum()) as f64,
-            "established" => self.connections.established as f64,
-            "failed" => self.connections.failed as f64,
-            "closed" => {
-                let all: u64 = self.connections.closed_by_code.values().sum();
-                let slow_closed: u64 = slow.map_or(0, |s| s.closed_by_code.values().sum());
-                let at_connect: u64 = self
-                    .connections
-                    .errors
-                    .iter()
-                    .filter(|(k, _)| k.starts_with("closed "))
-                    .map(|(_, v)| v)
-                    .sum();
-                all.saturating_sub(slow_closed + at_connect) as f64
-            }
-            "publish_errors" => self.events.errors.values().sum::<u64>() as f64,
-            "handshakes_per_sec" => self.handshakes_per_sec,
-            "deliveries_per_sec" => self.throughput.deliveries_per_sec,
-            "peak_deliveries_per_sec" => self.throughput.peak_deliveries_per_sec,
-            "events_per_sec" => self.throughput.events_per_sec,
-            "tester_cpu_percent" => self.tester.cpu_percent,
-            "server_rss_mb" => self.server.rss_bytes? as f64 / (1024.0 * 1024.0),
-            "rss_per_connection_bytes" => self.server.rss_per_connection_bytes?,
-            "server_cpu_percent" => self.server.cpu_percent?,
-            "server_metrics_mismatches" => {
-                let m = self.server_metrics.as_ref()?;
-                m.checks.iter().filter(|c| !c.agrees).count() as f64
-            }
-            "server_ns_per_delivery" => {
-                let received = self.deliveries.received + slow.map_or(0, |s| s.received);
-                let cpu = self
-                    .server
-                    .delivery_cpu_seconds
-                    .or(self.server.cpu_seconds)?;
-                (received > 0).then(|| cpu * 1e9 / received as f64)?
-            }
-            _ => return None,
-        })
     }
 }

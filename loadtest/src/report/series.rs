@@ -1,59 +1,15 @@
-//! The report's over-time series and distributions, for charts: latency percentiles per interval,
-//! the handshake latency distribution, and the per-burst table.
+//! The report's over-time series and distributions, built from a session's data: latency
+//! percentiles per interval, the handshake latency distribution, and the per-burst table.
 
-use serde::{Deserialize, Serialize};
-
+use crate::measure::TIMELINE_BUCKET;
 use crate::plan::{ArrivalModel, Plan};
+use crate::schema::{Bin, BurstRow, LatencyOverTime};
 use crate::session::RunData;
-use crate::stats::TIMELINE_BUCKET;
 
 /// Most points in an over-time series: intervals are merged to stay under it.
 const MAX_POINTS: usize = 120;
 /// Bins of the handshake latency distribution.
 const HANDSHAKE_BINS: usize = 24;
-
-/// Latency percentiles per interval, by receive time.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct LatencyOverTime {
-    /// Interval width, ms (a multiple of 100 ms, so a long run stays under 120 points).
-    pub interval_ms: u64,
-    /// Start of the first interval, s since the run started.
-    pub start_secs: f64,
-    /// Deliveries received in each interval.
-    pub deliveries: Vec<u64>,
-    /// Median, ms (`null`: nothing received in that interval).
-    pub p50_ms: Vec<Option<f64>>,
-    /// 90th percentile, ms.
-    pub p90_ms: Vec<Option<f64>>,
-    /// 99th percentile, ms.
-    pub p99_ms: Vec<Option<f64>>,
-}
-
-/// One bin of a distribution.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Bin {
-    /// Upper edge, ms.
-    pub le_ms: f64,
-    /// Values in (previous edge, this edge].
-    pub count: u64,
-}
-
-/// One burst of the burst model.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct BurstRow {
-    /// Burst number, from 1.
-    pub burst: u64,
-    /// Scheduled start, s since the run started.
-    pub start_secs: f64,
-    /// Deliveries of this burst's events (healthy clients).
-    pub deliveries: u64,
-    /// Median latency, ms.
-    pub p50_ms: Option<f64>,
-    /// 99th percentile, ms.
-    pub p99_ms: Option<f64>,
-    /// Highest latency bin, ms.
-    pub max_ms: Option<f64>,
-}
 
 fn ms(us: Option<f64>) -> Option<f64> {
     us.map(|u| (u / 1000.0 * 1000.0).round() / 1000.0)

@@ -1,0 +1,16 @@
+//! Measuring: the run clock, per-worker stats and their histograms, sequence accounting, CPU and
+//! RSS from `/proc`, the resource sampler, scrapes of the server's metrics, and the statistics
+//! that judge repeated runs.
+
+mod histogram;
+mod latency_times;
+pub(crate) mod sampler;
+mod seq;
+pub(crate) mod server_metrics;
+pub(crate) mod significance;
+mod stats;
+pub(crate) mod sysinfo;
+
+pub use histogram::{decode, encode};
+pub(crate) use seq::{Arrival, SeqTracker};
+pub(crate) use stats::{new_histogram, Clock, ConnResult, Live, WorkerStats, TIMELINE_BUCKET};

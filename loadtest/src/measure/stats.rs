@@ -1,0 +1,167 @@
+//! Samples and stats: per-worker histograms and counters (merged with `add()` at the end, never a
+//! shared aggregator), the run clock, and the live counters the progress bar reads.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+
+/// Highest latency recorded exactly, µs (longer values are clamped): one hour.
+const MAX_TRACKED_US: u64 = 3_600_000_000;
+/// Width of one bucket of the deliveries-over-time series.
+pub const TIMELINE_BUCKET: Duration = Duration::from_millis(100);
+
+/// A latency histogram in µs, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_TRACKED_US, 3)
+        .unwrap_or_else(|_| Histogram::new(3).expect("3 significant digits is valid"))
+}
+
+/// Counters the progress bar reads; workers add to them in batches, not per frame.
+#[derive(Debug, Default)]
+pub struct Live {
+    /// Connections established.
+    pub connected: AtomicU64,
+    /// Connections failed.
+    pub failed: AtomicU64,
+    /// Deliveries received.
+    pub received: AtomicU64,
+    /// Events published.
+    pub published: AtomicU64,
+}
+
+/// The run's clock: unix nanoseconds from one anchor plus a monotonic offset, so the intended send
+/// time stamped by a publisher and the receive time read by a client are on the same scale.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    anchor: Instant,
+    anchor_unix_ns: u64,
+}
+
+impl Clock {
+    /// A clock anchored now.
+    pub fn new() -> Self {
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        Self {
+            anchor: Instant::now(),
+            anchor_unix_ns: unix,
+        }
+    }
+
+    /// Unix ns now.
+    pub fn now_ns(&self) -> u64 {
+        self.anchor_unix_ns + self.anchor.elapsed().as_nanos() as u64
+    }
+
+    /// Unix ns at `at`.
+    pub fn at_ns(&self, at: Instant) -> u64 {
+        self.anchor_unix_ns + at.saturating_duration_since(self.anchor).as_nanos() as u64
+    }
+
+    /// Unix ns of the anchor.
+    pub fn start_ns(&self) -> u64 {
+        self.anchor_unix_ns
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What one connection saw, kept for the final accounting against what was published.
+#[derive(Debug, Clone)]
+pub struct ConnResult {
+    /// User index.
+    pub user: usize,
+    /// Whether it was a slow reader.
+    pub slow: bool,
+    /// Its sequence tracker.
+    pub seq: super::seq::SeqTracker,
+    /// Close code the server sent, if it closed the connection.
+    pub closed: Option<u16>,
+}
+
+/// One worker's samples.
+#[derive(Debug, Clone)]
+pub struct WorkerStats {
+    /// Delivery latency, µs (healthy clients only: slow ones are late by design).
+    pub latency_us: Histogram<u64>,
+    /// Per-connection outcomes.
+    pub conns: Vec<ConnResult>,
+    /// Connection errors after establishment, by message.
+    pub errors: BTreeMap<String, u64>,
+    /// Frames that were not events of this run.
+    pub foreign: u64,
+    /// `resync` frames: the server telling a client that it may have missed messages (a broker
+    /// reconnect). Counted apart from `foreign`.
+    pub resyncs: u64,
+    /// First and last receive, unix ns.
+    pub first_rx_ns: u64,
+    /// Last receive, unix ns.
+    pub last_rx_ns: u64,
+    /// Deliveries per [`TIMELINE_BUCKET`] since the clock's anchor.
+    pub timeline: Vec<u64>,
+    /// Latency per interval, by receive and by intended send time (charts, per-burst table).
+    pub latency_times: super::latency_times::LatencyTimes,
+}
+
+impl WorkerStats {
+    /// Empty stats with room for a `run_len` timeline.
+    pub fn new(run_len: Duration) -> Self {
+        let buckets = (run_len.as_millis() / TIMELINE_BUCKET.as_millis()) as usize + 2;
+        Self {
+            latency_us: new_histogram(),
+            conns: Vec::new(),
+            errors: BTreeMap::new(),
+            foreign: 0,
+            resyncs: 0,
+            first_rx_ns: u64::MAX,
+            last_rx_ns: 0,
+            timeline: vec![0; buckets],
+            latency_times: Default::default(),
+        }
+    }
+
+    /// Records one delivery received at `now_ns` that was meant to be sent at `ts_ns`.
+    #[inline]
+    pub fn delivery(&mut self, clock: &Clock, now_ns: u64, ts_ns: u64) {
+        let us = now_ns.saturating_sub(ts_ns) / 1000;
+        self.latency_us.saturating_record(us.max(1));
+        self.latency_times.record(clock, now_ns, ts_ns, us);
+        self.first_rx_ns = self.first_rx_ns.min(now_ns);
+        self.last_rx_ns = self.last_rx_ns.max(now_ns);
+        let bucket =
+            (now_ns.saturating_sub(clock.start_ns()) / TIMELINE_BUCKET.as_nanos() as u64) as usize;
+        if let Some(b) = self.timeline.get_mut(bucket) {
+            *b += 1;
+        } else if let Some(b) = self.timeline.last_mut() {
+            *b += 1;
+        }
+    }
+
+    /// Adds another worker's samples into this one.
+    pub fn merge(&mut self, other: WorkerStats) {
+        let _ = self.latency_us.add(&other.latency_us);
+        self.latency_times.merge(&other.latency_times);
+        self.conns.extend(other.conns);
+        for (k, v) in other.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+        self.foreign += other.foreign;
+        self.resyncs += other.resyncs;
+        self.first_rx_ns = self.first_rx_ns.min(other.first_rx_ns);
+        self.last_rx_ns = self.last_rx_ns.max(other.last_rx_ns);
+        if self.timeline.len() < other.timeline.len() {
+            self.timeline.resize(other.timeline.len(), 0);
+        }
+        for (a, b) in self.timeline.iter_mut().zip(other.timeline) {
+            *a += b;
+        }
+    }
+}
