@@ -41,6 +41,8 @@
 pub mod cli;
 pub mod error;
 pub mod jobs;
+#[cfg(test)]
+mod layering;
 pub mod measure;
 mod net;
 pub mod plan;

@@ -5,7 +5,7 @@
 //! per interval that saw a delivery, and give percentiles within ±5 %, plenty for a chart. The
 //! exact whole-run percentiles still come from the HdrHistogram in [`super::stats`].
 
-use super::stats::{Clock, TIMELINE_BUCKET};
+use super::clock::{Clock, TIMELINE_BUCKET};
 
 /// Bin growth factor: bin `i` holds latencies in [1.1^i, 1.1^(i+1)) µs.
 const GROWTH: f64 = 1.1;

@@ -2,6 +2,7 @@
 //! RSS from `/proc`, the resource sampler, scrapes of the server's metrics, and the statistics
 //! that judge repeated runs.
 
+mod clock;
 mod histogram;
 mod latency_times;
 pub(crate) mod sampler;
@@ -11,6 +12,7 @@ pub(crate) mod significance;
 mod stats;
 pub(crate) mod sysinfo;
 
+pub(crate) use clock::{Clock, TIMELINE_BUCKET};
 pub use histogram::{decode, encode};
 pub(crate) use seq::{Arrival, SeqTracker};
-pub(crate) use stats::{new_histogram, Clock, ConnResult, Live, WorkerStats, TIMELINE_BUCKET};
+pub(crate) use stats::{new_histogram, ConnResult, Live, WorkerStats};

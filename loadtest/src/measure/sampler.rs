@@ -9,7 +9,8 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::stats::{Clock, Live};
+use super::clock::Clock;
+use super::stats::Live;
 use super::sysinfo;
 use crate::plan::Endpoint;
 use crate::schema::Sample;

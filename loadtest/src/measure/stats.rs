@@ -1,16 +1,16 @@
 //! Samples and stats: per-worker histograms and counters (merged with `add()` at the end, never a
-//! shared aggregator), the run clock, and the live counters the progress bar reads.
+//! shared aggregator), and the live counters the progress bar reads.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use super::clock::{Clock, TIMELINE_BUCKET};
 
 use hdrhistogram::Histogram;
 
 /// Highest latency recorded exactly, µs (longer values are clamped): one hour.
 const MAX_TRACKED_US: u64 = 3_600_000_000;
-/// Width of one bucket of the deliveries-over-time series.
-pub const TIMELINE_BUCKET: Duration = Duration::from_millis(100);
 
 /// A latency histogram in µs, 3 significant digits.
 pub fn new_histogram() -> Histogram<u64> {
@@ -29,49 +29,6 @@ pub struct Live {
     pub received: AtomicU64,
     /// Events published.
     pub published: AtomicU64,
-}
-
-/// The run's clock: unix nanoseconds from one anchor plus a monotonic offset, so the intended send
-/// time stamped by a publisher and the receive time read by a client are on the same scale.
-#[derive(Debug, Clone, Copy)]
-pub struct Clock {
-    anchor: Instant,
-    anchor_unix_ns: u64,
-}
-
-impl Clock {
-    /// A clock anchored now.
-    pub fn new() -> Self {
-        let unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        Self {
-            anchor: Instant::now(),
-            anchor_unix_ns: unix,
-        }
-    }
-
-    /// Unix ns now.
-    pub fn now_ns(&self) -> u64 {
-        self.anchor_unix_ns + self.anchor.elapsed().as_nanos() as u64
-    }
-
-    /// Unix ns at `at`.
-    pub fn at_ns(&self, at: Instant) -> u64 {
-        self.anchor_unix_ns + at.saturating_duration_since(self.anchor).as_nanos() as u64
-    }
-
-    /// Unix ns of the anchor.
-    pub fn start_ns(&self) -> u64 {
-        self.anchor_unix_ns
-    }
-}
-
-impl Default for Clock {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 /// What one connection saw, kept for the final accounting against what was published.

@@ -10,8 +10,6 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 use crate::measure::sysinfo::SERVER_THREAD;
 
-/// Accept backlog of the embedded listener (the kernel caps it at `net.core.somaxconn`).
-const LISTEN_BACKLOG: u32 = 4096;
 /// Runtime worker threads for the embedded server (the machine class has 2 cores).
 const SERVER_THREADS: usize = 2;
 
@@ -105,15 +103,15 @@ impl EmbeddedServer {
     }
 }
 
-/// The server's state and a listener with a deep accept backlog: std's 128 overflows in a connect
-/// storm, and every dropped SYN costs the client a 1 s retransmit that would show up as handshake
-/// latency.
+/// The server's state and a listener bound as courier binds its own (`courier::server::bind`: a
+/// deep accept backlog, since std's 128 overflows in a connect storm and every dropped SYN costs
+/// the client a 1 s retransmit that would show up as handshake latency).
 fn listen(config: Config) -> Result<(AppState, tokio::net::TcpListener)> {
     let state = AppState::new(config).map_err(|e| Error::Setup(format!("embedded server: {e}")))?;
-    let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.set_reuseaddr(true)?;
-    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
-    Ok((state, socket.listen(LISTEN_BACKLOG)?))
+    let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    let listener = courier::server::bind(addr, false)
+        .map_err(|e| Error::Setup(format!("embedded server: binding {addr}: {e}")))?;
+    Ok((state, listener))
 }
 
 impl Drop for EmbeddedServer {
