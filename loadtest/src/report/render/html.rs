@@ -6,7 +6,8 @@
 use std::fmt::Write;
 
 use super::chart::{bar_chart, line_chart, Series, XAxis, COLORS};
-use super::{change, escape, num, process_cells, PROCESS_COLUMNS};
+use super::table::Table;
+use super::{escape, sections};
 use crate::schema::{LatencyOverTime, Report, Sample};
 
 /// Position on a "nines" axis: 90, 99, 99.9 … evenly spaced.
@@ -68,20 +69,10 @@ fn summary_rows(r: &Report) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn table(s: &mut String, head: &[&str], rows: impl Iterator<Item = Vec<String>>) {
-    s.push_str("<table><tr>");
-    for h in head {
-        let _ = write!(s, "<th>{}</th>", escape(h));
-    }
-    s.push_str("</tr>\n");
-    for row in rows {
-        s.push_str("<tr>");
-        for c in row {
-            let _ = write!(s, "<td>{}</td>", escape(&c));
-        }
-        s.push_str("</tr>\n");
-    }
-    s.push_str("</table>\n");
+/// A table under its heading.
+fn section(s: &mut String, table: &Table) {
+    let _ = writeln!(s, "<h2>{}</h2>", escape(&table.title));
+    s.push_str(&table.html());
 }
 
 fn latency_over_time<'a>(r: &'a Report, base: Option<&'a Report>) -> Vec<Series<'a>> {
@@ -187,19 +178,7 @@ pub fn render(r: &Report, base: Option<&Report>) -> String {
         let _ = writeln!(s, "<p class=\"FAIL\">PARTIAL: {}</p>", escape(p));
     }
     if !r.thresholds.is_empty() {
-        s.push_str("<h2>Thresholds</h2>\n");
-        table(
-            &mut s,
-            &["", "threshold", "actual", "bound"],
-            r.thresholds.iter().map(|t| {
-                vec![
-                    if t.passed { "PASS" } else { "FAIL" }.into(),
-                    t.expr.clone(),
-                    num(t.actual),
-                    num(t.bound),
-                ]
-            }),
-        );
+        section(&mut s, &sections::thresholds(&r.thresholds));
     }
     if let Some(b) = &r.baseline {
         let _ = writeln!(
@@ -208,74 +187,20 @@ pub fn render(r: &Report, base: Option<&Report>) -> String {
             escape(&b.source),
             escape(&b.scenario)
         );
-        table(
-            &mut s,
-            &["metric", "baseline", "this run", "change"],
-            b.figures
-                .iter()
-                .map(|f| vec![f.metric.clone(), num(f.baseline), num(f.current), change(f)]),
-        );
+        s.push_str(&sections::baseline(b, "this run").html());
     }
     if let Some(rep) = &r.repeat {
-        let _ = writeln!(s, "<h2>Over {} runs</h2>", rep.runs);
-        table(
-            &mut s,
-            &["metric", "median", "min", "max"],
-            rep.figures.iter().map(|f| {
-                let n = |v| num(Some(v));
-                vec![
-                    f.metric.clone(),
-                    n(f.spread.median),
-                    n(f.spread.min),
-                    n(f.spread.max),
-                ]
-            }),
-        );
+        section(&mut s, &sections::repeat(rep));
     }
     if !r.per_process.is_empty() {
-        s.push_str("<h2>Per process</h2>\n");
-        table(
-            &mut s,
-            &PROCESS_COLUMNS,
-            r.per_process.iter().map(|p| process_cells(p).to_vec()),
-        );
+        section(&mut s, &sections::per_process(&r.per_process));
     }
     if let Some(m) = &r.server_metrics {
         let _ = writeln!(s, "<h2>Server metrics ({})</h2>", escape(&m.source));
-        table(
-            &mut s,
-            &["", "figure", "tester", "server", "note"],
-            m.checks.iter().map(|c| {
-                vec![
-                    if c.agrees { "ok" } else { "DIFF" }.into(),
-                    c.what.clone(),
-                    num(Some(c.tester)),
-                    num(Some(c.server)),
-                    c.note.clone(),
-                ]
-            }),
-        );
+        s.push_str(&sections::server_metrics(m).html());
     }
     if let Some(fm) = &r.find_max {
-        s.push_str("<h2>Capacity search</h2>\n");
-        let _ = writeln!(s, "<p>{}</p>", escape(&fm.ended_by));
-        table(
-            &mut s,
-            &["connections", "rate", "p99 ms", "deliveries/s", "verdict"],
-            fm.steps.iter().map(|st| {
-                vec![
-                    st.parameters.connections.to_string(),
-                    num(st.parameters.rate),
-                    num(st.figures.get("p99_ms").copied()),
-                    num(st.figures.get("deliveries_per_sec").copied()),
-                    if st.passed {
-                        "pass".into()
-                    } else {
-                        format!("FAIL {}", st.failed.join(", "))
-                    },
-                ]
-            }),
-        );
+        section(&mut s, &sections::capacity_search(fm));
     }
     let lot = latency_over_time(r, base);
     s.push_str(&line_chart(
@@ -364,28 +289,7 @@ pub fn render(r: &Report, base: Option<&Report>) -> String {
         &curves,
     ));
     if !r.bursts.is_empty() {
-        s.push_str("<h2>Per burst</h2>\n");
-        table(
-            &mut s,
-            &[
-                "burst",
-                "scheduled at",
-                "deliveries",
-                "p50 ms",
-                "p99 ms",
-                "max ms",
-            ],
-            r.bursts.iter().map(|b| {
-                vec![
-                    b.burst.to_string(),
-                    format!("{:.2} s", b.start_secs),
-                    b.deliveries.to_string(),
-                    num(b.p50_ms),
-                    num(b.p99_ms),
-                    num(b.max_ms),
-                ]
-            }),
-        );
+        section(&mut s, &sections::bursts(r));
     }
     s.push_str("</body></html>\n");
     s

@@ -4,12 +4,18 @@
 
 use std::fmt::Write;
 
-use super::{change, num, process_cells, PROCESS_COLUMNS};
+use super::table::Table;
+use super::{num, sections};
 use crate::schema::Report;
 
 /// Escapes a table cell.
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// A table under its heading.
+fn section(s: &mut String, table: &Table) {
+    let _ = write!(s, "\n### {}\n\n{}", table.title, table.markdown());
 }
 
 /// Renders the summary.
@@ -58,84 +64,26 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(s, "| server CPU per delivery | {ns:.0} ns |");
     }
     if !r.per_process.is_empty() {
-        let columns = PROCESS_COLUMNS;
-        let _ = writeln!(
-            s,
-            "\n### Per process\n\n| {} |\n|{}",
-            columns.join(" | "),
-            "---|".repeat(columns.len())
-        );
-        for p in &r.per_process {
-            let cells: Vec<String> = process_cells(p).iter().map(|c| cell(c)).collect();
-            let _ = writeln!(s, "| {} |", cells.join(" | "));
-        }
+        section(&mut s, &sections::per_process(&r.per_process));
     }
     if !r.thresholds.is_empty() {
-        let _ = writeln!(
-            s,
-            "\n### Thresholds\n\n| | threshold | actual | bound |\n|---|---|---|---|"
-        );
-        for t in &r.thresholds {
-            let _ = writeln!(
-                s,
-                "| {} | `{}` | {} | {} |",
-                if t.passed { "✅" } else { "❌" },
-                cell(&t.expr),
-                num(t.actual),
-                num(t.bound)
-            );
-        }
+        section(&mut s, &sections::thresholds(&r.thresholds));
     }
     if let Some(b) = &r.baseline {
-        let _ = writeln!(
+        let table = sections::baseline(b, "this run");
+        let _ = write!(
             s,
-            "\n### Against baseline `{}`\n\n| metric | baseline | this run | change |\n|---|---|---|---|",
-            cell(&b.source)
+            "\n### {} `{}`\n\n{}",
+            table.title,
+            cell(&b.source),
+            table.markdown()
         );
-        for f in &b.figures {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} |",
-                f.metric,
-                num(f.baseline),
-                num(f.current),
-                change(f)
-            );
-        }
     }
     if let Some(rep) = &r.repeat {
-        let _ = writeln!(
-            s,
-            "\n### Over {} runs\n\n| metric | median | min..max |\n|---|---|---|",
-            rep.runs
-        );
-        for f in &rep.figures {
-            let n = |v| num(Some(v));
-            let _ = writeln!(
-                s,
-                "| {} | {} | {}..{} |",
-                f.metric,
-                n(f.spread.median),
-                n(f.spread.min),
-                n(f.spread.max)
-            );
-        }
+        section(&mut s, &sections::repeat(rep));
     }
     if let Some(m) = &r.server_metrics {
-        let _ = writeln!(
-            s,
-            "\n### Server metrics\n\n| | figure | tester | server |\n|---|---|---|---|"
-        );
-        for c in &m.checks {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} |",
-                if c.agrees { "✅" } else { "❌" },
-                cell(&c.what),
-                num(Some(c.tester)),
-                num(Some(c.server))
-            );
-        }
+        section(&mut s, &sections::server_metrics(m));
     }
     if let Some(fm) = &r.find_max {
         let _ = writeln!(

@@ -1,13 +1,16 @@
-//! Laying a report out: text, Markdown, HTML (with its SVG charts) and JUnit, plus the number,
-//! change and escape helpers they share.
+//! Laying a report out: text, Markdown, HTML (with its SVG charts) and JUnit. Each table is
+//! built once ([`sections`], in the model of [`table`]); the layouts add headings and figures
+//! around them, and share the number, change and escape helpers below.
 
 pub(crate) mod chart;
 pub mod html;
 pub mod junit;
 pub mod markdown;
+mod sections;
+mod table;
 pub mod text;
 
-use crate::schema::{Figure, Movement, ProcessFigures};
+use crate::schema::{Figure, Movement};
 
 /// Escapes text for HTML and XML (element content and double-quoted attributes).
 pub fn escape(s: &str) -> String {
@@ -42,44 +45,6 @@ pub fn change(f: &Figure) -> String {
         Some(p) if f.movement != Movement::Same => format!("{p:+.1}% {word}"),
         _ => word.into(),
     }
-}
-
-/// The per-process table's columns, one copy for the text, Markdown and HTML reports.
-pub const PROCESS_COLUMNS: [&str; 10] = [
-    "segment",
-    "deliveries",
-    "lost",
-    "deliveries/s",
-    "p99 ms",
-    "tester ns/dlv",
-    "server ns/dlv",
-    "server RSS",
-    "metrics",
-    "target",
-];
-
-/// The row of `p` under [`PROCESS_COLUMNS`], `-` where its report did not measure the figure.
-pub fn process_cells(p: &ProcessFigures) -> [String; 10] {
-    let ns = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
-    [
-        p.segment.clone(),
-        p.deliveries.to_string(),
-        p.lost.to_string(),
-        format!("{:.0}", p.deliveries_per_sec),
-        format!("{:.2}", p.p99_ms),
-        ns(p.tester_ns_per_delivery),
-        ns(p.server_ns_per_delivery),
-        p.server_rss_bytes.map_or("-".into(), |b| {
-            format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
-        }),
-        match p.server_metrics_agree {
-            Some(true) => "agree",
-            Some(false) => "DIFF",
-            None => "-",
-        }
-        .into(),
-        p.target.clone(),
-    ]
 }
 
 #[cfg(test)]

@@ -2,8 +2,10 @@
 
 use std::fmt::Write;
 
-use super::{change, num, process_cells, PROCESS_COLUMNS};
-use crate::schema::{Comparison, Outcome, ProcessFigures, Report};
+use super::num;
+use super::sections;
+use super::table::Mark;
+use crate::schema::{Comparison, Outcome, Report};
 
 fn count_map(m: &std::collections::BTreeMap<String, u64>) -> String {
     if m.is_empty() {
@@ -17,31 +19,6 @@ fn count_map(m: &std::collections::BTreeMap<String, u64>) -> String {
 
 fn mib(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
-}
-
-/// `loadtest merge`: one row per merged report ("-" where it did not measure the figure).
-fn per_process(s: &mut String, rows: &[ProcessFigures]) {
-    if rows.is_empty() {
-        return;
-    }
-    // Column widths; the segment is left-aligned and the target, last, is not padded.
-    const WIDTH: [usize; 9] = [8, 11, 6, 13, 9, 14, 14, 11, 8];
-    let line = |s: &mut String, cells: &[&str]| {
-        s.push(' ');
-        for (i, c) in cells.iter().enumerate() {
-            let _ = match WIDTH.get(i) {
-                Some(&w) if i == 0 => write!(s, " {c:<w$}"),
-                Some(&w) => write!(s, " {c:>w$}"),
-                None => write!(s, "  {c}"),
-            };
-        }
-        s.push('\n');
-    };
-    let _ = writeln!(s, "Per process");
-    line(s, &PROCESS_COLUMNS);
-    for p in rows {
-        line(s, &process_cells(p).each_ref().map(String::as_str));
-    }
 }
 
 /// Renders the report as an aligned text table.
@@ -148,24 +125,14 @@ pub fn render(r: &Report) -> String {
             "  RSS / conn    {b:.0} bytes (server growth over the connect phase)"
         );
     }
-    per_process(&mut s, &r.per_process);
+    if !r.per_process.is_empty() {
+        let table = sections::per_process(&r.per_process);
+        let _ = writeln!(s, "{}", table.title);
+        s.push_str(&table.text(true));
+    }
     if let Some(m) = &r.server_metrics {
         let _ = writeln!(s, "Server metrics ({}, change over the run)", m.source);
-        for c in &m.checks {
-            let _ = writeln!(
-                s,
-                "  {:4}  {:<66} tester {:>10}   server {:>10}{}",
-                if c.agrees { "ok" } else { "DIFF" },
-                c.what,
-                num(Some(c.tester)),
-                num(Some(c.server)),
-                if c.note.is_empty() {
-                    String::new()
-                } else {
-                    format!("   ({})", c.note)
-                }
-            );
-        }
+        s.push_str(&sections::server_metrics(m).text(false));
         let counters: Vec<String> = m
             .delta
             .iter()
@@ -185,17 +152,7 @@ pub fn render(r: &Report) -> String {
             "Over {} runs (median, min..max; thresholds judge the median; the sections above are the last run's)",
             rep.runs
         );
-        for f in &rep.figures {
-            let n = |v: f64| num(Some(v));
-            let _ = writeln!(
-                s,
-                "  {:<26} {:>14}   {}..{}",
-                f.metric,
-                n(f.spread.median),
-                n(f.spread.min),
-                n(f.spread.max)
-            );
-        }
+        s.push_str(&sections::repeat(rep).text(false));
     }
     if let Some(b) = &r.baseline {
         let _ = writeln!(s, "Against baseline {} (scenario {})", b.source, b.scenario);
@@ -213,28 +170,15 @@ pub fn render(r: &Report) -> String {
     s
 }
 
-/// The side-by-side table, as in the text report and `loadtest compare`.
-pub fn render_table(c: &Comparison, current_label: &str) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "  {:<26} {:>14} {:>14}   change",
-        "metric", "baseline", current_label
-    );
-    for f in &c.figures {
-        let _ = writeln!(
-            s,
-            "  {:<26} {:>14} {:>14}   {}",
-            f.metric,
-            num(f.baseline),
-            num(f.current),
-            change(f)
-        );
-    }
-    s
+/// The side-by-side table, as in the text report and `loadtest compare`; `current_label` heads
+/// this side's column.
+pub fn render_table(c: &Comparison, current_label: &'static str) -> String {
+    sections::baseline(c, current_label).text(true)
 }
 
-/// Renders threshold outcomes, one line each (shared with the run's text report).
+/// Renders threshold outcomes, one line each (shared with `loadtest compare`). The text lays the
+/// thresholds table ([`sections::thresholds`]) out as sentences, since a bound against a baseline
+/// reads better said than tabulated.
 pub fn render_outcomes(outcomes: &[Outcome]) -> String {
     let mut s = String::new();
     for t in outcomes {
@@ -248,7 +192,7 @@ pub fn render_outcomes(outcomes: &[Outcome]) -> String {
         let _ = writeln!(
             s,
             "  {:4}  {:34} actual {actual}{bound}",
-            if t.passed { "ok" } else { "FAIL" },
+            Mark::passed(t.passed).text(),
             t.expr
         );
     }
