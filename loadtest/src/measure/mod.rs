@@ -14,5 +14,5 @@ pub(crate) mod sysinfo;
 
 pub(crate) use clock::{Clock, TIMELINE_BUCKET};
 pub use histogram::{decode, encode};
-pub(crate) use seq::{Arrival, SeqTracker};
+pub(crate) use seq::{Receipt, SeqTracker};
 pub(crate) use stats::{new_histogram, ConnResult, Live, WorkerStats};

@@ -4,9 +4,9 @@
 //! that fills a gap (reordered) from a second copy (duplicated). Loss is decided only at the end,
 //! against what was actually published: gaps and a missing tail both count.
 
-/// What one arrival was.
+/// How one sequence number was received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arrival {
+pub enum Receipt {
     /// The next one, or a jump ahead over a gap.
     InOrder,
     /// Below the highest seen and not seen before: it overtook nothing, something overtook it.
@@ -45,24 +45,24 @@ impl SeqTracker {
     }
 
     /// Records one arrival.
-    pub fn record(&mut self, seq: u64) -> Arrival {
+    pub fn record(&mut self, seq: u64) -> Receipt {
         if seq == 0 || seq > self.limit {
             self.invalid += 1;
-            return Arrival::Invalid;
+            return Receipt::Invalid;
         }
         let (word, bit) = (((seq - 1) / 64) as usize, 1u64 << ((seq - 1) % 64));
         if self.seen[word] & bit != 0 {
             self.duplicated += 1;
-            return Arrival::Duplicate;
+            return Receipt::Duplicate;
         }
         self.seen[word] |= bit;
         self.unique += 1;
         if seq < self.max {
             self.reordered += 1;
-            Arrival::Reordered
+            Receipt::Reordered
         } else {
             self.max = seq;
-            Arrival::InOrder
+            Receipt::InOrder
         }
     }
 
@@ -95,7 +95,7 @@ mod tests {
     fn in_order_stream_loses_nothing() {
         let mut t = SeqTracker::new(100);
         for s in 1..=100 {
-            assert_eq!(t.record(s), Arrival::InOrder);
+            assert_eq!(t.record(s), Receipt::InOrder);
         }
         assert!(t.complete(100));
         assert_eq!((t.lost(100), t.duplicated, t.reordered), (0, 0, 0));
@@ -117,10 +117,10 @@ mod tests {
     #[test]
     fn duplicates_are_counted_once() {
         let mut t = SeqTracker::new(5);
-        assert_eq!(t.record(1), Arrival::InOrder);
-        assert_eq!(t.record(2), Arrival::InOrder);
-        assert_eq!(t.record(2), Arrival::Duplicate);
-        assert_eq!(t.record(1), Arrival::Duplicate);
+        assert_eq!(t.record(1), Receipt::InOrder);
+        assert_eq!(t.record(2), Receipt::InOrder);
+        assert_eq!(t.record(2), Receipt::Duplicate);
+        assert_eq!(t.record(1), Receipt::Duplicate);
         assert_eq!((t.unique, t.duplicated, t.reordered), (2, 2, 0));
         assert_eq!(t.lost(5), 3);
     }
@@ -138,9 +138,9 @@ mod tests {
     #[test]
     fn out_of_range_is_invalid_and_bounded() {
         let mut t = SeqTracker::new(64);
-        assert_eq!(t.record(0), Arrival::Invalid);
-        assert_eq!(t.record(65), Arrival::Invalid);
-        assert_eq!(t.record(64), Arrival::InOrder);
+        assert_eq!(t.record(0), Receipt::Invalid);
+        assert_eq!(t.record(65), Receipt::Invalid);
+        assert_eq!(t.record(64), Receipt::InOrder);
         assert_eq!(t.invalid, 2);
         assert_eq!(t.lost(64), 63);
         assert_eq!(t.lost(1000), 63, "published beyond the limit is clamped");

@@ -66,7 +66,7 @@ pub struct ConnectPhase {
     pub elapsed: Duration,
 }
 
-enum Outcome {
+enum Attempt {
     Ok(Box<Client>),
     Failed(String),
     Closed(u16),
@@ -93,14 +93,14 @@ fn classify_ws(e: &WsError) -> String {
     }
 }
 
-async fn connect_one(spec: &ConnectSpec, idx: usize, token: &str) -> Outcome {
+async fn connect_one(spec: &ConnectSpec, idx: usize, token: &str) -> Attempt {
     let socket = match spec.addr {
         SocketAddr::V4(_) => TcpSocket::new_v4(),
         SocketAddr::V6(_) => TcpSocket::new_v6(),
     };
     let socket = match socket {
         Ok(s) => s,
-        Err(e) => return Outcome::Failed(classify_io(&e)),
+        Err(e) => return Attempt::Failed(classify_io(&e)),
     };
     if crate::plan::is_slow_index(idx, spec.slow_fraction) {
         let _ = socket.set_recv_buffer_size(SLOW_RCVBUF);
@@ -108,22 +108,22 @@ async fn connect_one(spec: &ConnectSpec, idx: usize, token: &str) -> Outcome {
     if !spec.sources.is_empty() {
         let src = spec.sources[idx % spec.sources.len()];
         if let Err(e) = socket.bind(SocketAddr::new(src.into(), 0)) {
-            return Outcome::Failed(classify_io(&e));
+            return Attempt::Failed(classify_io(&e));
         }
     }
     let tcp = match socket.connect(spec.addr).await {
         Ok(t) => t,
-        Err(e) => return Outcome::Failed(classify_io(&e)),
+        Err(e) => return Attempt::Failed(classify_io(&e)),
     };
     let _ = tcp.set_nodelay(true);
     let url = format!("ws://{}{}?token={token}", spec.host, spec.path);
     let request = match url.into_client_request() {
         Ok(r) => r,
-        Err(e) => return Outcome::Failed(classify_ws(&e)),
+        Err(e) => return Attempt::Failed(classify_ws(&e)),
     };
     let mut client = match Client::upgrade(request, tcp).await {
         Ok(c) => c,
-        Err(e) => return Outcome::Failed(classify_ws(&e)),
+        Err(e) => return Attempt::Failed(classify_ws(&e)),
     };
     // The first data message must be connection_established (pings before it are answered).
     loop {
@@ -134,23 +134,23 @@ async fn connect_one(spec: &ConnectSpec, idx: usize, token: &str) -> Outcome {
                     .and_then(frame::parse)
                     .is_some_and(|f| f.kind == frame::CONNECTION_ESTABLISHED);
                 return match established {
-                    true => Outcome::Ok(Box::new(client)),
-                    false => Outcome::Failed("unexpected first frame".into()),
+                    true => Attempt::Ok(Box::new(client)),
+                    false => Attempt::Failed("unexpected first frame".into()),
                 };
             }
             Ok(Some(Msg::Close(code))) => {
                 let _ = client.flush().await; // the close echo
-                return Outcome::Closed(code);
+                return Attempt::Closed(code);
             }
-            Ok(Some(Msg::Binary(_))) => return Outcome::Failed("unexpected first frame".into()),
+            Ok(Some(Msg::Binary(_))) => return Attempt::Failed("unexpected first frame".into()),
             Ok(None) => {}
-            Err(e) => return Outcome::Failed(format!("protocol: {e}")),
+            Err(e) => return Attempt::Failed(format!("protocol: {e}")),
         }
         match client.fill().await {
             Ok(()) => {}
-            Err(ClientError::Eof) => return Outcome::Failed("closed".into()),
-            Err(ClientError::Io(e)) => return Outcome::Failed(classify_io(&e)),
-            Err(e) => return Outcome::Failed(format!("protocol: {e}")),
+            Err(ClientError::Eof) => return Attempt::Failed("closed".into()),
+            Err(ClientError::Io(e)) => return Attempt::Failed(classify_io(&e)),
+            Err(e) => return Attempt::Failed(format!("protocol: {e}")),
         }
     }
 }
@@ -176,16 +176,16 @@ pub async fn connect_all(
         handshake_us: new_histogram(),
         elapsed: Duration::ZERO,
     };
-    let mut set: JoinSet<(usize, Outcome, Duration)> = JoinSet::new();
+    let mut set: JoinSet<(usize, Attempt, Duration)> = JoinSet::new();
     let absorb = |phase: &mut ConnectPhase,
-                  r: Result<(usize, Outcome, Duration), tokio::task::JoinError>| {
+                  r: Result<(usize, Attempt, Duration), tokio::task::JoinError>| {
         let Ok((idx, outcome, took)) = r else {
             phase.failed += 1;
             *phase.errors.entry("task panicked".into()).or_default() += 1;
             return;
         };
         match outcome {
-            Outcome::Ok(client) => {
+            Attempt::Ok(client) => {
                 let _ = phase.handshake_us.record((took.as_micros() as u64).max(1));
                 phase.conns.push(Conn {
                     idx,
@@ -194,13 +194,13 @@ pub async fn connect_all(
                 live.connected
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
-            Outcome::Failed(class) => {
+            Attempt::Failed(class) => {
                 phase.failed += 1;
                 *phase.errors.entry(class).or_default() += 1;
                 live.failed
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
-            Outcome::Closed(code) => {
+            Attempt::Closed(code) => {
                 phase.failed += 1;
                 *phase.closed_by_code.entry(code).or_default() += 1;
                 *phase.errors.entry(format!("closed {code}")).or_default() += 1;
@@ -233,7 +233,7 @@ pub async fn connect_all(
             let outcome =
                 match tokio::time::timeout(spec.timeout, connect_one(&spec, idx, &token)).await {
                     Ok(o) => o,
-                    Err(_) => Outcome::Failed("timeout".into()),
+                    Err(_) => Attempt::Failed("timeout".into()),
                 };
             (idx, outcome, began.elapsed())
         });

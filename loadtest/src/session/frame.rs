@@ -41,7 +41,7 @@ pub struct EventData<'a> {
 /// equals this run's (ASCII) id byte for byte, which no invalid UTF-8 can, so the fast path does
 /// not validate it (from_utf8 was ~10 % of the scan's instructions).
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
-pub struct Event<'a> {
+pub struct Received<'a> {
     /// Per-user sequence number, from 1.
     pub seq: u64,
     /// Intended send time, unix ns.
@@ -50,7 +50,7 @@ pub struct Event<'a> {
     pub run: &'a [u8],
 }
 
-impl<'a> From<EventData<'a>> for Event<'a> {
+impl<'a> From<EventData<'a>> for Received<'a> {
     fn from(d: EventData<'a>) -> Self {
         Self {
             seq: d.seq,
@@ -81,10 +81,10 @@ pub fn is_resync(text: &[u8]) -> bool {
 /// The event data of one text frame, if it carries one: the fast path, else UTF-8 validation
 /// and [`parse`].
 #[inline]
-pub fn event(text: &[u8]) -> Option<Event<'_>> {
+pub fn event(text: &[u8]) -> Option<Received<'_>> {
     match fast_event(text) {
         Some(d) => Some(d),
-        None => parse(std::str::from_utf8(text).ok()?).and_then(|f| f.data.map(Event::from)),
+        None => parse(std::str::from_utf8(text).ok()?).and_then(|f| f.data.map(Received::from)),
     }
 }
 
@@ -122,7 +122,7 @@ fn find_data(b: &[u8]) -> Option<usize> {
 /// are allowed around `:` and `,` (Python's `json.dumps` writes `"seq": 1`). A member before the
 /// three that is not a plain string or integer, an escape, a float or an overflow sends the frame
 /// to serde.
-pub fn fast_event(b: &[u8]) -> Option<Event<'_>> {
+pub fn fast_event(b: &[u8]) -> Option<Received<'_>> {
     let mut i = find_data(b)? + DATA.len();
     if let Some(d) = compact_event(b, i) {
         return Some(d);
@@ -153,7 +153,7 @@ pub fn fast_event(b: &[u8]) -> Option<Event<'_>> {
             }
         }
         if let (Some(seq), Some(ts), Some(run)) = (seq, ts, run) {
-            return Some(Event { seq, ts, run });
+            return Some(Received { seq, ts, run });
         }
         i = expect(b, i, b',')?;
     }
@@ -161,7 +161,7 @@ pub fn fast_event(b: &[u8]) -> Option<Event<'_>> {
 
 /// `:{"seq":N,"ts":N,"run":"…"` at `i`, byte for byte (the member loop accepts the same
 /// frames; this skips its key matching, which was half of the scan's time).
-fn compact_event(b: &[u8], i: usize) -> Option<Event<'_>> {
+fn compact_event(b: &[u8], i: usize) -> Option<Received<'_>> {
     let mut i = i + literal(b, i, b":{\"seq\":")?;
     let seq;
     (seq, i) = number_at(b, i)?;
@@ -170,7 +170,7 @@ fn compact_event(b: &[u8], i: usize) -> Option<Event<'_>> {
     (ts, i) = number_at(b, i)?;
     i += literal(b, i, b",\"run\":")?;
     let (s, e) = string_at(b, i)?;
-    Some(Event {
+    Some(Received {
         seq,
         ts,
         run: &b[s..e],

@@ -29,8 +29,8 @@ fn foreign_shapes_are_none() {
 }
 
 /// Every frame below must give the serde answer; `fast` says whether the fast path took it.
-fn agree(text: &str, fast: bool) -> Option<Event<'_>> {
-    let slow = parse(text).and_then(|f| f.data).map(Event::from);
+fn agree(text: &str, fast: bool) -> Option<Received<'_>> {
+    let slow = parse(text).and_then(|f| f.data).map(Received::from);
     assert_eq!(
         fast_event(text.as_bytes()).is_some(),
         fast,
@@ -49,7 +49,7 @@ fn fast_path_takes_the_testers_own_frames() {
     );
     assert_eq!(
         d,
-        Some(Event {
+        Some(Received {
             seq: 42,
             ts: 1_700_000_000_123_456_789,
             run: b"0123456789ab"

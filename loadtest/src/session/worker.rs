@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 use super::client::Client;
 use super::frame;
 use super::wire::Msg;
-use crate::measure::{Arrival, SeqTracker};
 use crate::measure::{Clock, ConnResult, Live, WorkerStats};
+use crate::measure::{Receipt, SeqTracker};
 
 /// Deliveries a worker counts locally before adding them to the live counter.
 const LIVE_BATCH: u64 = 512;
@@ -126,7 +126,7 @@ pub(crate) fn take(
                 Some(d) if d.run == shared.run_id.as_bytes() => {
                     if matches!(
                         slot.seq.record(d.seq),
-                        Arrival::InOrder | Arrival::Reordered
+                        Receipt::InOrder | Receipt::Reordered
                     ) {
                         stats.delivery(&shared.clock, now_ns, d.ts);
                         delivered += 1;
