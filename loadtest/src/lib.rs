@@ -38,8 +38,8 @@
 //! reverse. Why `measure` sits above `plan`: the sampler and the scrapes take the plan's
 //! endpoints.
 
-pub mod cli;
-pub mod error;
+mod cli;
+mod error;
 pub mod jobs;
 #[cfg(test)]
 mod layering;

@@ -8,10 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-pub use commands::{
-    AbOpts, CapacityOpts, CompareOpts, ConformOpts, MergeOpts, DEFAULT_MAX_FRAME_BYTES,
-    DEFAULT_PROCESS_BASE_MIB, DEFAULT_UTILISATION,
-};
+pub use commands::{AbOpts, CapacityOpts, CompareOpts, ConformOpts, MergeOpts};
 
 /// How events reach the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

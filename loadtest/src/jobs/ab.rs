@@ -29,7 +29,8 @@ use crate::session::StopReason;
 
 /// Metrics judged when no `--metric` is given: throughput, tail latency and the server's CPU per
 /// delivery (the figure that stays meaningful on a busy machine).
-pub const DEFAULT_METRICS: &[&str] = &["deliveries_per_sec", "p99_ms", "server_ns_per_delivery"];
+pub(crate) const DEFAULT_METRICS: &[&str] =
+    &["deliveries_per_sec", "p99_ms", "server_ns_per_delivery"];
 /// Grace period between SIGTERM and SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -124,25 +125,25 @@ impl Drop for Server {
 
 /// The result of `loadtest ab`.
 #[derive(Debug, Clone, Serialize)]
-pub struct AbResult {
+pub(crate) struct AbResult {
     /// Command A.
-    pub a: String,
+    pub(crate) a: String,
     /// Command B.
-    pub b: String,
+    pub(crate) b: String,
     /// Measured rounds.
-    pub rounds: usize,
+    pub(crate) rounds: usize,
     /// The order each round ran in (`AB` or `BA`).
-    pub order: Vec<String>,
+    pub(crate) order: Vec<String>,
     /// Threshold (fraction of A).
-    pub threshold: f64,
+    pub(crate) threshold: f64,
     /// Interval confidence.
-    pub confidence: f64,
+    pub(crate) confidence: f64,
     /// One comparison per metric.
-    pub metrics: Vec<RatioSummary>,
+    pub(crate) metrics: Vec<RatioSummary>,
     /// Metrics with a zero in every round on one side (no ratio to judge).
-    pub not_compared: Vec<String>,
+    pub(crate) not_compared: Vec<String>,
     /// Regression if any metric regressed, else improvement if any improved.
-    pub verdict: Verdict,
+    pub(crate) verdict: Verdict,
 }
 
 /// Runs the scenario once against `server`.
@@ -174,7 +175,7 @@ async fn one_run(o: &AbOpts, server: &Server, stop: &CancellationToken) -> Resul
 }
 
 /// Runs the A/B comparison and returns its result (servers stopped on return, error or not).
-pub async fn compare(o: &AbOpts, stop: &CancellationToken) -> Result<AbResult> {
+pub(crate) async fn compare(o: &AbOpts, stop: &CancellationToken) -> Result<AbResult> {
     if o.rounds < 2 {
         return Err(Error::Usage("--rounds must be at least 2".into()));
     }
@@ -276,7 +277,7 @@ fn verdict_text(v: Verdict) -> &'static str {
 }
 
 /// The text table.
-pub fn render(r: &AbResult) -> String {
+pub(crate) fn render(r: &AbResult) -> String {
     let n = |v: f64| num(Some(v));
     let mut s = format!(
         "ab: A = {}\n    B = {}\n    {} rounds ({}) after one discarded warm-up each\n",
@@ -328,7 +329,7 @@ pub fn render(r: &AbResult) -> String {
 }
 
 /// Runs `loadtest ab`; exit 1 on a regression, 0 otherwise.
-pub async fn run(o: &AbOpts) -> anyhow::Result<u8> {
+pub(crate) async fn run(o: &AbOpts) -> anyhow::Result<u8> {
     let stop = CancellationToken::new();
     let ctrl_c = {
         let stop = stop.clone();

@@ -9,45 +9,45 @@ use crate::cli::CapacityOpts;
 use crate::error::EXIT_PASS;
 
 /// File descriptors a courier process keeps for itself (listener, Redis, Postgres, logs, slack).
-pub const FD_RESERVE: u64 = 1024;
+pub(crate) const FD_RESERVE: u64 = 1024;
 /// courier's own `--max-connections` default, which a larger per-process share must raise.
 const COURIER_MAX_CONNECTIONS: u64 = courier::config::DEFAULT_MAX_CONNECTIONS as u64;
 
 /// The costs measured in a report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Measured {
+pub(crate) struct Measured {
     /// The report's scenario, model and target, for the reader.
-    pub source: String,
+    pub(crate) source: String,
     /// Server CPU seconds spent delivering (first send to end of drain, or the whole run).
-    pub server_cpu_seconds: f64,
+    pub(crate) server_cpu_seconds: f64,
     /// Deliveries received (healthy and slow clients).
-    pub deliveries: u64,
+    pub(crate) deliveries: u64,
     /// Connections established.
-    pub connections: u64,
+    pub(crate) connections: u64,
     /// Server RSS under load, bytes.
-    pub rss_bytes: u64,
+    pub(crate) rss_bytes: u64,
     /// Connections per user in the measured run (its fan-out).
-    pub fanout: f64,
+    pub(crate) fanout: f64,
     /// `true` when RSS is the embedded process's growth (clients included: an upper bound).
-    pub rss_includes_clients: bool,
+    pub(crate) rss_includes_clients: bool,
     /// `--find-max rate` report: the highest event rate one process sustained with every
     /// threshold held, at the report's connections and fan-out.
-    pub max_rate: Option<f64>,
+    pub(crate) max_rate: Option<f64>,
 }
 
 impl Measured {
     /// Server CPU per delivery, ns.
-    pub fn cpu_ns_per_delivery(&self) -> f64 {
+    pub(crate) fn cpu_ns_per_delivery(&self) -> f64 {
         self.server_cpu_seconds * 1e9 / self.deliveries.max(1) as f64
     }
 
     /// Server memory per connection, bytes.
-    pub fn bytes_per_connection(&self) -> f64 {
+    pub(crate) fn bytes_per_connection(&self) -> f64 {
         self.rss_bytes as f64 / self.connections.max(1) as f64
     }
 
     /// Reads the figures from a report's JSON. Names what is missing and how to get it.
-    pub fn from_report(v: &Value) -> anyhow::Result<Self> {
+    pub(crate) fn from_report(v: &Value) -> anyhow::Result<Self> {
         let num = |p: &str| v.pointer(p).and_then(Value::as_f64);
         let server_cpu_seconds = num("/server/delivery_cpu_seconds")
             .or_else(|| num("/server/cpu_seconds"))
@@ -86,43 +86,43 @@ impl Measured {
 
 /// What the deployment must serve, and the assumptions.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Demand {
+pub(crate) struct Demand {
     /// Concurrent connections.
-    pub connections: u64,
+    pub(crate) connections: u64,
     /// Events per second.
-    pub events_per_sec: f64,
+    pub(crate) events_per_sec: f64,
     /// Connections per event.
-    pub fanout: f64,
+    pub(crate) fanout: f64,
     /// Target utilisation.
-    pub utilisation: f64,
+    pub(crate) utilisation: f64,
     /// Connections one process may hold (fd limit − reserve).
-    pub max_connections_per_process: u64,
+    pub(crate) max_connections_per_process: u64,
     /// Idle process RSS, bytes.
-    pub process_base_bytes: u64,
+    pub(crate) process_base_bytes: u64,
 }
 
 /// The answer.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Sizing {
+pub(crate) struct Sizing {
     /// events/s × fan-out.
-    pub deliveries_per_sec: f64,
+    pub(crate) deliveries_per_sec: f64,
     /// Cores kept busy at 100 %.
-    pub busy_cores: f64,
+    pub(crate) busy_cores: f64,
     /// Cores to provision (busy ÷ utilisation, rounded up, at least 1).
-    pub cores: u64,
+    pub(crate) cores: u64,
     /// Processes: the larger of the fd bound and (with a measured maximum rate) the rate bound.
-    pub processes: u64,
+    pub(crate) processes: u64,
     /// Processes needed for the deliveries/s at the measured maximum rate ÷ utilisation, when
     /// the report is a `--find-max rate` search.
-    pub processes_by_rate: Option<u64>,
+    pub(crate) processes_by_rate: Option<u64>,
     /// Connections per process.
-    pub connections_per_process: u64,
+    pub(crate) connections_per_process: u64,
     /// Memory to provision, bytes ((connections × per-connection + processes × base) ÷ utilisation).
-    pub memory_bytes: u64,
+    pub(crate) memory_bytes: u64,
 }
 
 /// The arithmetic, kept apart from I/O so it is unit-tested.
-pub fn size(m: &Measured, d: &Demand) -> Sizing {
+pub(crate) fn size(m: &Measured, d: &Demand) -> Sizing {
     let deliveries_per_sec = d.events_per_sec * d.fanout;
     let busy_cores = deliveries_per_sec * m.cpu_ns_per_delivery() / 1e9;
     let cores = ((busy_cores / d.utilisation).ceil() as u64).max(1);
@@ -152,7 +152,7 @@ pub fn size(m: &Measured, d: &Demand) -> Sizing {
 }
 
 /// Runs the subcommand: reads the report, sizes, prints text or JSON.
-pub async fn run(o: &CapacityOpts) -> anyhow::Result<u8> {
+pub(crate) async fn run(o: &CapacityOpts) -> anyhow::Result<u8> {
     if !(o.utilisation > 0.0 && o.utilisation <= 1.0) {
         anyhow::bail!("--utilisation must be in (0, 1]");
     }
@@ -203,7 +203,7 @@ fn mib(b: f64) -> String {
 }
 
 /// The text rendering.
-pub fn render(m: &Measured, d: &Demand, s: &Sizing, fd_limit: u64, from: &str) -> String {
+pub(crate) fn render(m: &Measured, d: &Demand, s: &Sizing, fd_limit: u64, from: &str) -> String {
     use std::fmt::Write;
     let pct = d.utilisation * 100.0;
     let mut o = String::new();

@@ -11,18 +11,18 @@ use crate::schema::{Comparison, Outcome};
 
 /// The result of `loadtest compare`.
 #[derive(Debug, Clone, Serialize)]
-pub struct CompareResult {
+pub(crate) struct CompareResult {
     /// The table.
-    pub comparison: Comparison,
+    pub(crate) comparison: Comparison,
     /// Threshold outcomes on NEW.
-    pub thresholds: Vec<Outcome>,
+    pub(crate) thresholds: Vec<Outcome>,
     /// Every threshold held.
-    pub passed: bool,
+    pub(crate) passed: bool,
 }
 
 /// Compares two reports and checks the thresholds on the second. A threshold naming an unknown
 /// metric, or a metric either report lacks, is a usage error: never a silent pass.
-pub fn compare(base: &Baseline, new: &Baseline, exprs: &[String]) -> Result<CompareResult> {
+pub(crate) fn compare(base: &Baseline, new: &Baseline, exprs: &[String]) -> Result<CompareResult> {
     let thresholds = exprs
         .iter()
         .map(|e| Threshold::parse(e))
@@ -48,7 +48,7 @@ pub fn compare(base: &Baseline, new: &Baseline, exprs: &[String]) -> Result<Comp
 }
 
 /// Runs `loadtest compare`: prints the table (or JSON) and returns the exit code (0 or 1).
-pub async fn run(o: &CompareOpts) -> anyhow::Result<u8> {
+pub(crate) async fn run(o: &CompareOpts) -> anyhow::Result<u8> {
     let base = Baseline::load(&o.base)?;
     let new = Baseline::load(&o.new)?;
     let r = compare(&base, &new, &o.thresholds)?;

@@ -23,7 +23,7 @@ use crate::report::{curve, series, write_outputs};
 use crate::schema::{Latency, ProcessFigures, Quantiles, Raw, Report, SlowClients};
 
 /// Reads, merges, judges and writes; the exit code is the merged verdict's.
-pub async fn run(o: &MergeOpts) -> anyhow::Result<u8> {
+pub(crate) async fn run(o: &MergeOpts) -> anyhow::Result<u8> {
     let reports = o
         .reports
         .iter()
@@ -55,7 +55,7 @@ pub async fn run(o: &MergeOpts) -> anyhow::Result<u8> {
 }
 
 /// Adds the reports up (see the module docs). Thresholds are left for [`Report::judge`].
-pub fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
+pub(crate) fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
     let n = reports.len();
     let raws: Vec<&Raw> = reports
         .iter()

@@ -1,11 +1,11 @@
 //! The commands, one module each, named after the command; every one is entered as
 //! `async fn run(&Args) -> anyhow::Result<u8>` and returns its exit code.
 
-pub mod ab;
-pub mod capacity;
-pub mod compare;
+mod ab;
+mod capacity;
+mod compare;
 pub mod conform;
-pub mod merge;
+mod merge;
 pub mod run;
 
 use crate::cli::{Command, Opts};

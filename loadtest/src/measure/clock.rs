@@ -4,19 +4,19 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Width of one bucket of the deliveries-over-time series.
-pub const TIMELINE_BUCKET: Duration = Duration::from_millis(100);
+pub(crate) const TIMELINE_BUCKET: Duration = Duration::from_millis(100);
 
 /// The run's clock: unix nanoseconds from one anchor plus a monotonic offset, so the intended send
 /// time stamped by a publisher and the receive time read by a client are on the same scale.
 #[derive(Debug, Clone, Copy)]
-pub struct Clock {
+pub(crate) struct Clock {
     anchor: Instant,
     anchor_unix_ns: u64,
 }
 
 impl Clock {
     /// A clock anchored now.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -28,17 +28,17 @@ impl Clock {
     }
 
     /// Unix ns now.
-    pub fn now_ns(&self) -> u64 {
+    pub(crate) fn now_ns(&self) -> u64 {
         self.anchor_unix_ns + self.anchor.elapsed().as_nanos() as u64
     }
 
     /// Unix ns at `at`.
-    pub fn at_ns(&self, at: Instant) -> u64 {
+    pub(crate) fn at_ns(&self, at: Instant) -> u64 {
         self.anchor_unix_ns + at.saturating_duration_since(self.anchor).as_nanos() as u64
     }
 
     /// Unix ns of the anchor.
-    pub fn start_ns(&self) -> u64 {
+    pub(crate) fn start_ns(&self) -> u64 {
         self.anchor_unix_ns
     }
 }

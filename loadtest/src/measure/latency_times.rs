@@ -17,7 +17,7 @@ const MAX_INTERVALS: usize = 36_000;
 
 /// Latency bins per interval of one time axis, allocated on first use.
 #[derive(Debug, Clone, Default)]
-pub struct Bins {
+pub(crate) struct Bins {
     intervals: Vec<Vec<u32>>,
 }
 
@@ -32,7 +32,7 @@ fn bin_value(i: usize) -> f64 {
 
 impl Bins {
     /// Counts one latency in interval `at`.
-    pub fn record(&mut self, at: usize, us: u64) {
+    pub(crate) fn record(&mut self, at: usize, us: u64) {
         let at = at.min(MAX_INTERVALS - 1);
         if self.intervals.len() <= at {
             self.intervals.resize_with(at + 1, Vec::new);
@@ -45,7 +45,7 @@ impl Bins {
     }
 
     /// Adds another's counts.
-    pub fn merge(&mut self, other: &Bins) {
+    pub(crate) fn merge(&mut self, other: &Bins) {
         for (at, bins) in other.intervals.iter().enumerate() {
             for (i, n) in bins.iter().enumerate().filter(|(_, n)| **n > 0) {
                 if self.intervals.len() <= at {
@@ -61,21 +61,20 @@ impl Bins {
     }
 
     /// Intervals recorded (the last one with data, plus one).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.intervals
             .iter()
             .rposition(|b| !b.is_empty())
             .map_or(0, |p| p + 1)
     }
 
-    /// Whether nothing was recorded.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Deliveries and the `qs` quantiles (µs) over intervals `range` merged; `None` quantiles
     /// when the range saw nothing.
-    pub fn summary(&self, range: std::ops::Range<usize>, qs: &[f64]) -> (u64, Vec<Option<f64>>) {
+    pub(crate) fn summary(
+        &self,
+        range: std::ops::Range<usize>,
+        qs: &[f64],
+    ) -> (u64, Vec<Option<f64>>) {
         let mut merged = vec![0u64; BINS];
         // A range past the last recorded interval is clamped (those intervals saw nothing).
         let end = range.end.min(self.intervals.len());
@@ -109,17 +108,17 @@ impl Bins {
 
 /// Latency by receive interval and by intended-send interval ([`TIMELINE_BUCKET`] wide).
 #[derive(Debug, Clone, Default)]
-pub struct LatencyTimes {
+pub(crate) struct LatencyTimes {
     /// By the interval the delivery was received in.
-    pub by_receive: Bins,
+    pub(crate) by_receive: Bins,
     /// By the interval the event was meant to be sent in (a burst's start).
-    pub by_send: Bins,
+    pub(crate) by_send: Bins,
 }
 
 impl LatencyTimes {
     /// Records a delivery received at `now_ns`, meant for `ts_ns`, `us` late.
     #[inline]
-    pub fn record(&mut self, clock: &Clock, now_ns: u64, ts_ns: u64, us: u64) {
+    pub(crate) fn record(&mut self, clock: &Clock, now_ns: u64, ts_ns: u64, us: u64) {
         let width = TIMELINE_BUCKET.as_nanos() as u64;
         let at = |ns: u64| (ns.saturating_sub(clock.start_ns()) / width) as usize;
         self.by_receive.record(at(now_ns), us);
@@ -127,7 +126,7 @@ impl LatencyTimes {
     }
 
     /// Adds another worker's.
-    pub fn merge(&mut self, other: &LatencyTimes) {
+    pub(crate) fn merge(&mut self, other: &LatencyTimes) {
         self.by_receive.merge(&other.by_receive);
         self.by_send.merge(&other.by_send);
     }

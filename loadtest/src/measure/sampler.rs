@@ -16,23 +16,23 @@ use crate::plan::Endpoint;
 use crate::schema::Sample;
 
 /// Time between samples.
-pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+pub(crate) const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// Most samples kept (a 60 s run takes 600): the loop is bounded even if nobody stops it.
 const MAX_SAMPLES: usize = 10_000;
 
 /// Where the server's figures come from.
 #[derive(Debug, Clone)]
-pub struct Sources {
+pub(crate) struct Sources {
     /// The server is embedded: its threads' CPU, this process's RSS.
-    pub embedded: bool,
+    pub(crate) embedded: bool,
     /// `--server-pid`.
-    pub pid: Option<u32>,
+    pub(crate) pid: Option<u32>,
     /// `--server-metrics`, for the open-connections gauge.
-    pub metrics: Option<Endpoint>,
+    pub(crate) metrics: Option<Endpoint>,
 }
 
 /// A running sampler.
-pub struct Sampler {
+pub(crate) struct Sampler {
     done: CancellationToken,
     task: JoinHandle<Vec<Sample>>,
 }
@@ -64,7 +64,7 @@ fn used(now: &CpuReading, before: &CpuReading) -> Duration {
 
 impl Sampler {
     /// Starts sampling.
-    pub fn start(clock: Clock, live: Arc<Live>, sources: Sources) -> Self {
+    pub(crate) fn start(clock: Clock, live: Arc<Live>, sources: Sources) -> Self {
         let done = CancellationToken::new();
         let stop = done.clone();
         let task = tokio::spawn(async move {
@@ -112,7 +112,7 @@ impl Sampler {
     }
 
     /// Stops sampling and returns the samples.
-    pub async fn finish(self) -> Vec<Sample> {
+    pub(crate) async fn finish(self) -> Vec<Sample> {
         self.done.cancel();
         self.task.await.unwrap_or_default()
     }

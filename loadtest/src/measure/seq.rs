@@ -6,7 +6,7 @@
 
 /// How one sequence number was received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Receipt {
+pub(crate) enum Receipt {
     /// The next one, or a jump ahead over a gap.
     InOrder,
     /// Below the highest seen and not seen before: it overtook nothing, something overtook it.
@@ -19,23 +19,23 @@ pub enum Receipt {
 
 /// One connection's view of its user's sequence.
 #[derive(Debug, Clone, Default)]
-pub struct SeqTracker {
+pub(crate) struct SeqTracker {
     seen: Vec<u64>,
     limit: u64,
     max: u64,
     /// Distinct sequence numbers received.
-    pub unique: u64,
+    pub(crate) unique: u64,
     /// Copies of already-seen numbers.
-    pub duplicated: u64,
+    pub(crate) duplicated: u64,
     /// Arrivals below the highest number seen.
-    pub reordered: u64,
+    pub(crate) reordered: u64,
     /// Arrivals outside `1..=limit`.
-    pub invalid: u64,
+    pub(crate) invalid: u64,
 }
 
 impl SeqTracker {
     /// A tracker for sequence numbers `1..=limit`.
-    pub fn new(limit: u64) -> Self {
+    pub(crate) fn new(limit: u64) -> Self {
         let words = limit.div_ceil(64) as usize;
         Self {
             seen: vec![0; words],
@@ -45,7 +45,7 @@ impl SeqTracker {
     }
 
     /// Records one arrival.
-    pub fn record(&mut self, seq: u64) -> Receipt {
+    pub(crate) fn record(&mut self, seq: u64) -> Receipt {
         if seq == 0 || seq > self.limit {
             self.invalid += 1;
             return Receipt::Invalid;
@@ -67,12 +67,12 @@ impl SeqTracker {
     }
 
     /// Whether all of `1..=expected` arrived.
-    pub fn complete(&self, expected: u64) -> bool {
+    pub(crate) fn complete(&self, expected: u64) -> bool {
         self.unique >= expected
     }
 
     /// Lost out of `published` (numbers `1..=published`): gaps plus the missing tail.
-    pub fn lost(&self, published: u64) -> u64 {
+    pub(crate) fn lost(&self, published: u64) -> u64 {
         let published = published.min(self.limit);
         let full = (published / 64) as usize;
         let mut got: u64 = self.seen[..full]

@@ -10,10 +10,10 @@ use crate::plan::Endpoint;
 use crate::schema::{CrossCheck, ServerMetrics};
 
 /// One scrape: every sample by its full name with labels (`courier_closes_total{code="4008"}`).
-pub type Samples = BTreeMap<String, f64>;
+pub(crate) type Samples = BTreeMap<String, f64>;
 
 /// Parses Prometheus/OpenMetrics text: `name{labels} value`, comments skipped.
-pub fn parse(text: &str) -> Samples {
+pub(crate) fn parse(text: &str) -> Samples {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .filter_map(|l| {
@@ -29,7 +29,7 @@ pub fn parse(text: &str) -> Samples {
 }
 
 /// Scrapes `ep`; a failure is a setup error naming the URL.
-pub async fn scrape(ep: &Endpoint) -> Result<Samples> {
+pub(crate) async fn scrape(ep: &Endpoint) -> Result<Samples> {
     match get_text(ep.addr, &ep.host, &ep.path).await {
         Ok((200, body)) => Ok(parse(&body)),
         Ok((status, _)) => Err(Error::Setup(format!(
@@ -42,15 +42,15 @@ pub async fn scrape(ep: &Endpoint) -> Result<Samples> {
 
 /// The tester's side of the cross-checks.
 #[derive(Debug, Clone, Default)]
-pub struct TesterFigures {
+pub(crate) struct TesterFigures {
     /// Events published.
-    pub events: u64,
+    pub(crate) events: u64,
     /// Deliveries received, every client.
-    pub received: u64,
+    pub(crate) received: u64,
     /// Deliveries lost, every client.
-    pub lost: u64,
+    pub(crate) lost: u64,
     /// Closes seen by code (handshake rejections and closes during the run).
-    pub closes: BTreeMap<String, u64>,
+    pub(crate) closes: BTreeMap<String, u64>,
 }
 
 fn sum_prefix(d: &BTreeMap<String, f64>, prefix: &str) -> f64 {
@@ -69,7 +69,7 @@ fn label<'a>(sample: &'a str, key: &str) -> Option<&'a str> {
 
 impl ServerMetrics {
     /// Compares the scrapes with the tester's figures.
-    pub fn new(source: &str, before: &Samples, after: &Samples, t: &TesterFigures) -> Self {
+    pub(crate) fn new(source: &str, before: &Samples, after: &Samples, t: &TesterFigures) -> Self {
         let delta: BTreeMap<String, f64> = after
             .iter()
             .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::schema::{Better, Spread};
 
 /// The median of `v` (`None` when empty).
-pub fn median(v: &[f64]) -> Option<f64> {
+pub(crate) fn median(v: &[f64]) -> Option<f64> {
     if v.is_empty() {
         return None;
     }
@@ -30,7 +30,7 @@ pub fn median(v: &[f64]) -> Option<f64> {
 }
 
 /// Median, min and max of `v` (`None` when empty).
-pub fn spread(v: &[f64]) -> Option<Spread> {
+pub(crate) fn spread(v: &[f64]) -> Option<Spread> {
     Some(Spread {
         median: median(v)?,
         min: v.iter().copied().fold(f64::INFINITY, f64::min),
@@ -39,7 +39,7 @@ pub fn spread(v: &[f64]) -> Option<Spread> {
 }
 
 /// Resamples per bootstrap interval.
-pub const RESAMPLES: usize = 2000;
+pub(crate) const RESAMPLES: usize = 2000;
 /// Seed of the resampler (fixed: the same rounds give the same interval).
 const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
 
@@ -56,7 +56,7 @@ impl XorShift {
 }
 
 /// The percentile-bootstrap interval of the median of `v` at `confidence` (e.g. 0.95).
-pub fn bootstrap_median_ci(v: &[f64], confidence: f64) -> Option<(f64, f64)> {
+pub(crate) fn bootstrap_median_ci(v: &[f64], confidence: f64) -> Option<(f64, f64)> {
     if v.is_empty() {
         return None;
     }
@@ -79,7 +79,7 @@ pub fn bootstrap_median_ci(v: &[f64], confidence: f64) -> Option<(f64, f64)> {
 /// What an A/B comparison concluded for one metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// B is worse than A beyond the threshold, and the interval excludes "no change".
     Regression,
     /// B is better than A beyond the threshold, and the interval excludes "no change".
@@ -90,28 +90,28 @@ pub enum Verdict {
 
 /// One metric's B/A comparison.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RatioSummary {
+pub(crate) struct RatioSummary {
     /// The metric.
-    pub metric: String,
+    pub(crate) metric: String,
     /// Which way is better.
-    pub better: Better,
+    pub(crate) better: Better,
     /// A's values, one per round.
-    pub a: Vec<f64>,
+    pub(crate) a: Vec<f64>,
     /// B's values, one per round.
-    pub b: Vec<f64>,
+    pub(crate) b: Vec<f64>,
     /// B/A per round: median, min, max.
-    pub ratio: Spread,
+    pub(crate) ratio: Spread,
     /// Bootstrap interval of the median ratio.
-    pub ci: (f64, f64),
+    pub(crate) ci: (f64, f64),
     /// Two-sided exact sign-test p-value of "B/A is as often above 1 as below".
-    pub p_value: f64,
+    pub(crate) p_value: f64,
     /// The conclusion.
-    pub verdict: Verdict,
+    pub(crate) verdict: Verdict,
 }
 
 /// The two-sided exact sign test: p-value of seeing this many ratios on one side of 1 (ties
 /// dropped) if above and below were equally likely.
-pub fn sign_test(ratios: &[f64]) -> f64 {
+pub(crate) fn sign_test(ratios: &[f64]) -> f64 {
     let above = ratios.iter().filter(|r| **r > 1.0).count() as u64;
     let below = ratios.iter().filter(|r| **r < 1.0).count() as u64;
     let n = above + below;
@@ -133,7 +133,7 @@ pub fn sign_test(ratios: &[f64]) -> f64 {
 /// `1 ± threshold`, the whole bootstrap interval lies on the worse side of 1 *and* the sign test
 /// rejects "no change" at `confidence`; improvement likewise.
 /// Rounds with a zero on either side are left out; `None` when none is left.
-pub fn compare_rounds(
+pub(crate) fn compare_rounds(
     metric: &str,
     better: Better,
     a: &[f64],

@@ -13,64 +13,64 @@ use hdrhistogram::Histogram;
 const MAX_TRACKED_US: u64 = 3_600_000_000;
 
 /// A latency histogram in µs, 3 significant digits.
-pub fn new_histogram() -> Histogram<u64> {
+pub(crate) fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_TRACKED_US, 3)
         .unwrap_or_else(|_| Histogram::new(3).expect("3 significant digits is valid"))
 }
 
 /// Counters the progress bar reads; workers add to them in batches, not per frame.
 #[derive(Debug, Default)]
-pub struct Live {
+pub(crate) struct Live {
     /// Connections established.
-    pub connected: AtomicU64,
+    pub(crate) connected: AtomicU64,
     /// Connections failed.
-    pub failed: AtomicU64,
+    pub(crate) failed: AtomicU64,
     /// Deliveries received.
-    pub received: AtomicU64,
+    pub(crate) received: AtomicU64,
     /// Events published.
-    pub published: AtomicU64,
+    pub(crate) published: AtomicU64,
 }
 
 /// What one connection saw, kept for the final accounting against what was published.
 #[derive(Debug, Clone)]
-pub struct ConnResult {
+pub(crate) struct ConnResult {
     /// User index.
-    pub user: usize,
+    pub(crate) user: usize,
     /// Whether it was a slow reader.
-    pub slow: bool,
+    pub(crate) slow: bool,
     /// Its sequence tracker.
-    pub seq: super::seq::SeqTracker,
+    pub(crate) seq: super::seq::SeqTracker,
     /// Close code the server sent, if it closed the connection.
-    pub closed: Option<u16>,
+    pub(crate) closed: Option<u16>,
 }
 
 /// One worker's samples.
 #[derive(Debug, Clone)]
-pub struct WorkerStats {
+pub(crate) struct WorkerStats {
     /// Delivery latency, µs (healthy clients only: slow ones are late by design).
-    pub latency_us: Histogram<u64>,
+    pub(crate) latency_us: Histogram<u64>,
     /// Per-connection outcomes.
-    pub conns: Vec<ConnResult>,
+    pub(crate) conns: Vec<ConnResult>,
     /// Connection errors after establishment, by message.
-    pub errors: BTreeMap<String, u64>,
+    pub(crate) errors: BTreeMap<String, u64>,
     /// Frames that were not events of this run.
-    pub foreign: u64,
+    pub(crate) foreign: u64,
     /// `resync` frames: the server telling a client that it may have missed messages (a broker
     /// reconnect). Counted apart from `foreign`.
-    pub resyncs: u64,
+    pub(crate) resyncs: u64,
     /// First and last receive, unix ns.
-    pub first_rx_ns: u64,
+    pub(crate) first_rx_ns: u64,
     /// Last receive, unix ns.
-    pub last_rx_ns: u64,
+    pub(crate) last_rx_ns: u64,
     /// Deliveries per [`TIMELINE_BUCKET`] since the clock's anchor.
-    pub timeline: Vec<u64>,
+    pub(crate) timeline: Vec<u64>,
     /// Latency per interval, by receive and by intended send time (charts, per-burst table).
-    pub latency_times: super::latency_times::LatencyTimes,
+    pub(crate) latency_times: super::latency_times::LatencyTimes,
 }
 
 impl WorkerStats {
     /// Empty stats with room for a `run_len` timeline.
-    pub fn new(run_len: Duration) -> Self {
+    pub(crate) fn new(run_len: Duration) -> Self {
         let buckets = (run_len.as_millis() / TIMELINE_BUCKET.as_millis()) as usize + 2;
         Self {
             latency_us: new_histogram(),
@@ -87,7 +87,7 @@ impl WorkerStats {
 
     /// Records one delivery received at `now_ns` that was meant to be sent at `ts_ns`.
     #[inline]
-    pub fn delivery(&mut self, clock: &Clock, now_ns: u64, ts_ns: u64) {
+    pub(crate) fn delivery(&mut self, clock: &Clock, now_ns: u64, ts_ns: u64) {
         let us = now_ns.saturating_sub(ts_ns) / 1000;
         self.latency_us.saturating_record(us.max(1));
         self.latency_times.record(clock, now_ns, ts_ns, us);
@@ -103,7 +103,7 @@ impl WorkerStats {
     }
 
     /// Adds another worker's samples into this one.
-    pub fn merge(&mut self, other: WorkerStats) {
+    pub(crate) fn merge(&mut self, other: WorkerStats) {
         let _ = self.latency_us.add(&other.latency_us);
         self.latency_times.merge(&other.latency_times);
         self.conns.extend(other.conns);

@@ -3,15 +3,15 @@
 use std::time::Duration;
 
 /// Thread-name prefix of the embedded server's runtime threads (excluded from the tester's CPU).
-pub const SERVER_THREAD: &str = "courier-srv";
+pub(crate) const SERVER_THREAD: &str = "courier-srv";
 
 /// CPU time of this process's threads, split by whether they belong to the embedded server.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct CpuSplit {
+pub(crate) struct CpuSplit {
     /// Tester threads (clients, publisher over HTTP, reports).
-    pub tester: Duration,
+    pub(crate) tester: Duration,
     /// Embedded server threads (server tasks and the in-process publisher).
-    pub server: Duration,
+    pub(crate) server: Duration,
 }
 
 /// The CPU time of every live thread at one instant, by thread id.
@@ -20,7 +20,7 @@ pub struct CpuSplit {
 /// thread that exits in between (a blocking-pool thread, or another test's runtime when tests
 /// share the process) would otherwise take its whole CPU time out of the later sum.
 #[derive(Debug, Clone, Default)]
-pub struct CpuSample {
+pub(crate) struct CpuSample {
     /// (thread id, CPU ns, is an embedded server thread).
     threads: Vec<(u32, u64, bool)>,
 }
@@ -39,7 +39,7 @@ impl CpuSample {
     /// The CPU each kind of thread used from the first sample to the last of `chain`, summed
     /// interval by interval: a thread that exits counts up to the last sample it was alive in,
     /// so each interval's figure is part of the total.
-    pub fn across(chain: &[&CpuSample]) -> CpuSplit {
+    pub(crate) fn across(chain: &[&CpuSample]) -> CpuSplit {
         chain
             .windows(2)
             .map(|w| w[1].since(w[0]))
@@ -48,7 +48,7 @@ impl CpuSample {
 
     /// The CPU each kind of thread used between `earlier` and this sample (threads started in
     /// between count from zero; threads that exited in between are not counted).
-    pub fn since(&self, earlier: &CpuSample) -> CpuSplit {
+    pub(crate) fn since(&self, earlier: &CpuSample) -> CpuSplit {
         let mut split = CpuSplit::default();
         for &(tid, ns, server) in &self.threads {
             let before = earlier
@@ -68,7 +68,7 @@ impl CpuSample {
 }
 
 /// Reads the CPU time of every live thread of this process (`/proc/self/task/*/schedstat`, ns).
-pub fn cpu_sample() -> CpuSample {
+pub(crate) fn cpu_sample() -> CpuSample {
     let mut sample = CpuSample::default();
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return sample;
@@ -97,7 +97,7 @@ pub fn cpu_sample() -> CpuSample {
 }
 
 /// CPU time (user + system) of another process, from `/proc/PID/stat` (clock ticks of 10 ms).
-pub fn process_cpu(pid: u32) -> Option<Duration> {
+pub(crate) fn process_cpu(pid: u32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the `(comm)`, which may contain spaces: utime and stime are fields 14 and 15.
     let rest = &stat[stat.rfind(')')? + 2..];
@@ -108,7 +108,7 @@ pub fn process_cpu(pid: u32) -> Option<Duration> {
 }
 
 /// Resident set size of `pid` (`None`: this process), bytes.
-pub fn rss_bytes(pid: Option<u32>) -> Option<u64> {
+pub(crate) fn rss_bytes(pid: Option<u32>) -> Option<u64> {
     let path = match pid {
         Some(p) => format!("/proc/{p}/status"),
         None => "/proc/self/status".into(),

@@ -88,7 +88,7 @@ impl Layer {
 }
 
 /// The layer a publisher writes for (`None`: not a Redis publisher).
-pub fn publisher_layer(p: PublisherKind) -> Option<LayerKind> {
+pub(crate) fn publisher_layer(p: PublisherKind) -> Option<LayerKind> {
     match p {
         PublisherKind::RedisPubsub => Some(LayerKind::RedisPubsub),
         PublisherKind::RedisCore => Some(LayerKind::RedisCore),
@@ -97,7 +97,7 @@ pub fn publisher_layer(p: PublisherKind) -> Option<LayerKind> {
 }
 
 /// The flag spelling of a layer.
-pub fn layer_name(l: LayerKind) -> &'static str {
+pub(crate) fn layer_name(l: LayerKind) -> &'static str {
     match l {
         LayerKind::Memory => "memory",
         LayerKind::RedisPubsub => "redis-pubsub",

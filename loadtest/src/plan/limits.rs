@@ -19,7 +19,7 @@ pub fn fds_needed(plan: &Plan) -> u64 {
 }
 
 /// Raises the soft open-file limit to the hard limit and checks it covers the plan.
-pub fn check_fds(plan: &Plan) -> Result<u64> {
+pub(crate) fn check_fds(plan: &Plan) -> Result<u64> {
     let need = fds_needed(plan);
     let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)
         .map_err(|e| Error::Limit(format!("getrlimit: {e}")))?;
@@ -50,14 +50,14 @@ pub fn check_fds(plan: &Plan) -> Result<u64> {
 }
 
 /// The ephemeral port range (`net.ipv4.ip_local_port_range`), if readable.
-pub fn port_range() -> Option<(u32, u32)> {
+pub(crate) fn port_range() -> Option<(u32, u32)> {
     let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
     let mut it = text.split_whitespace().map(|v| v.parse::<u32>().ok());
     Some((it.next()??, it.next()??))
 }
 
 /// Checks that each source address has enough ephemeral ports for its share of connections.
-pub fn check_ports(plan: &Plan) -> Result<()> {
+pub(crate) fn check_ports(plan: &Plan) -> Result<()> {
     let Some((lo, hi)) = port_range() else {
         return Ok(());
     };

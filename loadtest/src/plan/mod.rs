@@ -25,7 +25,8 @@ pub use arrival::ArrivalModel;
 pub use barrier::{BarrierSpec, DEFAULT_BARRIER_TIMEOUT, KEY_MARGIN};
 pub use baseline::Baseline;
 pub use find_max::{FindMax, DEFAULT_MAX_STEPS, DEFAULT_PRECISION};
-pub use layer::{layer_name, publisher_layer, Layer};
+pub(crate) use layer::publisher_layer;
+pub use layer::Layer;
 pub use scenario::{
     ClientsSection, PublishSection, RunSection, Scenario, ServerSection, DEFAULT_SCENARIO,
 };

@@ -52,7 +52,7 @@ pub(crate) fn curve(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, u64)> {
 
 impl Quantiles {
     /// p50/p99/max in ms of a µs histogram (zeros when empty).
-    pub fn of_us(h: &hdrhistogram::Histogram<u64>) -> Self {
+    pub(crate) fn of_us(h: &hdrhistogram::Histogram<u64>) -> Self {
         if h.is_empty() {
             return Self::default();
         }
@@ -67,7 +67,7 @@ impl Quantiles {
 
 impl Latency {
     /// The quantiles of a µs histogram (zeros when empty).
-    pub fn of(lat: &hdrhistogram::Histogram<u64>) -> Self {
+    pub(crate) fn of(lat: &hdrhistogram::Histogram<u64>) -> Self {
         if lat.is_empty() {
             return Self::default();
         }
@@ -84,7 +84,7 @@ impl Latency {
 
 impl Report {
     /// Builds the report and evaluates the plan's thresholds.
-    pub fn build(plan: &Plan, d: &RunData) -> Self {
+    pub(crate) fn build(plan: &Plan, d: &RunData) -> Self {
         let c = &d.connect;
         let established = c.conns.len() as u64 + d.stats.conns.len() as u64;
         let mut closed_by_code: BTreeMap<String, u64> = c
@@ -251,7 +251,7 @@ impl Report {
 
     /// Checks the plan's thresholds (against the plan's baseline where relative), sets the
     /// verdict and puts the baseline's figures beside this run's.
-    pub fn evaluate(&mut self, plan: &Plan) {
+    pub(crate) fn evaluate(&mut self, plan: &Plan) {
         let base = plan.baseline.as_deref();
         self.judge(&plan.thresholds, base.map(|b| &b.report));
         self.baseline = base.map(|b| Comparison::new(&b.source, &b.report, self));
@@ -259,7 +259,7 @@ impl Report {
 
     /// Evaluates `thresholds` (relative ones against `baseline`) and sets the verdict (a partial
     /// run never passes).
-    pub fn judge(&mut self, thresholds: &[Threshold], baseline: Option<&Report>) {
+    pub(crate) fn judge(&mut self, thresholds: &[Threshold], baseline: Option<&Report>) {
         self.thresholds = thresholds
             .iter()
             .map(|t| t.check(self.metric(t.metric), baseline))
@@ -270,7 +270,7 @@ impl Report {
 
 impl Repeated {
     /// Collects every metric that all `reports` measured.
-    pub fn from_reports(reports: &[Report]) -> Self {
+    pub(crate) fn from_reports(reports: &[Report]) -> Self {
         let figures = METRICS
             .iter()
             .filter_map(|(name, _, _)| {

@@ -14,7 +14,7 @@ use crate::schema::{Report, SearchOver};
 
 /// Writes the requested files and prints the summary (or the JSON) of `report`; `baseline` goes
 /// beside it in the HTML page.
-pub fn write_outputs(
+pub(crate) fn write_outputs(
     o: &Outputs,
     baseline: Option<&Report>,
     report: &Report,

@@ -16,7 +16,7 @@ fn ms(us: Option<f64>) -> Option<f64> {
 }
 
 /// Latency percentiles over time, from the first intended send to the last receive.
-pub fn latency_over_time(d: &RunData) -> LatencyOverTime {
+pub(crate) fn latency_over_time(d: &RunData) -> LatencyOverTime {
     let bins = &d.stats.latency_times.by_receive;
     let bucket = TIMELINE_BUCKET.as_nanos() as u64;
     let first = (d.publish_start_ns.saturating_sub(d.clock.start_ns()) / bucket) as usize;
@@ -40,7 +40,7 @@ pub fn latency_over_time(d: &RunData) -> LatencyOverTime {
 }
 
 /// The handshake latency distribution in log-spaced bins from the fastest to the slowest.
-pub fn handshake_distribution(h: &hdrhistogram::Histogram<u64>) -> Vec<Bin> {
+pub(crate) fn handshake_distribution(h: &hdrhistogram::Histogram<u64>) -> Vec<Bin> {
     if h.is_empty() {
         return Vec::new();
     }
@@ -66,7 +66,7 @@ pub fn handshake_distribution(h: &hdrhistogram::Histogram<u64>) -> Vec<Bin> {
 }
 
 /// One row per burst (burst model with bursts at least one interval apart; else empty).
-pub fn bursts(plan: &Plan, d: &RunData) -> Vec<BurstRow> {
+pub(crate) fn bursts(plan: &Plan, d: &RunData) -> Vec<BurstRow> {
     let ArrivalModel::Burst {
         bursts, interval, ..
     } = plan.arrival

@@ -20,50 +20,50 @@ use crate::measure::{new_histogram, Live};
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
-pub struct ConnectSpec {
+pub(crate) struct ConnectSpec {
     /// Server address.
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// `Host` header (`host:port`).
-    pub host: String,
+    pub(crate) host: String,
     /// Path, e.g. `/ws/notifications/`.
-    pub path: String,
+    pub(crate) path: String,
     /// Source addresses to spread over (empty: the OS chooses).
-    pub sources: Vec<Ipv4Addr>,
+    pub(crate) sources: Vec<Ipv4Addr>,
     /// Bound on connect + handshake + first frame.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Fraction of slow readers; their sockets get a small receive buffer (see [`SLOW_RCVBUF`]).
-    pub slow_fraction: f64,
+    pub(crate) slow_fraction: f64,
 }
 
 /// Receive buffer of a slow reader's socket. A non-reading client with the default loopback
 /// buffers would soak up about a megabyte before the server's queue ever filled; a small window
 /// makes it look like a phone on a bad network.
-pub const SLOW_RCVBUF: u32 = 4096;
+pub(crate) const SLOW_RCVBUF: u32 = 4096;
 
 /// An established connection and its index.
-pub struct Conn {
+pub(crate) struct Conn {
     /// Connection index (`0..connections`).
-    pub idx: usize,
+    pub(crate) idx: usize,
     /// The connection.
-    pub client: Client,
+    pub(crate) client: Client,
 }
 
 /// The result of the connect phase.
-pub struct ConnectPhase {
+pub(crate) struct ConnectPhase {
     /// Established connections.
-    pub conns: Vec<Conn>,
+    pub(crate) conns: Vec<Conn>,
     /// Attempts made (fewer than planned when stopped).
-    pub attempted: u64,
+    pub(crate) attempted: u64,
     /// Failed attempts.
-    pub failed: u64,
+    pub(crate) failed: u64,
     /// Failures by class (`refused`, `timeout`, `address in use`, `http 403`, …).
-    pub errors: BTreeMap<String, u64>,
+    pub(crate) errors: BTreeMap<String, u64>,
     /// Close codes received instead of `connection_established`.
-    pub closed_by_code: BTreeMap<u16, u64>,
+    pub(crate) closed_by_code: BTreeMap<u16, u64>,
     /// Handshake latency (TCP connect → `connection_established`), µs.
-    pub handshake_us: Histogram<u64>,
+    pub(crate) handshake_us: Histogram<u64>,
     /// How long the phase took.
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
 }
 
 enum Attempt {
@@ -156,7 +156,7 @@ async fn connect_one(spec: &ConnectSpec, idx: usize, token: &str) -> Attempt {
 }
 
 /// Connects `tokens.len()`-indexed clients: connection `i` uses `token_of(i)`.
-pub async fn connect_all(
+pub(crate) async fn connect_all(
     spec: ConnectSpec,
     count: usize,
     token_of: impl Fn(usize) -> String,

@@ -47,25 +47,25 @@ pub(crate) fn before(plan: &Plan) -> Before {
 }
 
 /// What a session measured about costs ([`crate::session::RunData::costs`]).
-pub struct Costs {
+pub(crate) struct Costs {
     /// CPU of the tester's threads.
-    pub tester_cpu: Duration,
+    pub(crate) tester_cpu: Duration,
     /// CPU of the tester's threads over the delivery window (the same window as
     /// `server_cpu_delivering`; embedded server threads excluded).
-    pub tester_cpu_delivering: Duration,
+    pub(crate) tester_cpu_delivering: Duration,
     /// CPU of the server (embedded threads, or `--server-pid`).
-    pub server_cpu: Option<Duration>,
+    pub(crate) server_cpu: Option<Duration>,
     /// CPU of the server from the first intended send to the end of the drain (no handshakes).
-    pub server_cpu_delivering: Option<Duration>,
+    pub(crate) server_cpu_delivering: Option<Duration>,
     /// Peak server RSS seen (embedded: the process's growth over the run).
-    pub server_rss: Option<u64>,
+    pub(crate) server_rss: Option<u64>,
     /// External server (`--server-pid`): RSS growth over the connect phase ÷ connections established.
-    pub server_rss_per_conn: Option<f64>,
+    pub(crate) server_rss_per_conn: Option<f64>,
     /// `--server-metrics`: the URL scraped, and the scrapes before the connect phase and after
     /// the drain.
-    pub server_metrics: Option<(String, Samples, Samples)>,
+    pub(crate) server_metrics: Option<(String, Samples, Samples)>,
     /// Resources over time.
-    pub samples: Vec<Sample>,
+    pub(crate) samples: Vec<Sample>,
 }
 
 /// The meters of a running session; each phase method is called once, in order.
@@ -86,7 +86,7 @@ pub(crate) struct Meters {
 impl Meters {
     /// Scrapes `--server-metrics` once (the embedded server's own when `embedded` is its
     /// address) and starts the sampler.
-    pub async fn start(
+    pub(crate) async fn start(
         before: Before,
         plan: &Plan,
         embedded: Option<SocketAddr>,
@@ -124,12 +124,12 @@ impl Meters {
     }
 
     /// Before the connect phase: the external server's idle RSS.
-    pub fn connecting(&mut self) {
+    pub(crate) fn connecting(&mut self) {
         self.rss_idle = self.pid.and_then(|p| sysinfo::rss_bytes(Some(p)));
     }
 
     /// After the connect phase: the external server's RSS growth per connection.
-    pub fn connected(&mut self, conns: usize) {
+    pub(crate) fn connected(&mut self, conns: usize) {
         self.rss_per_conn = self
             .pid
             .and_then(|p| sysinfo::rss_bytes(Some(p)))
@@ -139,12 +139,12 @@ impl Meters {
     }
 
     /// At the first intended send: the delivery window opens.
-    pub fn publishing(&mut self) {
+    pub(crate) fn publishing(&mut self) {
         self.publishing = Some(Reading::now(self.pid));
     }
 
     /// After the last publish, every connection still open and queues just filled: memory.
-    pub fn loaded(&mut self) {
+    pub(crate) fn loaded(&mut self) {
         self.rss_loaded = match (self.embedded, self.pid) {
             (true, _) => sysinfo::rss_bytes(None)
                 .zip(self.before.rss)
@@ -155,13 +155,13 @@ impl Meters {
     }
 
     /// Every worker stopped receiving: the delivery window closes.
-    pub fn delivered(&mut self) {
+    pub(crate) fn delivered(&mut self) {
         self.delivered = Some(Reading::now(self.pid));
     }
 
     /// Stops the sampler, reads the totals and scrapes `--server-metrics` again (call before
     /// the server stops).
-    pub async fn finish(self) -> Result<Costs> {
+    pub(crate) async fn finish(self) -> Result<Costs> {
         let samples = self.sampler.finish().await;
         let after = Reading::now(self.pid);
         let before = &self.before.cpu;

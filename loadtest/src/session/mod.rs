@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-pub use connect::{ConnectPhase, SLOW_RCVBUF};
-pub use gate::{NoGate, Start, StartGate};
-pub use meters::Costs;
-pub use publisher::lane::Published;
+pub(crate) use connect::ConnectPhase;
+pub(crate) use gate::{NoGate, Start, StartGate};
+pub(crate) use meters::Costs;
+pub(crate) use publisher::lane::Published;
 pub(crate) use publisher::redis::group_of;
 
 use connect::ConnectSpec;
@@ -49,35 +49,35 @@ const READY_BOUND: Duration = Duration::from_secs(15);
 const PUBLISH_LEAD: Duration = Duration::from_millis(20);
 
 /// Why a run stopped early; set once by the first cause.
-pub type StopReason = Arc<OnceLock<String>>;
+pub(crate) type StopReason = Arc<OnceLock<String>>;
 
 /// Everything measured in one run, before it is turned into a report.
-pub struct RunData {
+pub(crate) struct RunData {
     /// Connect phase (its `conns` moved out).
-    pub connect: ConnectPhase,
+    pub(crate) connect: ConnectPhase,
     /// Merged receiver stats.
-    pub stats: WorkerStats,
+    pub(crate) stats: WorkerStats,
     /// What was published.
-    pub published: Published,
+    pub(crate) published: Published,
     /// First intended send, unix ns.
-    pub publish_start_ns: u64,
+    pub(crate) publish_start_ns: u64,
     /// The start every segment agreed on, unix ms (`--start-at`, or the barrier's on Redis's
     /// clock).
-    pub start_at_ms: Option<u64>,
+    pub(crate) start_at_ms: Option<u64>,
     /// The run clock.
-    pub clock: Clock,
+    pub(crate) clock: Clock,
     /// Wall time of the run.
-    pub wall: Duration,
+    pub(crate) wall: Duration,
     /// What the run cost the tester and the server, and resources over time.
-    pub costs: Costs,
+    pub(crate) costs: Costs,
     /// Why the run stopped early, if it did.
-    pub stop_reason: Option<String>,
+    pub(crate) stop_reason: Option<String>,
 }
 
 /// Runs the plan once. `stop` ends it early (Ctrl-C); `reason` records why. Publishing waits for
 /// `gate` (a `--barrier`: until every agent is ready); a gate's error (a barrier timeout) ends the
 /// run after an orderly teardown and is returned.
-pub async fn run_once(
+pub(crate) async fn run_once(
     plan: &Plan,
     stop: CancellationToken,
     reason: StopReason,

@@ -12,14 +12,14 @@ use crate::measure::Live;
 const TICK: Duration = Duration::from_millis(250);
 
 /// A running progress display (or nothing, off a TTY).
-pub struct Progress {
+pub(crate) struct Progress {
     bar: Option<ProgressBar>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Progress {
     /// Starts the display when `enabled`.
-    pub fn start(enabled: bool, connections: usize, events: u64, live: Arc<Live>) -> Self {
+    pub(crate) fn start(enabled: bool, connections: usize, events: u64, live: Arc<Live>) -> Self {
         if !enabled {
             return Self {
                 bar: None,
@@ -57,14 +57,14 @@ impl Progress {
     }
 
     /// Marks the end of the connect phase.
-    pub fn connected(&self) {
+    pub(crate) fn connected(&self) {
         if let Some(b) = &self.bar {
             b.println("connect phase done");
         }
     }
 
     /// Stops and clears the display.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(t) = &self.task {
             t.abort();
         }

@@ -8,7 +8,7 @@ use crate::measure::{ConnResult, WorkerStats};
 
 /// A slow reader: reads `read_first` frames, stops reading until publishing is over, then reads
 /// what is left (and the close frame, if the server closed it as slow) until the drain deadline.
-pub async fn run_slow(a: Assigned, read_first: u64, shared: Shared) -> ConnResult {
+pub(crate) async fn run_slow(a: Assigned, read_first: u64, shared: Shared) -> ConnResult {
     let mut slot = Slot::new(a.user, a.planned);
     // Slow readers are late by design: their latencies and errors are not the healthy clients'.
     let mut stats = WorkerStats::new(Duration::ZERO);

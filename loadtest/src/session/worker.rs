@@ -31,7 +31,7 @@ const RELEASE_WAIT: Duration = Duration::from_secs(30);
 
 /// The publishing phase, as the receivers see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Events are still being published.
     Publishing,
     /// Publishing is over: wait for stragglers until this instant.
@@ -40,34 +40,34 @@ pub enum Phase {
 
 /// What every receiver shares.
 #[derive(Clone)]
-pub struct Shared {
+pub(crate) struct Shared {
     /// The run clock.
-    pub clock: Clock,
+    pub(crate) clock: Clock,
     /// This run's id (frames with another id are foreign).
-    pub run_id: Arc<str>,
+    pub(crate) run_id: Arc<str>,
     /// Publishing phase.
-    pub phase: watch::Receiver<Phase>,
+    pub(crate) phase: watch::Receiver<Phase>,
     /// Hard stop (Ctrl-C, `--duration`).
-    pub stop: CancellationToken,
+    pub(crate) stop: CancellationToken,
     /// Live counters.
-    pub live: Arc<Live>,
+    pub(crate) live: Arc<Live>,
     /// Length of the run, for the timeline.
-    pub run_len: Duration,
+    pub(crate) run_len: Duration,
     /// Each worker reports here when it has stopped receiving (capacity: one slot per worker).
-    pub done: tokio::sync::mpsc::Sender<()>,
+    pub(crate) done: tokio::sync::mpsc::Sender<()>,
     /// Cancelled once every worker has reported: only then do connections close, so closing
     /// (server-side teardown) never lands inside the measured delivery window.
-    pub release: CancellationToken,
+    pub(crate) release: CancellationToken,
 }
 
 /// One connection handed to a receiver.
-pub struct Assigned {
+pub(crate) struct Assigned {
     /// The connection.
-    pub client: Client,
+    pub(crate) client: Client,
     /// User index.
-    pub user: usize,
+    pub(crate) user: usize,
     /// Events planned for that user (completion and bitset bound).
-    pub planned: u64,
+    pub(crate) planned: u64,
 }
 
 /// One connection's accounting.
@@ -207,7 +207,7 @@ async fn receive(
 }
 
 /// Runs a receiving worker over `conns` until all are complete, the drain deadline, or the stop.
-pub async fn run_worker(conns: Vec<Assigned>, shared: Shared) -> WorkerStats {
+pub(crate) async fn run_worker(conns: Vec<Assigned>, shared: Shared) -> WorkerStats {
     let acc = Arc::new(Mutex::new(Acc {
         stats: WorkerStats::new(shared.run_len),
         unreported: 0,

@@ -37,7 +37,7 @@ pub const CHECKS: &[(&str, &str)] = &[
 
 /// A check that did not pass.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Miss {
+pub(crate) enum Miss {
     /// The server did something else: what was expected and what was seen.
     Fail(String),
     /// The check could not run here (no publisher, no secret).
@@ -45,22 +45,22 @@ pub enum Miss {
 }
 
 /// A check's result.
-pub type Verdict = Result<(), Miss>;
+pub(crate) type Verdict = Result<(), Miss>;
 
 /// What the checks need.
-pub struct Ctx {
+pub(crate) struct Ctx {
     /// `ws://…/ws/notifications/`.
-    pub url: String,
+    pub(crate) url: String,
     /// Longest wait for one expected frame or close.
-    pub wait: Duration,
+    pub(crate) wait: Duration,
     /// Three users: (id, valid token).
-    pub users: Vec<(u64, String)>,
+    pub(crate) users: Vec<(u64, String)>,
     /// The HS256 secret, when tokens are minted (expired and refresh tokens need it).
-    pub secret: Option<String>,
+    pub(crate) secret: Option<String>,
     /// How events are published.
-    pub sender: EventSender,
+    pub(crate) sender: EventSender,
     /// The server's incoming frame limit (the oversized frame is 1 KiB above it).
-    pub max_frame_bytes: usize,
+    pub(crate) max_frame_bytes: usize,
 }
 
 fn fail(expected: &str, seen: &Seen) -> Miss {
@@ -164,7 +164,7 @@ fn payload(name: &str) -> Value {
 }
 
 /// Runs the check called `name`.
-pub async fn run(name: &str, ctx: &Ctx) -> Verdict {
+pub(crate) async fn run(name: &str, ctx: &Ctx) -> Verdict {
     let id = |u: usize| ctx.users[u].0;
     match name {
         "connection_established" => {

@@ -12,7 +12,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// What the server did next.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Seen {
+pub(crate) enum Seen {
     /// A text frame holding JSON.
     Json(Value),
     /// A text frame that is not JSON.
@@ -47,7 +47,7 @@ fn truncate(t: &str) -> String {
 
 /// Why a handshake did not complete.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Refused {
+pub(crate) enum Refused {
     /// The server answered the upgrade with this HTTP status (Daphne's 403 for a rejected token).
     Http(u16),
     /// Connect or handshake failed otherwise.
@@ -64,12 +64,16 @@ impl fmt::Display for Refused {
 }
 
 /// An open connection.
-pub struct Client {
+pub(crate) struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
 /// Connects to `url` with `token` in the query string (none: no query), bounded by `wait`.
-pub async fn connect(url: &str, token: Option<&str>, wait: Duration) -> Result<Client, Refused> {
+pub(crate) async fn connect(
+    url: &str,
+    token: Option<&str>,
+    wait: Duration,
+) -> Result<Client, Refused> {
     let full = match token {
         Some(t) => format!("{url}?token={t}"),
         None => url.to_owned(),
@@ -89,7 +93,7 @@ pub async fn connect(url: &str, token: Option<&str>, wait: Duration) -> Result<C
 
 impl Client {
     /// The next frame or close within `wait` (pings and pongs skipped).
-    pub async fn next(&mut self, wait: Duration) -> Seen {
+    pub(crate) async fn next(&mut self, wait: Duration) -> Seen {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             match tokio::time::timeout_at(deadline, self.ws.next()).await {
@@ -121,7 +125,7 @@ impl Client {
     }
 
     /// Sends a text frame; a send error is returned as what was seen.
-    pub async fn text(&mut self, text: &str) -> Result<(), Seen> {
+    pub(crate) async fn text(&mut self, text: &str) -> Result<(), Seen> {
         self.ws
             .send(Message::text(text))
             .await
@@ -129,7 +133,7 @@ impl Client {
     }
 
     /// Sends a binary frame.
-    pub async fn binary(&mut self, bytes: Vec<u8>) -> Result<(), Seen> {
+    pub(crate) async fn binary(&mut self, bytes: Vec<u8>) -> Result<(), Seen> {
         self.ws
             .send(Message::binary(bytes))
             .await
@@ -137,7 +141,7 @@ impl Client {
     }
 
     /// Closes politely (errors ignored: the check is over).
-    pub async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.close(None)).await;
     }
 }

@@ -18,7 +18,7 @@ const SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Why an event could not be sent: the check is skipped (nothing to publish with) or fails.
 #[derive(Debug, Clone, PartialEq)]
-pub enum NotSent {
+pub(crate) enum NotSent {
     /// The target cannot be asked to publish this way; the check is skipped.
     Unsupported(String),
     /// The publish call failed.
@@ -26,7 +26,7 @@ pub enum NotSent {
 }
 
 /// The way events reach the server under test.
-pub enum EventSender {
+pub(crate) enum EventSender {
     /// HTTP with `X-API-Key`.
     Http {
         /// The server's address.
@@ -44,7 +44,7 @@ pub enum EventSender {
 
 impl EventSender {
     /// A Redis sender in `layer`'s format to `config`'s URL and prefix.
-    pub fn redis(layer: LayerKind, config: &RedisConfig) -> Result<Self, String> {
+    pub(crate) fn redis(layer: LayerKind, config: &RedisConfig) -> Result<Self, String> {
         GroupSender::new(layer, config)
             .map(Self::Redis)
             .map_err(|e| e.to_string())
@@ -52,7 +52,7 @@ impl EventSender {
 
     /// Django's `notify_user(user_id, kind, data)`: `group_send("user_{id}", {"type": kind with
     /// '-' → '_', "data": data})`.
-    pub async fn notify(&self, user: u64, kind: &str, data: &Value) -> Result<(), NotSent> {
+    pub(crate) async fn notify(&self, user: u64, kind: &str, data: &Value) -> Result<(), NotSent> {
         match self {
             Self::Http {
                 addr,
@@ -71,7 +71,7 @@ impl EventSender {
     }
 
     /// A raw group message to `user_{id}` (`notification` with `notification_type`, …).
-    pub async fn group_send(&self, user: u64, message: Value) -> Result<(), NotSent> {
+    pub(crate) async fn group_send(&self, user: u64, message: Value) -> Result<(), NotSent> {
         let group = group_of(user).map_err(NotSent::Failed)?;
         match self {
             Self::Http {

@@ -24,7 +24,7 @@ const STEP_FIGURES: &[&str] = &[
 
 /// Runs the search; the returned report is the highest passing step's (or the first step's), with
 /// the [`SearchSummary`] in `find_max`.
-pub async fn find_max(
+pub(crate) async fn find_max(
     plan: &Plan,
     fm: FindMax,
     stop: CancellationToken,
@@ -179,11 +179,11 @@ impl Search<'_> {
 
 /// The rate search's state: bracket (×2 up from a pass, ÷2 down from a fail), then bisect.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Bracket {
+pub(crate) struct Bracket {
     /// Highest passing rate so far.
-    pub lo: Option<f64>,
+    pub(crate) lo: Option<f64>,
     /// Lowest failing rate so far.
-    pub hi: Option<f64>,
+    pub(crate) hi: Option<f64>,
     start: f64,
     max: f64,
     precision: f64,
@@ -195,7 +195,7 @@ const MIN_RATE: f64 = 1.0;
 impl Bracket {
     /// A search starting at `start` events/s, never above `max`, stopping when `hi ÷ lo − 1 ≤
     /// precision`.
-    pub fn new(start: f64, max: f64, precision: f64) -> Self {
+    pub(crate) fn new(start: f64, max: f64, precision: f64) -> Self {
         Self {
             lo: None,
             hi: None,
@@ -206,7 +206,7 @@ impl Bracket {
     }
 
     /// The next rate to try, or `None` when the search is over.
-    pub fn next(&self) -> Option<f64> {
+    pub(crate) fn next(&self) -> Option<f64> {
         match (self.lo, self.hi) {
             (None, None) => Some(self.start),
             (Some(lo), None) if lo >= self.max => None,
@@ -219,7 +219,7 @@ impl Bracket {
     }
 
     /// Records the outcome at `rate`.
-    pub fn record(&mut self, rate: f64, passed: bool) {
+    pub(crate) fn record(&mut self, rate: f64, passed: bool) {
         if passed {
             self.lo = Some(self.lo.map_or(rate, |l| l.max(rate)));
         } else {
@@ -228,7 +228,7 @@ impl Bracket {
     }
 
     /// Why the search ended, for the report.
-    pub fn ended_by(&self) -> String {
+    pub(crate) fn ended_by(&self) -> String {
         match (self.lo, self.hi) {
             (Some(lo), Some(hi)) => format!(
                 "bracketed: {lo:.0} events/s passes, {hi:.0} fails (within {:.0}%)",

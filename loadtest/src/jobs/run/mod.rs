@@ -24,7 +24,7 @@ pub struct Finished {
 }
 
 /// `loadtest [flags]`: the job's entry, the exit code of [`finish`].
-pub async fn run(opts: &Opts) -> anyhow::Result<u8> {
+pub(crate) async fn run(opts: &Opts) -> anyhow::Result<u8> {
     finish(opts).await.map(|f| f.exit_code)
 }
 
@@ -61,7 +61,7 @@ pub async fn finish(opts: &Opts) -> anyhow::Result<Finished> {
 }
 
 /// Runs a validated plan: once, `--repeat` times, or the `--find-max` search. Writes nothing.
-pub async fn run_plan(
+pub(crate) async fn run_plan(
     plan: &Plan,
     stop: &CancellationToken,
     reason: &StopReason,

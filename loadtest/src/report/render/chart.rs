@@ -14,22 +14,22 @@ const TOP: f64 = 28.0;
 const BOTTOM: f64 = 36.0;
 
 /// Series colours, in order.
-pub const COLORS: [&str; 4] = ["#2a6fdb", "#e07b00", "#c0392b", "#2e8b57"];
+pub(crate) const COLORS: [&str; 4] = ["#2a6fdb", "#e07b00", "#c0392b", "#2e8b57"];
 
 /// One line.
-pub struct Series<'a> {
+pub(crate) struct Series<'a> {
     /// Legend text.
-    pub name: &'a str,
+    pub(crate) name: &'a str,
     /// (x, y) points; `None` breaks the line.
-    pub points: Vec<(f64, Option<f64>)>,
+    pub(crate) points: Vec<(f64, Option<f64>)>,
     /// Stroke colour.
-    pub color: &'a str,
+    pub(crate) color: &'a str,
     /// Dashed (a baseline).
-    pub dashed: bool,
+    pub(crate) dashed: bool,
 }
 
 /// How the x axis is labelled.
-pub enum XAxis {
+pub(crate) enum XAxis {
     /// Seconds, labelled by [`time_label`] at nice steps.
     Time,
     /// Fixed ticks.
@@ -37,7 +37,7 @@ pub enum XAxis {
 }
 
 /// A 1-2-5 step giving about `target` ticks over `span`.
-pub fn nice_step(span: f64, target: f64) -> f64 {
+pub(crate) fn nice_step(span: f64, target: f64) -> f64 {
     if span <= 0.0 || !span.is_finite() {
         return 1.0;
     }
@@ -62,7 +62,7 @@ const TIME_STEPS: [f64; 11] = [
 ];
 
 /// A step for a time axis over `span` seconds (1-2-5 below a second, clock steps above).
-pub fn time_step(span: f64) -> f64 {
+pub(crate) fn time_step(span: f64) -> f64 {
     let step = nice_step(span, 5.0);
     if step < 1.0 {
         return step;
@@ -75,7 +75,7 @@ pub fn time_step(span: f64) -> f64 {
 }
 
 /// A time label with as many decimals as the step needs: `250 ms`, `1.5 s`, `2:30`.
-pub fn time_label(t: f64, step: f64) -> String {
+pub(crate) fn time_label(t: f64, step: f64) -> String {
     if step < 0.1 && t < 1.0 {
         let decimals = if step < 0.001 { 1 } else { 0 };
         format!("{:.*} ms", decimals, t * 1000.0)
@@ -93,7 +93,7 @@ pub fn time_label(t: f64, step: f64) -> String {
 }
 
 /// A value label: `12`, `2.5`, `1.2k`, `3.4M`, with enough decimals to tell ticks `step` apart.
-pub fn value_label(v: f64, step: f64) -> String {
+pub(crate) fn value_label(v: f64, step: f64) -> String {
     let (scale, unit) = if v.abs() >= 1e6 || step >= 1e6 {
         (1e6, "M")
     } else if v.abs() >= 1e3 || step >= 1e3 {
@@ -133,7 +133,7 @@ fn frame(title: &str, y_label: &str) -> String {
 }
 
 /// A line chart; the y axis starts at 0.
-pub fn line_chart(title: &str, y_label: &str, x: XAxis, series: &[Series]) -> String {
+pub(crate) fn line_chart(title: &str, y_label: &str, x: XAxis, series: &[Series]) -> String {
     debug_assert!(series.len() <= 4, "the legend holds four series");
     let mut s = frame(title, y_label);
     let pts = || series.iter().flat_map(|se| se.points.iter());
@@ -228,7 +228,7 @@ pub fn line_chart(title: &str, y_label: &str, x: XAxis, series: &[Series]) -> St
 }
 
 /// A bar chart of (label, count) bins, labelling about eight of them.
-pub fn bar_chart(title: &str, y_label: &str, bins: &[(String, u64)]) -> String {
+pub(crate) fn bar_chart(title: &str, y_label: &str, bins: &[(String, u64)]) -> String {
     let mut s = frame(title, y_label);
     let max = bins.iter().map(|b| b.1).max().unwrap_or(0);
     if bins.is_empty() || max == 0 {

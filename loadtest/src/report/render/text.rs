@@ -172,14 +172,14 @@ pub fn render(r: &Report) -> String {
 
 /// The side-by-side table, as in the text report and `loadtest compare`; `current_label` heads
 /// this side's column.
-pub fn render_table(c: &Comparison, current_label: &'static str) -> String {
+pub(crate) fn render_table(c: &Comparison, current_label: &'static str) -> String {
     sections::baseline(c, current_label).text(true)
 }
 
 /// Renders threshold outcomes, one line each (shared with `loadtest compare`). The text lays the
 /// thresholds table ([`sections::thresholds`]) out as sentences, since a bound against a baseline
 /// reads better said than tabulated.
-pub fn render_outcomes(outcomes: &[Outcome]) -> String {
+pub(crate) fn render_outcomes(outcomes: &[Outcome]) -> String {
     let mut s = String::new();
     for t in outcomes {
         let actual = t

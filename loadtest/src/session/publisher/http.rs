@@ -13,7 +13,7 @@ use super::{Event, EventCodec, Publisher, EVENT_KIND};
 use crate::net::connect;
 
 /// Publishes batches over HTTP.
-pub struct HttpPublisher {
+pub(crate) struct HttpPublisher {
     addr: SocketAddr,
     host: String,
     api_key: String,
@@ -23,7 +23,7 @@ pub struct HttpPublisher {
 
 impl HttpPublisher {
     /// A publisher to `addr`; connects lazily, and again after a connection error.
-    pub fn new(addr: SocketAddr, host: String, api_key: String, codec: EventCodec) -> Self {
+    pub(crate) fn new(addr: SocketAddr, host: String, api_key: String, codec: EventCodec) -> Self {
         Self {
             addr,
             host,

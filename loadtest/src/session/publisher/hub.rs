@@ -7,14 +7,14 @@ use futures::future::BoxFuture;
 use super::{Event, EventCodec, Publisher, EVENT_KIND};
 
 /// Publishes through the embedded server's hub, like backend code calling `notify_user`.
-pub struct HubPublisher {
+pub(crate) struct HubPublisher {
     state: AppState,
     codec: EventCodec,
 }
 
 impl HubPublisher {
     /// A publisher over `state`.
-    pub fn new(state: AppState, codec: EventCodec) -> Self {
+    pub(crate) fn new(state: AppState, codec: EventCodec) -> Self {
         Self { state, codec }
     }
 }

@@ -18,20 +18,20 @@ use crate::plan::ArrivalModel;
 
 /// What one lane (or all lanes, merged) published.
 #[derive(Debug, Default, Clone)]
-pub struct Published {
+pub(crate) struct Published {
     /// Highest sequence number published per user index (= events published for that user).
-    pub per_user: Vec<u64>,
+    pub(crate) per_user: Vec<u64>,
     /// Events published (attempted; failed batches included).
-    pub events: u64,
+    pub(crate) events: u64,
     /// Failed publish calls, by message.
-    pub errors: BTreeMap<String, u64>,
+    pub(crate) errors: BTreeMap<String, u64>,
     /// From the first intended send to the last publish call's return.
-    pub elapsed: Duration,
+    pub(crate) elapsed: Duration,
 }
 
 impl Published {
     /// Adds another lane's result.
-    pub fn merge(&mut self, other: Published) {
+    pub(crate) fn merge(&mut self, other: Published) {
         if self.per_user.len() < other.per_user.len() {
             self.per_user.resize(other.per_user.len(), 0);
         }
@@ -47,25 +47,25 @@ impl Published {
 }
 
 /// One lane's job.
-pub struct Lane {
+pub(crate) struct Lane {
     /// This lane's number.
-    pub lane: usize,
+    pub(crate) lane: usize,
     /// Lanes in all.
-    pub lanes: usize,
+    pub(crate) lanes: usize,
     /// Every user's id, by user index.
-    pub user_ids: Arc<Vec<u64>>,
+    pub(crate) user_ids: Arc<Vec<u64>>,
     /// ArrivalModel model.
-    pub arrival: ArrivalModel,
+    pub(crate) arrival: ArrivalModel,
     /// Events per publish call.
-    pub batch: usize,
+    pub(crate) batch: usize,
     /// Run clock.
-    pub clock: Clock,
+    pub(crate) clock: Clock,
     /// When the schedule starts.
-    pub start: Instant,
+    pub(crate) start: Instant,
     /// Hard stop.
-    pub stop: CancellationToken,
+    pub(crate) stop: CancellationToken,
     /// Live counters.
-    pub live: Arc<Live>,
+    pub(crate) live: Arc<Live>,
 }
 
 struct Sink<'a> {
@@ -94,7 +94,7 @@ impl Sink<'_> {
 }
 
 /// Runs one lane to the end of its schedule or the stop.
-pub async fn run_lane(lane: Lane, mut publisher: Box<dyn Publisher>) -> Published {
+pub(crate) async fn run_lane(lane: Lane, mut publisher: Box<dyn Publisher>) -> Published {
     let users = lane.user_ids.len();
     let mine: Vec<usize> = (0..users).filter(|u| u % lane.lanes == lane.lane).collect();
     let mut sink = Sink {

@@ -7,10 +7,10 @@
 //! intended send time, so a new publisher gets exact accounting for free. The Redis publishers
 //! ([`redis`]) are the example: Django's `group_send` through channels_redis, both layers.
 
-pub mod http;
-pub mod hub;
-pub mod lane;
-pub mod redis;
+pub(crate) mod http;
+pub(crate) mod hub;
+pub(crate) mod lane;
+pub(crate) mod redis;
 
 use futures::future::BoxFuture;
 
@@ -20,31 +20,31 @@ use crate::error::Result;
 /// The notification type the loadtest sends: one of the reference consumer's own handlers
 /// (`new_message` forwards `data` as given), so the same run works against the Django app, which
 /// kills the connection on a type it has no handler for.
-pub const EVENT_KIND: &str = "new_message";
+pub(crate) const EVENT_KIND: &str = "new_message";
 
 /// One event for one user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Event {
+pub(crate) struct Event {
     /// The user's id (the group is `user_{id}`).
-    pub user_id: u64,
+    pub(crate) user_id: u64,
     /// Per-user sequence number, from 1.
-    pub seq: u64,
+    pub(crate) seq: u64,
     /// Intended send time, unix ns.
-    pub ts_ns: u64,
+    pub(crate) ts_ns: u64,
 }
 
 /// Encodes event data: `{"seq":…,"ts":…,"run":"…","pad":"…"}` (PROTOCOL.md §6).
 #[derive(Debug, Clone)]
-pub struct EventCodec {
+pub(crate) struct EventCodec {
     /// This run's id.
-    pub run_id: String,
+    pub(crate) run_id: String,
     /// Padding, to reach a realistic payload size.
-    pub pad: String,
+    pub(crate) pad: String,
 }
 
 impl EventCodec {
     /// A codec for `run_id` with `payload_bytes` of padding.
-    pub fn new(run_id: &str, payload_bytes: usize) -> Self {
+    pub(crate) fn new(run_id: &str, payload_bytes: usize) -> Self {
         Self {
             run_id: run_id.to_owned(),
             pad: "x".repeat(payload_bytes),
@@ -52,7 +52,7 @@ impl EventCodec {
     }
 
     /// Appends the data object as JSON text.
-    pub fn write_data(&self, e: &Event, out: &mut String) {
+    pub(crate) fn write_data(&self, e: &Event, out: &mut String) {
         use std::fmt::Write;
         let _ = write!(
             out,
@@ -62,7 +62,7 @@ impl EventCodec {
     }
 
     /// The data object as a JSON value (for in-process publishing).
-    pub fn data_value(&self, e: &Event) -> serde_json::Value {
+    pub(crate) fn data_value(&self, e: &Event) -> serde_json::Value {
         let mut m = serde_json::Map::with_capacity(4);
         m.insert("seq".into(), e.seq.into());
         m.insert("ts".into(), e.ts_ns.into());
@@ -73,7 +73,7 @@ impl EventCodec {
 }
 
 /// Sends events to the server. One instance per lane; a lane publishes its batches in order.
-pub trait Publisher: Send {
+pub(crate) trait Publisher: Send {
     /// Short name for reports.
     fn name(&self) -> &'static str;
     /// Publishes `batch` (ordered per user). An error means the batch may not have been sent;
@@ -91,7 +91,7 @@ pub trait Publisher: Send {
 }
 
 /// What a publisher needs to connect.
-pub enum PublishTarget {
+pub(crate) enum PublishTarget {
     /// The embedded server's state.
     Embedded(courier::AppState),
     /// HTTP `POST /api/notify` at `addr`.
@@ -113,7 +113,7 @@ pub enum PublishTarget {
 }
 
 /// Builds the publisher of one lane.
-pub fn build(
+pub(crate) fn build(
     kind: PublisherKind,
     target: &PublishTarget,
     codec: EventCodec,

@@ -14,7 +14,7 @@ use super::{Event, EventCodec, Publisher, EVENT_KIND};
 const READY_POLL: Duration = Duration::from_millis(25);
 
 /// Publishes batches to Redis in a channels_redis layer's wire format.
-pub struct RedisPublisher {
+pub(crate) struct RedisPublisher {
     name: &'static str,
     sender: GroupSender,
     codec: EventCodec,
@@ -24,7 +24,11 @@ pub struct RedisPublisher {
 
 impl RedisPublisher {
     /// A publisher in `layer`'s format; connects lazily. Must run inside a Tokio runtime.
-    pub fn new(layer: LayerKind, config: &RedisConfig, codec: EventCodec) -> Result<Self, String> {
+    pub(crate) fn new(
+        layer: LayerKind,
+        config: &RedisConfig,
+        codec: EventCodec,
+    ) -> Result<Self, String> {
         let name = match layer {
             LayerKind::RedisPubsub => "redis-pubsub",
             LayerKind::RedisCore => "redis-core",

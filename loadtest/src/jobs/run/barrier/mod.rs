@@ -45,11 +45,11 @@ const POLL: Duration = Duration::from_millis(50);
 /// Bound on connecting to Redis and on each command.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(5);
 /// `TIME` round trips taken to estimate this clock's offset from Redis's.
-pub const CLOCK_SAMPLES: usize = 5;
+pub(crate) const CLOCK_SAMPLES: usize = 5;
 
 /// The agreed start of a barrier run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Agreed {
+pub(crate) struct Agreed {
     /// The start, unix ms on Redis's clock: the same for every agent (the report's
     /// `raw.start_at_ms`).
     pub start_ms: u64,
@@ -60,7 +60,7 @@ pub struct Agreed {
 }
 
 /// This agent's slot in a barrier run.
-pub struct Joined {
+pub(crate) struct Joined {
     spec: BarrierSpec,
     conn: MultiplexedConnection,
     /// The segment this agent runs.
@@ -91,7 +91,7 @@ async fn bounded<T>(
 }
 
 /// Connects and takes this agent's slot: `segment` when given, else the first free one.
-pub async fn join(spec: &BarrierSpec, segment: Option<Segment>) -> Result<Joined> {
+pub(crate) async fn join(spec: &BarrierSpec, segment: Option<Segment>) -> Result<Joined> {
     let client = redis::Client::open(spec.url.as_str()).map_err(|e| redis_err(spec, e))?;
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(REDIS_TIMEOUT))
@@ -166,7 +166,7 @@ impl StartGate for Joined {
 impl Joined {
     /// Reports ready and waits for the start (announced on stderr). `Ok(None)`: `stop` fired
     /// first (the slot is given up). A timeout gives the slot up and is an [`Error::Barrier`].
-    pub async fn wait(&self, stop: &CancellationToken) -> Result<Option<Agreed>> {
+    pub(crate) async fn wait(&self, stop: &CancellationToken) -> Result<Option<Agreed>> {
         let offset_ms = (self.clock_offset_us().await? as f64 / 1000.0).round() as i64;
         let agreed = |start_ms: u64| {
             eprintln!(
@@ -264,7 +264,7 @@ impl Joined {
     }
 
     /// Gives this agent's slot up unless the run started; returns the start if it did.
-    pub async fn leave(&self) -> Result<Option<u64>> {
+    pub(crate) async fn leave(&self) -> Result<Option<u64>> {
         let [agents, ready, start] = self.spec.keys();
         bounded(
             &self.spec,
