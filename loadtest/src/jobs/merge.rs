@@ -114,7 +114,7 @@ pub(crate) fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
         d.duplicated += rd.duplicated;
         d.reordered += rd.reordered;
         d.foreign += rd.foreign;
-        d.resyncs += rd.resyncs;
+        d.resyncs = add_opt(d.resyncs, rd.resyncs);
         m.slow_clients = add_slow(m.slow_clients.take(), r.slow_clients);
         m.events.published += r.events.published;
         add_counts(&mut m.events.errors, r.events.errors);
@@ -129,7 +129,8 @@ pub(crate) fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
             }
         }
         m.tester.cpu_percent += r.tester.cpu_percent;
-        m.tester.delivery_cpu_seconds += r.tester.delivery_cpu_seconds;
+        m.tester.delivery_cpu_seconds =
+            add_opt(m.tester.delivery_cpu_seconds, r.tester.delivery_cpu_seconds);
         let (s, rs) = (&mut m.server, r.server);
         s.rss_bytes = add_opt(s.rss_bytes, rs.rss_bytes);
         s.cpu_percent = add_opt(s.cpu_percent, rs.cpu_percent);

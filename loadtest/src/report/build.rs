@@ -94,7 +94,7 @@ impl Report {
             .collect();
         let mut deliveries = Deliveries {
             foreign: d.stats.foreign,
-            resyncs: d.stats.resyncs,
+            resyncs: Some(d.stats.resyncs),
             ..Deliveries::default()
         };
         let mut slow = SlowClients::default();
@@ -210,7 +210,7 @@ impl Report {
             samples: d.costs.samples.clone(),
             tester: Tester {
                 cpu_percent: d.costs.tester_cpu.as_secs_f64() / wall * 100.0,
-                delivery_cpu_seconds: d.costs.tester_cpu_delivering.as_secs_f64(),
+                delivery_cpu_seconds: Some(d.costs.tester_cpu_delivering.as_secs_f64()),
             },
             server: Server {
                 rss_bytes: d.costs.server_rss,

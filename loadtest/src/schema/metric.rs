@@ -198,7 +198,7 @@ impl Report {
             "lost" => self.deliveries.lost as f64,
             "duplicated" => self.deliveries.duplicated as f64,
             "reordered" => self.deliveries.reordered as f64,
-            "resyncs" => self.deliveries.resyncs as f64,
+            "resyncs" => self.deliveries.resyncs? as f64,
             "slow_lost" => slow.map_or(0, |s| s.lost) as f64,
             "slow_closed" => slow.map_or(0, |s| s.closed_by_code.values().sum()) as f64,
             "established" => self.connections.established as f64,

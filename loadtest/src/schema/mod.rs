@@ -89,8 +89,9 @@ pub struct Deliveries {
     pub reordered: u64,
     /// Frames that were not events of this run.
     pub foreign: u64,
-    /// `resync` frames received (the server's word that messages may have been missed).
-    pub resyncs: u64,
+    /// `resync` frames received (the server's word that messages may have been missed); `None`
+    /// in a report written before they were counted (schema 1): not measured, not zero.
+    pub resyncs: Option<u64>,
 }
 
 /// The slow readers, reported apart from the healthy clients.
@@ -159,8 +160,9 @@ pub struct Tester {
     pub cpu_percent: f64,
     /// CPU of the tester's threads from the first intended send to the end of the drain, s: the
     /// same window as `server.delivery_cpu_seconds`, embedded server threads excluded, so both
-    /// costs per delivery come from one report.
-    pub delivery_cpu_seconds: f64,
+    /// costs per delivery come from one report. `None` in a report written before the window
+    /// was measured (schema 1).
+    pub delivery_cpu_seconds: Option<f64>,
 }
 
 /// The server's cost, when it can be seen (embedded, or `--server-pid`).

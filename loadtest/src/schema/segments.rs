@@ -51,7 +51,6 @@ impl ProcessFigures {
     /// The figures of `r`, the `i`-th (0-based) report of a merge.
     pub fn of(r: &Report, i: usize) -> Self {
         let slow = r.slow_clients.as_ref().map_or(0, |s| s.received);
-        let tester_cpu = r.tester.delivery_cpu_seconds;
         Self {
             segment: r
                 .raw
@@ -63,10 +62,12 @@ impl ProcessFigures {
             lost: r.deliveries.lost,
             deliveries_per_sec: r.throughput.deliveries_per_sec,
             p99_ms: r.latency_us.p99 as f64 / 1000.0,
-            // A report from before the tester measured its delivery window has 0 there.
-            tester_ns_per_delivery: (tester_cpu > 0.0)
-                .then(|| r.cpu_per_delivery_ns(tester_cpu))
-                .flatten(),
+            // An older report has no delivery window (or, before it was optional, 0 there).
+            tester_ns_per_delivery: r
+                .tester
+                .delivery_cpu_seconds
+                .filter(|cpu| *cpu > 0.0)
+                .and_then(|cpu| r.cpu_per_delivery_ns(cpu)),
             server_ns_per_delivery: r.measured("server_ns_per_delivery"),
             server_rss_bytes: r.server.rss_bytes,
             server_metrics_agree: r.server_metrics.as_ref().map(|m| m.agree),

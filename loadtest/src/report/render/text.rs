@@ -57,7 +57,11 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(
         s,
         "  lost          {}   duplicated {}   reordered {}   foreign {}   resyncs {}",
-        d.lost, d.duplicated, d.reordered, d.foreign, d.resyncs
+        d.lost,
+        d.duplicated,
+        d.reordered,
+        d.foreign,
+        d.resyncs.map_or("n/a".into(), |n| n.to_string())
     );
     if let Some(sl) = &r.slow_clients {
         let _ = writeln!(s, "Slow readers (reported apart)");
@@ -101,7 +105,10 @@ pub fn render(r: &Report) -> String {
         s,
         "  tester CPU    {:.0}% of one core{}",
         r.tester.cpu_percent,
-        delivering(r.tester.delivery_cpu_seconds)
+        r.tester
+            .delivery_cpu_seconds
+            .map(delivering)
+            .unwrap_or_default()
     );
     let server_cpu = r.server.cpu_percent.map_or("n/a".into(), |p| {
         let window = r.server.delivery_cpu_seconds.map(delivering);
