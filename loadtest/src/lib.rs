@@ -6,11 +6,12 @@
 //! # Layout
 //! The pipeline is `Opts → Plan → session (connect, receive, publish, drain) → stats → Report`
 //! (STYLE.md §13), in layers: each imports only the layers listed before it, never one after
-//! (`tests::layering` holds the rule). Commands sit on top, as k6's `cmd/` does; the engine below
-//! them never names a command.
+//! (`layering.rs`, a unit test, fails naming the file and line that breaks the rule). Commands sit
+//! on top, as k6's `cmd/` does; the engine below them never names a command, so adding one is a
+//! file under `jobs/` and a clap struct under `cli/`.
 //!
 //! Leaves
-//! - [`error`]: the one error type, [`error::usage`] and the exit codes.
+//! - `error`: the one error type, `usage()` and the exit codes (re-exported here).
 //! - `net`: HTTP/1.1 client helpers (one connection, one request).
 //!
 //! Layers, bottom up
@@ -18,7 +19,7 @@
 //!    direction each improves, search steps, raw histograms, comparisons, per-process figures,
 //!    the server cross-check. It imports nothing else of the crate, so `compare`, `merge` and
 //!    `capacity` read reports without the runtime.
-//! 2. [`cli`]: every clap struct, no logic (ripgrep's low-level arguments, `uv-cli`).
+//! 2. `cli`: every clap struct, no logic (ripgrep's low-level arguments, `uv-cli`).
 //! 3. [`plan`]: flags + scenario → a validated [`Plan`], opening no socket; the settings of
 //!    `--find-max`, `--segment`, `--barrier`, `--baseline`, `--server-metrics`, the thresholds,
 //!    the channel layer and the machine's limits live here, so no job defines what the plan holds.
@@ -26,17 +27,21 @@
 //!    readings, the sampler, server-metrics scrapes, and the statistics of repeated runs.
 //! 5. [`session`]: one run — embedded server, tokens, connect phase, receivers, publishers,
 //!    drain. Whatever must hold publishing back (a `--barrier`) enters through the session's own
-//!    [`session::StartGate`] trait, so the session never imports a job.
-//! 6. [`report`]: a session's data → the [`Report`], judged; [`report::render`] lays it out as
-//!    text, Markdown, HTML and JUnit.
+//!    `session::StartGate` trait, so the session never imports a job.
+//! 6. [`report`]: a session's data → the [`Report`], judged; [`report::render`] builds each of
+//!    its tables once as data (title, columns, rows, notes) and lays them out as text, Markdown,
+//!    HTML and JUnit.
 //! 7. [`jobs`]: one module per command, named after it — `run` (with `--repeat`, `--find-max`,
 //!    `--barrier`), `ab`, `compare`, `merge`, `capacity`, `conform` — each entered as
 //!    `async fn run(&Args) -> anyhow::Result<u8>` (the exit code).
 //!
-//! Why `cli` sits above `schema` and below `plan`: `--find-max`'s value is the report's
-//! [`schema::SearchOver`], one enum for both; and the plan is built from arguments, never the
-//! reverse. Why `measure` sits above `plan`: the sampler and the scrapes take the plan's
-//! endpoints.
+//! Where this cut differs from the proposal in issue 17, and why: `cli` sits above `schema`
+//! because `--find-max`'s value is the report's [`schema::SearchOver`] (one enum for the flag and
+//! the report); `measure` sits above `plan` because the sampler and the scrapes take the plan's
+//! endpoints; the thresholds' parser is a plan type (a plan holds parsed thresholds) while metric
+//! names, directions and outcomes are schema data; `--segment`'s arithmetic is plan, its raw
+//! histograms schema, their codec measure. `cli` may not use `error` (it has no logic to fail);
+//! `schema` uses nothing at all, so a report is readable without the runtime.
 
 mod cli;
 mod error;

@@ -1,5 +1,5 @@
 //! `loadtest [flags]`: one run of the plan, `--repeat` runs, the `--find-max` capacity search
-//! ([`find_max`]), or one agent of a `--barrier` run ([`barrier`]); then the outputs.
+//! (`find_max.rs`), or one agent of a `--barrier` run ([`barrier`]); then the outputs.
 
 pub mod barrier;
 mod find_max;

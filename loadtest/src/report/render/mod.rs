@@ -1,5 +1,5 @@
 //! Laying a report out: text, Markdown, HTML (with its SVG charts) and JUnit. Each table is
-//! built once ([`sections`], in the model of [`table`]); the layouts add headings and figures
+//! built once (`sections.rs`, in the model of `table.rs`); the layouts add headings and figures
 //! around them, and share the number, change and escape helpers below.
 
 pub(crate) mod chart;

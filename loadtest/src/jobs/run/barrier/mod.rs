@@ -17,7 +17,7 @@
 //!    in which case it takes that start after all — so agents either all start or none does.
 //!
 //! Clocks: the start is an instant on Redis's clock. Each agent estimates its own clock's offset
-//! from Redis with the fastest of [`CLOCK_SAMPLES`] `TIME` round trips and schedules the start on
+//! from Redis with the fastest of `CLOCK_SAMPLES` `TIME` round trips and schedules the start on
 //! its own clock, so agents agree to within about half that round trip (plus any asymmetry of the
 //! route), whether or not their clocks are synchronised. Keys expire [`crate::plan::KEY_MARGIN`] past the
 //! longest an agent may still need them.
