@@ -2,9 +2,11 @@
 //! today's version (two segments of a small embedded run), and an older report (schema 1) still
 //! reads, its missing figures "not measured" rather than zero.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
+use std::path::PathBuf;
+
+use common::loadtest;
 use serde_json::Value;
 
 fn fixture(name: &str) -> String {
@@ -18,19 +20,6 @@ fn fixture(name: &str) -> String {
 const TODAY_1: &str = "report-v2-segment-1of2.json";
 const TODAY_2: &str = "report-v2-segment-2of2.json";
 const SCHEMA_1: &str = "report-default.json";
-
-/// Runs the binary: exit code, stdout, stderr.
-fn loadtest(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .args(args)
-        .output()
-        .expect("run loadtest");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn json(text: &str) -> Value {
     serde_json::from_str(text).expect("JSON output")
