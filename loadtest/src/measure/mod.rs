@@ -13,6 +13,7 @@ mod stats;
 pub(crate) mod sysinfo;
 
 pub(crate) use clock::{Clock, TIMELINE_BUCKET};
-pub use histogram::{decode, encode};
+pub use histogram::decode;
+pub(crate) use histogram::encode;
 pub(crate) use seq::{Receipt, SeqTracker};
 pub(crate) use stats::{new_histogram, ConnResult, Live, WorkerStats};

@@ -55,8 +55,8 @@ pub(crate) struct WorkerStats {
     pub(crate) errors: BTreeMap<String, u64>,
     /// Frames that were not events of this run.
     pub(crate) foreign: u64,
-    /// `resync` frames: the server telling a client that it may have missed messages (a broker
-    /// reconnect). Counted apart from `foreign`.
+    /// `resync` frames: the server telling a client that it may have missed messages (its
+    /// channel layer reconnected). Counted apart from `foreign`.
     pub(crate) resyncs: u64,
     /// First and last receive, unix ns.
     pub(crate) first_rx_ns: u64,

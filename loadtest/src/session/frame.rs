@@ -72,8 +72,9 @@ struct Kind<'a> {
     kind: &'a str,
 }
 
-/// The server's `resync` (PROTOCOL.md, "ours"): messages may have been missed during a broker
-/// reconnect. Only called for frames that are not this run's events.
+/// The server's `resync` (PROTOCOL.md, "ours"): messages may have been missed while its channel
+/// layer reconnected (reason `broker_reconnected`). Only called for frames that are not this run's
+/// events.
 pub fn is_resync(text: &[u8]) -> bool {
     serde_json::from_slice::<Kind<'_>>(text).is_ok_and(|k| k.kind == "resync")
 }

@@ -2,7 +2,7 @@
 //!
 //! # Adding a publisher
 //! Implement [`Publisher`] in a new module: encode each [`Event`] with [`EventCodec`] and send it
-//! the way the real backend would. Then add a `PublisherKind` variant (`opts.rs`) and a line in
+//! the way the real backend would. Then add a `PublisherKind` variant (`cli/`) and a line in
 //! [`build`]. The lane ([`lane`]) keeps each user's events in order on one publisher and stamps the
 //! intended send time, so a new publisher gets exact accounting for free. The Redis publishers
 //! ([`redis`]) are the example: Django's `group_send` through channels_redis, both layers.
