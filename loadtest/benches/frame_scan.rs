@@ -4,8 +4,8 @@
 #![allow(missing_docs)]
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use loadtest::frame;
-use loadtest::wire::{Msg, Reader};
+use loadtest::session::frame;
+use loadtest::session::wire::{Msg, Reader};
 use std::hint::black_box;
 
 /// A delivery as courier sends it: the tester's data with 64 bytes of padding (the default).

@@ -1,4 +1,16 @@
-//! The crate's error type: what went wrong before or during a run, and which exit code it earns.
+//! The crate's error type, the exit codes, and [`usage`]: what went wrong before or during a run,
+//! and which exit code it earns.
+
+/// Exit code when every threshold passed.
+pub const EXIT_PASS: u8 = 0;
+/// Exit code when a threshold failed or the run was cut short by its duration bound.
+pub const EXIT_FAIL: u8 = 1;
+/// Exit code for usage and setup errors.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code when a `--barrier` timed out: not every agent got ready (nothing was published).
+pub const EXIT_BARRIER: u8 = 3;
+/// Exit code after Ctrl-C (a partial report is still printed).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Everything that can stop a run. Usage and setup errors exit with 2, a barrier timeout with 3
 /// ([`Error::exit_code`], used by `main.rs`).
@@ -38,14 +50,19 @@ pub enum Error {
 }
 
 impl Error {
-    /// The exit code this error earns: [`crate::EXIT_BARRIER`] for a barrier timeout, so a
-    /// launcher can tell missing agents from its own mistakes; [`crate::EXIT_USAGE`] otherwise.
+    /// The exit code this error earns: [`EXIT_BARRIER`] for a barrier timeout, so a
+    /// launcher can tell missing agents from its own mistakes; [`EXIT_USAGE`] otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Barrier(_) => crate::EXIT_BARRIER,
-            _ => crate::EXIT_USAGE,
+            Self::Barrier(_) => EXIT_BARRIER,
+            _ => EXIT_USAGE,
         }
     }
+}
+
+/// A usage error saying `msg`.
+pub(crate) fn usage(msg: impl Into<String>) -> Error {
+    Error::Usage(msg.into())
 }
 
 /// The crate's result type.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use common::{loadtest, read_json, redis_or_skip, External, SMOKE};
-use loadtest::barrier::START_LEAD;
+use loadtest::jobs::run::barrier::START_LEAD;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_loadtest");
@@ -337,7 +337,7 @@ fn barrier_flags_are_checked_before_any_io() {
     }
     let ok = plan(&["--barrier", url, "--agents", "2", "--run-id", "r-1.x_2"]).expect("plan");
     let b = ok.barrier.expect("barrier");
-    assert_eq!(b.timeout, loadtest::barrier::DEFAULT_BARRIER_TIMEOUT);
+    assert_eq!(b.timeout, loadtest::plan::DEFAULT_BARRIER_TIMEOUT);
     assert!(b.key_ttl > ok.duration + b.timeout);
     // Mutually exclusive with --start-at, and its flags need --barrier: clap refuses (exit 2).
     let at = (unix_ms() + 5000).to_string();

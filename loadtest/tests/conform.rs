@@ -6,8 +6,8 @@ mod common;
 use clap::Parser;
 use courier::config::{LayerKind, RedisConfig};
 use futures::{SinkExt, StreamExt};
-use loadtest::conform::{self, ConformOpts, Status, CHECKS};
-use loadtest::embedded_server::EmbeddedServer;
+use loadtest::jobs::conform::{self, ConformOpts, Status, CHECKS};
+use loadtest::session::embedded_server::EmbeddedServer;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Parser)]
@@ -154,7 +154,7 @@ async fn tokens_file_skips_only_what_needs_the_secret() {
     let server = EmbeddedServer::start(None, None, LayerKind::Memory, RedisConfig::default())
         .await
         .expect("server");
-    let minted = loadtest::tokens::mint(&server.secret, 0, 3).expect("mint");
+    let minted = loadtest::session::tokens::mint(&server.secret, 0, 3).expect("mint");
     let map: serde_json::Map<String, serde_json::Value> = minted
         .user_ids
         .iter()

@@ -1,8 +1,8 @@
 //! Plan validation: flags over scenario values, and what is refused before any I/O.
 
 use clap::Parser;
+use loadtest::plan::Scenario;
 use loadtest::plan::{ArrivalModel, Target};
-use loadtest::scenario::Scenario;
 use loadtest::{Error, Opts, Plan};
 
 fn opts(args: &[&str]) -> Opts {
@@ -20,7 +20,7 @@ fn defaults_are_the_builtin_scenario() {
     assert_eq!(plan.scenario, "default");
     assert!(plan.connections >= 1000 && plan.connections / plan.users >= 2);
     assert!(
-        loadtest::limits::fds_needed(&plan) < 19_000,
+        loadtest::plan::limits::fds_needed(&plan) < 19_000,
         "embedded default fits the fd limit"
     );
     assert!(!plan.thresholds.is_empty());

@@ -38,7 +38,7 @@ async fn run(args: &[&str]) -> (Value, u8) {
 }
 
 fn assert_healthy(r: &Value, connections: u64) {
-    assert_eq!(r["schema_version"], loadtest::report::SCHEMA_VERSION);
+    assert_eq!(r["schema_version"], loadtest::schema::SCHEMA_VERSION);
     for key in [
         "scenario",
         "target",
@@ -175,7 +175,7 @@ async fn wrong_secret_is_counted_as_4001_closes() {
 async fn tokens_file_against_a_separate_server() {
     let server = External::start("file-secret", "k");
     let dir = tempfile::tempdir().expect("tempdir");
-    let minted = loadtest::tokens::mint("file-secret", 0, 5).expect("mint");
+    let minted = loadtest::session::tokens::mint("file-secret", 0, 5).expect("mint");
     let map: serde_json::Map<String, Value> = minted
         .user_ids
         .iter()

@@ -102,7 +102,7 @@ fn three_segments_merge_into_one_exact_run() {
     }
     // Histograms were added, not averaged: the merged one holds every delivery.
     let raw = m["raw"]["latency_us"].as_str().expect("raw");
-    let h = loadtest::segment::decode(raw, "merged").expect("decodes");
+    let h = loadtest::measure::decode(raw, "merged").expect("decodes");
     assert_eq!(h.len(), EXPECTED);
     assert_eq!(m["latency_us"]["max"], h.max());
     // Thresholds judge the merged run only: each segment alone received a third.

@@ -84,7 +84,7 @@ fn bad_sources_are_usage_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_separate_server_by_url() {
     use clap::Parser;
-    let server = loadtest::embedded_server::EmbeddedServer::start(
+    let server = loadtest::session::embedded_server::EmbeddedServer::start(
         Some(8),
         None,
         courier::config::LayerKind::Memory,

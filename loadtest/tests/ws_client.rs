@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use loadtest::client::{Client, ClientError};
-use loadtest::wire::{Msg, WireError, MAX_MESSAGE};
+use loadtest::session::client::{Client, ClientError};
+use loadtest::session::wire::{Msg, WireError, MAX_MESSAGE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

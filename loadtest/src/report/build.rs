@@ -1,15 +1,22 @@
-//! Building a [`Report`] from a run's raw data, and reading threshold metrics off it.
+//! Building a [`Report`] from a session's raw data, and judging it: thresholds, the baseline
+//! beside it, the `--repeat` figures.
 
 use std::collections::BTreeMap;
 
-use super::*;
-use crate::plan::Plan;
+use super::series;
+use crate::measure::server_metrics::TesterFigures;
+use crate::measure::significance::spread;
+use crate::measure::{encode, TIMELINE_BUCKET};
+use crate::plan::{ArrivalModel, Plan, Threshold};
+use crate::schema::{
+    Comparison, Connections, Deliveries, Events, Latency, Quantiles, Raw, Repeated, RepeatedFigure,
+    Report, Server, SlowClients, Tester, Throughput, Timeline, METRICS, SCHEMA_VERSION,
+};
 use crate::session::RunData;
-use crate::stats::TIMELINE_BUCKET;
 
 fn model_text(plan: &Plan) -> String {
     match plan.arrival {
-        crate::plan::ArrivalModel::Burst {
+        ArrivalModel::Burst {
             bursts,
             per_user,
             interval,
@@ -19,7 +26,7 @@ fn model_text(plan: &Plan) -> String {
                 humantime::format_duration(interval)
             )
         }
-        crate::plan::ArrivalModel::Rate { per_sec, length } => format!(
+        ArrivalModel::Rate { per_sec, length } => format!(
             "rate {per_sec}/s for {}",
             humantime::format_duration(length)
         ),
@@ -45,7 +52,7 @@ pub(crate) fn curve(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, u64)> {
 
 impl Quantiles {
     /// p50/p99/max in ms of a µs histogram (zeros when empty).
-    pub fn of_us(h: &hdrhistogram::Histogram<u64>) -> Self {
+    pub(crate) fn of_us(h: &hdrhistogram::Histogram<u64>) -> Self {
         if h.is_empty() {
             return Self::default();
         }
@@ -60,7 +67,7 @@ impl Quantiles {
 
 impl Latency {
     /// The quantiles of a µs histogram (zeros when empty).
-    pub fn of(lat: &hdrhistogram::Histogram<u64>) -> Self {
+    pub(crate) fn of(lat: &hdrhistogram::Histogram<u64>) -> Self {
         if lat.is_empty() {
             return Self::default();
         }
@@ -77,7 +84,7 @@ impl Latency {
 
 impl Report {
     /// Builds the report and evaluates the plan's thresholds.
-    pub fn build(plan: &Plan, d: &RunData) -> Self {
+    pub(crate) fn build(plan: &Plan, d: &RunData) -> Self {
         let c = &d.connect;
         let established = c.conns.len() as u64 + d.stats.conns.len() as u64;
         let mut closed_by_code: BTreeMap<String, u64> = c
@@ -87,7 +94,7 @@ impl Report {
             .collect();
         let mut deliveries = Deliveries {
             foreign: d.stats.foreign,
-            resyncs: d.stats.resyncs,
+            resyncs: Some(d.stats.resyncs),
             ..Deliveries::default()
         };
         let mut slow = SlowClients::default();
@@ -203,7 +210,7 @@ impl Report {
             samples: d.costs.samples.clone(),
             tester: Tester {
                 cpu_percent: d.costs.tester_cpu.as_secs_f64() / wall * 100.0,
-                delivery_cpu_seconds: d.costs.tester_cpu_delivering.as_secs_f64(),
+                delivery_cpu_seconds: Some(d.costs.tester_cpu_delivering.as_secs_f64()),
             },
             server: Server {
                 rss_bytes: d.costs.server_rss,
@@ -219,25 +226,24 @@ impl Report {
             repeat: None,
             server_metrics: None,
             per_process: Vec::new(),
-            raw: Some(crate::segment::Raw {
+            raw: Some(Raw {
                 segment: plan.segment.map(|s| s.to_string()),
                 start_at_ms: d.start_at_ms,
                 first_send_ms: Some(d.publish_start_ns / 1_000_000),
-                latency_us: crate::segment::encode(lat),
-                handshake_us: crate::segment::encode(h),
+                latency_us: encode(lat),
+                handshake_us: encode(h),
             }),
         };
         if let Some((source, before, after)) = &d.costs.server_metrics {
             let slow = report.slow_clients.as_ref();
-            let t = crate::server_metrics::TesterFigures {
+            let t = TesterFigures {
                 events: report.events.published,
                 received: report.deliveries.received + slow.map_or(0, |s| s.received),
                 lost: report.deliveries.lost + slow.map_or(0, |s| s.lost),
                 closes: report.connections.closed_by_code.clone(),
             };
-            report.server_metrics = Some(crate::server_metrics::ServerMetrics::new(
-                source, before, after, &t,
-            ));
+            report.server_metrics =
+                Some(crate::schema::ServerMetrics::new(source, before, after, &t));
         }
         report.evaluate(plan);
         report
@@ -245,89 +251,42 @@ impl Report {
 
     /// Checks the plan's thresholds (against the plan's baseline where relative), sets the
     /// verdict and puts the baseline's figures beside this run's.
-    pub fn evaluate(&mut self, plan: &Plan) {
+    pub(crate) fn evaluate(&mut self, plan: &Plan) {
         let base = plan.baseline.as_deref();
         self.judge(&plan.thresholds, base.map(|b| &b.report));
-        self.baseline = base.map(|b| crate::baseline::Comparison::new(&b.source, &b.report, self));
+        self.baseline = base.map(|b| Comparison::new(&b.source, &b.report, self));
     }
 
     /// Evaluates `thresholds` (relative ones against `baseline`) and sets the verdict (a partial
     /// run never passes).
-    pub fn judge(&mut self, thresholds: &[crate::threshold::Threshold], baseline: Option<&Report>) {
+    pub(crate) fn judge(&mut self, thresholds: &[Threshold], baseline: Option<&Report>) {
         self.thresholds = thresholds
             .iter()
             .map(|t| t.check(self.metric(t.metric), baseline))
             .collect();
         self.passed = self.partial.is_none() && self.thresholds.iter().all(|t| t.passed);
     }
+}
 
-    /// The value of a threshold metric (see [`crate::threshold::METRICS`]): the median over the
-    /// runs of a `--repeat` report, else this run's.
-    pub fn metric(&self, name: &str) -> Option<f64> {
-        match &self.repeat {
-            Some(r) => r.figure(name).map(|f| f.spread.median),
-            None => self.measured(name),
+impl Repeated {
+    /// Collects every metric that all `reports` measured.
+    pub(crate) fn from_reports(reports: &[Report]) -> Self {
+        let figures = METRICS
+            .iter()
+            .filter_map(|(name, _, _)| {
+                let values: Option<Vec<f64>> = reports.iter().map(|r| r.measured(name)).collect();
+                let values = values?;
+                let spread = spread(&values)?;
+                Some(RepeatedFigure {
+                    metric: (*name).into(),
+                    values,
+                    spread,
+                })
+            })
+            .collect();
+        Self {
+            runs: reports.len(),
+            figures,
         }
-    }
-
-    /// The value of a threshold metric in this one run.
-    pub fn measured(&self, name: &str) -> Option<f64> {
-        let l = &self.latency_us;
-        let ms = |us: u64| us as f64 / 1000.0;
-        let slow = self.slow_clients.as_ref();
-        Some(match name {
-            "p50_ms" => ms(l.p50),
-            "p90_ms" => ms(l.p90),
-            "p99_ms" => ms(l.p99),
-            "p999_ms" => ms(l.p999),
-            "max_ms" => ms(l.max),
-            "p50_us" => l.p50 as f64,
-            "p99_us" => l.p99 as f64,
-            "handshake_p99_ms" => self.connections.handshake_ms.p99,
-            "expected" => self.deliveries.expected as f64,
-            "received" => self.deliveries.received as f64,
-            "lost" => self.deliveries.lost as f64,
-            "duplicated" => self.deliveries.duplicated as f64,
-            "reordered" => self.deliveries.reordered as f64,
-            "resyncs" => self.deliveries.resyncs as f64,
-            "slow_lost" => slow.map_or(0, |s| s.lost) as f64,
-            "slow_closed" => slow.map_or(0, |s| s.closed_by_code.values().sum()) as f64,
-            "established" => self.connections.established as f64,
-            "failed" => self.connections.failed as f64,
-            "closed" => {
-                let all: u64 = self.connections.closed_by_code.values().sum();
-                let slow_closed: u64 = slow.map_or(0, |s| s.closed_by_code.values().sum());
-                let at_connect: u64 = self
-                    .connections
-                    .errors
-                    .iter()
-                    .filter(|(k, _)| k.starts_with("closed "))
-                    .map(|(_, v)| v)
-                    .sum();
-                all.saturating_sub(slow_closed + at_connect) as f64
-            }
-            "publish_errors" => self.events.errors.values().sum::<u64>() as f64,
-            "handshakes_per_sec" => self.handshakes_per_sec,
-            "deliveries_per_sec" => self.throughput.deliveries_per_sec,
-            "peak_deliveries_per_sec" => self.throughput.peak_deliveries_per_sec,
-            "events_per_sec" => self.throughput.events_per_sec,
-            "tester_cpu_percent" => self.tester.cpu_percent,
-            "server_rss_mb" => self.server.rss_bytes? as f64 / (1024.0 * 1024.0),
-            "rss_per_connection_bytes" => self.server.rss_per_connection_bytes?,
-            "server_cpu_percent" => self.server.cpu_percent?,
-            "server_metrics_mismatches" => {
-                let m = self.server_metrics.as_ref()?;
-                m.checks.iter().filter(|c| !c.agrees).count() as f64
-            }
-            "server_ns_per_delivery" => {
-                let received = self.deliveries.received + slow.map_or(0, |s| s.received);
-                let cpu = self
-                    .server
-                    .delivery_cpu_seconds
-                    .or(self.server.cpu_seconds)?;
-                (received > 0).then(|| cpu * 1e9 / received as f64)?
-            }
-            _ => return None,
-        })
     }
 }

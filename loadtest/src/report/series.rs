@@ -1,66 +1,22 @@
-//! The report's over-time series and distributions, for charts: latency percentiles per interval,
-//! the handshake latency distribution, and the per-burst table.
+//! The report's over-time series and distributions, built from a session's data: latency
+//! percentiles per interval, the handshake latency distribution, and the per-burst table.
 
-use serde::{Deserialize, Serialize};
-
+use crate::measure::TIMELINE_BUCKET;
 use crate::plan::{ArrivalModel, Plan};
+use crate::schema::{Bin, BurstRow, LatencyOverTime};
 use crate::session::RunData;
-use crate::stats::TIMELINE_BUCKET;
 
 /// Most points in an over-time series: intervals are merged to stay under it.
 const MAX_POINTS: usize = 120;
 /// Bins of the handshake latency distribution.
 const HANDSHAKE_BINS: usize = 24;
 
-/// Latency percentiles per interval, by receive time.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct LatencyOverTime {
-    /// Interval width, ms (a multiple of 100 ms, so a long run stays under 120 points).
-    pub interval_ms: u64,
-    /// Start of the first interval, s since the run started.
-    pub start_secs: f64,
-    /// Deliveries received in each interval.
-    pub deliveries: Vec<u64>,
-    /// Median, ms (`null`: nothing received in that interval).
-    pub p50_ms: Vec<Option<f64>>,
-    /// 90th percentile, ms.
-    pub p90_ms: Vec<Option<f64>>,
-    /// 99th percentile, ms.
-    pub p99_ms: Vec<Option<f64>>,
-}
-
-/// One bin of a distribution.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Bin {
-    /// Upper edge, ms.
-    pub le_ms: f64,
-    /// Values in (previous edge, this edge].
-    pub count: u64,
-}
-
-/// One burst of the burst model.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct BurstRow {
-    /// Burst number, from 1.
-    pub burst: u64,
-    /// Scheduled start, s since the run started.
-    pub start_secs: f64,
-    /// Deliveries of this burst's events (healthy clients).
-    pub deliveries: u64,
-    /// Median latency, ms.
-    pub p50_ms: Option<f64>,
-    /// 99th percentile, ms.
-    pub p99_ms: Option<f64>,
-    /// Highest latency bin, ms.
-    pub max_ms: Option<f64>,
-}
-
 fn ms(us: Option<f64>) -> Option<f64> {
     us.map(|u| (u / 1000.0 * 1000.0).round() / 1000.0)
 }
 
 /// Latency percentiles over time, from the first intended send to the last receive.
-pub fn latency_over_time(d: &RunData) -> LatencyOverTime {
+pub(crate) fn latency_over_time(d: &RunData) -> LatencyOverTime {
     let bins = &d.stats.latency_times.by_receive;
     let bucket = TIMELINE_BUCKET.as_nanos() as u64;
     let first = (d.publish_start_ns.saturating_sub(d.clock.start_ns()) / bucket) as usize;
@@ -84,7 +40,7 @@ pub fn latency_over_time(d: &RunData) -> LatencyOverTime {
 }
 
 /// The handshake latency distribution in log-spaced bins from the fastest to the slowest.
-pub fn handshake_distribution(h: &hdrhistogram::Histogram<u64>) -> Vec<Bin> {
+pub(crate) fn handshake_distribution(h: &hdrhistogram::Histogram<u64>) -> Vec<Bin> {
     if h.is_empty() {
         return Vec::new();
     }
@@ -110,7 +66,7 @@ pub fn handshake_distribution(h: &hdrhistogram::Histogram<u64>) -> Vec<Bin> {
 }
 
 /// One row per burst (burst model with bursts at least one interval apart; else empty).
-pub fn bursts(plan: &Plan, d: &RunData) -> Vec<BurstRow> {
+pub(crate) fn bursts(plan: &Plan, d: &RunData) -> Vec<BurstRow> {
     let ArrivalModel::Burst {
         bursts, interval, ..
     } = plan.arrival

@@ -1,0 +1,130 @@
+//! `loadtest [flags]`: one run of the plan, `--repeat` runs, the `--find-max` capacity search
+//! (`find_max.rs`), or one agent of a `--barrier` run ([`barrier`]); then the outputs.
+
+pub mod barrier;
+mod find_max;
+
+use std::sync::{Arc, OnceLock};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::Opts;
+use crate::error::{Error, Result, EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS};
+use crate::plan::{BarrierSpec, Plan};
+use crate::report::write_outputs;
+use crate::schema::{Repeated, Report};
+use crate::session::{self, NoGate, StopReason};
+
+/// The end of a run: the report and the exit code it earns.
+pub struct Finished {
+    /// The report.
+    pub report: Report,
+    /// [`EXIT_PASS`], [`EXIT_FAIL`] or [`EXIT_INTERRUPTED`].
+    pub exit_code: u8,
+}
+
+/// `loadtest [flags]`: the job's entry, the exit code of [`finish`].
+pub(crate) async fn run(opts: &Opts) -> anyhow::Result<u8> {
+    finish(opts).await.map(|f| f.exit_code)
+}
+
+/// Validates `opts`, runs the plan (or the capacity search), writes the requested outputs and
+/// prints the summary. Errors are usage or setup errors (exit 2).
+pub async fn finish(opts: &Opts) -> anyhow::Result<Finished> {
+    let plan = Plan::from_opts(opts)?;
+    let stop = CancellationToken::new();
+    let reason: StopReason = Arc::new(OnceLock::new());
+    let ctrl_c = {
+        let (stop, reason) = (stop.clone(), reason.clone());
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = reason.set("interrupted (Ctrl-C)".into());
+                stop.cancel();
+            }
+        })
+    };
+    let report = run_plan(&plan, &stop, &reason).await?;
+    ctrl_c.abort();
+    write_outputs(
+        &plan.outputs,
+        plan.baseline.as_deref().map(|b| &b.report),
+        &report,
+    )?;
+    let exit_code = if reason.get().is_some_and(|r| r.starts_with("interrupted")) {
+        EXIT_INTERRUPTED
+    } else if report.passed {
+        EXIT_PASS
+    } else {
+        EXIT_FAIL
+    };
+    Ok(Finished { report, exit_code })
+}
+
+/// Runs a validated plan: once, `--repeat` times, or the `--find-max` search. Writes nothing.
+pub(crate) async fn run_plan(
+    plan: &Plan,
+    stop: &CancellationToken,
+    reason: &StopReason,
+) -> Result<Report> {
+    if let Some(fm) = plan.find_max {
+        return find_max::find_max(plan, fm, stop.clone(), reason.clone()).await;
+    }
+    if let Some(spec) = &plan.barrier {
+        return run_with_barrier(plan, spec, stop, reason).await;
+    }
+    let mut reports = Vec::with_capacity(plan.repeat);
+    for i in 0..plan.repeat {
+        let data = session::run_once(plan, stop.clone(), reason.clone(), &NoGate).await?;
+        let report = Report::build(plan, &data);
+        if plan.repeat > 1 {
+            eprintln!(
+                "repeat: run {}/{}  p99 {:.2} ms  {:.0} deliveries/s  {}",
+                i + 1,
+                plan.repeat,
+                report.latency_us.p99 as f64 / 1000.0,
+                report.throughput.deliveries_per_sec,
+                if report.passed { "pass" } else { "FAIL" }
+            );
+        }
+        let partial = report.partial.is_some();
+        reports.push(report);
+        if partial {
+            break;
+        }
+    }
+    let mut report = reports.pop().ok_or_else(|| Error::Setup("no run".into()))?;
+    if plan.repeat > 1 {
+        reports.push(report.clone());
+        report.repeat = Some(Repeated::from_reports(&reports));
+        report.evaluate(plan);
+    }
+    Ok(report)
+}
+
+/// One `--barrier` run: take a slot in Redis (and with it the segment, when none was given), run,
+/// and give the slot up when the run failed before the start (a timeout has given it up already).
+async fn run_with_barrier(
+    plan: &Plan,
+    spec: &BarrierSpec,
+    stop: &CancellationToken,
+    reason: &StopReason,
+) -> Result<Report> {
+    let joined = barrier::join(spec, plan.segment).await?;
+    eprintln!(
+        "barrier: joined run id {} as segment {}",
+        spec.run_id, joined.segment
+    );
+    let result = async {
+        let mut mine = plan.clone();
+        if mine.segment.is_none() {
+            joined.segment.apply(&mut mine)?;
+        }
+        let data = session::run_once(&mine, stop.clone(), reason.clone(), &joined).await?;
+        Ok(Report::build(&mine, &data))
+    }
+    .await;
+    if result.is_err() {
+        let _ = joined.leave().await;
+    }
+    result
+}

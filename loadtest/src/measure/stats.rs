@@ -1,0 +1,124 @@
+//! Samples and stats: per-worker histograms and counters (merged with `add()` at the end, never a
+//! shared aggregator), and the live counters the progress bar reads.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use super::clock::{Clock, TIMELINE_BUCKET};
+
+use hdrhistogram::Histogram;
+
+/// Highest latency recorded exactly, µs (longer values are clamped): one hour.
+const MAX_TRACKED_US: u64 = 3_600_000_000;
+
+/// A latency histogram in µs, 3 significant digits.
+pub(crate) fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_TRACKED_US, 3)
+        .unwrap_or_else(|_| Histogram::new(3).expect("3 significant digits is valid"))
+}
+
+/// Counters the progress bar reads; workers add to them in batches, not per frame.
+#[derive(Debug, Default)]
+pub(crate) struct Live {
+    /// Connections established.
+    pub(crate) connected: AtomicU64,
+    /// Connections failed.
+    pub(crate) failed: AtomicU64,
+    /// Deliveries received.
+    pub(crate) received: AtomicU64,
+    /// Events published.
+    pub(crate) published: AtomicU64,
+}
+
+/// What one connection saw, kept for the final accounting against what was published.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnResult {
+    /// User index.
+    pub(crate) user: usize,
+    /// Whether it was a slow reader.
+    pub(crate) slow: bool,
+    /// Its sequence tracker.
+    pub(crate) seq: super::seq::SeqTracker,
+    /// Close code the server sent, if it closed the connection.
+    pub(crate) closed: Option<u16>,
+}
+
+/// One worker's samples.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerStats {
+    /// Delivery latency, µs (healthy clients only: slow ones are late by design).
+    pub(crate) latency_us: Histogram<u64>,
+    /// Per-connection outcomes.
+    pub(crate) conns: Vec<ConnResult>,
+    /// Connection errors after establishment, by message.
+    pub(crate) errors: BTreeMap<String, u64>,
+    /// Frames that were not events of this run.
+    pub(crate) foreign: u64,
+    /// `resync` frames: the server telling a client that it may have missed messages (its
+    /// channel layer reconnected). Counted apart from `foreign`.
+    pub(crate) resyncs: u64,
+    /// First and last receive, unix ns.
+    pub(crate) first_rx_ns: u64,
+    /// Last receive, unix ns.
+    pub(crate) last_rx_ns: u64,
+    /// Deliveries per [`TIMELINE_BUCKET`] since the clock's anchor.
+    pub(crate) timeline: Vec<u64>,
+    /// Latency per interval, by receive and by intended send time (charts, per-burst table).
+    pub(crate) latency_times: super::latency_times::LatencyTimes,
+}
+
+impl WorkerStats {
+    /// Empty stats with room for a `run_len` timeline.
+    pub(crate) fn new(run_len: Duration) -> Self {
+        let buckets = (run_len.as_millis() / TIMELINE_BUCKET.as_millis()) as usize + 2;
+        Self {
+            latency_us: new_histogram(),
+            conns: Vec::new(),
+            errors: BTreeMap::new(),
+            foreign: 0,
+            resyncs: 0,
+            first_rx_ns: u64::MAX,
+            last_rx_ns: 0,
+            timeline: vec![0; buckets],
+            latency_times: Default::default(),
+        }
+    }
+
+    /// Records one delivery received at `now_ns` that was meant to be sent at `ts_ns`.
+    #[inline]
+    pub(crate) fn delivery(&mut self, clock: &Clock, now_ns: u64, ts_ns: u64) {
+        let us = now_ns.saturating_sub(ts_ns) / 1000;
+        self.latency_us.saturating_record(us.max(1));
+        self.latency_times.record(clock, now_ns, ts_ns, us);
+        self.first_rx_ns = self.first_rx_ns.min(now_ns);
+        self.last_rx_ns = self.last_rx_ns.max(now_ns);
+        let bucket =
+            (now_ns.saturating_sub(clock.start_ns()) / TIMELINE_BUCKET.as_nanos() as u64) as usize;
+        if let Some(b) = self.timeline.get_mut(bucket) {
+            *b += 1;
+        } else if let Some(b) = self.timeline.last_mut() {
+            *b += 1;
+        }
+    }
+
+    /// Adds another worker's samples into this one.
+    pub(crate) fn merge(&mut self, other: WorkerStats) {
+        let _ = self.latency_us.add(&other.latency_us);
+        self.latency_times.merge(&other.latency_times);
+        self.conns.extend(other.conns);
+        for (k, v) in other.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+        self.foreign += other.foreign;
+        self.resyncs += other.resyncs;
+        self.first_rx_ns = self.first_rx_ns.min(other.first_rx_ns);
+        self.last_rx_ns = self.last_rx_ns.max(other.last_rx_ns);
+        if self.timeline.len() < other.timeline.len() {
+            self.timeline.resize(other.timeline.len(), 0);
+        }
+        for (a, b) in self.timeline.iter_mut().zip(other.timeline) {
+            *a += b;
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! `--markdown FILE`: a short summary for a CI job page (GitHub's `$GITHUB_STEP_SUMMARY`, GitLab
+//! MR notes): verdict, key figures, thresholds, and the per-process (merge), baseline, repeat,
+//! server-metrics and capacity-search tables when present.
+
+use std::fmt::Write;
+
+use super::table::Table;
+use super::{num, sections};
+use crate::schema::Report;
+
+/// Escapes a table cell.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// A table under its heading.
+fn section(s: &mut String, table: &Table) {
+    let _ = write!(s, "\n### {}\n\n{}", table.title, table.markdown());
+}
+
+/// Renders the summary.
+pub fn render(r: &Report) -> String {
+    let mut s = String::new();
+    let verdict = if r.passed { "PASS ✅" } else { "FAIL ❌" };
+    let _ = writeln!(s, "## loadtest: {} — {verdict}\n", cell(&r.scenario));
+    if let Some(p) = &r.partial {
+        let _ = writeln!(s, "**Partial run:** {}\n", cell(p));
+    }
+    let l = &r.latency_us;
+    let ms = |us: u64| us as f64 / 1000.0;
+    let _ = writeln!(s, "| | |\n|---|---|");
+    let _ = writeln!(
+        s,
+        "| target | {} ({} publisher, {}) |",
+        cell(&r.target),
+        r.publisher,
+        cell(&r.model)
+    );
+    let _ = writeln!(
+        s,
+        "| connections | {} / {} established |",
+        r.connections.established, r.connections.attempted
+    );
+    let d = &r.deliveries;
+    let _ = writeln!(
+        s,
+        "| deliveries | {} expected, {} received, {} lost, {} duplicated, {} reordered |",
+        d.expected, d.received, d.lost, d.duplicated, d.reordered
+    );
+    let _ = writeln!(
+        s,
+        "| throughput | {:.0} deliveries/s (peak {:.0}/s) |",
+        r.throughput.deliveries_per_sec, r.throughput.peak_deliveries_per_sec
+    );
+    let _ = writeln!(
+        s,
+        "| latency | p50 {:.2} ms · p90 {:.2} ms · p99 {:.2} ms · max {:.2} ms |",
+        ms(l.p50),
+        ms(l.p90),
+        ms(l.p99),
+        ms(l.max)
+    );
+    if let Some(ns) = r.metric("server_ns_per_delivery") {
+        let _ = writeln!(s, "| server CPU per delivery | {ns:.0} ns |");
+    }
+    if !r.per_process.is_empty() {
+        section(&mut s, &sections::per_process(&r.per_process));
+    }
+    if !r.thresholds.is_empty() {
+        section(&mut s, &sections::thresholds(&r.thresholds));
+    }
+    if let Some(b) = &r.baseline {
+        let table = sections::baseline(b, "this run");
+        let _ = write!(
+            s,
+            "\n### {} `{}`\n\n{}",
+            table.title,
+            cell(&b.source),
+            table.markdown()
+        );
+    }
+    if let Some(rep) = &r.repeat {
+        section(&mut s, &sections::repeat(rep));
+    }
+    if let Some(m) = &r.server_metrics {
+        section(&mut s, &sections::server_metrics(m));
+    }
+    if let Some(fm) = &r.find_max {
+        let _ = writeln!(
+            s,
+            "\n### Capacity search\n\nHighest passing: **{}** ({})\n",
+            num(fm.highest_passing),
+            cell(&fm.ended_by)
+        );
+    }
+    s
+}

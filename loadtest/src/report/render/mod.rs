@@ -1,0 +1,61 @@
+//! Laying a report out: text, Markdown, HTML (with its SVG charts) and JUnit. Each table is
+//! built once (`sections.rs`, in the model of `table.rs`); the layouts add headings and figures
+//! around them, and share the number, change and escape helpers below.
+
+pub(crate) mod chart;
+pub mod html;
+pub mod junit;
+pub mod markdown;
+mod sections;
+mod table;
+pub mod text;
+
+use crate::schema::{Figure, Movement};
+
+/// Escapes text for HTML and XML (element content and double-quoted attributes).
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A number for a table: integers stay integers, fractions get three decimals.
+pub fn num(v: Option<f64>) -> String {
+    match v {
+        None => "n/a".into(),
+        // -0.0 (a counter difference) reads as 0.
+        Some(0.0) => "0".into(),
+        Some(v) if v.fract() == 0.0 && v.abs() < 1e15 => format!("{v:.0}"),
+        Some(v) if v.abs() >= 1000.0 => format!("{v:.1}"),
+        Some(v) => format!("{v:.3}"),
+    }
+}
+
+/// A change for a table: `+6.2% worse`.
+pub fn change(f: &Figure) -> String {
+    let word = match f.movement {
+        Movement::Same => "same",
+        Movement::Better => "better",
+        Movement::Worse => "worse",
+        Movement::Changed => "changed",
+        Movement::Missing => "missing",
+    };
+    match f.change_pct {
+        Some(p) if f.movement != Movement::Same => format!("{p:+.1}% {word}"),
+        _ => word.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(num(Some(200.0)), "200");
+        assert_eq!(num(Some(12.3456)), "12.346");
+        assert_eq!(num(Some(123456.789)), "123456.8");
+        assert_eq!(num(None), "n/a");
+    }
+}

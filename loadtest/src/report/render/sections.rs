@@ -1,0 +1,229 @@
+//! Every table of a report, built once from the report's data: the text, Markdown and HTML
+//! renderings lay these out and add nothing to them.
+
+use super::table::{Cell, Column, Fit, Mark, Table};
+use super::{change, num};
+use crate::schema::{
+    Comparison, Outcome, ProcessFigures, Repeated, Report, SearchSummary, ServerMetrics,
+};
+
+/// `loadtest merge`: one row per merged report, `-` where it did not measure the figure.
+pub(crate) fn per_process(rows: &[ProcessFigures]) -> Table {
+    // The segment is left-aligned and the target, last, is not padded.
+    const COLUMNS: [Column; 10] = [
+        Column::new("segment", "  ", Fit::Left(8)),
+        Column::new("deliveries", " ", Fit::Right(11)),
+        Column::new("lost", " ", Fit::Right(6)),
+        Column::new("deliveries/s", " ", Fit::Right(13)),
+        Column::new("p99 ms", " ", Fit::Right(9)),
+        Column::new("tester ns/dlv", " ", Fit::Right(14)),
+        Column::new("server ns/dlv", " ", Fit::Right(14)),
+        Column::new("server RSS", " ", Fit::Right(11)),
+        Column::new("metrics", " ", Fit::Right(8)),
+        Column::new("target", "  ", Fit::Free),
+    ];
+    let ns = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
+    let rows = rows
+        .iter()
+        .map(|p| {
+            [
+                p.segment.clone(),
+                p.deliveries.to_string(),
+                p.lost.to_string(),
+                format!("{:.0}", p.deliveries_per_sec),
+                format!("{:.2}", p.p99_ms),
+                ns(p.tester_ns_per_delivery),
+                ns(p.server_ns_per_delivery),
+                p.server_rss_bytes.map_or("-".into(), |b| {
+                    format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
+                }),
+                match p.server_metrics_agree {
+                    Some(true) => "agree",
+                    Some(false) => "DIFF",
+                    None => "-",
+                }
+                .into(),
+                p.target.clone(),
+            ]
+            .into_iter()
+            .map(Cell::Text)
+            .collect()
+        })
+        .collect();
+    Table {
+        title: "Per process".into(),
+        columns: COLUMNS.to_vec(),
+        rows,
+        notes: Vec::new(),
+    }
+}
+
+/// Every metric beside the baseline's; `current` names this side's column (`this run`, `new`).
+pub(crate) fn baseline(c: &Comparison, current: &'static str) -> Table {
+    Table {
+        title: "Against baseline".into(),
+        columns: vec![
+            Column::new("metric", "  ", Fit::Left(26)),
+            Column::new("baseline", " ", Fit::Right(14)),
+            Column::new(current, " ", Fit::Right(14)),
+            Column::new("change", "   ", Fit::Free),
+        ],
+        rows: c
+            .figures
+            .iter()
+            .map(|f| {
+                vec![
+                    f.metric.clone().into(),
+                    num(f.baseline).into(),
+                    num(f.current).into(),
+                    change(f).into(),
+                ]
+            })
+            .collect(),
+        notes: Vec::new(),
+    }
+}
+
+/// `--repeat`: every metric's median and range over the runs.
+pub(crate) fn repeat(rep: &Repeated) -> Table {
+    Table {
+        title: format!("Over {} runs", rep.runs),
+        columns: vec![
+            Column::new("metric", "  ", Fit::Left(26)),
+            Column::new("median", " ", Fit::Right(14)),
+            Column::new("min..max", "   ", Fit::Free),
+        ],
+        rows: rep
+            .figures
+            .iter()
+            .map(|f| {
+                let n = |v| num(Some(v));
+                vec![
+                    f.metric.clone().into(),
+                    n(f.spread.median).into(),
+                    Cell::Range(n(f.spread.min), n(f.spread.max)),
+                ]
+            })
+            .collect(),
+        notes: Vec::new(),
+    }
+}
+
+/// `--server-metrics`: each figure seen by the tester and by the server.
+pub(crate) fn server_metrics(m: &ServerMetrics) -> Table {
+    Table {
+        title: "Server metrics".into(),
+        columns: vec![
+            Column::new("", "  ", Fit::Left(4)),
+            Column::new("figure", "  ", Fit::Left(66)),
+            Column::new("tester", " tester ", Fit::Right(10)),
+            Column::new("server", "   server ", Fit::Right(10)),
+            Column {
+                markdown: false,
+                ..Column::new("note", "", Fit::Aside)
+            },
+        ],
+        rows: m
+            .checks
+            .iter()
+            .map(|c| {
+                vec![
+                    Cell::Mark(Mark::agrees(c.agrees)),
+                    c.what.clone().into(),
+                    num(Some(c.tester)).into(),
+                    num(Some(c.server)).into(),
+                    c.note.clone().into(),
+                ]
+            })
+            .collect(),
+        notes: Vec::new(),
+    }
+}
+
+/// The thresholds' outcomes (the text lays them out as lines: [`super::text::render_outcomes`]).
+pub(crate) fn thresholds(outcomes: &[Outcome]) -> Table {
+    Table {
+        title: "Thresholds".into(),
+        columns: vec![
+            Column::new("", "  ", Fit::Left(4)),
+            Column::new("threshold", "  ", Fit::Left(34)),
+            Column::new("actual", " ", Fit::Free),
+            Column::new("bound", " ", Fit::Free),
+        ],
+        rows: outcomes
+            .iter()
+            .map(|t| {
+                vec![
+                    Cell::Mark(Mark::passed(t.passed)),
+                    Cell::Code(t.expr.clone()),
+                    num(t.actual).into(),
+                    num(t.bound).into(),
+                ]
+            })
+            .collect(),
+        notes: Vec::new(),
+    }
+}
+
+/// `--find-max`: every step, and why the search ended.
+pub(crate) fn capacity_search(fm: &SearchSummary) -> Table {
+    let free = |head| Column::new(head, " ", Fit::Free);
+    Table {
+        title: "Capacity search".into(),
+        columns: ["connections", "rate", "p99 ms", "deliveries/s", "verdict"]
+            .map(free)
+            .to_vec(),
+        rows: fm
+            .steps
+            .iter()
+            .map(|st| {
+                vec![
+                    st.parameters.connections.to_string().into(),
+                    num(st.parameters.rate).into(),
+                    num(st.figures.get("p99_ms").copied()).into(),
+                    num(st.figures.get("deliveries_per_sec").copied()).into(),
+                    if st.passed {
+                        "pass".to_owned()
+                    } else {
+                        format!("FAIL {}", st.failed.join(", "))
+                    }
+                    .into(),
+                ]
+            })
+            .collect(),
+        notes: vec![fm.ended_by.clone()],
+    }
+}
+
+/// The burst model: one row per burst.
+pub(crate) fn bursts(r: &Report) -> Table {
+    let free = |head| Column::new(head, " ", Fit::Free);
+    Table {
+        title: "Per burst".into(),
+        columns: [
+            "burst",
+            "scheduled at",
+            "deliveries",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+        ]
+        .map(free)
+        .to_vec(),
+        rows: r
+            .bursts
+            .iter()
+            .map(|b| {
+                vec![
+                    b.burst.to_string().into(),
+                    format!("{:.2} s", b.start_secs).into(),
+                    b.deliveries.to_string().into(),
+                    num(b.p50_ms).into(),
+                    num(b.p99_ms).into(),
+                    num(b.max_ms).into(),
+                ]
+            })
+            .collect(),
+        notes: Vec::new(),
+    }
+}

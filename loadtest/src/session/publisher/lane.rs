@@ -1,0 +1,179 @@
+//! A publishing lane: turns the arrival model into a schedule of events, stamps each with its
+//! intended send time (so latency is coordinated-omission-free), and feeds the lanes' publishers.
+//!
+//! Users are partitioned over lanes (`user % lanes`), so one user's events always go through one
+//! lane, in order: reordering seen by a client is the server's, never the tester's.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{Event, Publisher};
+use crate::measure::{Clock, Live};
+use crate::plan::ArrivalModel;
+
+/// What one lane (or all lanes, merged) published.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Published {
+    /// Highest sequence number published per user index (= events published for that user).
+    pub(crate) per_user: Vec<u64>,
+    /// Events published (attempted; failed batches included).
+    pub(crate) events: u64,
+    /// Failed publish calls, by message.
+    pub(crate) errors: BTreeMap<String, u64>,
+    /// From the first intended send to the last publish call's return.
+    pub(crate) elapsed: Duration,
+}
+
+impl Published {
+    /// Adds another lane's result.
+    pub(crate) fn merge(&mut self, other: Published) {
+        if self.per_user.len() < other.per_user.len() {
+            self.per_user.resize(other.per_user.len(), 0);
+        }
+        for (a, b) in self.per_user.iter_mut().zip(other.per_user) {
+            *a = (*a).max(b);
+        }
+        self.events += other.events;
+        for (k, v) in other.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+        self.elapsed = self.elapsed.max(other.elapsed);
+    }
+}
+
+/// One lane's job.
+pub(crate) struct Lane {
+    /// This lane's number.
+    pub(crate) lane: usize,
+    /// Lanes in all.
+    pub(crate) lanes: usize,
+    /// Every user's id, by user index.
+    pub(crate) user_ids: Arc<Vec<u64>>,
+    /// ArrivalModel model.
+    pub(crate) arrival: ArrivalModel,
+    /// Events per publish call.
+    pub(crate) batch: usize,
+    /// Run clock.
+    pub(crate) clock: Clock,
+    /// When the schedule starts.
+    pub(crate) start: Instant,
+    /// Hard stop.
+    pub(crate) stop: CancellationToken,
+    /// Live counters.
+    pub(crate) live: Arc<Live>,
+}
+
+struct Sink<'a> {
+    publisher: &'a mut dyn Publisher,
+    buf: Vec<Event>,
+    out: Published,
+    live: &'a Live,
+}
+
+impl Sink<'_> {
+    async fn flush(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        if let Err(e) = self.publisher.publish(&self.buf).await {
+            *self.out.errors.entry(e).or_default() += 1;
+        }
+        self.out.events += self.buf.len() as u64;
+        self.live
+            .published
+            .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
+        self.buf.clear();
+        // The embedded publisher never waits: let connection writers run between batches.
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Runs one lane to the end of its schedule or the stop.
+pub(crate) async fn run_lane(lane: Lane, mut publisher: Box<dyn Publisher>) -> Published {
+    let users = lane.user_ids.len();
+    let mine: Vec<usize> = (0..users).filter(|u| u % lane.lanes == lane.lane).collect();
+    let mut sink = Sink {
+        publisher: &mut *publisher,
+        buf: Vec::with_capacity(lane.batch),
+        out: Published {
+            per_user: vec![0; users],
+            ..Published::default()
+        },
+        live: &lane.live,
+    };
+    let started = lane.start;
+    match lane.arrival {
+        ArrivalModel::Burst {
+            bursts,
+            per_user,
+            interval,
+        } => {
+            'bursts: for b in 0..bursts {
+                let intended = lane.start + interval * b as u32;
+                tokio::select! {
+                    _ = lane.stop.cancelled() => break 'bursts,
+                    _ = tokio::time::sleep_until(intended) => {}
+                }
+                let ts_ns = lane.clock.at_ns(intended.into_std());
+                // A user's events of one burst are consecutive, as when a backend fires a burst at
+                // a group: each connection's writer then drains many frames per flush.
+                for &u in &mine {
+                    for m in 0..per_user {
+                        let seq = b * per_user + m + 1;
+                        sink.buf.push(Event {
+                            user_id: lane.user_ids[u],
+                            seq,
+                            ts_ns,
+                        });
+                        sink.out.per_user[u] = seq;
+                        if sink.buf.len() >= lane.batch {
+                            sink.flush().await;
+                            if lane.stop.is_cancelled() {
+                                break 'bursts;
+                            }
+                        }
+                    }
+                }
+                sink.flush().await;
+            }
+        }
+        ArrivalModel::Rate { per_sec, length } => {
+            let total = (per_sec * length.as_secs_f64()).floor() as u64;
+            for k in 0..total {
+                let u = (k % users as u64) as usize;
+                if u % lane.lanes != lane.lane {
+                    continue;
+                }
+                let intended = lane.start + Duration::from_secs_f64(k as f64 / per_sec);
+                if intended > Instant::now() {
+                    sink.flush().await;
+                    tokio::select! {
+                        _ = lane.stop.cancelled() => break,
+                        _ = tokio::time::sleep_until(intended) => {}
+                    }
+                }
+                let seq = k / users as u64 + 1;
+                sink.buf.push(Event {
+                    user_id: lane.user_ids[u],
+                    seq,
+                    ts_ns: lane.clock.at_ns(intended.into_std()),
+                });
+                sink.out.per_user[u] = seq;
+                if sink.buf.len() >= lane.batch {
+                    sink.flush().await;
+                }
+                if lane.stop.is_cancelled() {
+                    break;
+                }
+            }
+            sink.flush().await;
+        }
+    }
+    sink.out.elapsed = started.elapsed();
+    sink.out
+}

@@ -1,0 +1,166 @@
+//! Publishers: how events reach the server. One trait, one implementation per path.
+//!
+//! # Adding a publisher
+//! Implement [`Publisher`] in a new module: encode each [`Event`] with [`EventCodec`] and send it
+//! the way the real backend would. Then add a `PublisherKind` variant (`cli/`) and a line in
+//! [`build`]. The lane ([`lane`]) keeps each user's events in order on one publisher and stamps the
+//! intended send time, so a new publisher gets exact accounting for free. The Redis publishers
+//! ([`redis`]) are the example: Django's `group_send` through channels_redis, both layers.
+
+pub(crate) mod http;
+pub(crate) mod hub;
+pub(crate) mod lane;
+pub(crate) mod redis;
+
+use futures::future::BoxFuture;
+
+use crate::cli::PublisherKind;
+use crate::error::Result;
+
+/// The notification type the loadtest sends: one of the reference consumer's own handlers
+/// (`new_message` forwards `data` as given), so the same run works against the Django app, which
+/// kills the connection on a type it has no handler for.
+pub(crate) const EVENT_KIND: &str = "new_message";
+
+/// One event for one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Event {
+    /// The user's id (the group is `user_{id}`).
+    pub(crate) user_id: u64,
+    /// Per-user sequence number, from 1.
+    pub(crate) seq: u64,
+    /// Intended send time, unix ns.
+    pub(crate) ts_ns: u64,
+}
+
+/// Encodes event data: `{"seq":…,"ts":…,"run":"…","pad":"…"}` (PROTOCOL.md §6).
+#[derive(Debug, Clone)]
+pub(crate) struct EventCodec {
+    /// This run's id.
+    pub(crate) run_id: String,
+    /// Padding, to reach a realistic payload size.
+    pub(crate) pad: String,
+}
+
+impl EventCodec {
+    /// A codec for `run_id` with `payload_bytes` of padding.
+    pub(crate) fn new(run_id: &str, payload_bytes: usize) -> Self {
+        Self {
+            run_id: run_id.to_owned(),
+            pad: "x".repeat(payload_bytes),
+        }
+    }
+
+    /// Appends the data object as JSON text.
+    pub(crate) fn write_data(&self, e: &Event, out: &mut String) {
+        use std::fmt::Write;
+        let _ = write!(
+            out,
+            r#"{{"seq":{},"ts":{},"run":"{}","pad":"{}"}}"#,
+            e.seq, e.ts_ns, self.run_id, self.pad
+        );
+    }
+
+    /// The data object as a JSON value (for in-process publishing).
+    pub(crate) fn data_value(&self, e: &Event) -> serde_json::Value {
+        let mut m = serde_json::Map::with_capacity(4);
+        m.insert("seq".into(), e.seq.into());
+        m.insert("ts".into(), e.ts_ns.into());
+        m.insert("run".into(), self.run_id.clone().into());
+        m.insert("pad".into(), self.pad.clone().into());
+        serde_json::Value::Object(m)
+    }
+}
+
+/// Sends events to the server. One instance per lane; a lane publishes its batches in order.
+pub(crate) trait Publisher: Send {
+    /// Short name for reports.
+    fn name(&self) -> &'static str;
+    /// Publishes `batch` (ordered per user). An error means the batch may not have been sent;
+    /// the lane counts it and goes on (its events stay expected, so a real loss shows as lost).
+    fn publish<'a>(&'a mut self, batch: &'a [Event]) -> BoxFuture<'a, Result<(), String>>;
+    /// Waits (at most `bound`) until the server can hear every user's group, for publishers whose
+    /// subscriptions are registered asynchronously (Redis). The default is ready at once.
+    fn wait_ready<'a>(
+        &'a mut self,
+        _user_ids: &'a [u64],
+        _bound: std::time::Duration,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// What a publisher needs to connect.
+pub(crate) enum PublishTarget {
+    /// The embedded server's state.
+    Embedded(courier::AppState),
+    /// HTTP `POST /api/notify` at `addr`.
+    Http {
+        /// Server address.
+        addr: std::net::SocketAddr,
+        /// `Host` header.
+        host: String,
+        /// `X-API-Key`.
+        api_key: String,
+    },
+    /// Redis, in a channels_redis layer's wire format.
+    Redis {
+        /// `RedisPubsub` or `RedisCore`.
+        layer: courier::config::LayerKind,
+        /// URL and prefix.
+        config: courier::config::RedisConfig,
+    },
+}
+
+/// Builds the publisher of one lane.
+pub(crate) fn build(
+    kind: PublisherKind,
+    target: &PublishTarget,
+    codec: EventCodec,
+) -> Result<Box<dyn Publisher>> {
+    use crate::error::Error;
+    match (kind, target) {
+        (PublisherKind::Embedded, PublishTarget::Embedded(state)) => {
+            Ok(Box::new(hub::HubPublisher::new(state.clone(), codec)))
+        }
+        (
+            PublisherKind::Http,
+            PublishTarget::Http {
+                addr,
+                host,
+                api_key,
+            },
+        ) => Ok(Box::new(http::HttpPublisher::new(
+            *addr,
+            host.clone(),
+            api_key.clone(),
+            codec,
+        ))),
+        (
+            PublisherKind::RedisPubsub | PublisherKind::RedisCore,
+            PublishTarget::Redis { layer, config },
+        ) => Ok(Box::new(
+            redis::RedisPublisher::new(*layer, config, codec).map_err(Error::Setup)?,
+        )),
+        _ => Err(Error::Usage("publisher and target do not match".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_text_and_value_agree() {
+        let c = EventCodec::new("r1", 3);
+        let e = Event {
+            user_id: 9,
+            seq: 4,
+            ts_ns: 123,
+        };
+        let mut s = String::new();
+        c.write_data(&e, &mut s);
+        let parsed: serde_json::Value = serde_json::from_str(&s).expect("json");
+        assert_eq!(parsed, c.data_value(&e));
+    }
+}
