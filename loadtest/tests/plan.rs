@@ -139,3 +139,49 @@ fn a_description_that_flags_made_wrong_is_not_repeated() {
         reshaped.description
     );
 }
+
+#[test]
+fn the_churn_scenario_is_a_valid_plan_and_flags_override_its_churn() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/churn-10k.toml");
+    let args = ["-s", path, "--jwt-secret", "s", "--api-key", "k"];
+    let plan = Plan::from_opts(&opts(&args)).expect("plan");
+    let churn = plan.churn.as_ref().expect("churn");
+    assert_eq!((plan.connections, churn.fraction), (10_000, 0.1));
+    assert!(churn.resume && churn.reconnect_targets.is_empty());
+    let churners = (0..plan.connections)
+        .filter(|&i| churn.is_churner(i, plan.connections))
+        .count();
+    assert_eq!(churners, 1000);
+    let mut more = args.to_vec();
+    more.extend([
+        "--churn-resume",
+        "off",
+        "--churn-mode",
+        "stall",
+        "--reconnect-target",
+        "ws://127.0.0.1:8001/ws/notifications/",
+        "--token-lifetime",
+        "1m",
+        "--refresh-before",
+        "10s",
+    ]);
+    let plan = Plan::from_opts(&opts(&more)).expect("plan");
+    let churn = plan.churn.as_ref().expect("churn");
+    assert!(!churn.resume);
+    assert_eq!(churn.mode.name(), "stall");
+    assert_eq!(churn.reconnect_targets.len(), 1);
+    assert_eq!(
+        plan.tokens.refresh_before,
+        Some(std::time::Duration::from_secs(10))
+    );
+    // A tokens file cannot mint the refreshed tokens.
+    let refused = Plan::from_opts(&opts(&[
+        "--target",
+        "ws://127.0.0.1:8000/ws/notifications/",
+        "--tokens-file",
+        "t.json",
+        "--refresh-before",
+        "10s",
+    ]));
+    assert!(matches!(refused, Err(Error::Usage(_))), "{refused:?}");
+}

@@ -1,6 +1,6 @@
 //! The report schema's policy, held: `compare`, `merge` and `capacity` read a stored report of
-//! today's version (two segments of a small embedded run), and an older report (schema 1) still
-//! reads, its missing figures "not measured" rather than zero.
+//! today's version (two segments of a small embedded run with churn), and older reports (schema
+//! 1 and 2) still read, their missing figures "not measured" rather than zero.
 
 mod common;
 
@@ -17,8 +17,10 @@ fn fixture(name: &str) -> String {
         .to_string()
 }
 
-const TODAY_1: &str = "report-v2-segment-1of2.json";
-const TODAY_2: &str = "report-v2-segment-2of2.json";
+const TODAY_1: &str = "report-v3-segment-1of2.json";
+const TODAY_2: &str = "report-v3-segment-2of2.json";
+const SCHEMA_2_1: &str = "report-v2-segment-1of2.json";
+const SCHEMA_2_2: &str = "report-v2-segment-2of2.json";
 const SCHEMA_1: &str = "report-default.json";
 
 fn json(text: &str) -> Value {
@@ -67,6 +69,23 @@ fn compare_merge_and_capacity_read_today_s_report() {
         Some(received(&a) + received(&b))
     );
     assert_eq!(m["per_process"].as_array().map(Vec::len), Some(2));
+    let churn = |path: &str, key: &str| {
+        let r = json(&std::fs::read_to_string(path).expect("read"));
+        r["churn"][key].as_u64().expect("a churn figure")
+    };
+    for key in [
+        "drops",
+        "reconnects",
+        "recovered",
+        "recoveries",
+        "replay_bytes",
+    ] {
+        assert_eq!(
+            m["churn"][key].as_u64(),
+            Some(churn(&a, key) + churn(&b, key)),
+            "merged churn.{key}"
+        );
+    }
 
     let (code, out, err) = loadtest(&[
         "capacity",
@@ -99,6 +118,28 @@ fn an_older_report_reads_with_its_missing_figures_not_measured() {
         "not measured, not 0: {resyncs}"
     );
     assert_eq!(resyncs["movement"], "missing");
+
+    // A schema-2 report measured no churn: its churn figures are missing, and two of them merge
+    // without a churn section.
+    let (code, out, err) = loadtest(&["compare", &fixture(SCHEMA_2_1), &today, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let c = json(&out);
+    let lost_silent = c["comparison"]["figures"]
+        .as_array()
+        .expect("figures")
+        .iter()
+        .find(|f| f["metric"] == "lost_silent")
+        .expect("lost_silent row");
+    assert!(lost_silent["baseline"].is_null(), "{lost_silent}");
+    assert_eq!(lost_silent["movement"], "missing");
+    let (code, out, err) = loadtest(&[
+        "merge",
+        &fixture(SCHEMA_2_1),
+        &fixture(SCHEMA_2_2),
+        "--print-json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(json(&out).get("churn").is_none(), "not measured: absent");
 
     // Merging needs the raw histograms a schema-1 report never had: said, not guessed.
     let (code, _, err) = loadtest(&["merge", &old, &today]);

@@ -2,12 +2,14 @@
 //! low-level arguments). Every value that a scenario can set is optional here: a flag given
 //! overrides the scenario, an absent one leaves it alone ([`crate::plan::Plan::from_opts`] decides).
 
+mod churn;
 mod commands;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub use churn::{ChurnArgs, ChurnMode, Switch};
 pub use commands::{AbOpts, CapacityOpts, CompareOpts, ConformOpts, MergeOpts};
 
 /// How events reach the server.
@@ -224,6 +226,10 @@ pub struct Opts {
     /// Padding bytes added to each event's data.
     #[arg(long)]
     pub payload_bytes: Option<usize>,
+
+    /// Connections that drop and come back, and token refresh.
+    #[command(flatten)]
+    pub churn: ChurnArgs,
 
     /// Hard bound on the whole run, e.g. `60s`; the run stops and reports when it is reached.
     #[arg(long)]

@@ -20,7 +20,9 @@ use crate::error::{EXIT_FAIL, EXIT_PASS};
 use crate::measure::{decode, encode, new_histogram};
 use crate::plan::{Outputs, Segment, Threshold};
 use crate::report::{curve, series, write_outputs};
-use crate::schema::{Latency, ProcessFigures, Quantiles, Raw, Report, SlowClients};
+use crate::schema::{
+    Churn, Latency, ProcessFigures, Quantiles, Raw, Report, SlowClients, MAX_LISTED,
+};
 
 /// Reads, merges, judges and writes; the exit code is the merged verdict's.
 pub(crate) async fn run(o: &MergeOpts) -> anyhow::Result<u8> {
@@ -116,6 +118,7 @@ pub(crate) fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
         d.foreign += rd.foreign;
         d.resyncs = add_opt(d.resyncs, rd.resyncs);
         m.slow_clients = add_slow(m.slow_clients.take(), r.slow_clients);
+        m.churn = add_churn(m.churn.take(), r.churn)?;
         m.events.published += r.events.published;
         add_counts(&mut m.events.errors, r.events.errors);
         m.events.publish_secs = m.events.publish_secs.max(r.events.publish_secs);
@@ -238,4 +241,38 @@ fn add_slow(a: Option<SlowClients>, b: Option<SlowClients>) -> Option<SlowClient
         }
         (a, b) => a.or(b),
     }
+}
+
+/// Sums two churn sections: counters add, the recovery histograms add (the merged p99 is the
+/// p99 of every reconnect), the listed connections are concatenated up to [`MAX_LISTED`].
+fn add_churn(a: Option<Churn>, b: Option<Churn>) -> anyhow::Result<Option<Churn>> {
+    let (mut a, b) = match (a, b) {
+        (Some(a), Some(b)) => (a, b),
+        (a, b) => return Ok(a.or(b)),
+    };
+    a.churning += b.churning;
+    a.drops += b.drops;
+    a.reconnects += b.reconnects;
+    a.reconnect_failures += b.reconnect_failures;
+    a.recovered += b.recovered;
+    a.unrecoverable += b.unrecoverable;
+    a.lost_silent += b.lost_silent;
+    a.replay_bytes += b.replay_bytes;
+    a.refreshes += b.refreshes;
+    a.refreshed += b.refreshed;
+    let mut hist = decode(&a.recovery_us, "churn.recovery_us")?;
+    hist.add(decode(&b.recovery_us, "churn.recovery_us")?)
+        .map_err(|e| anyhow::anyhow!("churn.recovery_us: {e:?}"))?;
+    a.recoveries = hist.len();
+    a.recovery_ms = Quantiles::of_us(&hist);
+    a.recovery_us = encode(&hist);
+    a.connections_omitted += b.connections_omitted;
+    for c in b.connections {
+        if a.connections.len() < MAX_LISTED {
+            a.connections.push(c);
+        } else {
+            a.connections_omitted += 1;
+        }
+    }
+    Ok(Some(a))
 }

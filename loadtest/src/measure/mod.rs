@@ -5,6 +5,7 @@
 mod clock;
 mod histogram;
 mod latency_times;
+mod recovery;
 pub(crate) mod sampler;
 mod seq;
 pub(crate) mod server_metrics;
@@ -15,5 +16,6 @@ pub(crate) mod sysinfo;
 pub(crate) use clock::{Clock, TIMELINE_BUCKET};
 pub use histogram::decode;
 pub(crate) use histogram::encode;
+pub(crate) use recovery::{Position, Recovery};
 pub(crate) use seq::{Receipt, SeqTracker};
 pub(crate) use stats::{new_histogram, ConnResult, Live, WorkerStats};

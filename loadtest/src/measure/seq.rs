@@ -71,6 +71,21 @@ impl SeqTracker {
         self.unique >= expected
     }
 
+    /// The highest sequence number received (0: none).
+    pub(crate) fn max(&self) -> u64 {
+        self.max
+    }
+
+    /// Numbers in `lo..=hi` (clamped to `1..=limit`) not received.
+    pub(crate) fn missing_in(&self, lo: u64, hi: u64) -> u64 {
+        let (lo, hi) = (lo.max(1), hi.min(self.limit));
+        if lo > hi {
+            return 0;
+        }
+        let seen = |n: u64| self.seen[((n - 1) / 64) as usize] & (1u64 << ((n - 1) % 64)) != 0;
+        (lo..=hi).filter(|&n| !seen(n)).count() as u64
+    }
+
     /// Lost out of `published` (numbers `1..=published`): gaps plus the missing tail.
     pub(crate) fn lost(&self, published: u64) -> u64 {
         let published = published.min(self.limit);

@@ -42,6 +42,8 @@ pub(crate) struct ConnResult {
     pub(crate) seq: super::seq::SeqTracker,
     /// Close code the server sent, if it closed the connection.
     pub(crate) closed: Option<u16>,
+    /// Churn accounting (runs with churn or token refresh).
+    pub(crate) recovery: Option<Box<super::recovery::Recovery>>,
 }
 
 /// One worker's samples.

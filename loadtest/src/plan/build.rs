@@ -130,6 +130,8 @@ impl Plan {
         if let Some(at) = opts.start_at {
             check_start_at(at)?;
         }
+        let churn = churn::resolve_churn(&opts.churn, &s.churn, &target, t.allow_remote)?;
+        let tokens = churn::resolve_tokens(&opts.churn, c, auth.as_ref())?;
         let mut plan = Plan {
             scenario: s.name.clone().unwrap_or_else(|| "custom".into()),
             description: describe(s, opts),
@@ -185,6 +187,8 @@ impl Plan {
             first_user: 0,
             start_at_ms: opts.start_at,
             barrier: None,
+            churn,
+            tokens,
         };
         if let Some(text) = &opts.segment {
             Segment::parse(text)?.apply(&mut plan)?;

@@ -8,6 +8,7 @@ mod arrival;
 mod barrier;
 mod baseline;
 mod build;
+mod churn;
 mod find_max;
 mod layer;
 pub mod limits;
@@ -24,11 +25,13 @@ use std::time::Duration;
 pub use arrival::ArrivalModel;
 pub use barrier::{BarrierSpec, DEFAULT_BARRIER_TIMEOUT, KEY_MARGIN};
 pub use baseline::Baseline;
+pub use churn::{Churn, TokenPlan, DEFAULT_TOKEN_LIFETIME};
 pub use find_max::{FindMax, DEFAULT_MAX_STEPS, DEFAULT_PRECISION};
 pub(crate) use layer::publisher_layer;
 pub use layer::Layer;
 pub use scenario::{
-    ClientsSection, PublishSection, RunSection, Scenario, ServerSection, DEFAULT_SCENARIO,
+    ChurnSection, ClientsSection, PublishSection, RunSection, Scenario, ServerSection,
+    DEFAULT_SCENARIO,
 };
 pub use segment::{check_start_at, publish_start, Segment};
 pub use target::{
@@ -151,6 +154,10 @@ pub struct Plan {
     pub start_at_ms: Option<u64>,
     /// `--barrier`: agents that meet in Redis and start publishing together.
     pub barrier: Option<BarrierSpec>,
+    /// `--churn-*`: connections that drop and come back (`None`: none do).
+    pub churn: Option<Churn>,
+    /// Token lifetime and in-place refresh.
+    pub tokens: TokenPlan,
 }
 
 impl Plan {

@@ -34,6 +34,9 @@ pub struct Scenario {
     /// Settings for the embedded server only.
     #[serde(default)]
     pub server: ServerSection,
+    /// Connections that drop and reconnect.
+    #[serde(default)]
+    pub churn: ChurnSection,
 }
 
 /// `[run]`: target and time bounds.
@@ -68,6 +71,31 @@ pub struct ClientsSection {
     pub slow_fraction: Option<f64>,
     /// Frames a slow connection reads before it stalls.
     pub slow_after: Option<u64>,
+    /// Lifetime of the minted tokens (humantime; default 1h).
+    pub token_lifetime: Option<String>,
+    /// Refresh each connection's token in place this long before its `exp`.
+    pub refresh_before: Option<String>,
+}
+
+/// `[churn]`: connections that drop and come back (see `--churn-*`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChurnSection {
+    /// Fraction of the healthy connections that churn, 0 < F ≤ 1.
+    pub fraction: Option<f64>,
+    /// Each churning connection drops once per this period while events are published.
+    pub every: Option<String>,
+    /// Time away, `"MIN..MAX"` or one duration.
+    pub away: Option<String>,
+    /// `close`, `reset` or `stall`.
+    pub mode: Option<String>,
+    /// `stall` mode: how long the connection stops reading before the reset.
+    pub stall: Option<String>,
+    /// Reconnect with the last position (default true).
+    pub resume: Option<bool>,
+    /// Other servers to reconnect to, round-robin after `[run] target`.
+    #[serde(default)]
+    pub reconnect_targets: Vec<String>,
 }
 
 /// `[publish]`: publisher and arrival model.

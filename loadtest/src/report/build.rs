@@ -226,6 +226,7 @@ impl Report {
             repeat: None,
             server_metrics: None,
             per_process: Vec::new(),
+            churn: super::churn::churn(plan, d, &d.user_ids),
             raw: Some(Raw {
                 segment: plan.segment.map(|s| s.to_string()),
                 start_at_ms: d.start_at_ms,

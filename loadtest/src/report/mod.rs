@@ -2,6 +2,7 @@
 //! thresholds and baseline, then laid out by [`render`] and written where the plan says.
 
 mod build;
+mod churn;
 pub mod render;
 pub(crate) mod series;
 

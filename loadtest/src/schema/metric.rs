@@ -101,6 +101,51 @@ pub const METRICS: &[(&str, &str, Better)] = &[
         Better::Lower,
     ),
     (
+        "lost_silent",
+        "churn: events missing that no resync announced (must be 0 with resume)",
+        Better::Lower,
+    ),
+    (
+        "unrecoverable",
+        "churn: events missing inside a range a resync announced",
+        Better::Lower,
+    ),
+    (
+        "recovered",
+        "churn: events received in a replay after a resumed reconnect",
+        Better::Neither,
+    ),
+    (
+        "reconnects",
+        "churn: reconnects established",
+        Better::Neither,
+    ),
+    (
+        "reconnect_failures",
+        "churn: reconnect attempts that failed",
+        Better::Lower,
+    ),
+    (
+        "recovery_p50_ms",
+        "churn: reconnect start to caught up, p50, ms",
+        Better::Lower,
+    ),
+    (
+        "recovery_p99_ms",
+        "churn: reconnect start to caught up, p99, ms",
+        Better::Lower,
+    ),
+    (
+        "replay_bytes",
+        "churn: bytes of the recovered events' frames",
+        Better::Neither,
+    ),
+    (
+        "refresh_unanswered",
+        "token refreshes sent without a refreshed answer",
+        Better::Lower,
+    ),
+    (
         "handshakes_per_sec",
         "connections established per second of the connect phase",
         Better::Higher,
@@ -216,6 +261,18 @@ impl Report {
                 all.saturating_sub(slow_closed + at_connect) as f64
             }
             "publish_errors" => self.events.errors.values().sum::<u64>() as f64,
+            "lost_silent" => self.churn.as_ref()?.lost_silent as f64,
+            "unrecoverable" => self.churn.as_ref()?.unrecoverable as f64,
+            "recovered" => self.churn.as_ref()?.recovered as f64,
+            "reconnects" => self.churn.as_ref()?.reconnects as f64,
+            "reconnect_failures" => self.churn.as_ref()?.reconnect_failures as f64,
+            "recovery_p50_ms" => self.churn.as_ref()?.recovery_ms.p50,
+            "recovery_p99_ms" => self.churn.as_ref()?.recovery_ms.p99,
+            "replay_bytes" => self.churn.as_ref()?.replay_bytes as f64,
+            "refresh_unanswered" => {
+                let c = self.churn.as_ref()?;
+                c.refreshes.saturating_sub(c.refreshed) as f64
+            }
             "handshakes_per_sec" => self.handshakes_per_sec,
             "deliveries_per_sec" => self.throughput.deliveries_per_sec,
             "peak_deliveries_per_sec" => self.throughput.peak_deliveries_per_sec,

@@ -5,6 +5,7 @@
 //! field is "not measured", never zero); each change that adds fields bumps [`SCHEMA_VERSION`]
 //! once; a field is never renamed or given another meaning under the same version.
 
+mod churn;
 mod compare;
 mod metric;
 mod search;
@@ -12,6 +13,7 @@ mod segments;
 mod series;
 mod server;
 
+pub use churn::{Churn, ChurnConnection, MAX_LISTED};
 pub use compare::{Comparison, Figure, Movement};
 pub use metric::{better, metric_name, Better, Outcome, METRICS};
 pub use search::{SearchOver, SearchStep, SearchSummary, StepParameters};
@@ -25,8 +27,8 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the JSON report's shape; bumped on any incompatible change. 2: `find_max.steps`
 /// hold `parameters`/`figures`/`failed` and `highest_passing` is a number of either unit; every
-/// other change since 1 only added fields.
-pub const SCHEMA_VERSION: u32 = 2;
+/// other change since 1 only added fields. 3 adds `churn` (absent: not measured).
+pub const SCHEMA_VERSION: u32 = 3;
 
 // Every section with a `Default` reads a missing field as its default (`#[serde(default)]` on
 // each), so a report written by an older or newer build still loads as a baseline.
@@ -62,7 +64,7 @@ pub struct Connections {
 }
 
 /// A few latency quantiles.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Quantiles {
     /// Median.
@@ -276,6 +278,13 @@ pub struct Report {
     /// `loadtest merge`: each merged report's own figures, by segment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub per_process: Vec<ProcessFigures>,
+    /// Churn and token refresh (schema 3; `None`: the run had neither, or an older report).
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub churn: Option<Churn>,
 }
 
 impl Report {

@@ -85,6 +85,26 @@ impl Client {
         Ok(())
     }
 
+    /// Sends a text frame (and whatever pongs are queued before it).
+    pub async fn send_text(&mut self, payload: &[u8]) -> io::Result<()> {
+        self.reader.queue_text(payload);
+        self.flush().await
+    }
+
+    /// Leaves abruptly: a TCP reset (linger 0), no close frame, as a killed process or a
+    /// dropped NAT entry looks to the server.
+    pub fn reset(self) {
+        let _ = self.tcp.set_zero_linger();
+    }
+
+    /// Leaves like a closed tab: close 1000 and the TCP close, without waiting for the server's
+    /// answer (what it still sends is never read). Unbounded: the caller bounds it.
+    pub async fn leave(mut self) {
+        self.reader.queue_close(wire::NORMAL);
+        let _ = self.flush().await;
+        let _ = self.tcp.shutdown().await;
+    }
+
     /// Closes politely: sends close 1000 (or the echo already queued after a server close) and,
     /// unless the server closed first, reads until its close frame or EOF. Unbounded: the caller
     /// bounds it with a timeout.

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::client::{Client, ClientError};
 use super::frame;
 use super::wire::Msg;
-use crate::measure::{new_histogram, Live};
+use crate::measure::{new_histogram, Live, Position};
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -33,6 +33,8 @@ pub(crate) struct ConnectSpec {
     pub(crate) timeout: Duration,
     /// Fraction of slow readers; their sockets get a small receive buffer (see [`SLOW_RCVBUF`]).
     pub(crate) slow_fraction: f64,
+    /// Appended to the first connect's query after the token (`&recover=1` when the run resumes).
+    pub(crate) query: String,
 }
 
 /// Receive buffer of a slow reader's socket. A non-reading client with the default loopback
@@ -46,6 +48,8 @@ pub(crate) struct Conn {
     pub(crate) idx: usize,
     /// The connection.
     pub(crate) client: Client,
+    /// The stream position `connection_established` carried (with `recover=1`).
+    pub(crate) head: Option<Position>,
 }
 
 /// The result of the connect phase.
@@ -66,9 +70,13 @@ pub(crate) struct ConnectPhase {
     pub(crate) elapsed: Duration,
 }
 
-enum Attempt {
-    Ok(Box<Client>),
+/// One connect's outcome.
+pub(crate) enum Attempt {
+    /// Established, with the position `connection_established` carried.
+    Ok(Box<Client>, Option<Position>),
+    /// Failed, by class.
     Failed(String),
+    /// Closed by the server with this code instead of `connection_established`.
     Closed(u16),
 }
 
@@ -93,7 +101,13 @@ fn classify_ws(e: &WsError) -> String {
     }
 }
 
-async fn connect_one(spec: &ConnectSpec, idx: usize, token: &str) -> Attempt {
+/// Connects client `idx` with `token`; `query` follows the token in the URL (`&since=…`).
+pub(crate) async fn connect_one(
+    spec: &ConnectSpec,
+    idx: usize,
+    token: &str,
+    query: &str,
+) -> Attempt {
     let socket = match spec.addr {
         SocketAddr::V4(_) => TcpSocket::new_v4(),
         SocketAddr::V6(_) => TcpSocket::new_v6(),
@@ -116,7 +130,7 @@ async fn connect_one(spec: &ConnectSpec, idx: usize, token: &str) -> Attempt {
         Err(e) => return Attempt::Failed(classify_io(&e)),
     };
     let _ = tcp.set_nodelay(true);
-    let url = format!("ws://{}{}?token={token}", spec.host, spec.path);
+    let url = format!("ws://{}{}?token={token}{query}", spec.host, spec.path);
     let request = match url.into_client_request() {
         Ok(r) => r,
         Err(e) => return Attempt::Failed(classify_ws(&e)),
@@ -133,8 +147,13 @@ async fn connect_one(spec: &ConnectSpec, idx: usize, token: &str) -> Attempt {
                     .ok()
                     .and_then(frame::parse)
                     .is_some_and(|f| f.kind == frame::CONNECTION_ESTABLISHED);
+                let head = frame::established_head(t);
+                let head = head
+                    .offset
+                    .zip(head.epoch)
+                    .map(|(offset, epoch)| Position { offset, epoch });
                 return match established {
-                    true => Attempt::Ok(Box::new(client)),
+                    true => Attempt::Ok(Box::new(client), head),
                     false => Attempt::Failed("unexpected first frame".into()),
                 };
             }
@@ -185,11 +204,12 @@ pub(crate) async fn connect_all(
             return;
         };
         match outcome {
-            Attempt::Ok(client) => {
+            Attempt::Ok(client, head) => {
                 let _ = phase.handshake_us.record((took.as_micros() as u64).max(1));
                 phase.conns.push(Conn {
                     idx,
                     client: *client,
+                    head,
                 });
                 live.connected
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -230,11 +250,15 @@ pub(crate) async fn connect_all(
         phase.attempted += 1;
         set.spawn(async move {
             let began = Instant::now();
-            let outcome =
-                match tokio::time::timeout(spec.timeout, connect_one(&spec, idx, &token)).await {
-                    Ok(o) => o,
-                    Err(_) => Attempt::Failed("timeout".into()),
-                };
+            let outcome = match tokio::time::timeout(
+                spec.timeout,
+                connect_one(&spec, idx, &token, &spec.query),
+            )
+            .await
+            {
+                Ok(o) => o,
+                Err(_) => Attempt::Failed("timeout".into()),
+            };
             (idx, outcome, began.elapsed())
         });
     }

@@ -72,11 +72,62 @@ struct Kind<'a> {
     kind: &'a str,
 }
 
-/// The server's `resync` (PROTOCOL.md, "ours"): messages may have been missed while its channel
-/// layer reconnected (reason `broker_reconnected`). Only called for frames that are not this run's
-/// events.
-pub fn is_resync(text: &[u8]) -> bool {
-    serde_json::from_slice::<Kind<'_>>(text).is_ok_and(|k| k.kind == "resync")
+/// The type of a frame that is not this run's event (`resync`, `refreshed`, …).
+pub fn kind(text: &[u8]) -> Option<&str> {
+    serde_json::from_slice::<Kind<'_>>(text)
+        .ok()
+        .map(|k| k.kind)
+}
+
+/// The server's `resync` (PROTOCOL.md §7): messages were missed (`broker_reconnected`, or a
+/// position that cannot be served); `offset`/`epoch`: the stream head to go on from.
+pub const RESYNC: &str = "resync";
+/// The answer to an in-place token `refresh`.
+pub const REFRESHED: &str = "refreshed";
+
+/// A position in a user's stream as a frame's `data` or top level carries it.
+#[derive(Debug, Default, Deserialize)]
+pub struct Head {
+    /// The offset.
+    #[serde(default)]
+    pub offset: Option<u64>,
+    /// The epoch.
+    #[serde(default)]
+    pub epoch: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WithData {
+    #[serde(default)]
+    data: Head,
+}
+
+/// The head a `resync` names (fields absent when the server sent none).
+pub fn resync_head(text: &[u8]) -> Head {
+    serde_json::from_slice::<WithData>(text)
+        .map(|w| w.data)
+        .unwrap_or_default()
+}
+
+/// The position `connection_established` carries with `recover=1` (top-level `offset`/`epoch`).
+pub fn established_head(text: &[u8]) -> Head {
+    serde_json::from_slice(text).unwrap_or_default()
+}
+
+/// An event's position: its top-level `"offset":N,"epoch":"E"`, which courier writes after
+/// `data` (PROTOCOL.md §7), so it is searched from the end and the padding is never scanned.
+pub fn position(b: &[u8]) -> Option<(u64, &[u8])> {
+    const KEY: &[u8] = b"\"offset\":";
+    let at = b.windows(KEY.len()).rposition(|w| w == KEY)? + KEY.len();
+    let (offset, mut i) = number_at(b, skip_ws(b, at))?;
+    i = expect(b, i, b',')?;
+    let (ks, ke) = string_at(b, skip_ws(b, i))?;
+    if &b[ks..ke] != b"epoch" {
+        return None;
+    }
+    i = expect(b, ke + 1, b':')?;
+    let (s, e) = string_at(b, skip_ws(b, i))?;
+    Some((offset, &b[s..e]))
 }
 
 /// The event data of one text frame, if it carries one: the fast path, else UTF-8 validation

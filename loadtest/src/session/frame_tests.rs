@@ -230,9 +230,34 @@ fn the_compact_layout_and_the_member_loop_agree() {
 
 #[test]
 fn resync_frames_are_told_apart() {
-    assert!(is_resync(
-        br#"{"type":"resync","data":{"reason":"broker_reconnected"}}"#
-    ));
-    assert!(!is_resync(br#"{"type":"notification","data":{}}"#));
-    assert!(!is_resync(b"not json"));
+    let resync = br#"{"type":"resync","data":{"reason":"epoch_changed","offset":9,"epoch":"e2"}}"#;
+    assert_eq!(kind(resync), Some(RESYNC));
+    let head = resync_head(resync);
+    assert_eq!((head.offset, head.epoch.as_deref()), (Some(9), Some("e2")));
+    let bare = br#"{"type":"resync","data":{"reason":"broker_reconnected"}}"#;
+    assert_eq!(resync_head(bare).offset, None);
+    assert_eq!(
+        kind(br#"{"type":"notification","data":{}}"#),
+        Some("notification")
+    );
+    assert_eq!(kind(b"not json"), None);
+}
+
+#[test]
+fn positions_are_read_from_the_end_of_an_event() {
+    let e = br#"{"type":"new_message","data":{"seq":3,"ts":1,"run":"r","pad":"\"offset\":1"},"offset":42,"epoch":"k3Jq"}"#;
+    assert_eq!(position(e), Some((42, &b"k3Jq"[..])));
+    assert_eq!(
+        event(e).map(|d| d.seq),
+        Some(3),
+        "the event itself still reads"
+    );
+    assert_eq!(
+        position(br#"{"type":"new_message","data":{"seq":3}}"#),
+        None
+    );
+    let est =
+        br#"{"type":"connection_established","message":"m","user_id":1,"offset":7,"epoch":"e"}"#;
+    let head = established_head(est);
+    assert_eq!((head.offset, head.epoch.as_deref()), (Some(7), Some("e")));
 }

@@ -1,7 +1,9 @@
 //! One session: a single run of a plan, start to end: limits → server/tokens → connect phase →
-//! start gate → receivers + publishers → drain → raw results for the report. Every phase is
+//! start gate → receivers + publishers → drain → raw results for the report (`setup` starts the
+//! server and mints the tokens; `churn` drops and reconnects clients). Every phase is
 //! bounded by the plan's duration and the stop token.
 
+mod churn;
 pub mod client;
 mod connect;
 pub mod embedded_server;
@@ -10,6 +12,7 @@ mod gate;
 mod meters;
 mod progress;
 mod publisher;
+mod setup;
 mod slow;
 pub mod tokens;
 pub mod wire;
@@ -27,19 +30,16 @@ pub(crate) use meters::Costs;
 pub(crate) use publisher::lane::Published;
 pub(crate) use publisher::redis::group_of;
 
-use connect::ConnectSpec;
-use embedded_server::EmbeddedServer;
+use churn::ChurnCtx;
 use meters::Meters;
 use progress::Progress;
 use publisher::lane::{self, Lane};
 use publisher::{EventCodec, PublishTarget};
-use tokens::Tokens;
 use worker::{Assigned, Phase, Shared};
 
-use crate::cli::PublisherKind;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::measure::{Clock, Live, WorkerStats};
-use crate::plan::{limits, publish_start, publisher_layer, Auth, Plan, Target};
+use crate::plan::{limits, publish_start, Plan};
 
 /// Healthy connections per receiving worker (each worker has its own histogram).
 const CONNS_PER_WORKER: usize = 512;
@@ -72,6 +72,8 @@ pub(crate) struct RunData {
     pub(crate) costs: Costs,
     /// Why the run stopped early, if it did.
     pub(crate) stop_reason: Option<String>,
+    /// Each user index's id.
+    pub(crate) user_ids: Arc<Vec<u64>>,
 }
 
 /// Runs the plan once. `stop` ends it early (Ctrl-C); `reason` records why. Publishing waits for
@@ -90,8 +92,9 @@ pub(crate) async fn run_once(
     let wall = Instant::now();
     let clock = Clock::new();
 
-    let (server, spec, tokens, publish_target) = setup(plan).await?;
+    let (server, spec, tokens, publish_target, secret) = setup::setup(plan).await?;
     let tokens = Arc::new(tokens);
+    let churn = ChurnCtx::build(plan, &spec, tokens.clone(), secret);
     let live = Arc::new(Live::default());
     let server_addr = server.as_ref().map(|s| s.addr);
     let mut meters = Meters::start(before, plan, server_addr, clock, live.clone()).await?;
@@ -150,12 +153,15 @@ pub(crate) async fn run_once(
         run_len: plan.duration,
         done: done_tx,
         release: release.clone(),
+        churn: churn.clone(),
     };
     let mut healthy = Vec::new();
     let mut slow_tasks = tokio::task::JoinSet::new();
     for c in std::mem::take(&mut phase.conns) {
         let user = c.idx % users;
         let a = Assigned {
+            idx: c.idx,
+            head: c.head,
             client: c.client,
             user,
             planned: plan.events_for_user(user),
@@ -229,6 +235,7 @@ pub(crate) async fn run_once(
                 start,
                 stop: stop.clone(),
                 live: live.clone(),
+                sent: churn.as_ref().map(|c| c.sent.clone()),
             };
             lane_tasks.push(match &server {
                 Some(s) if on_server => s.handle.spawn(lane::run_lane(job, p)),
@@ -306,77 +313,6 @@ pub(crate) async fn run_once(
         wall: wall.elapsed(),
         costs,
         stop_reason: reason.get().cloned(),
+        user_ids,
     })
-}
-
-async fn setup(
-    plan: &Plan,
-) -> Result<(Option<EmbeddedServer>, ConnectSpec, Tokens, PublishTarget)> {
-    match &plan.target {
-        Target::Embedded {
-            queue_messages,
-            queue_bytes,
-        } => {
-            let server = EmbeddedServer::start(
-                *queue_messages,
-                *queue_bytes,
-                plan.layer.server_layer,
-                plan.layer.redis_config(),
-            )
-            .await?;
-            let tokens = tokens::mint(&server.secret, plan.first_user, plan.users)?;
-            let spec = ConnectSpec {
-                addr: server.addr,
-                host: server.addr.to_string(),
-                path: "/ws/notifications/".into(),
-                sources: plan.sources.clone(),
-                timeout: plan.connect_timeout,
-                slow_fraction: plan.slow_fraction,
-            };
-            let target = match (plan.publisher, publisher_layer(plan.publisher)) {
-                (_, Some(layer)) => PublishTarget::Redis {
-                    layer,
-                    config: plan.layer.redis_config(),
-                },
-                (PublisherKind::Embedded, None) => PublishTarget::Embedded(server.state.clone()),
-                (_, None) => PublishTarget::Http {
-                    addr: server.addr,
-                    host: server.addr.to_string(),
-                    api_key: server.api_key().unwrap_or_default(),
-                },
-            };
-            Ok((Some(server), spec, tokens, target))
-        }
-        Target::External(ep) => {
-            let tokens = match &plan.auth {
-                Some(Auth::Mint(secret)) => tokens::mint(secret, plan.first_user, plan.users)?,
-                Some(Auth::File(path)) => tokens::from_file(path, plan.first_user, plan.users)?,
-                None => {
-                    return Err(Error::Usage(
-                        "an external --target needs --jwt-secret or --tokens-file".into(),
-                    ))
-                }
-            };
-            let spec = ConnectSpec {
-                addr: ep.addr,
-                host: ep.host.clone(),
-                path: ep.path.clone(),
-                sources: plan.sources.clone(),
-                timeout: plan.connect_timeout,
-                slow_fraction: plan.slow_fraction,
-            };
-            let target = match publisher_layer(plan.publisher) {
-                Some(layer) => PublishTarget::Redis {
-                    layer,
-                    config: plan.layer.redis_config(),
-                },
-                None => PublishTarget::Http {
-                    addr: ep.addr,
-                    host: ep.host.clone(),
-                    api_key: plan.api_key.clone().unwrap_or_default(),
-                },
-            };
-            Ok((None, spec, tokens, target))
-        }
-    }
 }

@@ -2,15 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-
-/// Token lifetime. simplejwt's default is 5 minutes; a run (and a `--find-max` search) may be longer.
-const TOKEN_LIFETIME_SECS: u64 = 3600;
+use crate::plan::DEFAULT_TOKEN_LIFETIME;
 
 /// One token per user, indexed by user index (`0..users`).
 #[derive(Debug, Clone)]
@@ -42,15 +41,22 @@ pub enum TokenKind {
     Expired,
 }
 
-/// Mints one HS256 token of `kind` for `user_id`.
+/// Mints one HS256 token of `kind` for `user_id`, living [`DEFAULT_TOKEN_LIFETIME`].
 pub fn mint_one(secret: &str, user_id: u64, kind: TokenKind) -> Result<String> {
+    mint_for(secret, user_id, kind, DEFAULT_TOKEN_LIFETIME)
+}
+
+/// Mints one HS256 token of `kind` for `user_id` whose `exp` is `lifetime` from now (an
+/// `Expired` one's passed a minute ago).
+pub fn mint_for(secret: &str, user_id: u64, kind: TokenKind, lifetime: Duration) -> Result<String> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    let life = lifetime.as_secs();
     let (token_type, iat, exp) = match kind {
-        TokenKind::Access => ("access", now, now + TOKEN_LIFETIME_SECS),
-        TokenKind::Refresh => ("refresh", now, now + TOKEN_LIFETIME_SECS),
+        TokenKind::Access => ("access", now, now + life),
+        TokenKind::Refresh => ("refresh", now, now + life),
         TokenKind::Expired => ("access", now.saturating_sub(360), now.saturating_sub(60)),
     };
     let claims = Claims {
@@ -71,12 +77,36 @@ pub fn mint_one(secret: &str, user_id: u64, kind: TokenKind) -> Result<String> {
 /// Mints an HS256 token for each of `users` users with ids `first + 1..=first + users` (`first` is
 /// the first user index of a `--segment`, else 0).
 pub fn mint(secret: &str, first: usize, users: usize) -> Result<Tokens> {
+    mint_with(secret, first, users, DEFAULT_TOKEN_LIFETIME)
+}
+
+/// [`mint`] with tokens living `lifetime`.
+pub fn mint_with(secret: &str, first: usize, users: usize, lifetime: Duration) -> Result<Tokens> {
     let user_ids: Vec<u64> = (first as u64 + 1..=(first + users) as u64).collect();
     let tokens = user_ids
         .iter()
-        .map(|id| mint_one(secret, *id, TokenKind::Access))
+        .map(|id| mint_for(secret, *id, TokenKind::Access, lifetime))
         .collect::<Result<Vec<_>>>()?;
     Ok(Tokens { user_ids, tokens })
+}
+
+/// Mints fresh access tokens during a run (for a refresh or a reconnect after `exp`).
+#[derive(Debug, Clone)]
+pub(crate) struct Minter {
+    /// The secret.
+    pub(crate) secret: String,
+    /// Every user's id, by user index.
+    pub(crate) user_ids: Arc<Vec<u64>>,
+    /// Lifetime of each token.
+    pub(crate) lifetime: Duration,
+}
+
+impl Minter {
+    /// A fresh token for user index `user` (`None` if minting failed, which it does not for HS256).
+    pub(crate) fn mint(&self, user: usize) -> Option<String> {
+        let id = *self.user_ids.get(user)?;
+        mint_for(&self.secret, id, TokenKind::Access, self.lifetime).ok()
+    }
 }
 
 /// Reads `{"<user id>": "<token>", …}` and takes `users` ids in numeric order, skipping the

@@ -153,6 +153,15 @@ impl Reader {
         client_frame(&mut self.out, OP_CLOSE, &code.to_be_bytes(), mask);
     }
 
+    /// Queues a text frame (a `refresh`), unless a close was queued: nothing may follow it.
+    pub fn queue_text(&mut self, payload: &[u8]) {
+        if self.close_sent {
+            return;
+        }
+        let mask = self.next_mask();
+        client_frame(&mut self.out, OP_TEXT, payload, mask);
+    }
+
     fn next_mask(&mut self) -> [u8; 4] {
         self.mask ^= self.mask >> 12;
         self.mask ^= self.mask << 25;

@@ -16,11 +16,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::client::Client;
+use super::churn::{self, ChurnCtx};
+use super::client::{Client, ClientError};
 use super::frame;
 use super::wire::Msg;
 use crate::measure::{Clock, ConnResult, Live, WorkerStats};
-use crate::measure::{Receipt, SeqTracker};
+use crate::measure::{Position, Receipt, Recovery, SeqTracker};
 
 /// Deliveries a worker counts locally before adding them to the live counter.
 const LIVE_BATCH: u64 = 512;
@@ -58,10 +59,16 @@ pub(crate) struct Shared {
     /// Cancelled once every worker has reported: only then do connections close, so closing
     /// (server-side teardown) never lands inside the measured delivery window.
     pub(crate) release: CancellationToken,
+    /// Churn and token refresh (`None`: every connection just receives).
+    pub(crate) churn: Option<Arc<ChurnCtx>>,
 }
 
 /// One connection handed to a receiver.
 pub(crate) struct Assigned {
+    /// Connection index.
+    pub(crate) idx: usize,
+    /// The position `connection_established` carried.
+    pub(crate) head: Option<Position>,
     /// The connection.
     pub(crate) client: Client,
     /// User index.
@@ -77,6 +84,8 @@ pub(crate) struct Slot {
     pub(crate) seq: SeqTracker,
     pub(crate) closed: Option<u16>,
     pub(crate) done: bool,
+    /// Churn accounting, for connections of a run with churn or token refresh.
+    pub(crate) recovery: Option<Box<Recovery>>,
 }
 
 impl Slot {
@@ -87,6 +96,7 @@ impl Slot {
             seq: SeqTracker::new(planned),
             closed: None,
             done: false,
+            recovery: None,
         }
     }
 
@@ -96,6 +106,7 @@ impl Slot {
             slow,
             seq: self.seq,
             closed: self.closed,
+            recovery: self.recovery,
         }
     }
 }
@@ -124,17 +135,20 @@ pub(crate) fn take(
         match msg {
             Msg::Text(text) => match frame::event(text) {
                 Some(d) if d.run == shared.run_id.as_bytes() => {
-                    if matches!(
+                    let fresh = matches!(
                         slot.seq.record(d.seq),
                         Receipt::InOrder | Receipt::Reordered
-                    ) {
+                    );
+                    if fresh {
                         stats.delivery(&shared.clock, now_ns, d.ts);
                         delivered += 1;
                     }
+                    if let Some(r) = slot.recovery.as_deref_mut() {
+                        r.event(d.seq, fresh, frame::position(text), now_ns, text.len());
+                    }
                     slot.done = slot.seq.complete(slot.planned);
                 }
-                _ if frame::is_resync(text) => stats.resyncs += 1,
-                _ => stats.foreign += 1,
+                _ => other(text, slot, stats),
             },
             Msg::Binary(_) => {}
             Msg::Close(code) => {
@@ -146,22 +160,66 @@ pub(crate) fn take(
     (delivered, handled)
 }
 
+/// A text frame that is not this run's event: a `resync` (counted; with churn, its range is
+/// signalled), a `refreshed` answer, or foreign.
+fn other(text: &[u8], slot: &mut Slot, stats: &mut WorkerStats) {
+    match (frame::kind(text), slot.recovery.as_deref_mut()) {
+        (Some(frame::RESYNC), r) => {
+            stats.resyncs += 1;
+            if let Some(r) = r {
+                let head = frame::resync_head(text);
+                r.resync(head.offset, head.epoch.as_deref(), slot.seq.max());
+            }
+        }
+        (Some(frame::REFRESHED), Some(r)) => r.refreshed += 1,
+        _ => stats.foreign += 1,
+    }
+}
+
 /// Counts a read error against the connection and ends it.
-pub(crate) fn failed(stats: &mut WorkerStats, slot: &mut Slot, e: &super::client::ClientError) {
+pub(crate) fn failed(stats: &mut WorkerStats, slot: &mut Slot, e: &ClientError) {
     *stats.errors.entry(format!("receive: {e}")).or_default() += 1;
     slot.done = true;
 }
 
 /// A worker's stats and the deliveries not yet added to the live counter.
-struct Acc {
-    stats: WorkerStats,
+pub(super) struct Acc {
+    pub(super) stats: WorkerStats,
     unreported: u64,
 }
 
-/// One connection being received.
-struct Conn {
-    client: Client,
-    slot: Slot,
+/// One connection being received (`client` is `None` while a churning one is away, or after it
+/// gave up reconnecting).
+pub(super) struct Conn {
+    pub(super) idx: usize,
+    pub(super) client: Option<Client>,
+    pub(super) slot: Slot,
+}
+
+/// Accounts for what one read of `client` returned, under the worker's lock (taken once per
+/// read, never across an `.await`).
+pub(super) fn absorb(
+    acc: &Mutex<Acc>,
+    client: &mut Client,
+    slot: &mut Slot,
+    shared: &Shared,
+    read: Result<(), ClientError>,
+) {
+    let mut a = acc.lock().unwrap_or_else(PoisonError::into_inner);
+    match read {
+        Ok(()) => {
+            // One clock read per socket read: the messages it returned were all there at this
+            // instant (a few µs of handling at most separate the first and the last).
+            let now_ns = shared.clock.now_ns();
+            let (delivered, _) = take(client, slot, &mut a.stats, shared, now_ns, u64::MAX);
+            a.unreported += delivered;
+            if a.unreported >= LIVE_BATCH {
+                let n = std::mem::take(&mut a.unreported);
+                shared.live.received.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        Err(e) => failed(&mut a.stats, slot, &e),
+    }
 }
 
 /// Receives on one connection until it is complete, fails, or `cut` (stop or drain deadline).
@@ -174,34 +232,16 @@ async fn receive(
     // Built once: a cancellation future registers itself on its first poll.
     let cancelled = cut.cancelled();
     tokio::pin!(cancelled);
+    let Some(client) = c.client.as_mut() else {
+        return c;
+    };
     while !c.slot.done {
         let read = tokio::select! {
             biased;
             _ = &mut cancelled => break,
-            r = c.client.fill() => r,
+            r = client.fill() => r,
         };
-        let mut a = acc.lock().unwrap_or_else(PoisonError::into_inner);
-        match read {
-            Ok(()) => {
-                // One clock read per socket read: the messages it returned were all there at
-                // this instant (a few µs of handling at most separate the first and the last).
-                let now_ns = shared.clock.now_ns();
-                let (delivered, _) = take(
-                    &mut c.client,
-                    &mut c.slot,
-                    &mut a.stats,
-                    &shared,
-                    now_ns,
-                    u64::MAX,
-                );
-                a.unreported += delivered;
-                if a.unreported >= LIVE_BATCH {
-                    let n = std::mem::take(&mut a.unreported);
-                    shared.live.received.fetch_add(n, Ordering::Relaxed);
-                }
-            }
-            Err(e) => failed(&mut a.stats, &mut c.slot, &e),
-        }
+        absorb(&acc, client, &mut c.slot, &shared, read);
     }
     c
 }
@@ -215,11 +255,22 @@ pub(crate) async fn run_worker(conns: Vec<Assigned>, shared: Shared) -> WorkerSt
     let cut = shared.stop.child_token();
     let mut tasks = JoinSet::new();
     for a in conns {
-        let c = Conn {
-            client: a.client,
+        let mut c = Conn {
+            idx: a.idx,
+            client: Some(a.client),
             slot: Slot::new(a.user, a.planned),
         };
-        tasks.spawn(receive(c, acc.clone(), shared.clone(), cut.clone()));
+        match shared.churn.clone() {
+            Some(ctx) => {
+                let mut r = Recovery::new(a.idx);
+                r.connected(a.head);
+                c.slot.recovery = Some(Box::new(r));
+                tasks.spawn(churn::run(c, acc.clone(), shared.clone(), cut.clone(), ctx));
+            }
+            None => {
+                tasks.spawn(receive(c, acc.clone(), shared.clone(), cut.clone()));
+            }
+        }
     }
     let mut finished = Vec::with_capacity(tasks.len());
     let mut lost_tasks = Vec::new();
@@ -266,9 +317,10 @@ pub(crate) async fn run_worker(conns: Vec<Assigned>, shared: Shared) -> WorkerSt
         _ = tokio::time::sleep(RELEASE_WAIT) => {}
     }
     // Close politely so the server sees a normal closure, not a reset; bounded.
-    let closes = finished
-        .iter_mut()
-        .map(|c| c.client.close(c.slot.closed.is_some()));
+    let closes = finished.iter_mut().filter_map(|c| {
+        let server_closed = c.slot.closed.is_some();
+        c.client.as_mut().map(|client| client.close(server_closed))
+    });
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, futures::future::join_all(closes)).await;
     stats.conns = finished.into_iter().map(|c| c.slot.result(false)).collect();
     stats

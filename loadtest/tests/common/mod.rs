@@ -97,18 +97,27 @@ impl External {
     pub fn start(secret: &str, api_key: &str) -> Self {
         let mut config = courier::Config::new(secret);
         config.api_key = Some(api_key.into());
-        let state = courier::AppState::new(config).expect("state");
+        Self::with_config(config)
+    }
+
+    /// A courier with this configuration (a channel layer, a token grace, …).
+    pub fn with_config(config: courier::Config) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        // A Redis layer spawns its tasks where the state is built: in the server's runtime.
+        let state = {
+            let _guard = rt.enter();
+            courier::AppState::new(config).expect("state")
+        };
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         std_listener.set_nonblocking(true).expect("nonblocking");
         let addr = std_listener.local_addr().expect("addr");
         let stop = tokio_util::sync::CancellationToken::new();
         let shutdown = stop.clone().cancelled_owned();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .expect("runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
                 courier::server::run(listener, state, shutdown)

@@ -192,6 +192,9 @@ pub fn render(r: &Report, base: Option<&Report>) -> String {
     if let Some(rep) = &r.repeat {
         section(&mut s, &sections::repeat(rep));
     }
+    for table in r.churn.iter().flat_map(sections::churn) {
+        section(&mut s, &table);
+    }
     if !r.per_process.is_empty() {
         section(&mut s, &sections::per_process(&r.per_process));
     }

@@ -63,6 +63,9 @@ pub fn render(r: &Report) -> String {
     if let Some(ns) = r.metric("server_ns_per_delivery") {
         let _ = writeln!(s, "| server CPU per delivery | {ns:.0} ns |");
     }
+    for table in r.churn.iter().flat_map(sections::churn) {
+        section(&mut s, &table);
+    }
     if !r.per_process.is_empty() {
         section(&mut s, &sections::per_process(&r.per_process));
     }

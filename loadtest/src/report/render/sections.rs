@@ -4,7 +4,7 @@
 use super::table::{Cell, Column, Fit, Mark, Table};
 use super::{change, num};
 use crate::schema::{
-    Comparison, Outcome, ProcessFigures, Repeated, Report, SearchSummary, ServerMetrics,
+    Churn, Comparison, Outcome, ProcessFigures, Repeated, Report, SearchSummary, ServerMetrics,
 };
 
 /// `loadtest merge`: one row per merged report, `-` where it did not measure the figure.
@@ -226,4 +226,103 @@ pub(crate) fn bursts(r: &Report) -> Table {
             .collect(),
         notes: Vec::new(),
     }
+}
+
+/// Churn and token refresh: the run's figures (what each means is in the README's accounting
+/// rule), then the connections worth a look, if any.
+pub(crate) fn churn(c: &Churn) -> Vec<Table> {
+    let how = match c.mode.as_str() {
+        "" => "no churn".to_owned(),
+        mode => format!("{mode}, resume {}", if c.resume { "on" } else { "off" }),
+    };
+    let q = &c.recovery_ms;
+    let figures: Vec<(&str, String)> = vec![
+        ("churn", how),
+        (
+            "drops",
+            format!("{} by {} connections", c.drops, c.churning),
+        ),
+        (
+            "reconnects",
+            format!(
+                "{} ({} attempts failed)",
+                c.reconnects, c.reconnect_failures
+            ),
+        ),
+        (
+            "recovered",
+            format!("{} events ({} bytes replayed)", c.recovered, c.replay_bytes),
+        ),
+        ("lost_silent", c.lost_silent.to_string()),
+        (
+            "unrecoverable",
+            format!("{} (announced by a resync)", c.unrecoverable),
+        ),
+        (
+            "caught up",
+            format!(
+                "{} reconnects: p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
+                c.recoveries, q.p50, q.p99, q.max
+            ),
+        ),
+        (
+            "token refresh",
+            format!("{} sent, {} refreshed", c.refreshes, c.refreshed),
+        ),
+    ];
+    let mut tables = vec![Table {
+        title: "Churn".into(),
+        columns: vec![
+            Column::new("figure", "  ", Fit::Left(14)),
+            Column::new("value", "", Fit::Free),
+        ],
+        rows: figures
+            .into_iter()
+            .map(|(k, v)| vec![Cell::Text(k.into()), v.into()])
+            .collect(),
+        notes: Vec::new(),
+    }];
+    if !c.connections.is_empty() {
+        const COLUMNS: [Column; 9] = [
+            Column::new("connection", "  ", Fit::Right(10)),
+            Column::new("user", " ", Fit::Right(8)),
+            Column::new("drops", " ", Fit::Right(6)),
+            Column::new("reconnects", " ", Fit::Right(10)),
+            Column::new("recovered", " ", Fit::Right(9)),
+            Column::new("unrecoverable", " ", Fit::Right(13)),
+            Column::new("lost_silent", " ", Fit::Right(11)),
+            Column::new("duplicated", " ", Fit::Right(10)),
+            Column::new("reordered", " ", Fit::Right(9)),
+        ];
+        let mut notes = Vec::new();
+        if c.connections_omitted > 0 {
+            notes.push(format!("{} more not listed", c.connections_omitted));
+        }
+        tables.push(Table {
+            title: "Churn: connections with a gap, a duplicate or a reordering".into(),
+            columns: COLUMNS.to_vec(),
+            rows: c
+                .connections
+                .iter()
+                .map(|r| {
+                    [
+                        r.connection,
+                        r.user,
+                        r.drops,
+                        r.reconnects,
+                        r.recovered,
+                        r.unrecoverable,
+                        r.lost_silent,
+                        r.duplicated,
+                        r.reordered,
+                    ]
+                    .iter()
+                    .map(|n| Cell::Text(n.to_string()))
+                    .collect()
+                })
+                .collect(),
+            notes,
+        });
+    }
+    tables
 }

@@ -132,6 +132,11 @@ pub fn render(r: &Report) -> String {
             "  RSS / conn    {b:.0} bytes (server growth over the connect phase)"
         );
     }
+    // The figures read as lines; the connections' table needs its header.
+    for (i, table) in r.churn.iter().flat_map(sections::churn).enumerate() {
+        let _ = writeln!(s, "{}", table.title);
+        s.push_str(&table.text(i > 0));
+    }
     if !r.per_process.is_empty() {
         let table = sections::per_process(&r.per_process);
         let _ = writeln!(s, "{}", table.title);

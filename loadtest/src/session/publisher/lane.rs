@@ -5,7 +5,7 @@
 //! lane, in order: reordering seen by a client is the server's, never the tester's.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,11 +66,17 @@ pub(crate) struct Lane {
     pub(crate) stop: CancellationToken,
     /// Live counters.
     pub(crate) live: Arc<Live>,
+    /// With churn: per user index, the highest seq whose publish call returned (a reconnecting
+    /// client's replay watermark).
+    pub(crate) sent: Option<Arc<Vec<AtomicU64>>>,
 }
 
 struct Sink<'a> {
     publisher: &'a mut dyn Publisher,
     buf: Vec<Event>,
+    /// The user index and seq of each event in `buf`, kept only when `sent` is.
+    users: Vec<(usize, u64)>,
+    sent: Option<&'a [AtomicU64]>,
     out: Published,
     live: &'a Live,
 }
@@ -88,8 +94,24 @@ impl Sink<'_> {
             .published
             .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
         self.buf.clear();
+        if let Some(sent) = self.sent {
+            for (u, seq) in self.users.drain(..) {
+                if let Some(s) = sent.get(u) {
+                    s.fetch_max(seq, Ordering::Release);
+                }
+            }
+        }
         // The embedded publisher never waits: let connection writers run between batches.
         tokio::task::yield_now().await;
+    }
+
+    /// Queues user index `u`'s event.
+    fn push(&mut self, u: usize, e: Event) {
+        if self.sent.is_some() {
+            self.users.push((u, e.seq));
+        }
+        self.out.per_user[u] = e.seq;
+        self.buf.push(e);
     }
 }
 
@@ -100,6 +122,8 @@ pub(crate) async fn run_lane(lane: Lane, mut publisher: Box<dyn Publisher>) -> P
     let mut sink = Sink {
         publisher: &mut *publisher,
         buf: Vec::with_capacity(lane.batch),
+        users: Vec::new(),
+        sent: lane.sent.as_deref().map(Vec::as_slice),
         out: Published {
             per_user: vec![0; users],
             ..Published::default()
@@ -125,12 +149,14 @@ pub(crate) async fn run_lane(lane: Lane, mut publisher: Box<dyn Publisher>) -> P
                 for &u in &mine {
                     for m in 0..per_user {
                         let seq = b * per_user + m + 1;
-                        sink.buf.push(Event {
-                            user_id: lane.user_ids[u],
-                            seq,
-                            ts_ns,
-                        });
-                        sink.out.per_user[u] = seq;
+                        sink.push(
+                            u,
+                            Event {
+                                user_id: lane.user_ids[u],
+                                seq,
+                                ts_ns,
+                            },
+                        );
                         if sink.buf.len() >= lane.batch {
                             sink.flush().await;
                             if lane.stop.is_cancelled() {
@@ -158,12 +184,14 @@ pub(crate) async fn run_lane(lane: Lane, mut publisher: Box<dyn Publisher>) -> P
                     }
                 }
                 let seq = k / users as u64 + 1;
-                sink.buf.push(Event {
-                    user_id: lane.user_ids[u],
-                    seq,
-                    ts_ns: lane.clock.at_ns(intended.into_std()),
-                });
-                sink.out.per_user[u] = seq;
+                sink.push(
+                    u,
+                    Event {
+                        user_id: lane.user_ids[u],
+                        seq,
+                        ts_ns: lane.clock.at_ns(intended.into_std()),
+                    },
+                );
                 if sink.buf.len() >= lane.batch {
                     sink.flush().await;
                 }

@@ -1,0 +1,268 @@
+//! The churn model end to end: clients that drop and come back, accounted exactly — resume on
+//! loses nothing silently and recovers, resume off loses (the reference's behaviour), and with
+//! redis-pubsub a client resumes on the *other* courier process.
+
+mod common;
+
+use common::{loadtest, read_json, redis_or_skip, External, SMOKE};
+use serde_json::Value;
+
+/// A small sustained stream with 20 % of 200 connections dropping about every second.
+fn churn_args<'a>(json: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "-s",
+        SMOKE,
+        "-c",
+        "200",
+        "-u",
+        "50",
+        "--model",
+        "rate",
+        "--rate",
+        "1500",
+        "--rate-duration",
+        "3s",
+        "--churn-fraction",
+        "0.2",
+        "--churn-every",
+        "1s",
+        "--churn-away",
+        "100ms..300ms",
+        "--drain-timeout",
+        "3s",
+        "--no-progress",
+        "--json",
+        json,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+fn churn_of(report: &Value) -> &Value {
+    report.get("churn").expect("a churn section")
+}
+
+fn n(v: &Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or_else(|| panic!("{key} in {v}"))
+}
+
+#[test]
+fn resume_recovers_everything_and_without_it_events_are_lost_silently() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let on = dir.path().join("on.json");
+    let on_s = on.to_str().expect("utf-8");
+    let (code, out, err) = loadtest(&churn_args(
+        on_s,
+        &["-t", "lost_silent==0", "-t", "recovery_p99_ms<5000"],
+    ));
+    assert_eq!(code, 0, "resume on passes:\n{out}\n{err}");
+    let r = read_json(&on);
+    assert_eq!(r["schema_version"], 3);
+    let c = churn_of(&r);
+    assert_eq!(c["resume"], true);
+    assert_eq!(n(c, "lost_silent"), 0, "{c}");
+    assert_eq!(n(c, "unrecoverable"), 0, "{c}");
+    assert!(
+        n(c, "drops") >= 40,
+        "every churner dropped at least once: {c}"
+    );
+    assert_eq!(n(c, "reconnects"), n(c, "drops"), "{c}");
+    assert!(
+        n(c, "recovered") > 0,
+        "the replays brought events back: {c}"
+    );
+    assert!(n(c, "replay_bytes") > 0, "{c}");
+    assert!(n(c, "recoveries") > 0, "{c}");
+    let d = &r["deliveries"];
+    assert_eq!(
+        (n(d, "lost"), n(d, "duplicated"), n(d, "reordered")),
+        (0, 0, 0),
+        "{d}"
+    );
+    assert!(
+        out.contains("Churn") && out.contains("lost_silent   0"),
+        "{out}"
+    );
+
+    // The same run without positions: what the reference does, and the accounting must see it.
+    let off = dir.path().join("off.json");
+    let off_s = off.to_str().expect("utf-8");
+    let (code, out, err) = loadtest(&churn_args(
+        off_s,
+        &[
+            "--churn-resume",
+            "off",
+            "--churn-mode",
+            "reset",
+            "-t",
+            "lost_silent==0",
+        ],
+    ));
+    assert_eq!(
+        code, 1,
+        "lost_silent==0 fails without resume:\n{out}\n{err}"
+    );
+    let r = read_json(&off);
+    let c = churn_of(&r);
+    assert_eq!(c["resume"], false);
+    assert!(n(c, "lost_silent") > 0, "{c}");
+    assert_eq!(n(c, "recovered"), 0, "{c}");
+    assert_eq!(
+        n(c, "lost_silent"),
+        n(&r["deliveries"], "lost"),
+        "every loss is silent: {r}"
+    );
+    let listed = c["connections"].as_array().expect("connections");
+    assert!(!listed.is_empty() && listed.len() <= 100, "{c}");
+}
+
+#[test]
+fn stalled_clients_resume_and_tokens_are_refreshed_in_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("stall.json");
+    let js = json.to_str().expect("utf-8");
+    let (code, out, err) = loadtest(&churn_args(
+        js,
+        &[
+            "--churn-mode",
+            "stall",
+            "--churn-stall",
+            "200ms",
+            "--token-lifetime",
+            "3s",
+            "--refresh-before",
+            "2s",
+            "-t",
+            "lost_silent==0",
+            "-t",
+            "refresh_unanswered==0",
+        ],
+    ));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let r = read_json(&json);
+    let c = churn_of(&r);
+    assert_eq!(c["mode"], "stall");
+    assert!(n(c, "recovered") > 0, "{c}");
+    assert!(n(c, "refreshes") >= 200, "every connection refreshed: {c}");
+    assert_eq!(n(c, "refreshes"), n(c, "refreshed"), "{c}");
+    assert_eq!(
+        n(&r["deliveries"], "foreign"),
+        0,
+        "refreshed is not foreign"
+    );
+}
+
+#[test]
+fn churn_flags_are_checked_before_any_socket() {
+    for (args, says) in [
+        (&["--churn-fraction", "1.5"][..], "churn fraction"),
+        (&["--churn-every", "1s"][..], "--churn-fraction"),
+        (
+            &["--churn-fraction", "0.1", "--churn-away", "2s..1s"][..],
+            "minimum",
+        ),
+        (
+            &["--churn-fraction", "0.1", "--churn-every", "10ms"][..],
+            "at least",
+        ),
+        (&["--refresh-before", "2h"][..], "below the token lifetime"),
+        (
+            &[
+                "--churn-fraction",
+                "0.1",
+                "--reconnect-target",
+                "ws://127.0.0.1:1/ws/notifications/",
+            ][..],
+            "external --target",
+        ),
+    ] {
+        let mut all = vec!["-s", SMOKE, "--no-progress"];
+        all.extend_from_slice(args);
+        let (code, _, err) = loadtest(&all);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
+
+/// Two courier processes on one Redis (pub/sub layer, shared history), events published over
+/// HTTP to the first: every reconnect goes to the other process and resumes there.
+#[test]
+fn a_client_resumes_on_the_other_process_with_redis_pubsub() {
+    let Some(url) = redis_or_skip() else { return };
+    let prefix = format!("lt-churn-{}", uuid::Uuid::new_v4().simple());
+    let secret = "churn-secret";
+    let start = || {
+        let mut config = courier::Config::new(secret);
+        config.layer = courier::config::LayerKind::RedisPubsub;
+        config.redis.urls = vec![url.clone()];
+        config.redis.prefix = prefix.clone();
+        config.api_key = Some("churn-key".into());
+        External::with_config(config)
+    };
+    let (a, b) = (start(), start());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("two.json");
+    let js = json.to_str().expect("utf-8");
+    let (ta, tb) = (a.target(), b.target());
+    let (code, out, err) = loadtest(&[
+        "-s",
+        SMOKE,
+        "--target",
+        &ta,
+        "--reconnect-target",
+        &tb,
+        "--jwt-secret",
+        secret,
+        // Through courier's API, whose layer numbers every event in Redis (a channels_redis
+        // `group_send` from Django writes no history: its events cannot be replayed).
+        "--api-key",
+        "churn-key",
+        "-c",
+        "100",
+        "-u",
+        "25",
+        "--model",
+        "rate",
+        "--rate",
+        "500",
+        "--rate-duration",
+        "3s",
+        "--churn-fraction",
+        "0.2",
+        "--churn-every",
+        "1s",
+        "--churn-away",
+        "100ms..300ms",
+        "--drain-timeout",
+        "3s",
+        "--no-progress",
+        "-t",
+        "lost_silent==0",
+        "--json",
+        js,
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let r = read_json(&json);
+    let c = churn_of(&r);
+    assert!(n(c, "reconnects") >= 20, "{c}");
+    assert!(
+        n(c, "recovered") > 0,
+        "replays served by the other process: {c}"
+    );
+    assert_eq!((n(c, "lost_silent"), n(c, "unrecoverable")), (0, 0), "{c}");
+    let d = &r["deliveries"];
+    assert_eq!((n(d, "lost"), n(d, "reordered")), (0, 0), "{d}");
+    // Not asserted zero: courier on main sometimes sends an event published during the resume's
+    // stream read twice (seen: since=49, then 50, 51, 51). The accounting must still be exact:
+    // every duplicate is on a listed connection.
+    let listed: u64 = c["connections"]
+        .as_array()
+        .expect("connections")
+        .iter()
+        .map(|row| n(row, "duplicated"))
+        .sum();
+    assert_eq!(listed, n(d, "duplicated"), "{c}");
+    if listed > 0 {
+        eprintln!("note: the server duplicated {listed} event(s) on a cross-process resume");
+    }
+}
