@@ -42,7 +42,12 @@ async fn embedded_courier_passes_every_check() {
     let suite = conform::suite(&o).await.expect("suite");
     assert_eq!(suite.checks.len(), CHECKS.len());
     for c in &suite.checks {
-        assert_eq!(c.status, Status::Pass, "{}: {}", c.name, c.detail);
+        // The expiry check waits past the server's grace: only with --expiry-wait (below).
+        let want = match c.name {
+            "expiry_close" => Status::Skip,
+            _ => Status::Pass,
+        };
+        assert_eq!(c.status, want, "{}: {}", c.name, c.detail);
     }
     assert_eq!(conform::run(&o).await.expect("run"), loadtest::EXIT_PASS);
     let xml = std::fs::read_to_string(&junit).expect("junit");
@@ -125,9 +130,22 @@ async fn a_broken_server_fails_the_right_checks() {
         "auth_refresh_token",
         "auth_alg_none",
         "oversized_frame",
+        "positions",
+        "resume_exactly_once",
+        "resume_unrecoverable_signalled",
+        "refresh_in_place",
+        "refresh_other_user",
     ] {
         assert_eq!(status(name).0, Status::Fail, "{name} should fail");
     }
+    let (_, detail) = status("resume_exactly_once");
+    assert!(detail.contains("keeps no positions"), "named: {detail}");
+    let (_, detail) = status("refresh_in_place");
+    assert!(
+        detail.contains("refreshed") && detail.contains("echo"),
+        "{detail}"
+    );
+    assert!(status("expiry_close").1.contains("not run"));
     let (_, detail) = status("connection_established");
     assert!(
         detail.contains(r#""user_id":"1""#),
@@ -176,7 +194,11 @@ async fn tokens_file_skips_only_what_needs_the_secret() {
     ]);
     let suite = conform::suite(&o).await.expect("suite");
     for c in &suite.checks {
-        let want = if matches!(c.name, "auth_expired" | "auth_refresh_token") {
+        let needs_secret = matches!(
+            c.name,
+            "auth_expired" | "auth_refresh_token" | "refresh_in_place" | "refresh_other_user"
+        );
+        let want = if needs_secret || c.name == "expiry_close" {
             Status::Skip
         } else {
             Status::Pass
@@ -224,6 +246,12 @@ async fn redis_publishers_pass_against_the_matching_layer() {
         ]);
         let suite = conform::suite(&o).await.expect("suite");
         for c in &suite.checks {
+            if RELIABLE_DELIVERY.contains(&c.name) {
+                // Not a publisher's business, and not served yet: Django's own group_send writes
+                // no history (redis-pubsub), redis-core keeps no positions. Shown, not asserted.
+                eprintln!("{publisher} {}: {:?} {}", c.name, c.status, c.detail);
+                continue;
+            }
             assert_eq!(
                 c.status,
                 Status::Pass,
@@ -234,6 +262,50 @@ async fn redis_publishers_pass_against_the_matching_layer() {
         }
         server.stop().await;
     }
+}
+
+/// PROTOCOL.md §7's checks (in `jobs/conform/recovery.rs`).
+const RELIABLE_DELIVERY: &[&str] = &[
+    "positions",
+    "resume_exactly_once",
+    "resume_unrecoverable_signalled",
+    "refresh_in_place",
+    "refresh_other_user",
+    "expiry_close",
+];
+
+/// With a 1-second token grace the expiry check is quick: every reliable-delivery check passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliable_delivery_checks_pass_with_a_short_grace() {
+    let secret = "conform-expiry";
+    let mut config = courier::Config::new(secret);
+    config.api_key = Some("k".into());
+    config.token_grace = std::time::Duration::from_secs(1);
+    let server = tokio::task::spawn_blocking(move || common::External::with_config(config))
+        .await
+        .expect("server");
+    let target = server.target();
+    let only = RELIABLE_DELIVERY.join(",");
+    let o = opts(&[
+        "--target",
+        &target,
+        "--jwt-secret",
+        secret,
+        "--api-key",
+        "k",
+        "--expiry-wait",
+        "4s",
+        "--only",
+        &only,
+    ]);
+    let suite = conform::suite(&o).await.expect("suite");
+    assert_eq!(suite.checks.len(), RELIABLE_DELIVERY.len());
+    for c in &suite.checks {
+        assert_eq!(c.status, Status::Pass, "{}: {}", c.name, c.detail);
+    }
+    tokio::task::spawn_blocking(move || drop(server))
+        .await
+        .expect("stop");
 }
 
 #[tokio::test]

@@ -118,6 +118,11 @@ pub struct ConformOpts {
     /// The server's incoming frame limit, bytes (the oversized frame is 1 KiB above it).
     #[arg(long, default_value_t = DEFAULT_MAX_FRAME_BYTES)]
     pub max_frame_bytes: usize,
+    /// `expiry_close`: how long past a 2-second token's `exp` to wait for the server's 4001, e.g.
+    /// `35s` (at least the server's token grace: courier's default is 30s). Without it that
+    /// check is skipped as not run.
+    #[arg(long, value_name = "DURATION")]
+    pub expiry_wait: Option<String>,
     /// Run only these checks (comma-separated names; see `--list`).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use churn::resume_query;
 pub(crate) use connect::ConnectPhase;
 pub(crate) use gate::{NoGate, Start, StartGate};
 pub(crate) use meters::Costs;

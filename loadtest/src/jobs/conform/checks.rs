@@ -1,4 +1,5 @@
-//! The conformance checks, one per rule of PROTOCOL.md (§1 auth, §2 frames, §3 groups, §4 limits).
+//! The conformance checks, one per rule of PROTOCOL.md (§1 auth, §2 frames, §3 groups, §4 limits;
+//! §7's positions, resume and token lifetime are in `recovery`).
 //! Each opens its own connections, so one failure never hides another.
 
 use std::time::Duration;
@@ -33,6 +34,13 @@ pub const CHECKS: &[(&str, &str)] = &[
     ("auth_refresh_token", "a refresh token: close 4001"),
     ("auth_alg_none", "an unsigned (alg: none) token: close 4001"),
     ("oversized_frame", "a text frame above the size limit: close 1009"),
+    // Reliable delivery (PROTOCOL.md §7, ours; in `recovery.rs`).
+    ("positions", "recover=1: connection_established and every event carry offset (integer) and epoch (string); offsets grow by one per event of the user"),
+    ("resume_exactly_once", "a reconnect with since/epoch gets every missed event once, in order, then live ones"),
+    ("resume_unrecoverable_signalled", "an unknown epoch gets exactly one resync {reason: epoch_changed, offset: head, epoch} before anything else"),
+    ("refresh_in_place", "{type: refresh, token} with a new token of the same user gets {type: refreshed, data: {exp}}, not echoed, and the connection stays open"),
+    ("refresh_other_user", "a refresh with another user's token: close 4001"),
+    ("expiry_close", "at the token's exp + grace the server closes 4001 \"token expired\" (run with --expiry-wait)"),
 ];
 
 /// A check that did not pass.
@@ -61,6 +69,9 @@ pub(crate) struct Ctx {
     pub(crate) sender: EventSender,
     /// The server's incoming frame limit (the oversized frame is 1 KiB above it).
     pub(crate) max_frame_bytes: usize,
+    /// `--expiry-wait`: how long past a short token's `exp` to wait for the close (`None`: the
+    /// expiry check is not run).
+    pub(crate) expiry_wait: Option<Duration>,
 }
 
 fn fail(expected: &str, seen: &Seen) -> Miss {
@@ -98,7 +109,7 @@ impl Ctx {
     }
 
     /// Opens a connection whose first frame is `connection_established`.
-    async fn established(&self, u: usize) -> Result<Client, Miss> {
+    pub(super) async fn established(&self, u: usize) -> Result<Client, Miss> {
         let (c, first) = self.open(u).await?;
         match &first {
             Seen::Json(v) if v["type"] == "connection_established" => Ok(c),
@@ -329,6 +340,8 @@ pub(crate) async fn run(name: &str, ctx: &Ctx) -> Verdict {
                 other => Err(fail("close 1009", &other)),
             }
         }
-        other => Err(Miss::Fail(format!("no check named {other:?}"))),
+        other => super::recovery::run(other, ctx)
+            .await
+            .unwrap_or_else(|| Err(Miss::Fail(format!("no check named {other:?}")))),
     }
 }

@@ -74,8 +74,18 @@ pub(crate) async fn connect(
     token: Option<&str>,
     wait: Duration,
 ) -> Result<Client, Refused> {
+    connect_with(url, token, "", wait).await
+}
+
+/// [`connect`] with `query` after the token (`&recover=1`, `&since=…&epoch=…`).
+pub(crate) async fn connect_with(
+    url: &str,
+    token: Option<&str>,
+    query: &str,
+    wait: Duration,
+) -> Result<Client, Refused> {
     let full = match token {
-        Some(t) => format!("{url}?token={t}"),
+        Some(t) => format!("{url}?token={t}{query}"),
         None => url.to_owned(),
     };
     match tokio::time::timeout(wait, tokio_tungstenite::connect_async(full)).await {

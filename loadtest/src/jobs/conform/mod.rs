@@ -5,6 +5,7 @@
 mod checks;
 mod client;
 mod publish;
+mod recovery;
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -74,6 +75,14 @@ async fn context(o: &ConformOpts) -> Result<Ctx> {
             humantime::parse_duration(w).map_err(|e| Error::Usage(format!("--wait {w:?}: {e}")))?
         }
     };
+    let expiry_wait = o
+        .expiry_wait
+        .as_deref()
+        .map(|w| {
+            humantime::parse_duration(w)
+                .map_err(|e| Error::Usage(format!("--expiry-wait {w:?}: {e}")))
+        })
+        .transpose()?;
     let tokens = match (&t.jwt_secret, &t.tokens_file) {
         (Some(s), None) => tokens::mint(s, 0, 3)?,
         (None, Some(f)) => tokens::from_file(f, 0, 3)?,
@@ -117,6 +126,7 @@ async fn context(o: &ConformOpts) -> Result<Ctx> {
         secret: t.jwt_secret.clone(),
         sender,
         max_frame_bytes: o.max_frame_bytes,
+        expiry_wait,
     })
 }
 
@@ -138,7 +148,7 @@ pub async fn suite(o: &ConformOpts) -> Result<Suite> {
             continue;
         }
         // Every check is bounded: a server that hangs mid-check fails it, not the suite.
-        let bound = ctx.wait * 8;
+        let bound = ctx.wait * 8 + recovery::extra_time(name, &ctx);
         let verdict = match tokio::time::timeout(bound, checks::run(name, &ctx)).await {
             Ok(v) => v,
             Err(_) => Err(Miss::Fail(format!(
