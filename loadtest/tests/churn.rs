@@ -7,19 +7,28 @@ mod common;
 use common::{loadtest, read_json, redis_or_skip, External, SMOKE};
 use serde_json::Value;
 
-/// A small sustained stream with 20 % of 200 connections dropping about every second.
-fn churn_args<'a>(json: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+/// 200 connections of 50 users under 1500 events/s (the shape of most runs here).
+const SHAPE: (&str, &str, &str) = ("200", "50", "1500");
+
+/// A small sustained stream of `(connections, users, events/s)` with 20 % of the connections
+/// dropping about every second.
+fn churn_args<'a>(
+    json: &'a str,
+    shape: (&'a str, &'a str, &'a str),
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let (connections, users, rate) = shape;
     let mut args = vec![
         "-s",
         SMOKE,
         "-c",
-        "200",
+        connections,
         "-u",
-        "50",
+        users,
         "--model",
         "rate",
         "--rate",
-        "1500",
+        rate,
         "--rate-duration",
         "3s",
         "--churn-fraction",
@@ -53,6 +62,7 @@ fn resume_recovers_everything_and_without_it_events_are_lost_silently() {
     let on_s = on.to_str().expect("utf-8");
     let (code, out, err) = loadtest(&churn_args(
         on_s,
+        SHAPE,
         &["-t", "lost_silent==0", "-t", "recovery_p99_ms<5000"],
     ));
     assert_eq!(code, 0, "resume on passes:\n{out}\n{err}");
@@ -89,6 +99,7 @@ fn resume_recovers_everything_and_without_it_events_are_lost_silently() {
     let off_s = off.to_str().expect("utf-8");
     let (code, out, err) = loadtest(&churn_args(
         off_s,
+        SHAPE,
         &[
             "--churn-resume",
             "off",
@@ -123,6 +134,7 @@ fn stalled_clients_resume_and_tokens_are_refreshed_in_place() {
     let js = json.to_str().expect("utf-8");
     let (code, out, err) = loadtest(&churn_args(
         js,
+        SHAPE,
         &[
             "--churn-mode",
             "stall",
@@ -204,9 +216,7 @@ fn a_client_resumes_on_the_other_process_with_redis_pubsub() {
     let json = dir.path().join("two.json");
     let js = json.to_str().expect("utf-8");
     let (ta, tb) = (a.target(), b.target());
-    let (code, out, err) = loadtest(&[
-        "-s",
-        SMOKE,
+    let extra = [
         "--target",
         &ta,
         "--reconnect-target",
@@ -217,30 +227,10 @@ fn a_client_resumes_on_the_other_process_with_redis_pubsub() {
         // `group_send` from Django writes no history: its events cannot be replayed).
         "--api-key",
         "churn-key",
-        "-c",
-        "100",
-        "-u",
-        "25",
-        "--model",
-        "rate",
-        "--rate",
-        "500",
-        "--rate-duration",
-        "3s",
-        "--churn-fraction",
-        "0.2",
-        "--churn-every",
-        "1s",
-        "--churn-away",
-        "100ms..300ms",
-        "--drain-timeout",
-        "3s",
-        "--no-progress",
         "-t",
         "lost_silent==0",
-        "--json",
-        js,
-    ]);
+    ];
+    let (code, out, err) = loadtest(&churn_args(js, ("100", "25", "500"), &extra));
     assert_eq!(code, 0, "{out}\n{err}");
     let r = read_json(&json);
     let c = churn_of(&r);
@@ -265,4 +255,59 @@ fn a_client_resumes_on_the_other_process_with_redis_pubsub() {
     if listed > 0 {
         eprintln!("note: the server duplicated {listed} event(s) on a cross-process resume");
     }
+}
+
+/// A history too short for the time away: the server answers the resume with `position_expired`
+/// and the events it could not replay are counted as signalled, not silent.
+#[test]
+fn what_the_history_cannot_serve_is_signalled_not_silent() {
+    let secret = "churn-short-history";
+    let mut config = courier::Config::new(secret);
+    config.api_key = Some("k".into());
+    config.history.size = 4;
+    let server = External::with_config(config);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("short.json");
+    let js = json.to_str().expect("utf-8");
+    let target = server.target();
+    let extra = [
+        "--target",
+        &target,
+        "--jwt-secret",
+        secret,
+        "--api-key",
+        "k",
+        "--churn-away",
+        "500ms..700ms",
+        "-t",
+        "lost_silent==0",
+    ];
+    // `--churn-away` comes from `extra` here, so the shared arguments must not repeat it.
+    let args: Vec<&str> = churn_args(js, ("100", "25", "1000"), &[])
+        .chunks(2)
+        .filter(|kv| kv[0] != "--churn-away")
+        .flatten()
+        .copied()
+        .chain(extra)
+        .collect();
+    let (code, out, err) = loadtest(&args);
+    assert_eq!(code, 1, "the smoke scenario's lost==0 fails:\n{out}\n{err}");
+    let r = read_json(&json);
+    let held = r["thresholds"]
+        .as_array()
+        .expect("thresholds")
+        .iter()
+        .find(|t| t["expr"] == "lost_silent==0")
+        .expect("lost_silent threshold");
+    assert_eq!(held["passed"], true, "{held}");
+    let c = churn_of(&r);
+    let d = &r["deliveries"];
+    assert!(n(d, "resyncs") > 0, "position_expired was sent: {d}");
+    assert!(n(c, "unrecoverable") > 0, "{c}");
+    assert_eq!(n(c, "lost_silent"), 0, "{c}");
+    assert_eq!(
+        n(c, "unrecoverable"),
+        n(d, "lost"),
+        "every loss was announced: {r}"
+    );
 }

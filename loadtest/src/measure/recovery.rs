@@ -22,6 +22,9 @@
 
 use super::seq::SeqTracker;
 
+/// Signalled ranges kept per client.
+const MAX_WINDOWS: usize = 1024;
+
 /// A stream position: what `since=`/`epoch=` send back.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Position {
@@ -225,10 +228,17 @@ impl Recovery {
         }
     }
 
-    /// Records seqs `after + 1 ..= upper` as signalled.
+    /// Records seqs `after + 1 ..= upper` as signalled. Past [`MAX_WINDOWS`] ranges (a server
+    /// sending a `resync` per event) the last range grows instead, so memory stays bounded; what
+    /// lies between is then counted as signalled, which that server has more or less done.
     fn signal(&mut self, after: u64, upper: u64) {
-        if upper > after {
-            self.windows.push((after + 1, upper));
+        if upper <= after {
+            return;
+        }
+        let full = self.windows.len() >= MAX_WINDOWS;
+        match self.windows.last_mut() {
+            Some(last) if full => last.1 = last.1.max(upper),
+            _ => self.windows.push((after + 1, upper)),
         }
     }
 
