@@ -23,11 +23,13 @@
 //! 3. [`plan`]: flags + scenario → a validated [`Plan`], opening no socket; the settings of
 //!    `--find-max`, `--segment`, `--barrier`, `--baseline`, `--server-metrics`, the thresholds,
 //!    the channel layer and the machine's limits live here, so no job defines what the plan holds.
-//! 4. [`measure`]: the run clock, per-worker stats and histograms, sequence accounting, `/proc`
-//!    readings, the sampler, server-metrics scrapes, and the statistics of repeated runs.
-//! 5. [`session`]: one run — embedded server, tokens, connect phase, receivers, publishers,
-//!    drain. Whatever must hold publishing back (a `--barrier`) enters through the session's own
-//!    `session::StartGate` trait, so the session never imports a job.
+//! 4. [`measure`]: the run clock, per-worker stats and histograms, sequence and churn
+//!    accounting, `/proc` readings, the sampler, server-metrics scrapes, and the statistics of
+//!    repeated runs.
+//! 5. [`session`]: one run — embedded server, tokens, connect phase, receivers (churning ones
+//!    drop, reconnect and refresh their token), publishers, drain. Whatever must hold publishing
+//!    back (a `--barrier`) enters through the session's own `session::StartGate` trait, so the
+//!    session never imports a job.
 //! 6. [`report`]: a session's data → the [`Report`], judged; [`report::render`] builds each of
 //!    its tables once as data (title, columns, rows, notes) and lays them out as text, Markdown,
 //!    HTML and JUnit.
