@@ -182,6 +182,17 @@ pub(crate) fn parse_read(reply: redis::Value) -> Result<StreamRead, &'static str
 mod tests {
     use super::*;
 
+    /// The Django helper (integrations/django/courier_notify.py) runs this very script: one rule,
+    /// two languages, checked.
+    #[test]
+    fn the_django_helper_runs_this_publish_script() {
+        let helper = include_str!("../../../../integrations/django/courier_notify.py");
+        assert!(
+            helper.contains(PUBLISH_LUA),
+            "courier_notify.py's PUBLISH_LUA differs"
+        );
+    }
+
     #[test]
     fn envelopes_carry_a_position_and_leave_the_payload_alone() {
         let payload = [0x82, 0xA4, b't', b'y', b' ', 0x00];
