@@ -4,7 +4,9 @@ An unchanged ``group_send`` through channels_redis's pub/sub layer still reaches
 but without a position: a client that was away cannot be replayed what it missed. This module
 publishes the same Channels message to the same Redis channel, through courier's own publish
 script: the user's stream takes the next offset (one sequencer per user, shared with courier's HTTP
-API), Redis keeps the event for replay, and every courier process receives it with its position.
+API), Redis keeps the event for replay, the event is published on the group's channel exactly as
+``group_send`` would (Django consumers still read it), and a position note just before it lets
+every courier process number it.
 A client then resumes on whichever courier process it reconnects to (``since=``/``epoch=``).
 
 Use it where the app calls ``notify_user`` today (the reference's ``utils.py``)::
@@ -61,7 +63,8 @@ else
   redis.call('HSET', KEYS[1], 'bytes', 0)
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PUBLISH', ARGV[1], string.char(0xC1) .. 'P' .. offset .. ' ' .. epoch .. ' ' .. ARGV[2])
+redis.call('PUBLISH', ARGV[8], offset .. ' ' .. epoch)
+redis.call('PUBLISH', ARGV[1], ARGV[2])
 return {offset, epoch}
 """
 
@@ -117,7 +120,9 @@ class CourierNotifier:
             f"{self.prefix}:courier:hist:{group}",
         ]
         size, ttl, meta_ttl, stream_bytes = self.bounds
-        args = [channel, payload, size, ttl, meta_ttl, stream_bytes, uuid.uuid4().hex[:12]]
+        note = f"{self.prefix}__courier__{group}"
+        epoch = uuid.uuid4().hex[:12]
+        args = [channel, payload, size, ttl, meta_ttl, stream_bytes, epoch, note]
         offset, epoch = self.scripts[host](keys=keys, args=args)
         return int(offset), epoch.decode() if isinstance(epoch, bytes) else epoch
 

@@ -1,5 +1,5 @@
 //! Positions and history of user streams in Redis (PROTOCOL.md §7), shared by every courier
-//! process: the keys, the two scripts, and the envelope that carries a position through pub/sub.
+//! process: the keys, the two scripts, and the note that carries a position through pub/sub.
 //!
 //! # Keys (on the host of the group's channel)
 //! - `{prefix}:courier:pos:{group}`: a hash — `epoch`, `offset` (the head: one sequencer per
@@ -16,13 +16,15 @@
 //! snapshot, which would otherwise reuse offsets under the same epoch — so its history cannot be
 //! vouched for. A missing hash (never written, expired, lost) gets a fresh epoch too.
 //!
-//! # Envelope
-//! What `PUBLISH` carries for a positioned event: `0xC1 'P' <offset> ' ' <epoch> ' ' <payload>`.
-//! 0xC1 is the one byte msgpack never uses, and neither JSON nor a Fernet token starts with it,
-//! so a courier subscriber tells an envelope from a channels_redis payload (what Django's
-//! `group_send` publishes) by its first byte. The payload inside is untouched (Fernet and float
-//! spelling included). A Django consumer subscribed to the same group would not read envelopes:
-//! in a courier deployment courier is the only consumer of `user_*` groups.
+//! # Position notes
+//! The event itself is published on the group's channel exactly as channels_redis would (the
+//! payload untouched, Fernet and float spelling included), so a Django consumer of the group —
+//! Daphne still serving some clients during a migration — receives it as before. Its position
+//! goes in a note, `<offset> <epoch>`, published by the same script *just before* it on the
+//! courier-only channel `{prefix}__courier__{group}`. A courier process subscribes both channels
+//! on the group's host: messages of one connection arrive in execution order and a script runs
+//! alone, so the next message on the group channel after a note is that note's event; a message
+//! with no note before it (Django's own `group_send`) carries no position.
 
 use std::sync::Arc;
 
@@ -31,11 +33,9 @@ use crate::layer::GroupName;
 
 use super::Names;
 
-/// The first two bytes of an envelope.
-pub(crate) const ENVELOPE: [u8; 2] = [0xC1, b'P'];
-
-/// Appends to a stream and publishes the envelope. KEYS: meta, stream. ARGV: channel, payload,
-/// size, ttl ms, meta ttl ms, stream bytes, epoch candidate. Returns `{offset, epoch}`.
+/// Appends to a stream and publishes the position note, then the event. KEYS: meta, stream.
+/// ARGV: channel, payload, size, ttl ms, meta ttl ms, stream bytes, epoch candidate, note channel.
+/// Returns `{offset, epoch}`.
 pub(crate) const PUBLISH_LUA: &str = r"
 local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
 local meta = redis.call('HMGET', KEYS[1], 'epoch', 'run')
@@ -67,7 +67,8 @@ else
   redis.call('HSET', KEYS[1], 'bytes', 0)
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PUBLISH', ARGV[1], string.char(0xC1) .. 'P' .. offset .. ' ' .. epoch .. ' ' .. ARGV[2])
+redis.call('PUBLISH', ARGV[8], offset .. ' ' .. epoch)
+redis.call('PUBLISH', ARGV[1], ARGV[2])
 return {offset, epoch}
 ";
 
@@ -110,30 +111,31 @@ impl Names {
     pub(crate) fn history_stream_key(&self, group: &GroupName) -> String {
         format!("{}:courier:hist:{group}", self.prefix())
     }
+
+    /// What position-note channels start with, `{prefix}__courier__`.
+    pub(crate) fn note_prefix(&self) -> String {
+        format!("{}__courier__", self.prefix())
+    }
+
+    /// The group's position-note channel (subscribed on the host of its group channel).
+    pub(crate) fn note_channel(&self, group: &GroupName) -> String {
+        format!("{}__courier__{group}", self.prefix())
+    }
 }
 
-/// A positioned publish's envelope, split: its position and the channels_redis payload inside.
-/// `None` when `bytes` is not an envelope (a plain channels_redis payload).
-pub(crate) fn open_envelope(bytes: &[u8]) -> Option<Result<(Position, &[u8]), &'static str>> {
-    let rest = bytes.strip_prefix(&ENVELOPE)?;
-    let mut parts = rest.splitn(3, |b| *b == b' ');
-    let (Some(offset), Some(epoch), Some(payload)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Some(Err("truncated envelope"));
-    };
-    let offset = std::str::from_utf8(offset)
-        .ok()
-        .and_then(|o| o.parse::<u64>().ok());
-    let epoch = std::str::from_utf8(epoch).ok().filter(|e| !e.is_empty());
-    Some(match (offset, epoch) {
-        (Some(offset), Some(epoch)) => Ok((
-            Position {
-                offset,
-                epoch: Arc::from(epoch),
-            },
-            payload,
-        )),
-        _ => Err("bad envelope position"),
+/// A position note's `<offset> <epoch>`.
+pub(crate) fn parse_note(bytes: &[u8]) -> Result<Position, &'static str> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "note not UTF-8")?;
+    let (offset, epoch) = text.split_once(' ').ok_or("note without epoch")?;
+    let offset = offset
+        .parse::<u64>()
+        .map_err(|_| "note offset not a number")?;
+    if epoch.is_empty() || epoch.contains(' ') {
+        return Err("bad note epoch");
+    }
+    Ok(Position {
+        offset,
+        epoch: Arc::from(epoch),
     })
 }
 
@@ -194,20 +196,11 @@ mod tests {
     }
 
     #[test]
-    fn envelopes_carry_a_position_and_leave_the_payload_alone() {
-        let payload = [0x82, 0xA4, b't', b'y', b' ', 0x00];
-        let mut env = ENVELOPE.to_vec();
-        env.extend_from_slice(b"42 ab12 ");
-        env.extend_from_slice(&payload);
-        let (pos, inner) = open_envelope(&env).expect("envelope").expect("valid");
+    fn notes_carry_an_offset_and_an_epoch() {
+        let pos = parse_note(b"42 ab12").expect("valid");
         assert_eq!((pos.offset, &*pos.epoch), (42, "ab12"));
-        assert_eq!(inner, payload);
-        // channels_redis payloads: msgpack maps, JSON, Fernet tokens.
-        for plain in [&[0x82, 0xA4][..], b"{\"type\":1}", b"gAAAAAB"] {
-            assert!(open_envelope(plain).is_none());
-        }
-        for bad in [&b"\xC1P"[..], b"\xC1P12", b"\xC1Px e p", b"\xC1P1  p"] {
-            assert!(matches!(open_envelope(bad), Some(Err(_))), "{bad:?}");
+        for bad in [&b""[..], b"42", b"x e", b"-1 e", b"1 ", b"1 a b", b"\xff e"] {
+            assert!(parse_note(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -242,7 +242,7 @@ impl Sender {
 
     /// One PUBLISH per message on its channel's host; one pipeline per host, hosts concurrently.
     /// With history, a user stream's event is published by the history script instead (offset,
-    /// append, trim and `PUBLISH` of its envelope in one step).
+    /// append, trim, `PUBLISH` of its position note and of the event itself, in one step).
     async fn publish_many(&self, items: &[Item<'_>]) -> Result<()> {
         let mut pipes: Vec<Option<redis::Pipeline>> = vec![None; self.conns.len()];
         for (group, message) in items {
@@ -266,7 +266,8 @@ impl Sender {
                         .arg(h.ttl_ms)
                         .arg(h.meta_ttl_ms)
                         .arg(h.stream_bytes)
-                        .arg(&*crate::history::new_epoch());
+                        .arg(&*crate::history::new_epoch())
+                        .arg(self.names.note_channel(group));
                     pipe.invoke_script(&call).ignore();
                 }
                 _ => {
