@@ -2,9 +2,7 @@
 
 use std::fmt::Write;
 
-use super::num;
 use super::sections;
-use super::table::Mark;
 use crate::schema::{Comparison, Outcome, Report};
 
 fn count_map(m: &std::collections::BTreeMap<String, u64>) -> String {
@@ -183,25 +181,8 @@ pub(crate) fn render_table(c: &Comparison, current_label: &'static str) -> Strin
     sections::baseline(c, current_label).text(true)
 }
 
-/// Renders threshold outcomes, one line each (shared with `loadtest compare`). The text lays the
-/// thresholds table ([`sections::thresholds`]) out as sentences, since a bound against a baseline
-/// reads better said than tabulated.
+/// Renders threshold outcomes, one line each (shared with `loadtest compare`): the thresholds
+/// table ([`sections::thresholds`]) in the text layout.
 pub(crate) fn render_outcomes(outcomes: &[Outcome]) -> String {
-    let mut s = String::new();
-    for t in outcomes {
-        let actual = t
-            .actual
-            .map_or("not measured".into(), |a| format!("{a:.3}"));
-        let bound = match (t.baseline, t.bound) {
-            (Some(b), Some(v)) => format!("   bound {} (baseline {})", num(Some(v)), num(Some(b))),
-            _ => String::new(),
-        };
-        let _ = writeln!(
-            s,
-            "  {:4}  {:34} actual {actual}{bound}",
-            Mark::passed(t.passed).text(),
-            t.expr
-        );
-    }
-    s
+    sections::thresholds(outcomes).text(false)
 }

@@ -61,7 +61,7 @@ pub(crate) struct Sender {
     script: Script,
     /// User-stream history, written by the layer's own publishes (never set for the tester's
     /// Django emulation, which writes what channels_redis writes and nothing else).
-    history: Option<HistoryWriter>,
+    history: Option<Box<HistoryWriter>>,
 }
 
 /// The scripts and bounds of user-stream history in Redis ([`history`](super::history)).
@@ -104,14 +104,14 @@ impl Sender {
     /// This sender, keeping user-stream history within `bounds` on its publishes (pub/sub).
     pub(crate) fn with_history(mut self, bounds: &HistoryConfig) -> Self {
         let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        self.history = Some(HistoryWriter {
+        self.history = Some(Box::new(HistoryWriter {
             publish: Script::new(history::PUBLISH_LUA),
             read: Script::new(history::READ_LUA),
             size: bounds.size,
             ttl_ms: ms(bounds.ttl).max(1),
             meta_ttl_ms: ms(bounds.meta_ttl).max(1),
             stream_bytes: bounds.stream_bytes,
-        });
+        }));
         self
     }
 
