@@ -33,26 +33,27 @@ use crate::layer::GroupName;
 
 use super::Names;
 
-/// Appends to a stream and publishes the position note, then the event. KEYS: meta, stream.
-/// ARGV: channel, payload, size, ttl ms, meta ttl ms, stream bytes, epoch candidate, note channel.
-/// Returns `{offset, epoch}`.
-pub(crate) const PUBLISH_LUA: &str = r"
+/// The part both publish scripts share: take the next offset (a new epoch when the stream's
+/// `run` is not this Redis's `run_id`, or the hash is gone), append the event, trim by count and
+/// bytes, refresh the TTLs. Expects the locals `payload`, `size`, `ttl`, `meta_ttl`, `max_bytes`,
+/// `candidate`; leaves `offset` and `epoch`.
+macro_rules! append_lua {
+    () => {
+        r"
 local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
 local meta = redis.call('HMGET', KEYS[1], 'epoch', 'run')
 local epoch = meta[1]
 if (not epoch) or meta[2] ~= run then
-  epoch = ARGV[7]
+  epoch = candidate
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'run', run, 'bytes', 0)
 end
 local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
-local size = tonumber(ARGV[3])
-local max_bytes = tonumber(ARGV[6])
-if size > 0 and #ARGV[2] <= max_bytes then
+if size > 0 and #payload <= max_bytes then
   local t = redis.call('TIME')
   local now_ms = t[1] * 1000 + math.floor(t[2] / 1000)
-  redis.call('XADD', KEYS[2], '0-' .. offset, 't', now_ms, 'p', ARGV[2])
-  local bytes = redis.call('HINCRBY', KEYS[1], 'bytes', #ARGV[2])
+  redis.call('XADD', KEYS[2], '0-' .. offset, 't', now_ms, 'p', payload)
+  local bytes = redis.call('HINCRBY', KEYS[1], 'bytes', #payload)
   local len = redis.call('XLEN', KEYS[2])
   while len > 0 and (len > size or bytes > max_bytes) do
     local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
@@ -61,16 +62,85 @@ if size > 0 and #ARGV[2] <= max_bytes then
     len = len - 1
   end
   redis.call('HSET', KEYS[1], 'bytes', bytes)
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ttl)
 else
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'bytes', 0)
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PUBLISH', ARGV[8], offset .. ' ' .. epoch)
-redis.call('PUBLISH', ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], meta_ttl)
+"
+    };
+}
+
+/// pub/sub: appends to a stream and publishes the position note, then the event. KEYS: meta,
+/// stream. ARGV: channel, payload, size, ttl ms, meta ttl ms, stream bytes, epoch candidate, note
+/// channel. Returns `{offset, epoch}`.
+pub(crate) const PUBLISH_LUA: &str = concat!(
+    r"
+local payload, size, ttl, meta_ttl = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local max_bytes, candidate = tonumber(ARGV[6]), ARGV[7]",
+    append_lua!(),
+    r"redis.call('PUBLISH', ARGV[8], offset .. ' ' .. epoch)
+redis.call('PUBLISH', ARGV[1], payload)
 return {offset, epoch}
-";
+"
+);
+
+/// core: appends to a stream, then channels_redis's `group_send` into the inboxes given, a
+/// courier inbox's member carrying the position after its random prefix. KEYS: meta, stream,
+/// inbox…. ARGV: payload (as kept), size, ttl ms, meta ttl ms, stream bytes, epoch candidate,
+/// capacity, score, expiry, then per inbox its member and `1` for a courier inbox. Returns
+/// `{offset, epoch, over_capacity}`.
+pub(crate) const CORE_PUBLISH_LUA: &str = concat!(
+    r"
+local payload, size, ttl, meta_ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local max_bytes, candidate = tonumber(ARGV[5]), ARGV[6]",
+    append_lua!(),
+    r"local over = 0
+for i = 3, #KEYS do
+  local j = 10 + (i - 3) * 2
+  local member = ARGV[j]
+  if ARGV[j + 1] == '1' then
+    member = string.sub(member, 1, 12) .. string.char(0xC1) .. offset .. ' ' .. epoch .. ' ' .. string.sub(member, 13)
+  end
+  if redis.call('ZCOUNT', KEYS[i], '-inf', '+inf') < tonumber(ARGV[7]) then
+    redis.call('ZADD', KEYS[i], ARGV[8], member)
+    redis.call('EXPIRE', KEYS[i], ARGV[9])
+  else
+    over = over + 1
+  end
+end
+return {offset, epoch, over}
+"
+);
+
+/// The byte after a courier inbox member's random prefix that says a position follows (0xC1:
+/// never the first byte of msgpack, JSON or a Fernet token, so a plain member is never taken for
+/// one).
+pub(crate) const NOTE_MARK: u8 = 0xC1;
+
+/// A core inbox member split: its position (if the publisher numbered it) and the member as
+/// channels_redis wrote it. `prefix` is the random prefix length.
+pub(crate) fn split_member(
+    member: &[u8],
+    prefix: usize,
+) -> Result<(Option<Position>, std::borrow::Cow<'_, [u8]>), &'static str> {
+    if member.get(prefix) != Some(&NOTE_MARK) {
+        return Ok((None, std::borrow::Cow::Borrowed(member)));
+    }
+    let rest = &member[prefix + 1..];
+    let mut parts = rest.splitn(3, |b| *b == b' ');
+    let (Some(offset), Some(epoch), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err("truncated position");
+    };
+    let mut note = offset.to_vec();
+    note.push(b' ');
+    note.extend_from_slice(epoch);
+    let position = parse_note(&note)?;
+    let mut plain = member[..prefix].to_vec();
+    plain.extend_from_slice(body);
+    Ok((Some(position), std::borrow::Cow::Owned(plain)))
+}
 
 /// Reads a stream's head and what came after a position. KEYS: meta, stream. ARGV: after (-1:
 /// the head only), epoch candidate, meta ttl ms, ttl ms. Returns `{epoch, head, offset1, payload1,
@@ -193,6 +263,28 @@ mod tests {
             helper.contains(PUBLISH_LUA),
             "courier_notify.py's PUBLISH_LUA differs"
         );
+    }
+
+    #[test]
+    fn core_members_carry_their_position_after_the_random_prefix() {
+        assert_eq!(
+            super::super::RANDOM_PREFIX,
+            12,
+            "CORE_PUBLISH_LUA splices after 12 bytes"
+        );
+        let plain = b"0123456789ab\x82\xa4type";
+        let (pos, member) = split_member(plain, 12).expect("plain");
+        assert!(pos.is_none());
+        assert_eq!(&*member, plain);
+        let mut numbered = plain[..12].to_vec();
+        numbered.extend_from_slice(b"\xc17 ep \x82\xa4type");
+        let (pos, member) = split_member(&numbered, 12).expect("numbered");
+        assert_eq!(
+            pos.map(|p| (p.offset, p.epoch.to_string())),
+            Some((7, "ep".into()))
+        );
+        assert_eq!(&*member, plain);
+        assert!(split_member(b"0123456789ab\xc17", 12).is_err());
     }
 
     #[test]
