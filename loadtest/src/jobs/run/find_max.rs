@@ -2,6 +2,12 @@
 //! so group sizes stay the same) until a threshold fails. Over rate, at a fixed connection count,
 //! brackets the highest sustained event rate at which every threshold holds (doubling up, or
 //! halving down when the first rate fails), then bisects the bracket to `--precision`.
+//!
+//! A step the tester set the pace of (`report::pace`) is inconclusive: neither the server's pass
+//! nor its failure. It never becomes `highest_passing`; it ends a connections search and caps a
+//! rate search (no higher rate is tried: a tester that cannot offer this rate cannot offer more),
+//! which goes on bisecting below it. The summary's `tester_limited_at` then says that the highest
+//! passing step is a lower bound of the server's limit, not the limit.
 
 use std::collections::BTreeMap;
 
@@ -20,7 +26,20 @@ const STEP_FIGURES: &[&str] = &[
     "events_per_sec",
     "lost",
     "failed",
+    "publish_lag_p99_ms",
+    "receive_lag_p99_ms",
 ];
+
+/// What one step says about the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StepOutcome {
+    /// Every threshold held, at the planned pace.
+    Pass,
+    /// A threshold failed, at the planned pace.
+    Fail,
+    /// The tester set the pace: nothing is learned about the server.
+    Inconclusive,
+}
 
 /// Runs the search; the returned report is the highest passing step's (or the first step's), with
 /// the [`SearchSummary`] in `find_max`.
@@ -37,6 +56,7 @@ pub(crate) async fn find_max(
         steps: Vec::new(),
         best: None,
         first: None,
+        tester_limited_at: None,
     };
     let ended_by = match fm.over {
         SearchOver::Connections => search.over_connections(fm).await?,
@@ -53,6 +73,7 @@ pub(crate) async fn find_max(
         over: fm.over,
         steps: search.steps,
         highest_passing,
+        tester_limited_at: search.tester_limited_at,
         connections: plan.connections,
         ended_by,
     });
@@ -67,11 +88,13 @@ struct Search<'a> {
     /// The highest passing value (connections or rate) and its report.
     best: Option<(f64, Report)>,
     first: Option<Report>,
+    /// The lowest value at which the tester set the pace.
+    tester_limited_at: Option<f64>,
 }
 
 impl Search<'_> {
-    /// Runs one step with `p`; records it and returns whether it passed.
-    async fn step(&mut self, p: Plan, value: f64) -> Result<bool> {
+    /// Runs one step with `p`; records it and returns what it says about the server.
+    async fn step(&mut self, p: Plan, value: f64) -> Result<StepOutcome> {
         let data =
             session::run_once(&p, self.stop.clone(), self.reason.clone(), &session::NoGate).await?;
         let report = Report::build(&p, &data);
@@ -91,11 +114,25 @@ impl Search<'_> {
             .filter(|t| !t.passed)
             .map(|t| t.expr.clone())
             .collect();
+        let inconclusive = report
+            .tester_limit
+            .as_ref()
+            .filter(|t| t.limited)
+            .map(|t| t.reasons.join("; "));
+        let outcome = match (&inconclusive, report.passed) {
+            (Some(_), _) => StepOutcome::Inconclusive,
+            (None, true) => StepOutcome::Pass,
+            (None, false) => StepOutcome::Fail,
+        };
         eprintln!(
             "find-max: {:>7} connections  {}  {}  p99 {:.2} ms  {:.0} deliveries/s  lost {}{}",
             p.connections,
             rate.map_or(String::new(), |r| format!("{r:.0} events/s")),
-            if report.passed { "pass" } else { "FAIL" },
+            match outcome {
+                StepOutcome::Pass => "pass",
+                StepOutcome::Fail => "FAIL",
+                StepOutcome::Inconclusive => "INCONCLUSIVE (tester limited)",
+            },
             report.latency_us.p99 as f64 / 1000.0,
             report.throughput.deliveries_per_sec,
             report.deliveries.lost,
@@ -105,7 +142,6 @@ impl Search<'_> {
                 format!("  failed: {}", failed.join(", "))
             }
         );
-        let passed = report.passed;
         self.steps.push(SearchStep {
             parameters: StepParameters {
                 connections: p.connections,
@@ -113,16 +149,24 @@ impl Search<'_> {
                 rate,
             },
             figures,
-            passed,
+            passed: report.passed,
             failed,
+            inconclusive,
         });
         if self.first.is_none() {
             self.first = Some(report.clone());
         }
-        if passed && self.best.as_ref().is_none_or(|(v, _)| value > *v) {
-            self.best = Some((value, report));
+        match outcome {
+            StepOutcome::Pass if self.best.as_ref().is_none_or(|(v, _)| value > *v) => {
+                self.best = Some((value, report));
+            }
+            StepOutcome::Inconclusive => {
+                let at = self.tester_limited_at.map_or(value, |v| v.min(value));
+                self.tester_limited_at = Some(at);
+            }
+            _ => {}
         }
-        Ok(passed)
+        Ok(outcome)
     }
 
     async fn over_connections(&mut self, fm: FindMax) -> Result<String> {
@@ -135,12 +179,18 @@ impl Search<'_> {
             if let Err(e) = limits::check_fds(&p).and_then(|_| limits::check_ports(&p)) {
                 return Ok(format!("machine limit before {n} connections: {e}"));
             }
-            let passed = self.step(p, n as f64).await?;
+            let outcome = self.step(p, n as f64).await?;
             if self.stop.is_cancelled() {
                 return Ok("stopped".into());
             }
-            if !passed {
-                return Ok(format!("a threshold failed at {n} connections"));
+            match outcome {
+                StepOutcome::Pass => {}
+                StepOutcome::Fail => return Ok(format!("a threshold failed at {n} connections")),
+                StepOutcome::Inconclusive => {
+                    return Ok(format!(
+                        "inconclusive: the tester set the pace at {n} connections (the server's limit is above the highest passing step)"
+                    ))
+                }
             }
             if n >= fm.limit {
                 return Ok(format!("reached --max-connections {}", fm.limit));
@@ -167,23 +217,27 @@ impl Search<'_> {
                 return Ok(format!("--max-steps {} reached", fm.max_steps));
             }
             steps += 1;
-            let passed = self.step(with_rate(r), r).await?;
+            let outcome = self.step(with_rate(r), r).await?;
             if self.stop.is_cancelled() {
                 return Ok("stopped".into());
             }
-            bracket.record(r, passed);
+            bracket.record(r, outcome);
         }
         Ok(bracket.ended_by())
     }
 }
 
-/// The rate search's state: bracket (×2 up from a pass, ÷2 down from a fail), then bisect.
+/// The rate search's state: bracket (×2 up from a pass, ÷2 down from a fail or an inconclusive
+/// step), then bisect.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Bracket {
     /// Highest passing rate so far.
     pub(crate) lo: Option<f64>,
     /// Lowest failing rate so far.
     pub(crate) hi: Option<f64>,
+    /// Lowest rate at which the tester set the pace: the search stays below it, but it is no
+    /// failure of the server.
+    pub(crate) tester_cap: Option<f64>,
     start: f64,
     max: f64,
     precision: f64,
@@ -199,6 +253,7 @@ impl Bracket {
         Self {
             lo: None,
             hi: None,
+            tester_cap: None,
             start: start.min(max),
             max,
             precision,
@@ -207,7 +262,7 @@ impl Bracket {
 
     /// The next rate to try, or `None` when the search is over.
     pub(crate) fn next(&self) -> Option<f64> {
-        match (self.lo, self.hi) {
+        match (self.lo, self.upper()) {
             (None, None) => Some(self.start),
             (Some(lo), None) if lo >= self.max => None,
             (Some(lo), None) => Some((lo * 2.0).min(self.max)),
@@ -219,16 +274,42 @@ impl Bracket {
     }
 
     /// Records the outcome at `rate`.
-    pub(crate) fn record(&mut self, rate: f64, passed: bool) {
-        if passed {
-            self.lo = Some(self.lo.map_or(rate, |l| l.max(rate)));
-        } else {
-            self.hi = Some(self.hi.map_or(rate, |h| h.min(rate)));
+    pub(crate) fn record(&mut self, rate: f64, outcome: StepOutcome) {
+        let lower = |v: Option<f64>| Some(v.map_or(rate, |v: f64| v.min(rate)));
+        match outcome {
+            StepOutcome::Pass => self.lo = Some(self.lo.map_or(rate, |l| l.max(rate))),
+            StepOutcome::Fail => self.hi = lower(self.hi),
+            StepOutcome::Inconclusive => self.tester_cap = lower(self.tester_cap),
         }
+    }
+
+    /// The lowest rate not to try again: a failure or the tester's cap, whichever is lower.
+    fn upper(&self) -> Option<f64> {
+        match (self.hi, self.tester_cap) {
+            (Some(h), Some(c)) => Some(h.min(c)),
+            (h, c) => h.or(c),
+        }
+    }
+
+    /// Whether the search's upper end is the tester's, not a failure of the server.
+    fn capped_by_tester(&self) -> bool {
+        self.tester_cap
+            .is_some_and(|c| self.hi.is_none_or(|h| c < h))
     }
 
     /// Why the search ended, for the report.
     pub(crate) fn ended_by(&self) -> String {
+        if self.capped_by_tester() {
+            let cap = self.tester_cap.unwrap_or_default();
+            return match self.lo {
+                Some(lo) => format!(
+                    "inconclusive above {lo:.0} events/s: the tester set the pace at {cap:.0} events/s (the server's limit is at least {lo:.0}, not measured above)"
+                ),
+                None => format!(
+                    "inconclusive: the tester set the pace down to {cap:.1} events/s, no step said anything of the server"
+                ),
+            };
+        }
         match (self.lo, self.hi) {
             (Some(lo), Some(hi)) => format!(
                 "bracketed: {lo:.0} events/s passes, {hi:.0} fails (within {:.0}%)",
@@ -252,7 +333,14 @@ mod tests {
         while let Some(r) = b.next() {
             assert!(tried.len() < 100, "bounded: {tried:?}");
             tried.push(r);
-            b.record(r, r <= ceiling);
+            b.record(
+                r,
+                if r <= ceiling {
+                    StepOutcome::Pass
+                } else {
+                    StepOutcome::Fail
+                },
+            );
         }
         (b, tried)
     }
@@ -282,5 +370,38 @@ mod tests {
         assert_eq!(b.ended_by(), "reached --max-rate 3000");
         let (b, _) = search(100.0, 0.0, 1e9);
         assert!(b.lo.is_none() && b.ended_by().starts_with("no passing rate"));
+    }
+
+    /// A server that passes everything, a tester that cannot offer more than `tester` events/s:
+    /// the search stays below the tester's cap and never calls the cap the server's limit.
+    #[test]
+    fn a_tester_limited_step_caps_the_search_without_failing_the_server() {
+        let mut b = Bracket::new(1000.0, 1e9, 0.05);
+        let mut tried = Vec::new();
+        while let Some(r) = b.next() {
+            assert!(tried.len() < 100, "bounded: {tried:?}");
+            tried.push(r);
+            let outcome = if r > 5000.0 {
+                StepOutcome::Inconclusive
+            } else {
+                StepOutcome::Pass
+            };
+            b.record(r, outcome);
+        }
+        assert_eq!(&tried[..4], &[1000.0, 2000.0, 4000.0, 8000.0]);
+        assert!(tried.iter().all(|r| *r <= 8000.0), "{tried:?}");
+        assert_eq!(b.hi, None, "no failure recorded");
+        let lo = b.lo.expect("lo");
+        assert!((4000.0..=5000.0).contains(&lo), "{lo}");
+        assert!(
+            b.ended_by().starts_with("inconclusive above"),
+            "{}",
+            b.ended_by()
+        );
+        // A real failure below the tester's cap is the server's again.
+        let cap = b.tester_cap.expect("cap");
+        assert!(cap <= 8000.0 && cap / lo - 1.0 <= 0.05, "{lo}..{cap}");
+        b.record((lo + cap) / 2.0, StepOutcome::Fail);
+        assert!(b.ended_by().starts_with("bracketed"), "{}", b.ended_by());
     }
 }
