@@ -45,9 +45,13 @@ payload_bytes = 16
     path.to_str().expect("utf-8 path").to_owned()
 }
 
-async fn run(scenario: &str) -> (Report, u8) {
-    let opts = loadtest::Opts::parse_from(["loadtest", "--no-progress", "--scenario", scenario]);
-    let done = loadtest::run(opts).await.expect("run");
+/// Runs `scenario` with `extra` flags in this process: its report and exit code.
+async fn run(scenario: &str, extra: &[&str]) -> (Report, u8) {
+    let mut argv = vec!["loadtest", "--no-progress", "--scenario", scenario];
+    argv.extend_from_slice(extra);
+    let done = loadtest::run(loadtest::Opts::parse_from(argv))
+        .await
+        .expect("run");
     (done.report, done.exit_code)
 }
 
@@ -69,7 +73,7 @@ async fn the_tester_says_when_it_set_the_pace() {
         "publisher = \"http\"\nrate = 500\nrate_duration = \"1s\"",
         "",
     );
-    let (r, code) = run(&normal).await;
+    let (r, code) = run(&normal, &[]).await;
     let lag = r.events.publish_lag_ms.expect("publish lag measured");
     let rx = r.tester.receive_lag_ms.expect("receive lag measured");
     assert!(lag.p99 < 100.0, "publish lag {lag:?}");
@@ -85,7 +89,7 @@ async fn the_tester_says_when_it_set_the_pace() {
         "publisher = \"http\"\nrate = 500\nrate_duration = \"1s\"\nbatch = 5\nlanes = 1",
         "[diagnostics]\npublish_delay = \"20ms\"",
     );
-    let (r, code) = run(&throttled).await;
+    let (r, code) = run(&throttled, &[]).await;
     let lag = r.events.publish_lag_ms.expect("publish lag measured");
     assert!(lag.p99 > 300.0 && lag.max >= lag.p99, "publish lag {lag:?}");
     assert!(r.tester_limited(), "marked");
@@ -124,7 +128,7 @@ async fn the_tester_says_when_it_set_the_pace() {
         "publisher = \"embedded\"\nrate = 50\nrate_duration = \"1s\"",
         "[diagnostics]\nreceive_cost = \"50ms\"",
     );
-    let (r, code) = run(&starved).await;
+    let (r, code) = run(&starved, &[]).await;
     let rx = r.tester.receive_lag_ms.expect("receive lag measured");
     assert!(rx.p99 > 100.0, "receive lag {rx:?}");
     assert!(r.tester_limited(), "marked");
@@ -147,20 +151,19 @@ async fn find_max_rate_treats_a_tester_limited_step_as_inconclusive() {
         "publisher = \"http\"\nrate = 100\nrate_duration = \"500ms\"\nbatch = 5\nlanes = 1",
         "[diagnostics]\npublish_delay = \"20ms\"",
     );
-    let opts = loadtest::Opts::parse_from([
-        "loadtest",
-        "--no-progress",
-        "--scenario",
+    let (report, code) = run(
         &path,
-        "--find-max",
-        "rate",
-        "--precision",
-        "0.5",
-        "--max-steps",
-        "6",
-    ]);
-    let done = loadtest::run(opts).await.expect("run");
-    let fm = done.report.find_max.as_ref().expect("find_max");
+        &[
+            "--find-max",
+            "rate",
+            "--precision",
+            "0.5",
+            "--max-steps",
+            "6",
+        ],
+    )
+    .await;
+    let fm = report.find_max.as_ref().expect("find_max");
     let at = fm.tester_limited_at.expect("the tester's limit was met");
     let best = fm.highest_passing.expect("100 events/s passes");
     assert!(best < at, "{best} < {at}");
@@ -178,9 +181,9 @@ async fn find_max_rate_treats_a_tester_limited_step_as_inconclusive() {
         "{}",
         fm.ended_by
     );
-    assert!(done.report.held_back_by_tester());
-    assert_eq!(done.report.verdict(), "PASS (tester limited)");
-    assert_eq!(done.exit_code, EXIT_TESTER_LIMITED);
+    assert!(report.held_back_by_tester());
+    assert_eq!(report.verdict(), "PASS (tester limited)");
+    assert_eq!(code, EXIT_TESTER_LIMITED);
 }
 
 fn fixture(name: &str) -> PathBuf {
