@@ -67,10 +67,11 @@ async fn the_tester_says_when_it_set_the_pace() {
     let _turn = SERIAL.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
 
-    // (c) A normal small run over HTTP keeps its schedule: measured, not marked.
+    // (c) A normal small run over HTTP keeps its schedule: measured, not marked. Its lanes are
+    // sized from the rate: 500/s in batches of 5 is 100 requests/s, 5 lanes of 20.
     let normal = scenario(
         dir.path(),
-        "publisher = \"http\"\nrate = 500\nrate_duration = \"1s\"",
+        "publisher = \"http\"\nrate = 500\nrate_duration = \"1s\"\nbatch = 5",
         "",
     );
     let (r, code) = run(&normal, &[]).await;
@@ -79,6 +80,8 @@ async fn the_tester_says_when_it_set_the_pace() {
     assert!(lag.p99 < 100.0, "publish lag {lag:?}");
     assert!(rx.p99 < 100.0, "receive lag {rx:?}");
     assert!(!r.tester_limited(), "{}", reasons(&r));
+    assert_eq!(r.events.lanes, Some(5));
+    assert_eq!(r.deliveries.reordered, 0, "users keep their lane");
     assert_eq!(r.metric("tester_limited"), Some(0.0));
     assert_eq!((r.verdict(), code), ("PASS", EXIT_PASS));
 
@@ -103,6 +106,11 @@ async fn the_tester_says_when_it_set_the_pace() {
     // Still every event, in order: one lane keeps each user's order.
     assert_eq!(r.deliveries.received, r.deliveries.expected);
     assert_eq!(r.deliveries.reordered, 0);
+    assert_eq!(
+        r.events.lanes,
+        Some(1),
+        "the scenario's lanes are kept as given"
+    );
     assert!(r.passed, "the thresholds held");
     assert_eq!(r.verdict(), "PASS (tester limited)");
     assert_eq!(code, EXIT_TESTER_LIMITED);

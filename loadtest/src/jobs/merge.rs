@@ -128,6 +128,7 @@ pub(crate) fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
         m.events.published += r.events.published;
         add_counts(&mut m.events.errors, r.events.errors);
         m.events.publish_secs = m.events.publish_secs.max(r.events.publish_secs);
+        m.events.lanes = add_opt(m.events.lanes, r.events.lanes);
         m.throughput.deliveries_per_sec += r.throughput.deliveries_per_sec;
         m.throughput.events_per_sec += r.throughput.events_per_sec;
         let t = &mut m.timeline.deliveries_per_sec;

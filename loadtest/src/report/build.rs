@@ -200,6 +200,7 @@ impl Report {
                 errors: d.published.errors.clone(),
                 publish_secs: d.published.elapsed.as_secs_f64(),
                 publish_lag_ms: Some(Quantiles::of_us(&d.published.lag_us)),
+                lanes: Some(d.published.lanes as u64),
             },
             throughput,
             latency_us,

@@ -156,6 +156,10 @@ pub struct Events {
     /// per burst start). `None` in a report written before it was measured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub publish_lag_ms: Option<Quantiles>,
+    /// Publishing lanes (requests in flight, each with a fixed slice of the users); merged: the
+    /// sum over the segments. `None` in a report written before it was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lanes: Option<u64>,
 }
 
 /// The tester's own cost.

@@ -240,6 +240,7 @@ pub(crate) async fn run_once(
     }
     let mut published = Published {
         per_user: vec![0; users],
+        lanes: lane_tasks.len(),
         ..Published::default()
     };
     for t in lane_tasks {

@@ -85,7 +85,11 @@ pub fn render(r: &Report) -> String {
         count_map(&r.events.errors)
     );
     if let Some(q) = &r.events.publish_lag_ms {
-        let _ = writeln!(s, "  lag           {} behind schedule", lag(q));
+        let lanes = r
+            .events
+            .lanes
+            .map_or(String::new(), |n| format!("   ({n} lanes)"));
+        let _ = writeln!(s, "  lag           {} behind schedule{lanes}", lag(q));
     }
     let _ = writeln!(
         s,

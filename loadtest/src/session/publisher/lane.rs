@@ -38,6 +38,8 @@ pub(crate) struct Published {
     /// Publish lag, µs: how long after its intended time each event's send started (see the
     /// module docs; a zero lag is recorded as the histogram's floor, 1 µs).
     pub(crate) lag_us: Histogram<u64>,
+    /// Lanes that published (set on the session's total; a lane's own result leaves it 0).
+    pub(crate) lanes: usize,
 }
 
 impl Default for Published {
@@ -48,6 +50,7 @@ impl Default for Published {
             errors: BTreeMap::new(),
             elapsed: Duration::ZERO,
             lag_us: new_histogram(),
+            lanes: 0,
         }
     }
 }
