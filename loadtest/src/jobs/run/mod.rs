@@ -2,6 +2,7 @@
 //! (`find_max.rs`), or one agent of a `--barrier` run ([`barrier`]); then the outputs.
 
 pub mod barrier;
+mod bracket;
 mod find_max;
 
 use std::sync::{Arc, OnceLock};
