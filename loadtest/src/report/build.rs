@@ -240,7 +240,8 @@ impl Report {
                 receive_lag_us: d.costs.receive_lag_us.as_ref().map(encode),
             }),
         };
-        report.tester_limit = Some(pace::tester_limit(&report));
+        let open_model = matches!(plan.arrival, ArrivalModel::Rate { .. });
+        report.tester_limit = Some(pace::tester_limit(&report, open_model));
         if let Some((source, before, after)) = &d.costs.server_metrics {
             let slow = report.slow_clients.as_ref();
             let t = TesterFigures {

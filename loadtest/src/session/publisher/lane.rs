@@ -8,8 +8,9 @@
 //! Each lane also records how far behind its schedule it sent ([`Published::lag_us`]): for the
 //! rate model, every event's send start − its intended time; for the burst model, each burst's
 //! first send − the burst's time (a burst is meant to go out as fast as the lanes can send it, so
-//! only a late start is the schedule slipping). A lagging publisher offers less load than planned:
-//! the report marks the run "tester limited" rather than charge the shortfall to the server.
+//! only a late start is the schedule slipping). A lagging rate publisher offers less load than
+//! planned: the report marks the run "tester limited" rather than charge the shortfall to the
+//! server (`report::pace`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
