@@ -150,6 +150,7 @@ pub(crate) async fn run_once(
         run_len: plan.duration,
         done: done_tx,
         release: release.clone(),
+        receive_cost: plan.diagnostics.receive_cost,
     };
     let mut healthy = Vec::new();
     let mut slow_tasks = tokio::task::JoinSet::new();
@@ -229,6 +230,7 @@ pub(crate) async fn run_once(
                 start,
                 stop: stop.clone(),
                 live: live.clone(),
+                publish_delay: plan.diagnostics.publish_delay,
             };
             lane_tasks.push(match &server {
                 Some(s) if on_server => s.handle.spawn(lane::run_lane(job, p)),
@@ -238,6 +240,7 @@ pub(crate) async fn run_once(
     }
     let mut published = Published {
         per_user: vec![0; users],
+        lanes: lane_tasks.len(),
         ..Published::default()
     };
     for t in lane_tasks {

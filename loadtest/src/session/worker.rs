@@ -58,6 +58,8 @@ pub(crate) struct Shared {
     /// Cancelled once every worker has reported: only then do connections close, so closing
     /// (server-side teardown) never lands inside the measured delivery window.
     pub(crate) release: CancellationToken,
+    /// `[diagnostics] receive_cost`: CPU each delivery costs (a busy wait; zero in real runs).
+    pub(crate) receive_cost: Duration,
 }
 
 /// One connection handed to a receiver.
@@ -100,6 +102,18 @@ impl Slot {
     }
 }
 
+/// Busy-waits `cost` on this thread: the `receive_cost` diagnostic, a receiver with work to do
+/// per delivery (it holds its runtime thread, as real per-message work would).
+fn spin(cost: Duration) {
+    if cost.is_zero() {
+        return;
+    }
+    let start = std::time::Instant::now();
+    while start.elapsed() < cost {
+        std::hint::spin_loop();
+    }
+}
+
 /// Accounts for up to `limit` buffered messages of `client`, received at `now_ns`; returns
 /// (deliveries, messages handled). A protocol error is counted and ends the connection.
 pub(crate) fn take(
@@ -130,6 +144,7 @@ pub(crate) fn take(
                     ) {
                         stats.delivery(&shared.clock, now_ns, d.ts);
                         delivered += 1;
+                        spin(shared.receive_cost);
                     }
                     slot.done = slot.seq.complete(slot.planned);
                 }

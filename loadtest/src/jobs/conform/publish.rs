@@ -36,8 +36,9 @@ pub(crate) enum EventSender {
         /// The key.
         api_key: String,
     },
-    /// channels_redis `group_send`, through courier's own [`GroupSender`].
-    Redis(GroupSender),
+    /// channels_redis `group_send`, through courier's own [`GroupSender`] (boxed: it holds the
+    /// Redis connections and would make every sender as large).
+    Redis(Box<GroupSender>),
     /// No way to publish: event checks are skipped.
     None,
 }
@@ -46,7 +47,7 @@ impl EventSender {
     /// A Redis sender in `layer`'s format to `config`'s URL and prefix.
     pub(crate) fn redis(layer: LayerKind, config: &RedisConfig) -> Result<Self, String> {
         GroupSender::new(layer, config)
-            .map(Self::Redis)
+            .map(|s| Self::Redis(Box::new(s)))
             .map_err(|e| e.to_string())
     }
 

@@ -186,10 +186,10 @@ pub(crate) fn capacity_search(fm: &SearchSummary) -> Table {
                     num(st.parameters.rate).into(),
                     num(st.figures.get("p99_ms").copied()).into(),
                     num(st.figures.get("deliveries_per_sec").copied()).into(),
-                    if st.passed {
-                        "pass".to_owned()
-                    } else {
-                        format!("FAIL {}", st.failed.join(", "))
+                    match (&st.inconclusive, st.passed) {
+                        (Some(why), _) => format!("INCONCLUSIVE (tester limited: {why})"),
+                        (None, true) => "pass".to_owned(),
+                        (None, false) => format!("FAIL {}", st.failed.join(", ")),
                     }
                     .into(),
                 ]
