@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use courier::config::{LayerKind, RedisConfig};
+use courier::history::Position;
 use courier::layer::{
     ChannelLayer, GroupMessage, GroupName, MemoryLayer, RedisClusterLayer, RedisCoreLayer,
     RedisPubSubLayer,
@@ -22,7 +23,7 @@ type Received = mpsc::Receiver<(String, Value)>;
 fn record(layer: &dyn ChannelLayer) -> Received {
     let (tx, rx) = mpsc::channel(1000);
     layer.attach(Arc::new(
-        move |group: &GroupName, message: &GroupMessage| {
+        move |group: &GroupName, message: &GroupMessage, _at: Option<&Position>| {
             let _ = tx.try_send((group.to_string(), Value::Object(message.clone())));
         },
     ));

@@ -1,4 +1,4 @@
-//! Resume on the Redis pub/sub layer (PROTOCOL.md §7): history lives in Redis, numbered by one
+//! Resume on the Redis layers (PROTOCOL.md §7): history lives in Redis, numbered by one
 //! sequencer per user, so a client that reconnects to *another* courier process gets exactly
 //! what it missed; a Redis restarted empty or restored from an older snapshot is an epoch change.
 
@@ -7,7 +7,7 @@ mod services;
 
 use std::net::SocketAddr;
 
-use common::redis_servers::server;
+use common::redis_servers::{server, LAYERS};
 use common::*;
 use courier::config::LayerKind;
 use serde_json::{json, Value};
@@ -46,10 +46,16 @@ async fn a_client_resumes_on_another_process_exactly_once_in_order() {
     let Some(url) = services::shared_redis().await else {
         return;
     };
+    for kind in LAYERS {
+        resume_across_processes(kind, &url).await;
+    }
+}
+
+async fn resume_across_processes(kind: LayerKind, url: &str) {
     let prefix = services::unique_prefix();
     let (s1, s2) = (
-        server(LayerKind::RedisPubsub, &url, &prefix).await,
-        server(LayerKind::RedisPubsub, &url, &prefix).await,
+        server(kind, url, &prefix).await,
+        server(kind, url, &prefix).await,
     );
     let (mut ws, hello) = connect(&s1, 7, "recover=1").await;
     assert_eq!(hello["offset"], 0);

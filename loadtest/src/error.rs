@@ -9,6 +9,10 @@ pub const EXIT_FAIL: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code when a `--barrier` timed out: not every agent got ready (nothing was published).
 pub const EXIT_BARRIER: u8 = 3;
+/// Exit code when every threshold passed but the tester, not the server, set the pace (the run is
+/// marked "tester limited", or a `--find-max` search was capped by the tester): the figures are a
+/// lower bound of the server's, so a CI job must not read this as the server's pass.
+pub const EXIT_TESTER_LIMITED: u8 = 4;
 /// Exit code after Ctrl-C (a partial report is still printed).
 pub const EXIT_INTERRUPTED: u8 = 130;
 

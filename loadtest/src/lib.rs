@@ -58,7 +58,10 @@ pub mod schema;
 pub mod session;
 
 pub use cli::Opts;
-pub use error::{Error, Result, EXIT_BARRIER, EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, EXIT_USAGE};
+pub use error::{
+    Error, Result, EXIT_BARRIER, EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, EXIT_TESTER_LIMITED,
+    EXIT_USAGE,
+};
 pub use jobs::run::Finished;
 pub use plan::Plan;
 pub use schema::Report;

@@ -247,8 +247,8 @@ async fn redis_publishers_pass_against_the_matching_layer() {
         let suite = conform::suite(&o).await.expect("suite");
         for c in &suite.checks {
             if RELIABLE_DELIVERY.contains(&c.name) {
-                // Not a publisher's business, and not served yet: Django's own group_send writes
-                // no history (redis-pubsub), redis-core keeps no positions. Shown, not asserted.
+                // Not served yet: events from Django's own group_send carry no position on
+                // either layer (courier's own publishes do). Shown, not asserted.
                 eprintln!("{publisher} {}: {:?} {}", c.name, c.status, c.detail);
                 continue;
             }

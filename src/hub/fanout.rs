@@ -86,6 +86,25 @@ impl Hub {
         let Some(g) = shard.groups.get_mut(group) else {
             return 0;
         };
+        if let Some(p) = at {
+            // A skipped offset or a new epoch: the layer lost events (or their history) between
+            // two that reached us. Positioned members cannot be told what they missed here, so
+            // they are closed like a slow consumer (4008) and resume, where the stream answers.
+            let broken = g
+                .last
+                .as_ref()
+                .is_some_and(|l| *l.epoch != *p.epoch || p.offset != l.offset + 1);
+            if broken {
+                tracing::info!(%group, offset = p.offset, "numbered events skipped; positioned members resume");
+                // Closed, not removed: each leaves through `group_discard` as its task ends.
+                let skipped = g.positioned.iter().chain(g.held.iter().map(|h| &h.out));
+                for member in skipped {
+                    Metrics::inc(&self.0.metrics.drops, "stream_gap");
+                    member.close(CloseCode::SlowConsumer);
+                }
+            }
+            g.last = Some(p.clone());
+        }
         let wanted = !g.positioned.is_empty() || !g.held.is_empty();
         let numbered = match at {
             Some(p) if wanted => protocol::positioned(&frame, p.offset, &p.epoch),

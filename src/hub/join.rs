@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::shard::Held;
+use super::shard::{Group, Held};
 use super::{Hub, Refused, Streams};
 use crate::history::{resume_from, Position, Recover, Resume};
 use crate::layer::GroupName;
@@ -67,14 +67,7 @@ impl Hub {
     ) -> Result<(), Refused> {
         let now = self.now();
         let mut shard = self.shard(group.as_str());
-        if max_members > 0
-            && shard
-                .groups
-                .get(group)
-                .is_some_and(|g| g.len() >= max_members)
-        {
-            return Err(Refused::Full);
-        }
+        room(shard.groups.get(group), max_members)?;
         let positioned = recover.positioned() && self.stream_kept(group);
         let frames = match self.local_history().filter(|_| positioned) {
             Some(bounds) => {
@@ -90,12 +83,8 @@ impl Hub {
         };
         self.push_first(&member, &frames);
         let g = shard.groups.entry(group.clone()).or_default();
-        if !g.has_members() {
-            self.0.metrics.groups.inc();
-            self.0.layer.subscribe(group);
-        }
+        self.enter(group, g);
         g.add(member, positioned);
-        self.0.metrics.group_members.inc();
         Ok(())
     }
 
@@ -112,16 +101,10 @@ impl Hub {
     ) -> Result<(), Refused> {
         {
             let mut shard = self.shard(group.as_str());
+            room(shard.groups.get(group), max_members)?;
             let g = shard.groups.entry(group.clone()).or_default();
-            if max_members > 0 && g.len() >= max_members {
-                return Err(Refused::Full);
-            }
-            if !g.has_members() {
-                self.0.metrics.groups.inc();
-                self.0.layer.subscribe(group);
-            }
+            self.enter(group, g);
             g.held.push(Held::new(member.clone()));
-            self.0.metrics.group_members.inc();
         }
         let layer = self.layer().clone();
         let after = match recover {
@@ -214,11 +197,29 @@ impl Hub {
         welcome(Some(at)).into_iter().chain(rest).collect()
     }
 
+    /// Counts a member about to be added to `g`; the group's first local member subscribes it on
+    /// the layer.
+    fn enter(&self, group: &GroupName, g: &Group) {
+        if !g.has_members() {
+            self.0.metrics.groups.inc();
+            self.0.layer.subscribe(group);
+        }
+        self.0.metrics.group_members.inc();
+    }
+
     /// Queues a joining member's first frames. The configuration keeps a full replay within an
     /// empty queue; should it not fit anyway, the member is slow like any other.
     fn push_first(&self, member: &Outbox, frames: &[Bytes]) {
         if member.push_all(frames).1 == Push::Full {
             self.on_full(member, 1);
         }
+    }
+}
+
+/// The per-user connection limit: refused when `g` already has `max` members (0: no limit).
+fn room(g: Option<&Group>, max: usize) -> Result<(), Refused> {
+    match g {
+        Some(g) if max > 0 && g.len() >= max => Err(Refused::Full),
+        _ => Ok(()),
     }
 }

@@ -18,6 +18,8 @@ mod join;
 mod shard;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_layer;
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;

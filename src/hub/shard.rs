@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::config::HistoryConfig;
-use crate::history::Stream;
+use crate::history::{Position, Stream};
 use crate::layer::GroupName;
 use crate::metrics::Metrics;
 use crate::outbox::{ConnId, Outbox};
@@ -22,6 +22,9 @@ pub(super) struct Group {
     pub(super) positioned: Vec<Arc<Outbox>>,
     /// Positioned members still reading the layer's history: live events wait here.
     pub(super) held: Vec<Held>,
+    /// The position of the last numbered event the layer delivered here (layer-kept streams):
+    /// the next must follow it, or the positioned members have missed something.
+    pub(super) last: Option<Position>,
     /// The user stream, when this hub keeps history.
     pub(super) stream: Option<Stream>,
 }

@@ -129,7 +129,10 @@ pub fn build(config: &Config) -> Result<Arc<dyn ChannelLayer>> {
             &config.redis,
             Some(&config.fitted_history()),
         )?),
-        LayerKind::RedisCore => Arc::new(RedisCoreLayer::start(&config.redis)?),
+        LayerKind::RedisCore => Arc::new(RedisCoreLayer::start_with_history(
+            &config.redis,
+            Some(&config.fitted_history()),
+        )?),
         LayerKind::RedisCluster => Arc::new(RedisClusterLayer::start(&config.redis)?),
     })
 }

@@ -10,6 +10,9 @@
   channels_peer.py send-seq --layer core|pubsub --url U --prefix P --users A-B --per-user K
       for seq in 0..K, for user in A..=B: group_send("user_{user}", {"type": "seq_event",
       "data": {"seq": seq}}); then print "SENT <n>".
+  channels_peer.py notify --url U --prefix P --users A-B --per-user K [--first N]
+      the same events as send-seq (seq from N), published with integrations/django/courier_notify.py
+      (courier's publish script through redis-py: positions, history); then print "SENT <n>".
 --url may be repeated: the layer's `hosts`, in that order (channels_redis shards over them).
 --key K adds symmetric_encryption_keys=[K] (Fernet), as a Django settings.py would.
 """
@@ -17,6 +20,7 @@
 import argparse
 import asyncio
 import json
+import os
 import sys
 
 from channels_redis.core import RedisChannelLayer
@@ -79,19 +83,41 @@ async def receive(args):
     return 0
 
 
+def notify(args):
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, os.path.join(here, "..", "..", "integrations", "django"))
+    from courier_notify import CourierNotifier
+
+    kwargs = {"hosts": args.url, "prefix": args.prefix}
+    if args.key:
+        kwargs["symmetric_encryption_keys"] = [args.key]
+    notifier = CourierNotifier(**kwargs)
+    first, last = (int(x) for x in args.users.split("-"))
+    n = 0
+    for seq in range(args.first, args.first + args.per_user):
+        for user in range(first, last + 1):
+            notifier.notify_user(user, "seq-event", {"seq": seq})
+            n += 1
+    print(f"SENT {n}", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["send", "receive", "send-seq"])
+    parser.add_argument("mode", choices=["send", "receive", "send-seq", "notify"])
     parser.add_argument("--layer", choices=["core", "pubsub"], required=True)
     parser.add_argument("--url", action="append", required=True)
     parser.add_argument("--prefix", default="asgi")
     parser.add_argument("--group", action="append")
     parser.add_argument("--users", default="1-1")
     parser.add_argument("--per-user", type=int, default=1)
+    parser.add_argument("--first", type=int, default=0)
     parser.add_argument("--messages", default="[]")
     parser.add_argument("--key")
     parser.add_argument("--timeout", type=float, default=10.0)
     args = parser.parse_args()
+    if args.mode == "notify":
+        notify(args)
+        return 0
     if args.mode == "send-seq":
         asyncio.run(send_seq(args))
         return 0

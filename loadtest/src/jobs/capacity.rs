@@ -33,6 +33,9 @@ pub(crate) struct Measured {
     /// `--find-max rate` report: the highest event rate one process sustained with every
     /// threshold held, at the report's connections and fan-out.
     pub(crate) max_rate: Option<f64>,
+    /// The report is marked tester limited (or its search was capped by the tester): its rate is
+    /// the tester's reach, a lower bound of the server's.
+    pub(crate) tester_limited: bool,
 }
 
 impl Measured {
@@ -66,6 +69,8 @@ impl Measured {
             .then(|| num("/find_max/highest_passing"))
             .flatten();
         let target = text("/target");
+        let tester_limited = v.pointer("/tester_limit/limited") == Some(&Value::Bool(true))
+            || num("/find_max/tester_limited_at").is_some();
         Ok(Self {
             source: format!(
                 "scenario {}, {}, {} publisher, target {target}",
@@ -80,6 +85,7 @@ impl Measured {
             fanout: connections / users,
             rss_includes_clients: target == "embedded",
             max_rate,
+            tester_limited,
         })
     }
 }
@@ -247,6 +253,9 @@ pub(crate) fn render(m: &Measured, d: &Demand, s: &Sizing, fd_limit: u64, from: 
         );
     }
     let _ = writeln!(o, "Assumptions:");
+    if m.tester_limited {
+        let _ = writeln!(o, "  - The report is TESTER LIMITED: the tester, not the server, set its pace, so its rate is a lower bound of what one process sustains and this sizing may ask for more than the server needs. Measure again with more publisher lanes or tester processes.");
+    }
     let _ = writeln!(o, "  - CPU grows linearly with deliveries/s at the measured cost per delivery; it was measured at fan-out {:.1} with the report's arrival model: a lower fan-out or a paced rate costs more per delivery, so measure a scenario like yours.", m.fanout);
     let _ = writeln!(o, "  - {pct:.0}% target utilisation leaves headroom for bursts, reconnect storms and losing a process; memory was sampled under load (queues filled).");
     let bound = if s.processes_by_rate.is_some() {
@@ -276,6 +285,7 @@ mod tests {
             fanout: 10.0,
             rss_includes_clients: false,
             max_rate: None,
+            tester_limited: false,
         }
     }
 
@@ -343,7 +353,16 @@ mod tests {
             "server": {"rss_bytes": 1, "cpu_seconds": 1.0},
             "find_max": {"over": "rate", "highest_passing": 3875.0}
         });
-        assert_eq!(Measured::from_report(&v).expect("m").max_rate, Some(3875.0));
+        let m = Measured::from_report(&v).expect("m");
+        assert_eq!(m.max_rate, Some(3875.0));
+        assert!(!m.tester_limited);
+        // A search the tester capped found the tester's reach: the sizing says so.
+        let mut v = v;
+        v["find_max"]["tester_limited_at"] = serde_json::json!(4000.0);
+        let m = Measured::from_report(&v).expect("m");
+        assert!(m.tester_limited);
+        let text = render(&m, &demand(), &size(&m, &demand()), 65536, "r.json");
+        assert!(text.contains("TESTER LIMITED"), "{text}");
     }
 
     #[test]

@@ -14,14 +14,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context;
+use hdrhistogram::Histogram;
 
 use crate::cli::MergeOpts;
-use crate::error::{EXIT_FAIL, EXIT_PASS};
 use crate::measure::{decode, encode, new_histogram};
 use crate::plan::{Outputs, Segment, Threshold};
-use crate::report::{curve, series, write_outputs};
+use crate::report::{curve, exit_code, series, write_outputs};
 use crate::schema::{
-    Churn, Latency, ProcessFigures, Quantiles, Raw, Report, SlowClients, MAX_LISTED,
+    Churn, Latency, ProcessFigures, Quantiles, Raw, Report, SlowClients, TesterLimit, MAX_LISTED,
 };
 
 /// Reads, merges, judges and writes; the exit code is the merged verdict's.
@@ -53,7 +53,7 @@ pub(crate) async fn run(o: &MergeOpts) -> anyhow::Result<u8> {
     let mut merged = merge(reports)?;
     merged.judge(&thresholds, None);
     write_outputs(&Outputs::new(&o.outputs, false), None, &merged)?;
-    Ok(if merged.passed { EXIT_PASS } else { EXIT_FAIL })
+    Ok(exit_code(&merged))
 }
 
 /// Adds the reports up (see the module docs). Thresholds are left for [`Report::judge`].
@@ -77,6 +77,13 @@ pub(crate) fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
         .enumerate()
         .map(|(i, r)| ProcessFigures::of(r, i))
         .collect();
+    // Any segment the tester held back holds the whole run back (its reasons name the segment).
+    let tester_limit = TesterLimit::any(
+        per_process
+            .iter()
+            .zip(&reports)
+            .map(|(p, r)| (format!("segment {}", p.segment), r.tester_limit.as_ref())),
+    );
     // Segments in K order (the order given when they are not segments).
     per_process.sort_by_key(|p| Segment::parse(&p.segment).map_or(0, |s| s.index));
     let mut latency = new_histogram();
@@ -90,6 +97,8 @@ pub(crate) fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
             .add(decode(&raw.handshake_us, &what("handshake_us"))?)
             .map_err(|e| anyhow::anyhow!("{}: {e:?}", what("handshake_us")))?;
     }
+    let publish_lag = add_optional(&raws, |r| r.publish_lag_us.as_deref(), "publish_lag_us")?;
+    let receive_lag = add_optional(&raws, |r| r.receive_lag_us.as_deref(), "receive_lag_us")?;
     let start_at_ms = raws.first().and_then(|r| r.start_at_ms);
     let first_send_ms = raws.iter().filter_map(|r| r.first_send_ms).min();
     let mut it = reports.into_iter();
@@ -122,6 +131,7 @@ pub(crate) fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
         m.events.published += r.events.published;
         add_counts(&mut m.events.errors, r.events.errors);
         m.events.publish_secs = m.events.publish_secs.max(r.events.publish_secs);
+        m.events.lanes = add_opt(m.events.lanes, r.events.lanes);
         m.throughput.deliveries_per_sec += r.throughput.deliveries_per_sec;
         m.throughput.events_per_sec += r.throughput.events_per_sec;
         let t = &mut m.timeline.deliveries_per_sec;
@@ -163,6 +173,9 @@ pub(crate) fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
     m.latency_us = Latency::of(&latency);
     m.latency_curve = curve(&latency);
     m.connections.handshake_ms = Quantiles::of_us(&handshake);
+    m.events.publish_lag_ms = publish_lag.as_ref().map(Quantiles::of_us);
+    m.tester.receive_lag_ms = receive_lag.as_ref().map(Quantiles::of_us);
+    m.tester_limit = tester_limit;
     m.handshake_distribution = series::handshake_distribution(&handshake);
     // Per-process series and comparisons do not add up: left out of the merged report.
     m.latency_over_time = Default::default();
@@ -179,6 +192,8 @@ pub(crate) fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
         first_send_ms,
         latency_us: encode(&latency),
         handshake_us: encode(&handshake),
+        publish_lag_us: publish_lag.as_ref().map(encode),
+        receive_lag_us: receive_lag.as_ref().map(encode),
     });
     Ok(m)
 }
@@ -214,6 +229,24 @@ fn check_segments(raws: &[&Raw]) -> anyhow::Result<Option<String>> {
             .collect();
         format!("segments {} missing from the merge", absent.join(", "))
     }))
+}
+
+/// The sum of an optional raw histogram over the segments that measured it (`None` if none did).
+fn add_optional(
+    raws: &[&Raw],
+    field: impl Fn(&Raw) -> Option<&str>,
+    name: &str,
+) -> anyhow::Result<Option<Histogram<u64>>> {
+    let mut sum: Option<Histogram<u64>> = None;
+    for (i, raw) in raws.iter().enumerate() {
+        let Some(text) = field(raw) else { continue };
+        let what = format!("report {}: raw.{name}", i + 1);
+        let h = decode(text, &what)?;
+        sum.get_or_insert_with(new_histogram)
+            .add(h)
+            .map_err(|e| anyhow::anyhow!("{what}: {e:?}"))?;
+    }
+    Ok(sum)
 }
 
 fn add_counts(into: &mut BTreeMap<String, u64>, from: BTreeMap<String, u64>) {

@@ -5,6 +5,7 @@
 mod clock;
 mod histogram;
 mod latency_times;
+pub(crate) mod probe;
 mod recovery;
 pub(crate) mod sampler;
 mod seq;

@@ -159,8 +159,16 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let (spun_tx, spun_rx) = std::sync::mpsc::channel::<()>();
         let helper = std::thread::spawn(move || {
+            // Spin until this thread has had 30 ms of CPU (not of wall time: on a busy machine
+            // 30 ms of wall time may hold less CPU than the assertion below needs), bounded.
+            let own_cpu = || {
+                std::fs::read_to_string("/proc/thread-self/schedstat")
+                    .ok()
+                    .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+                    .map_or(Duration::ZERO, Duration::from_nanos)
+            };
             let t = std::time::Instant::now();
-            while t.elapsed() < Duration::from_millis(30) {
+            while own_cpu() < Duration::from_millis(30) && t.elapsed() < Duration::from_secs(10) {
                 std::hint::black_box(0u64);
             }
             let _ = spun_tx.send(());

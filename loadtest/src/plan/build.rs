@@ -95,6 +95,7 @@ impl Plan {
             return Err(usage("the embedded publisher needs the embedded target; use --publisher http with --target"));
         }
         let arrival = ArrivalModel::resolve(opts, p)?;
+        let batch = opts.batch.or(p.batch).unwrap_or(DEFAULT_BATCH).max(1);
         let sources_n = opts
             .source_addrs
             .or(c.source_addrs)
@@ -153,8 +154,8 @@ impl Plan {
             slow_after: c.slow_after.unwrap_or(5),
             publisher,
             arrival,
-            batch: opts.batch.or(p.batch).unwrap_or(DEFAULT_BATCH).max(1),
-            lanes: p.lanes.unwrap_or(DEFAULT_LANES).max(1),
+            batch,
+            lanes: p.lanes.unwrap_or_else(|| lanes_for(&arrival, batch)).max(1),
             payload_bytes: opts.payload_bytes.or(p.payload_bytes).unwrap_or(64),
             duration: duration(
                 opts.duration.as_deref(),
@@ -189,6 +190,7 @@ impl Plan {
             barrier: None,
             churn,
             tokens,
+            diagnostics: Diagnostics::resolve(&s.diagnostics)?,
         };
         if let Some(text) = &opts.segment {
             Segment::parse(text)?.apply(&mut plan)?;

@@ -12,6 +12,7 @@ mod churn;
 mod find_max;
 mod layer;
 pub mod limits;
+mod pace;
 mod scenario;
 mod segment;
 mod target;
@@ -29,9 +30,10 @@ pub use churn::{Churn, TokenPlan, DEFAULT_TOKEN_LIFETIME};
 pub use find_max::{FindMax, DEFAULT_MAX_STEPS, DEFAULT_PRECISION};
 pub(crate) use layer::publisher_layer;
 pub use layer::Layer;
+pub use pace::{lanes_for, Diagnostics, LANE_BATCHES_PER_SEC, MAX_LANES};
 pub use scenario::{
-    ChurnSection, ClientsSection, PublishSection, RunSection, Scenario, ServerSection,
-    DEFAULT_SCENARIO,
+    ChurnSection, ClientsSection, DiagnosticsSection, PublishSection, RunSection, Scenario,
+    ServerSection, DEFAULT_SCENARIO,
 };
 pub use segment::{check_start_at, publish_start, Segment};
 pub use target::{
@@ -51,7 +53,8 @@ pub const DEFAULT_DURATION: Duration = Duration::from_secs(60);
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default notifications per HTTP request.
 pub const DEFAULT_BATCH: usize = 500;
-/// Default HTTP requests in flight (users are partitioned over lanes so each user's order holds).
+/// Fewest publishing lanes (requests in flight; users are partitioned over lanes so each user's
+/// order holds); a rate plan may get more ([`lanes_for`]).
 pub const DEFAULT_LANES: usize = 2;
 /// Source addresses per IPv4 loopback target: 127.0.0.1 … 127.0.0.N, ~28k ports each.
 pub const DEFAULT_SOURCE_ADDRS: u8 = 4;
@@ -122,7 +125,7 @@ pub struct Plan {
     pub arrival: ArrivalModel,
     /// HTTP batch size.
     pub batch: usize,
-    /// HTTP lanes.
+    /// Publishing lanes: the scenario's `lanes`, else [`lanes_for`] the rate.
     pub lanes: usize,
     /// Padding bytes per event.
     pub payload_bytes: usize,
@@ -158,6 +161,8 @@ pub struct Plan {
     pub churn: Option<Churn>,
     /// Token lifetime and in-place refresh.
     pub tokens: TokenPlan,
+    /// `[diagnostics]`: throttles that slow the tester on purpose (zero in real runs).
+    pub diagnostics: Diagnostics,
 }
 
 impl Plan {

@@ -37,6 +37,9 @@ pub struct Scenario {
     /// Connections that drop and reconnect.
     #[serde(default)]
     pub churn: ChurnSection,
+    /// Throttles that slow the tester on purpose (tests of the "tester limited" mark).
+    #[serde(default)]
+    pub diagnostics: DiagnosticsSection,
 }
 
 /// `[run]`: target and time bounds.
@@ -118,7 +121,8 @@ pub struct PublishSection {
     pub rate_duration: Option<String>,
     /// HTTP publisher: notifications per `POST /api/notify`.
     pub batch: Option<usize>,
-    /// HTTP publisher: requests in flight (users are partitioned over lanes, keeping order).
+    /// HTTP and Redis publishers: requests in flight (users are partitioned over lanes, keeping
+    /// order); default: sized from the rate ([`crate::plan::lanes_for`]).
     pub lanes: Option<usize>,
     /// Padding added to each event's data, bytes.
     pub payload_bytes: Option<usize>,
@@ -127,6 +131,17 @@ pub struct PublishSection {
     pub redis_url: Option<String>,
     /// Redis publishers: channels_redis `prefix`.
     pub redis_prefix: Option<String>,
+}
+
+/// `[diagnostics]`: throttles that make the tester the bottleneck on purpose, to test that the
+/// report says so. Leave them out of real measurements.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiagnosticsSection {
+    /// Added to every publish call, e.g. `20ms`: the publisher falls behind its schedule.
+    pub publish_delay: Option<String>,
+    /// CPU each delivery costs a receiver (a busy wait), e.g. `5ms`: the receive side saturates.
+    pub receive_cost: Option<String>,
 }
 
 /// `[server]`: the embedded server's settings (ignored for `--target`).

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::series;
+use super::{pace, series};
 use crate::measure::server_metrics::TesterFigures;
 use crate::measure::significance::spread;
 use crate::measure::{encode, TIMELINE_BUCKET};
@@ -199,6 +199,8 @@ impl Report {
                 published: d.published.events,
                 errors: d.published.errors.clone(),
                 publish_secs: d.published.elapsed.as_secs_f64(),
+                publish_lag_ms: Some(Quantiles::of_us(&d.published.lag_us)),
+                lanes: Some(d.published.lanes as u64),
             },
             throughput,
             latency_us,
@@ -211,6 +213,7 @@ impl Report {
             tester: Tester {
                 cpu_percent: d.costs.tester_cpu.as_secs_f64() / wall * 100.0,
                 delivery_cpu_seconds: Some(d.costs.tester_cpu_delivering.as_secs_f64()),
+                receive_lag_ms: d.costs.receive_lag_us.as_ref().map(Quantiles::of_us),
             },
             server: Server {
                 rss_bytes: d.costs.server_rss,
@@ -221,6 +224,7 @@ impl Report {
             },
             thresholds: Vec::new(),
             passed: false,
+            tester_limit: None,
             find_max: None,
             baseline: None,
             repeat: None,
@@ -233,8 +237,12 @@ impl Report {
                 first_send_ms: Some(d.publish_start_ns / 1_000_000),
                 latency_us: encode(lat),
                 handshake_us: encode(h),
+                publish_lag_us: Some(encode(&d.published.lag_us)),
+                receive_lag_us: d.costs.receive_lag_us.as_ref().map(encode),
             }),
         };
+        let open_model = matches!(plan.arrival, ArrivalModel::Rate { .. });
+        report.tester_limit = Some(pace::tester_limit(&report, open_model));
         if let Some((source, before, after)) = &d.costs.server_metrics {
             let slow = report.slow_clients.as_ref();
             let t = TesterFigures {

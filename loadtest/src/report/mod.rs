@@ -3,12 +3,14 @@
 
 mod build;
 mod churn;
+pub mod pace;
 pub mod render;
 pub(crate) mod series;
 
 use anyhow::Context;
 
 pub(crate) use build::curve;
+pub(crate) use pace::exit_code;
 
 use crate::plan::Outputs;
 use crate::schema::{Report, SearchOver};
@@ -51,8 +53,14 @@ pub(crate) fn write_outputs(
                     format!("{r:.0} events/s at {} connections", fm.connections)
                 }
             };
+            // A search the tester capped found a lower bound, not the server's limit.
+            let bound = if fm.tester_limited_at.is_some() {
+                " — a lower bound: the tester set the pace above it"
+            } else {
+                ""
+            };
             println!(
-                "Capacity search: highest passing step {best} ({}; {} steps)",
+                "Capacity search: highest passing step {best}{bound} ({}; {} steps)",
                 fm.ended_by,
                 fm.steps.len()
             );

@@ -166,6 +166,26 @@ pub const METRICS: &[(&str, &str, Better)] = &[
         Better::Higher,
     ),
     (
+        "publish_lag_p99_ms",
+        "publisher behind its schedule, p99, ms",
+        Better::Lower,
+    ),
+    (
+        "publish_lag_max_ms",
+        "publisher behind its schedule, max, ms",
+        Better::Lower,
+    ),
+    (
+        "receive_lag_p99_ms",
+        "tester's receive side: how late a due task ran, p99, ms",
+        Better::Lower,
+    ),
+    (
+        "tester_limited",
+        "1 when the tester, not the server, set the pace (publisher or receive side), else 0",
+        Better::Lower,
+    ),
+    (
         "tester_cpu_percent",
         "the tester's own CPU, percent of one core",
         Better::Lower,
@@ -290,6 +310,10 @@ impl Report {
             "deliveries_per_sec" => self.throughput.deliveries_per_sec,
             "peak_deliveries_per_sec" => self.throughput.peak_deliveries_per_sec,
             "events_per_sec" => self.throughput.events_per_sec,
+            "publish_lag_p99_ms" => self.events.publish_lag_ms?.p99,
+            "publish_lag_max_ms" => self.events.publish_lag_ms?.max,
+            "receive_lag_p99_ms" => self.tester.receive_lag_ms?.p99,
+            "tester_limited" => f64::from(u8::from(self.tester_limit.as_ref()?.limited)),
             "tester_cpu_percent" => self.tester.cpu_percent,
             "server_rss_mb" => self.server.rss_bytes? as f64 / (1024.0 * 1024.0),
             "rss_per_connection_bytes" => self.server.rss_per_connection_bytes?,

@@ -8,6 +8,7 @@
 mod churn;
 mod compare;
 mod metric;
+mod pace;
 mod search;
 mod segments;
 mod series;
@@ -16,6 +17,7 @@ mod server;
 pub use churn::{Churn, ChurnConnection, MAX_LISTED};
 pub use compare::{Comparison, Figure, Movement};
 pub use metric::{better, metric_name, Better, Outcome, METRICS};
+pub use pace::TesterLimit;
 pub use search::{SearchOver, SearchStep, SearchSummary, StepParameters};
 pub use segments::{ProcessFigures, Raw};
 pub use series::{Bin, BurstRow, LatencyOverTime, Sample};
@@ -27,7 +29,9 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the JSON report's shape; bumped on any incompatible change. 2: `find_max.steps`
 /// hold `parameters`/`figures`/`failed` and `highest_passing` is a number of either unit; every
-/// other change since 1 only added fields. 3 adds `churn` (absent: not measured).
+/// other change since 1 only added fields. 3 adds `churn` (absent: not measured), and is the
+/// first version stamped on the pace fields (`events.lanes`, the publish and receive lags) that
+/// were added under 2.
 pub const SCHEMA_VERSION: u32 = 3;
 
 // Every section with a `Default` reads a missing field as its default (`#[serde(default)]` on
@@ -152,6 +156,14 @@ pub struct Events {
     pub errors: BTreeMap<String, u64>,
     /// Publishing time, s.
     pub publish_secs: f64,
+    /// How far behind its schedule the publisher sent, ms (rate model: per event; burst model:
+    /// per burst start). `None` in a report written before it was measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish_lag_ms: Option<Quantiles>,
+    /// Publishing lanes (requests in flight, each with a fixed slice of the users); merged: the
+    /// sum over the segments. `None` in a report written before it was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lanes: Option<u64>,
 }
 
 /// The tester's own cost.
@@ -165,6 +177,11 @@ pub struct Tester {
     /// costs per delivery come from one report. `None` in a report written before the window
     /// was measured (schema 1).
     pub delivery_cpu_seconds: Option<f64>,
+    /// Receive lag, ms: how late the tester's runtime (its receivers) ran a task that was due,
+    /// from a 10 ms probe over the delivery window; large when the receive side is saturated.
+    /// `None` in a report written before it was measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receive_lag_ms: Option<Quantiles>,
 }
 
 /// The server's cost, when it can be seen (embedded, or `--server-pid`).
@@ -244,6 +261,9 @@ pub struct Report {
     pub thresholds: Vec<Outcome>,
     /// All thresholds passed (and the run was not cut short).
     pub passed: bool,
+    /// Whether the tester, not the server, set the pace (`None`: not measured, an older report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tester_limit: Option<TesterLimit>,
     /// `--find-max`: the steps tried and the highest passing one.
     #[serde(
         default,

@@ -38,6 +38,10 @@ pub struct SearchStep {
     pub passed: bool,
     /// The thresholds that failed.
     pub failed: Vec<String>,
+    /// Why the step says nothing of the server: the tester set the pace (its reasons). Such a
+    /// step is neither the server's pass nor its failure. `None`: conclusive (or not measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inconclusive: Option<String>,
 }
 
 /// The search's result.
@@ -47,8 +51,13 @@ pub struct SearchSummary {
     pub over: SearchOver,
     /// Every step, in order.
     pub steps: Vec<SearchStep>,
-    /// The highest passing connection count or rate.
+    /// The highest passing connection count or rate (never a tester-limited step's).
     pub highest_passing: Option<f64>,
+    /// The lowest connection count or rate at which the tester set the pace: the search could
+    /// not look at the server above it, so `highest_passing` is a lower bound of the server's
+    /// limit, not the limit. `None`: the tester kept pace (or not measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tester_limited_at: Option<f64>,
     /// The connection count a rate search ran at.
     pub connections: usize,
     /// Why the search ended.

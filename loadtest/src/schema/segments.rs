@@ -20,6 +20,12 @@ pub struct Raw {
     pub latency_us: String,
     /// Handshake latency, µs: the same encoding.
     pub handshake_us: String,
+    /// Publish lag, µs: the same encoding (`None`: not measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_lag_us: Option<String>,
+    /// Receive lag, µs: the same encoding (`None`: not measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receive_lag_us: Option<String>,
 }
 
 /// One merged report's own figures (`per_process` in the merged report).

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Result;
+use crate::measure::probe::LagProbe;
 use crate::measure::sampler::{self, Sampler};
 use crate::measure::server_metrics::{scrape, Samples};
 use crate::measure::sysinfo::{self, CpuSample};
@@ -66,6 +67,8 @@ pub(crate) struct Costs {
     pub(crate) server_metrics: Option<(String, Samples, Samples)>,
     /// Resources over time.
     pub(crate) samples: Vec<Sample>,
+    /// Receive lag over the delivery window, µs (`None` when publishing never started).
+    pub(crate) receive_lag_us: Option<hdrhistogram::Histogram<u64>>,
 }
 
 /// The meters of a running session; each phase method is called once, in order.
@@ -81,6 +84,8 @@ pub(crate) struct Meters {
     publishing: Option<Reading>,
     rss_loaded: Option<u64>,
     delivered: Option<Reading>,
+    /// The receive-lag probe, over the delivery window.
+    probe: Option<LagProbe>,
 }
 
 impl Meters {
@@ -120,6 +125,7 @@ impl Meters {
             publishing: None,
             rss_loaded: None,
             delivered: None,
+            probe: None,
         })
     }
 
@@ -141,6 +147,7 @@ impl Meters {
     /// At the first intended send: the delivery window opens.
     pub(crate) fn publishing(&mut self) {
         self.publishing = Some(Reading::now(self.pid));
+        self.probe = Some(LagProbe::start());
     }
 
     /// After the last publish, every connection still open and queues just filled: memory.
@@ -157,12 +164,19 @@ impl Meters {
     /// Every worker stopped receiving: the delivery window closes.
     pub(crate) fn delivered(&mut self) {
         self.delivered = Some(Reading::now(self.pid));
+        if let Some(p) = &self.probe {
+            p.stop();
+        }
     }
 
     /// Stops the sampler, reads the totals and scrapes `--server-metrics` again (call before
     /// the server stops).
     pub(crate) async fn finish(self) -> Result<Costs> {
         let samples = self.sampler.finish().await;
+        let receive_lag_us = match self.probe {
+            Some(p) => Some(p.finish().await),
+            None => None,
+        };
         let after = Reading::now(self.pid);
         let before = &self.before.cpu;
         // A phase skipped (the run stopped early) leaves its window empty.
@@ -200,6 +214,7 @@ impl Meters {
             server_rss_per_conn: self.rss_per_conn,
             server_metrics,
             samples,
+            receive_lag_us,
         })
     }
 }

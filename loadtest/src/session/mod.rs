@@ -155,6 +155,7 @@ pub(crate) async fn run_once(
         done: done_tx,
         release: release.clone(),
         churn: churn.clone(),
+        receive_cost: plan.diagnostics.receive_cost,
     };
     let mut healthy = Vec::new();
     let mut slow_tasks = tokio::task::JoinSet::new();
@@ -237,6 +238,7 @@ pub(crate) async fn run_once(
                 stop: stop.clone(),
                 live: live.clone(),
                 sent: churn.as_ref().map(|c| c.sent.clone()),
+                publish_delay: plan.diagnostics.publish_delay,
             };
             lane_tasks.push(match &server {
                 Some(s) if on_server => s.handle.spawn(lane::run_lane(job, p)),
@@ -246,6 +248,7 @@ pub(crate) async fn run_once(
     }
     let mut published = Published {
         per_user: vec![0; users],
+        lanes: lane_tasks.len(),
         ..Published::default()
     };
     for t in lane_tasks {

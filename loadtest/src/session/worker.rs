@@ -61,6 +61,8 @@ pub(crate) struct Shared {
     pub(crate) release: CancellationToken,
     /// Churn and token refresh (`None`: every connection just receives).
     pub(crate) churn: Option<Arc<ChurnCtx>>,
+    /// `[diagnostics] receive_cost`: CPU each delivery costs (a busy wait; zero in real runs).
+    pub(crate) receive_cost: Duration,
 }
 
 /// One connection handed to a receiver.
@@ -111,6 +113,18 @@ impl Slot {
     }
 }
 
+/// Busy-waits `cost` on this thread: the `receive_cost` diagnostic, a receiver with work to do
+/// per delivery (it holds its runtime thread, as real per-message work would).
+fn spin(cost: Duration) {
+    if cost.is_zero() {
+        return;
+    }
+    let start = std::time::Instant::now();
+    while start.elapsed() < cost {
+        std::hint::spin_loop();
+    }
+}
+
 /// Accounts for up to `limit` buffered messages of `client`, received at `now_ns`; returns
 /// (deliveries, messages handled). A protocol error is counted and ends the connection.
 pub(crate) fn take(
@@ -142,6 +156,7 @@ pub(crate) fn take(
                     if fresh {
                         stats.delivery(&shared.clock, now_ns, d.ts);
                         delivered += 1;
+                        spin(shared.receive_cost);
                     }
                     if let Some(r) = slot.recovery.as_deref_mut() {
                         r.event(d.seq, fresh, frame::position(text), now_ns, text.len());

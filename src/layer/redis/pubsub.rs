@@ -9,9 +9,11 @@
 //! # History
 //! Started [with history](RedisPubSubLayer::start_with_history), courier's own publishes to
 //! `user_*` groups go through the history script (`wire::history`): one sequencer per stream in
-//! Redis, the events kept in a Redis Stream beside the channel, and the position carried to every
-//! subscriber in an envelope — so a client resumes on any courier process. Events Django publishes
-//! with channels_redis carry no position and are delivered as they are.
+//! Redis, the events kept in a Redis Stream beside the channel, the event published as
+//! channels_redis would and its position in a note just before it on a courier-only channel,
+//! which every courier process subscribes beside the group's — so a client resumes on any
+//! courier process, and Django consumers of the group still read every event. Events Django
+//! publishes with channels_redis have no note and are delivered without a position.
 //!
 //! # Failures
 //! Each host's task reconnects with backoff on its own. While a host is away the hub keeps serving
@@ -20,7 +22,7 @@
 //! reconnect the task resubscribes its groups and sends each of them a `resync` message, since
 //! Redis pub/sub kept nothing for us. Groups on the other hosts never notice.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -33,11 +35,12 @@ use super::conn::{self, broken, CHUNK};
 use super::health::LayerMetrics;
 use super::reconnect::Reconnect;
 use super::resync::send_resync;
-use super::wire::history::open_envelope;
+use super::wire::history::parse_note;
 use super::wire::send::{Flavor, Sender};
 use super::wishes::Wishes;
 use crate::config::{HistoryConfig, RedisConfig};
 use crate::error::Result;
+use crate::history::Position;
 use crate::layer::{ChannelLayer, GroupMessage, GroupName, Inbound, StreamHistory};
 use crate::metrics::Metrics;
 
@@ -56,6 +59,9 @@ pub struct RedisPubSubLayer {
 struct Shared {
     /// `{prefix}__group__`: what channel names start with.
     channel_prefix: String,
+    /// `{prefix}__courier__`: what position-note channels start with (subscribed only with
+    /// history, for `user_*` groups).
+    note_prefix: Option<String>,
     /// Publishes, and holds the codec the subscribers decode with.
     sender: Sender,
     inbound: OnceLock<Inbound>,
@@ -83,6 +89,7 @@ impl RedisPubSubLayer {
         }
         let shared = Arc::new(Shared {
             channel_prefix: sender.names().channel_prefix(),
+            note_prefix: sender.keeps_history().then(|| sender.names().note_prefix()),
             sender,
             inbound: OnceLock::new(),
             metrics: LayerMetrics::new(clients.len()),
@@ -170,6 +177,9 @@ async fn run(shared: Arc<Shared>, host: usize, client: redis::Client, stop: Canc
     while let Some((pubsub, resumed)) = link.next(|| client.get_async_pubsub()).await {
         let (mut sink, mut stream) = pubsub.split();
         let mut subscribed = wishes.snapshot();
+        // A position note waiting for its event, by group (the next message on that group's
+        // channel; see `wire::history`).
+        let mut notes = HashMap::new();
         let mut live = change(&shared, &mut sink, &subscribed, true).await;
         if live.is_ok() {
             wishes.mark_live(&subscribed, true);
@@ -187,6 +197,7 @@ async fn run(shared: Arc<Shared>, host: usize, client: redis::Client, stop: Canc
                 &mut sink,
                 &mut stream,
                 &mut subscribed,
+                &mut notes,
                 &stop,
             )
             .await;
@@ -206,6 +217,7 @@ async fn session(
     sink: &mut PubSubSink,
     stream: &mut PubSubStream,
     subscribed: &mut HashSet<GroupName>,
+    notes: &mut HashMap<GroupName, Position>,
     stop: &CancellationToken,
 ) -> redis::RedisResult<()> {
     let mut ping = tokio::time::interval(PING_INTERVAL);
@@ -215,10 +227,10 @@ async fn session(
             _ = stop.cancelled() => return Ok(()),
             // Cancel-safe: the stream is a channel receiver; nothing is lost if another arm wins.
             msg = stream.next() => match msg {
-                Some(msg) => deliver(shared, &msg),
+                Some(msg) => deliver(shared, &msg, notes),
                 None => return Err(broken("subscriber connection closed")),
             },
-            _ = wishes.changed() => reconcile(shared, wishes, sink, subscribed).await?,
+            _ = wishes.changed() => reconcile(shared, wishes, sink, subscribed, notes).await?,
             _ = ping.tick() => {
                 let pong = tokio::time::timeout(conn::RESPONSE_TIMEOUT, sink.ping::<redis::Value>()).await;
                 pong.map_err(|_| broken("ping timed out"))??;
@@ -233,6 +245,7 @@ async fn reconcile(
     wishes: &Wishes,
     sink: &mut PubSubSink,
     subscribed: &mut HashSet<GroupName>,
+    notes: &mut HashMap<GroupName, Position>,
 ) -> redis::RedisResult<()> {
     let mut add = HashSet::new();
     let mut remove = HashSet::new();
@@ -242,6 +255,11 @@ async fn reconcile(
             (false, true) => drop(remove.insert(group)),
             _ => {}
         }
+    }
+    // A note whose event will not come (its channel went away mid-pair) must not label a later
+    // event of the group.
+    for g in add.iter().chain(&remove) {
+        notes.remove(g);
     }
     if !add.is_empty() {
         change(shared, sink, &add, true).await?;
@@ -263,11 +281,18 @@ async fn change(
     groups: &HashSet<GroupName>,
     on: bool,
 ) -> redis::RedisResult<()> {
-    let names: Vec<String> = groups
-        .iter()
-        .map(|g| format!("{}{g}", shared.channel_prefix))
-        .collect();
-    for chunk in names.chunks(CHUNK) {
+    let groups: Vec<&GroupName> = groups.iter().collect();
+    // Up to two channels a group, and a group's two always in one command: a note channel
+    // subscribed without its group channel (or the reverse) would pair notes with the wrong events.
+    for chunk in groups.chunks(CHUNK / 2) {
+        let mut names: Vec<String> = Vec::with_capacity(chunk.len() * 2);
+        for g in chunk {
+            if let Some(notes) = shared.note_prefix.as_ref().filter(|_| g.is_user_stream()) {
+                names.push(format!("{notes}{g}"));
+            }
+            names.push(format!("{}{g}", shared.channel_prefix));
+        }
+        let chunk = &names;
         let call = async {
             if on {
                 sink.subscribe(chunk).await
@@ -282,27 +307,35 @@ async fn change(
     Ok(())
 }
 
-/// Decodes one published payload and hands it to the hub. Bad payloads are counted, not fatal.
-fn deliver(shared: &Shared, msg: &redis::Msg) {
-    let Some(name) = msg
-        .get_channel_name()
-        .strip_prefix(shared.channel_prefix.as_str())
-    else {
+/// Decodes one published payload and hands it to the hub, with the position its note gave; a
+/// note is kept for its event. Bad payloads are counted, not fatal.
+fn deliver(shared: &Shared, msg: &redis::Msg, notes: &mut HashMap<GroupName, Position>) {
+    let channel = msg.get_channel_name();
+    if let Some(name) = shared
+        .note_prefix
+        .as_deref()
+        .and_then(|p| channel.strip_prefix(p))
+    {
+        let Some(group) = GroupName::new(name) else {
+            return;
+        };
+        match parse_note(msg.get_payload_bytes()) {
+            Ok(position) => drop(notes.insert(group, position)),
+            Err(e) => {
+                shared.metrics.error("decode");
+                tracing::warn!(%group, error = e, "redis-pubsub: dropping a bad position note");
+            }
+        }
+        return;
+    }
+    let Some(name) = channel.strip_prefix(shared.channel_prefix.as_str()) else {
         return;
     };
     let Some(group) = GroupName::new(name) else {
         return;
     };
-    let (position, payload) = match open_envelope(msg.get_payload_bytes()) {
-        None => (None, msg.get_payload_bytes()),
-        Some(Ok((position, payload))) => (Some(position), payload),
-        Some(Err(e)) => {
-            shared.metrics.error("decode");
-            tracing::warn!(%group, error = e, "redis-pubsub: dropping a bad envelope");
-            return;
-        }
-    };
-    match shared.sender.codec().decode(payload) {
+    let position = notes.remove(&group);
+    match shared.sender.codec().decode(msg.get_payload_bytes()) {
         Ok(message) => {
             if let Some(inbound) = shared.inbound.get() {
                 inbound(&group, &message, position.as_ref());

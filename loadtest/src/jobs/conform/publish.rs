@@ -36,7 +36,8 @@ pub(crate) enum EventSender {
         /// The key.
         api_key: String,
     },
-    /// channels_redis `group_send`, through courier's own [`GroupSender`] (boxed: it is large).
+    /// channels_redis `group_send`, through courier's own [`GroupSender`] (boxed: it holds the
+    /// Redis connections and would make every sender as large).
     Redis(Box<GroupSender>),
     /// No way to publish: event checks are skipped.
     None,

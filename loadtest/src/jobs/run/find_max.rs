@@ -2,6 +2,12 @@
 //! so group sizes stay the same) until a threshold fails. Over rate, at a fixed connection count,
 //! brackets the highest sustained event rate at which every threshold holds (doubling up, or
 //! halving down when the first rate fails), then bisects the bracket to `--precision`.
+//!
+//! A step the tester set the pace of (`report::pace`) is inconclusive: neither the server's pass
+//! nor its failure. It never becomes `highest_passing`; it ends a connections search and caps a
+//! rate search (no higher rate is tried: a tester that cannot offer this rate cannot offer more),
+//! which goes on bisecting below it. The summary's `tester_limited_at` then says that the highest
+//! passing step is a lower bound of the server's limit, not the limit.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +18,8 @@ use crate::plan::{limits, ArrivalModel, FindMax, Plan};
 use crate::schema::{Report, SearchOver, SearchStep, SearchSummary, StepParameters};
 use crate::session::{self, StopReason};
 
+use super::bracket::{Bracket, StepOutcome};
+
 /// Figures recorded for every step, besides the thresholds' own metrics.
 const STEP_FIGURES: &[&str] = &[
     "p50_ms",
@@ -20,6 +28,8 @@ const STEP_FIGURES: &[&str] = &[
     "events_per_sec",
     "lost",
     "failed",
+    "publish_lag_p99_ms",
+    "receive_lag_p99_ms",
 ];
 
 /// Runs the search; the returned report is the highest passing step's (or the first step's), with
@@ -37,6 +47,7 @@ pub(crate) async fn find_max(
         steps: Vec::new(),
         best: None,
         first: None,
+        tester_limited_at: None,
     };
     let ended_by = match fm.over {
         SearchOver::Connections => search.over_connections(fm).await?,
@@ -53,6 +64,7 @@ pub(crate) async fn find_max(
         over: fm.over,
         steps: search.steps,
         highest_passing,
+        tester_limited_at: search.tester_limited_at,
         connections: plan.connections,
         ended_by,
     });
@@ -67,11 +79,13 @@ struct Search<'a> {
     /// The highest passing value (connections or rate) and its report.
     best: Option<(f64, Report)>,
     first: Option<Report>,
+    /// The lowest value at which the tester set the pace.
+    tester_limited_at: Option<f64>,
 }
 
 impl Search<'_> {
-    /// Runs one step with `p`; records it and returns whether it passed.
-    async fn step(&mut self, p: Plan, value: f64) -> Result<bool> {
+    /// Runs one step with `p`; records it and returns what it says about the server.
+    async fn step(&mut self, p: Plan, value: f64) -> Result<StepOutcome> {
         let data =
             session::run_once(&p, self.stop.clone(), self.reason.clone(), &session::NoGate).await?;
         let report = Report::build(&p, &data);
@@ -91,11 +105,25 @@ impl Search<'_> {
             .filter(|t| !t.passed)
             .map(|t| t.expr.clone())
             .collect();
+        let inconclusive = report
+            .tester_limit
+            .as_ref()
+            .filter(|t| t.limited)
+            .map(|t| t.reasons.join("; "));
+        let outcome = match (&inconclusive, report.passed) {
+            (Some(_), _) => StepOutcome::Inconclusive,
+            (None, true) => StepOutcome::Pass,
+            (None, false) => StepOutcome::Fail,
+        };
         eprintln!(
             "find-max: {:>7} connections  {}  {}  p99 {:.2} ms  {:.0} deliveries/s  lost {}{}",
             p.connections,
             rate.map_or(String::new(), |r| format!("{r:.0} events/s")),
-            if report.passed { "pass" } else { "FAIL" },
+            match outcome {
+                StepOutcome::Pass => "pass",
+                StepOutcome::Fail => "FAIL",
+                StepOutcome::Inconclusive => "INCONCLUSIVE (tester limited)",
+            },
             report.latency_us.p99 as f64 / 1000.0,
             report.throughput.deliveries_per_sec,
             report.deliveries.lost,
@@ -105,7 +133,6 @@ impl Search<'_> {
                 format!("  failed: {}", failed.join(", "))
             }
         );
-        let passed = report.passed;
         self.steps.push(SearchStep {
             parameters: StepParameters {
                 connections: p.connections,
@@ -113,16 +140,24 @@ impl Search<'_> {
                 rate,
             },
             figures,
-            passed,
+            passed: report.passed,
             failed,
+            inconclusive,
         });
         if self.first.is_none() {
             self.first = Some(report.clone());
         }
-        if passed && self.best.as_ref().is_none_or(|(v, _)| value > *v) {
-            self.best = Some((value, report));
+        match outcome {
+            StepOutcome::Pass if self.best.as_ref().is_none_or(|(v, _)| value > *v) => {
+                self.best = Some((value, report));
+            }
+            StepOutcome::Inconclusive => {
+                let at = self.tester_limited_at.map_or(value, |v| v.min(value));
+                self.tester_limited_at = Some(at);
+            }
+            _ => {}
         }
-        Ok(passed)
+        Ok(outcome)
     }
 
     async fn over_connections(&mut self, fm: FindMax) -> Result<String> {
@@ -135,12 +170,18 @@ impl Search<'_> {
             if let Err(e) = limits::check_fds(&p).and_then(|_| limits::check_ports(&p)) {
                 return Ok(format!("machine limit before {n} connections: {e}"));
             }
-            let passed = self.step(p, n as f64).await?;
+            let outcome = self.step(p, n as f64).await?;
             if self.stop.is_cancelled() {
                 return Ok("stopped".into());
             }
-            if !passed {
-                return Ok(format!("a threshold failed at {n} connections"));
+            match outcome {
+                StepOutcome::Pass => {}
+                StepOutcome::Fail => return Ok(format!("a threshold failed at {n} connections")),
+                StepOutcome::Inconclusive => {
+                    return Ok(format!(
+                        "inconclusive: the tester set the pace at {n} connections (the server's limit is above the highest passing step)"
+                    ))
+                }
             }
             if n >= fm.limit {
                 return Ok(format!("reached --max-connections {}", fm.limit));
@@ -167,120 +208,12 @@ impl Search<'_> {
                 return Ok(format!("--max-steps {} reached", fm.max_steps));
             }
             steps += 1;
-            let passed = self.step(with_rate(r), r).await?;
+            let outcome = self.step(with_rate(r), r).await?;
             if self.stop.is_cancelled() {
                 return Ok("stopped".into());
             }
-            bracket.record(r, passed);
+            bracket.record(r, outcome);
         }
         Ok(bracket.ended_by())
-    }
-}
-
-/// The rate search's state: bracket (×2 up from a pass, ÷2 down from a fail), then bisect.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Bracket {
-    /// Highest passing rate so far.
-    pub(crate) lo: Option<f64>,
-    /// Lowest failing rate so far.
-    pub(crate) hi: Option<f64>,
-    start: f64,
-    max: f64,
-    precision: f64,
-}
-
-/// Below this rate a search that never passed gives up (the thresholds fail at any load).
-const MIN_RATE: f64 = 1.0;
-
-impl Bracket {
-    /// A search starting at `start` events/s, never above `max`, stopping when `hi ÷ lo − 1 ≤
-    /// precision`.
-    pub(crate) fn new(start: f64, max: f64, precision: f64) -> Self {
-        Self {
-            lo: None,
-            hi: None,
-            start: start.min(max),
-            max,
-            precision,
-        }
-    }
-
-    /// The next rate to try, or `None` when the search is over.
-    pub(crate) fn next(&self) -> Option<f64> {
-        match (self.lo, self.hi) {
-            (None, None) => Some(self.start),
-            (Some(lo), None) if lo >= self.max => None,
-            (Some(lo), None) => Some((lo * 2.0).min(self.max)),
-            (None, Some(hi)) if hi / 2.0 < MIN_RATE => None,
-            (None, Some(hi)) => Some(hi / 2.0),
-            (Some(lo), Some(hi)) if hi / lo - 1.0 <= self.precision => None,
-            (Some(lo), Some(hi)) => Some((lo + hi) / 2.0),
-        }
-    }
-
-    /// Records the outcome at `rate`.
-    pub(crate) fn record(&mut self, rate: f64, passed: bool) {
-        if passed {
-            self.lo = Some(self.lo.map_or(rate, |l| l.max(rate)));
-        } else {
-            self.hi = Some(self.hi.map_or(rate, |h| h.min(rate)));
-        }
-    }
-
-    /// Why the search ended, for the report.
-    pub(crate) fn ended_by(&self) -> String {
-        match (self.lo, self.hi) {
-            (Some(lo), Some(hi)) => format!(
-                "bracketed: {lo:.0} events/s passes, {hi:.0} fails (within {:.0}%)",
-                self.precision * 100.0
-            ),
-            (Some(_), None) => format!("reached --max-rate {}", self.max),
-            (None, Some(hi)) => format!("no passing rate (failed down to {hi:.1} events/s)"),
-            (None, None) => "no step ran".into(),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Drives a bracket against a system that passes up to `ceiling` events/s.
-    fn search(start: f64, ceiling: f64, max: f64) -> (Bracket, Vec<f64>) {
-        let mut b = Bracket::new(start, max, 0.05);
-        let mut tried = Vec::new();
-        while let Some(r) = b.next() {
-            assert!(tried.len() < 100, "bounded: {tried:?}");
-            tried.push(r);
-            b.record(r, r <= ceiling);
-        }
-        (b, tried)
-    }
-
-    #[test]
-    fn brackets_up_then_bisects_to_the_precision() {
-        let (b, tried) = search(1000.0, 5500.0, 1e9);
-        assert_eq!(&tried[..4], &[1000.0, 2000.0, 4000.0, 8000.0], "doubling");
-        let (lo, hi) = (b.lo.expect("lo"), b.hi.expect("hi"));
-        assert!(lo <= 5500.0 && hi > 5500.0, "{lo}..{hi}");
-        assert!(hi / lo - 1.0 <= 0.05, "{lo}..{hi}");
-        assert!(b.ended_by().starts_with("bracketed"), "{}", b.ended_by());
-    }
-
-    #[test]
-    fn halves_down_when_the_first_rate_fails() {
-        let (b, tried) = search(10_000.0, 900.0, 1e9);
-        assert_eq!(&tried[..5], &[10_000.0, 5000.0, 2500.0, 1250.0, 625.0]);
-        let lo = b.lo.expect("lo");
-        assert!(lo <= 900.0 && b.hi.expect("hi") / lo - 1.0 <= 0.05);
-    }
-
-    #[test]
-    fn stops_at_the_maximum_and_when_nothing_passes() {
-        let (b, tried) = search(1000.0, 1e12, 3000.0);
-        assert_eq!(tried, vec![1000.0, 2000.0, 3000.0]);
-        assert_eq!(b.ended_by(), "reached --max-rate 3000");
-        let (b, _) = search(100.0, 0.0, 1e9);
-        assert!(b.lo.is_none() && b.ended_by().starts_with("no passing rate"));
     }
 }

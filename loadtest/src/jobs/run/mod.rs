@@ -2,6 +2,7 @@
 //! (`find_max.rs`), or one agent of a `--barrier` run ([`barrier`]); then the outputs.
 
 pub mod barrier;
+mod bracket;
 mod find_max;
 
 use std::sync::{Arc, OnceLock};
@@ -9,17 +10,18 @@ use std::sync::{Arc, OnceLock};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Opts;
-use crate::error::{Error, Result, EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS};
+use crate::error::{Error, Result, EXIT_INTERRUPTED};
 use crate::plan::{BarrierSpec, Plan};
-use crate::report::write_outputs;
-use crate::schema::{Repeated, Report};
+use crate::report::{exit_code, write_outputs};
+use crate::schema::{Repeated, Report, TesterLimit};
 use crate::session::{self, NoGate, StopReason};
 
 /// The end of a run: the report and the exit code it earns.
 pub struct Finished {
     /// The report.
     pub report: Report,
-    /// [`EXIT_PASS`], [`EXIT_FAIL`] or [`EXIT_INTERRUPTED`].
+    /// [`crate::EXIT_PASS`], [`crate::EXIT_FAIL`], [`crate::EXIT_TESTER_LIMITED`] or
+    /// [`EXIT_INTERRUPTED`].
     pub exit_code: u8,
 }
 
@@ -52,10 +54,8 @@ pub async fn finish(opts: &Opts) -> anyhow::Result<Finished> {
     )?;
     let exit_code = if reason.get().is_some_and(|r| r.starts_with("interrupted")) {
         EXIT_INTERRUPTED
-    } else if report.passed {
-        EXIT_PASS
     } else {
-        EXIT_FAIL
+        exit_code(&report)
     };
     Ok(Finished { report, exit_code })
 }
@@ -83,7 +83,7 @@ pub(crate) async fn run_plan(
                 plan.repeat,
                 report.latency_us.p99 as f64 / 1000.0,
                 report.throughput.deliveries_per_sec,
-                if report.passed { "pass" } else { "FAIL" }
+                report.verdict()
             );
         }
         let partial = report.partial.is_some();
@@ -96,6 +96,13 @@ pub(crate) async fn run_plan(
     if plan.repeat > 1 {
         reports.push(report.clone());
         report.repeat = Some(Repeated::from_reports(&reports));
+        // Any run the tester held back holds the figures back.
+        report.tester_limit = TesterLimit::any(
+            reports
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (format!("run {}", i + 1), r.tester_limit.as_ref())),
+        );
         report.evaluate(plan);
     }
     Ok(report)

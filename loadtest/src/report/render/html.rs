@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use super::chart::{bar_chart, line_chart, Series, XAxis, COLORS};
 use super::table::Table;
-use super::{escape, sections};
+use super::{escape, lag, sections, tester_limited};
 use crate::schema::{LatencyOverTime, Report, Sample};
 
 /// Position on a "nines" axis: 90, 99, 99.9 … evenly spaced.
@@ -20,7 +20,7 @@ fn nines(p: f64) -> f64 {
 }
 
 fn summary_rows(r: &Report) -> Vec<(&'static str, String)> {
-    vec![
+    let mut rows = vec![
         ("target", r.target.clone()),
         ("publisher", r.publisher.clone()),
         ("model", r.model.clone()),
@@ -65,8 +65,20 @@ fn summary_rows(r: &Report) -> Vec<(&'static str, String)> {
                 .cpu_percent
                 .map_or("n/a".into(), |p| format!("{p:.0}% of one core")),
         ),
-        ("verdict", if r.passed { "PASS" } else { "FAIL" }.into()),
-    ]
+    ];
+    if let Some(q) = &r.events.publish_lag_ms {
+        rows.push(("publish lag", lag(q)));
+    }
+    if let Some(q) = &r.tester.receive_lag_ms {
+        rows.push(("receive lag", lag(q)));
+    }
+    rows.extend(
+        tester_limited(r)
+            .into_iter()
+            .map(|why| ("tester limited", why)),
+    );
+    rows.push(("verdict", r.verdict().into()));
+    rows
 }
 
 /// A table under its heading.
@@ -166,7 +178,12 @@ pub fn render(r: &Report, base: Option<&Report>) -> String {
     );
     s.push_str("<table>\n");
     for (k, v) in summary_rows(r) {
-        let class = if k == "verdict" { v.as_str() } else { "" };
+        // `PASS (tester limited)` is styled as its first word.
+        let class = match k {
+            "verdict" => v.split(' ').next().unwrap_or_default(),
+            "tester limited" => "FAIL",
+            _ => "",
+        };
         let _ = writeln!(
             s,
             "<tr><td>{k}</td><td class=\"{class}\">{}</td></tr>",

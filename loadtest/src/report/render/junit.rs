@@ -1,13 +1,17 @@
 //! JUnit XML: one test case per threshold, for CI systems that read JUnit.
 
-use super::escape;
+use super::{escape, tester_limited};
 use crate::schema::Report;
 
 /// Renders the thresholds as a JUnit test suite.
 pub fn render(r: &Report) -> String {
-    let failures =
-        r.thresholds.iter().filter(|t| !t.passed).count() + usize::from(r.partial.is_some());
-    let tests = r.thresholds.len() + usize::from(r.partial.is_some());
+    // A report that measured the tester's pace has one more case: "tester kept pace".
+    let limited = tester_limited(r);
+    let pace = r.tester_limit.is_some() || !limited.is_empty();
+    let failures = r.thresholds.iter().filter(|t| !t.passed).count()
+        + usize::from(r.partial.is_some())
+        + usize::from(!limited.is_empty());
+    let tests = r.thresholds.len() + usize::from(r.partial.is_some()) + usize::from(pace);
     let mut s = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n<testsuite name=\"loadtest.{}\" tests=\"{tests}\" failures=\"{failures}\" time=\"{:.3}\">\n",
         escape(&r.scenario),
@@ -31,6 +35,19 @@ pub fn render(r: &Report) -> String {
     }
     if let Some(why) = &r.partial {
         s.push_str(&format!("  <testcase classname=\"loadtest.{}\" name=\"complete run\"><failure message=\"{}\"/></testcase>\n", escape(&r.scenario), escape(why)));
+    }
+    if pace {
+        s.push_str(&format!(
+            "  <testcase classname=\"loadtest.{}\" name=\"tester kept pace\">",
+            escape(&r.scenario)
+        ));
+        if !limited.is_empty() {
+            s.push_str(&format!(
+                "<failure message=\"tester limited: {}\"/>",
+                escape(&limited.join("; "))
+            ));
+        }
+        s.push_str("</testcase>\n");
     }
     s.push_str("</testsuite>\n</testsuites>\n");
     s

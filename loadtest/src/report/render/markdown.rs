@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::table::Table;
-use super::{num, sections};
+use super::{lag, num, sections, tester_limited};
 use crate::schema::Report;
 
 /// Escapes a table cell.
@@ -21,10 +21,18 @@ fn section(s: &mut String, table: &Table) {
 /// Renders the summary.
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
-    let verdict = if r.passed { "PASS ✅" } else { "FAIL ❌" };
+    let sign = match (r.passed, r.held_back_by_tester()) {
+        (true, false) => "✅",
+        (true, true) => "⚠️",
+        (false, _) => "❌",
+    };
+    let verdict = format!("{} {sign}", r.verdict());
     let _ = writeln!(s, "## loadtest: {} — {verdict}\n", cell(&r.scenario));
     if let Some(p) = &r.partial {
         let _ = writeln!(s, "**Partial run:** {}\n", cell(p));
+    }
+    for why in tester_limited(r) {
+        let _ = writeln!(s, "**Tester limited:** {}\n", cell(&why));
     }
     let l = &r.latency_us;
     let ms = |us: u64| us as f64 / 1000.0;
@@ -60,6 +68,12 @@ pub fn render(r: &Report) -> String {
         ms(l.p99),
         ms(l.max)
     );
+    if let Some(q) = &r.events.publish_lag_ms {
+        let _ = writeln!(s, "| publish lag | {} |", lag(q));
+    }
+    if let Some(q) = &r.tester.receive_lag_ms {
+        let _ = writeln!(s, "| receive lag | {} |", lag(q));
+    }
     if let Some(ns) = r.metric("server_ns_per_delivery") {
         let _ = writeln!(s, "| server CPU per delivery | {ns:.0} ns |");
     }

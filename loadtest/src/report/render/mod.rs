@@ -10,7 +10,7 @@ mod sections;
 mod table;
 pub mod text;
 
-use crate::schema::{Figure, Movement};
+use crate::schema::{Figure, Movement, Quantiles, Report};
 
 /// Escapes text for HTML and XML (element content and double-quoted attributes).
 pub fn escape(s: &str) -> String {
@@ -30,6 +30,27 @@ pub fn num(v: Option<f64>) -> String {
         Some(v) if v.abs() >= 1000.0 => format!("{v:.1}"),
         Some(v) => format!("{v:.3}"),
     }
+}
+
+/// A lag (publish or receive) for a summary: `p99 1.20 ms, max 3.40 ms`.
+pub(crate) fn lag(q: &Quantiles) -> String {
+    format!("p99 {:.2} ms, max {:.2} ms", q.p99, q.max)
+}
+
+/// The lines that say the tester set the pace (empty when it did not, or was not measured).
+pub(crate) fn tester_limited(r: &Report) -> Vec<String> {
+    let mut lines: Vec<String> = r
+        .tester_limit
+        .iter()
+        .flat_map(|t| t.reasons.iter().cloned())
+        .collect();
+    if let Some(at) = r.find_max.as_ref().and_then(|f| f.tester_limited_at) {
+        lines.push(format!(
+            "capacity search: the tester set the pace at {}; the highest passing step is a lower bound of the server's limit",
+            num(Some(at))
+        ));
+    }
+    lines
 }
 
 /// A change for a table: `+6.2% worse`.

@@ -140,15 +140,16 @@ pub(crate) fn server_metrics(m: &ServerMetrics) -> Table {
     }
 }
 
-/// The thresholds' outcomes (the text lays them out as lines: [`super::text::render_outcomes`]).
+/// The thresholds' outcomes. The text lays each row out as a sentence (`ok  p99_ms<5  actual
+/// 1.234`), since a bound against a baseline reads better said than tabulated.
 pub(crate) fn thresholds(outcomes: &[Outcome]) -> Table {
     Table {
         title: "Thresholds".into(),
         columns: vec![
             Column::new("", "  ", Fit::Left(4)),
             Column::new("threshold", "  ", Fit::Left(34)),
-            Column::new("actual", " ", Fit::Free),
-            Column::new("bound", " ", Fit::Free),
+            Column::new("actual", " actual ", Fit::Free),
+            Column::new("bound", "", Fit::Free),
         ],
         rows: outcomes
             .iter()
@@ -156,8 +157,11 @@ pub(crate) fn thresholds(outcomes: &[Outcome]) -> Table {
                 vec![
                     Cell::Mark(Mark::passed(t.passed)),
                     Cell::Code(t.expr.clone()),
-                    num(t.actual).into(),
-                    num(t.bound).into(),
+                    Cell::Measured(t.actual),
+                    Cell::Bound {
+                        bound: t.bound,
+                        baseline: t.baseline,
+                    },
                 ]
             })
             .collect(),
@@ -182,10 +186,10 @@ pub(crate) fn capacity_search(fm: &SearchSummary) -> Table {
                     num(st.parameters.rate).into(),
                     num(st.figures.get("p99_ms").copied()).into(),
                     num(st.figures.get("deliveries_per_sec").copied()).into(),
-                    if st.passed {
-                        "pass".to_owned()
-                    } else {
-                        format!("FAIL {}", st.failed.join(", "))
+                    match (&st.inconclusive, st.passed) {
+                        (Some(why), _) => format!("INCONCLUSIVE (tester limited: {why})"),
+                        (None, true) => "pass".to_owned(),
+                        (None, false) => format!("FAIL {}", st.failed.join(", ")),
                     }
                     .into(),
                 ]

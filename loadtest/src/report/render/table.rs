@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use super::escape;
+use super::{escape, num};
 
 /// A row's verdict; each layout has its own word for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +76,17 @@ pub(crate) enum Cell {
     Code(String),
     /// Low and high ends, `low..high` (HTML gives each end a column, so either sorts).
     Range(String, String),
+    /// A measured figure: the text gives it three decimals (`not measured` when absent), the
+    /// others read it as every figure ([`num`]).
+    Measured(Option<f64>),
+    /// A threshold's bound, and the baseline it was derived from: the text says it only when a
+    /// baseline makes it worth saying (`   bound 1.2 (baseline 1)`), the others show the bound.
+    Bound {
+        /// The bound compared against.
+        bound: Option<f64>,
+        /// The baseline figure it came from, if any.
+        baseline: Option<f64>,
+    },
 }
 
 impl Cell {
@@ -84,6 +95,21 @@ impl Cell {
             Self::Text(t) | Self::Code(t) => t.clone(),
             Self::Mark(m) => m.text().into(),
             Self::Range(lo, hi) => format!("{lo}..{hi}"),
+            Self::Measured(v) => v.map_or("not measured".into(), |a| format!("{a:.3}")),
+            Self::Bound {
+                bound: Some(b),
+                baseline: Some(base),
+            } => format!("   bound {} (baseline {})", num(Some(*b)), num(Some(*base))),
+            Self::Bound { .. } => String::new(),
+        }
+    }
+
+    /// How Markdown and HTML read it.
+    fn value(&self) -> String {
+        match self {
+            Self::Measured(v) => num(*v),
+            Self::Bound { bound, .. } => num(*bound),
+            other => other.text(),
         }
     }
 }
@@ -192,7 +218,7 @@ impl Table {
                 .map(|c| match c {
                     Cell::Mark(m) => m.markdown().into(),
                     Cell::Code(t) => format!("`{}`", escape(t)),
-                    other => escape(&other.text()),
+                    other => escape(&other.value()),
                 })
                 .collect();
             let _ = writeln!(s, "| {} |", cells.join(" | "));
@@ -223,7 +249,7 @@ impl Table {
                     Cell::Range(lo, hi) => {
                         write!(s, "<td>{}</td><td>{}</td>", escape(lo), escape(hi))
                     }
-                    Cell::Text(t) | Cell::Code(t) => write!(s, "<td>{}</td>", escape(t)),
+                    other => write!(s, "<td>{}</td>", escape(&other.value())),
                 };
             }
             s.push_str("</tr>\n");

@@ -2,9 +2,8 @@
 
 use std::fmt::Write;
 
-use super::num;
 use super::sections;
-use super::table::Mark;
+use super::{lag, tester_limited};
 use crate::schema::{Comparison, Outcome, Report};
 
 fn count_map(m: &std::collections::BTreeMap<String, u64>) -> String {
@@ -36,6 +35,9 @@ pub fn render(r: &Report) -> String {
     );
     if let Some(why) = &r.partial {
         let _ = writeln!(s, "  PARTIAL       stopped early: {why}");
+    }
+    for why in tester_limited(r) {
+        let _ = writeln!(s, "  TESTER LIMITED {why}");
     }
     let _ = writeln!(s, "  duration      {:.2} s", r.duration_secs);
     let _ = writeln!(s, "Connections");
@@ -81,6 +83,13 @@ pub fn render(r: &Report) -> String {
         r.throughput.events_per_sec,
         count_map(&r.events.errors)
     );
+    if let Some(q) = &r.events.publish_lag_ms {
+        let lanes = r
+            .events
+            .lanes
+            .map_or(String::new(), |n| format!("   ({n} lanes)"));
+        let _ = writeln!(s, "  lag           {} behind schedule{lanes}", lag(q));
+    }
     let _ = writeln!(
         s,
         "Throughput      {:.0} deliveries/s (first send → last receive), peak {:.0}/s over 100 ms",
@@ -124,6 +133,13 @@ pub fn render(r: &Report) -> String {
                 mib(b)
             }
         });
+    if let Some(q) = &r.tester.receive_lag_ms {
+        let _ = writeln!(
+            s,
+            "  receive lag   {} (how late the receivers' runtime ran)",
+            lag(q)
+        );
+    }
     let _ = writeln!(s, "  server CPU    {server_cpu}");
     let _ = writeln!(s, "  server RSS    {rss}");
     if let Some(b) = r.server.rss_per_connection_bytes {
@@ -174,11 +190,7 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(s, "Thresholds");
         s.push_str(&render_outcomes(&r.thresholds));
     }
-    let _ = writeln!(
-        s,
-        "Verdict         {}",
-        if r.passed { "PASS" } else { "FAIL" }
-    );
+    let _ = writeln!(s, "Verdict         {}", r.verdict());
     s
 }
 
@@ -188,25 +200,8 @@ pub(crate) fn render_table(c: &Comparison, current_label: &'static str) -> Strin
     sections::baseline(c, current_label).text(true)
 }
 
-/// Renders threshold outcomes, one line each (shared with `loadtest compare`). The text lays the
-/// thresholds table ([`sections::thresholds`]) out as sentences, since a bound against a baseline
-/// reads better said than tabulated.
+/// Renders threshold outcomes, one line each (shared with `loadtest compare`): the thresholds
+/// table ([`sections::thresholds`]) in the text layout.
 pub(crate) fn render_outcomes(outcomes: &[Outcome]) -> String {
-    let mut s = String::new();
-    for t in outcomes {
-        let actual = t
-            .actual
-            .map_or("not measured".into(), |a| format!("{a:.3}"));
-        let bound = match (t.baseline, t.bound) {
-            (Some(b), Some(v)) => format!("   bound {} (baseline {})", num(Some(v)), num(Some(b))),
-            _ => String::new(),
-        };
-        let _ = writeln!(
-            s,
-            "  {:4}  {:34} actual {actual}{bound}",
-            Mark::passed(t.passed).text(),
-            t.expr
-        );
-    }
-    s
+    sections::thresholds(outcomes).text(false)
 }

@@ -2,22 +2,31 @@
 //! intended send time (so latency is coordinated-omission-free), and feeds the lanes' publishers.
 //!
 //! Users are partitioned over lanes (`user % lanes`), so one user's events always go through one
-//! lane, in order: reordering seen by a client is the server's, never the tester's.
+//! lane, in order: reordering seen by a client is the server's, never the tester's. The lane count
+//! is fixed before the run (`plan::lanes_for` sizes it from the rate).
+//!
+//! Each lane also records how far behind its schedule it sent ([`Published::lag_us`]): for the
+//! rate model, every event's send start − its intended time; for the burst model, each burst's
+//! first send − the burst's time (a burst is meant to go out as fast as the lanes can send it, so
+//! only a late start is the schedule slipping). A lagging rate publisher offers less load than
+//! planned: the report marks the run "tester limited" rather than charge the shortfall to the
+//! server (`report::pace`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{Event, Publisher};
-use crate::measure::{Clock, Live};
+use crate::measure::{new_histogram, Clock, Live};
 use crate::plan::ArrivalModel;
 
 /// What one lane (or all lanes, merged) published.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct Published {
     /// Highest sequence number published per user index (= events published for that user).
     pub(crate) per_user: Vec<u64>,
@@ -27,6 +36,24 @@ pub(crate) struct Published {
     pub(crate) errors: BTreeMap<String, u64>,
     /// From the first intended send to the last publish call's return.
     pub(crate) elapsed: Duration,
+    /// Publish lag, µs: how long after its intended time each event's send started (see the
+    /// module docs; a zero lag is recorded as the histogram's floor, 1 µs).
+    pub(crate) lag_us: Histogram<u64>,
+    /// Lanes that published (set on the session's total; a lane's own result leaves it 0).
+    pub(crate) lanes: usize,
+}
+
+impl Default for Published {
+    fn default() -> Self {
+        Self {
+            per_user: Vec::new(),
+            events: 0,
+            errors: BTreeMap::new(),
+            elapsed: Duration::ZERO,
+            lag_us: new_histogram(),
+            lanes: 0,
+        }
+    }
 }
 
 impl Published {
@@ -43,6 +70,14 @@ impl Published {
             *self.errors.entry(k).or_default() += v;
         }
         self.elapsed = self.elapsed.max(other.elapsed);
+        // Both histograms have the same bounds: adding cannot fail.
+        let _ = self.lag_us.add(&other.lag_us);
+    }
+
+    /// Records that a send scheduled for `intended_ns` started at `now_ns` (unix ns, run clock).
+    fn lag(&mut self, intended_ns: u64, now_ns: u64) {
+        self.lag_us
+            .saturating_record((now_ns.saturating_sub(intended_ns) / 1000).max(1));
     }
 }
 
@@ -69,6 +104,8 @@ pub(crate) struct Lane {
     /// With churn: per user index, the highest seq whose publish call returned (a reconnecting
     /// client's replay watermark).
     pub(crate) sent: Option<Arc<Vec<AtomicU64>>>,
+    /// `[diagnostics] publish_delay`: added to every publish call (zero in real runs).
+    pub(crate) publish_delay: Duration,
 }
 
 struct Sink<'a> {
@@ -79,12 +116,25 @@ struct Sink<'a> {
     sent: Option<&'a [AtomicU64]>,
     out: Published,
     live: &'a Live,
+    clock: Clock,
+    /// Rate model: record every event's lag at its send (the burst model records per burst).
+    lag_per_event: bool,
+    delay: Duration,
 }
 
 impl Sink<'_> {
     async fn flush(&mut self) {
         if self.buf.is_empty() {
             return;
+        }
+        if self.lag_per_event {
+            let now_ns = self.clock.now_ns();
+            for e in &self.buf {
+                self.out.lag(e.ts_ns, now_ns);
+            }
+        }
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
         }
         if let Err(e) = self.publisher.publish(&self.buf).await {
             *self.out.errors.entry(e).or_default() += 1;
@@ -129,6 +179,9 @@ pub(crate) async fn run_lane(lane: Lane, mut publisher: Box<dyn Publisher>) -> P
             ..Published::default()
         },
         live: &lane.live,
+        clock: lane.clock,
+        lag_per_event: matches!(lane.arrival, ArrivalModel::Rate { .. }),
+        delay: lane.publish_delay,
     };
     let started = lane.start;
     match lane.arrival {
@@ -144,6 +197,7 @@ pub(crate) async fn run_lane(lane: Lane, mut publisher: Box<dyn Publisher>) -> P
                     _ = tokio::time::sleep_until(intended) => {}
                 }
                 let ts_ns = lane.clock.at_ns(intended.into_std());
+                sink.out.lag(ts_ns, lane.clock.now_ns());
                 // A user's events of one burst are consecutive, as when a backend fires a burst at
                 // a group: each connection's writer then drains many frames per flush.
                 for &u in &mine {

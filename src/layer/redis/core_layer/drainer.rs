@@ -11,6 +11,8 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use crate::layer::redis::conn;
 use crate::layer::redis::reconnect::Reconnect;
+use crate::layer::redis::wire::history::split_member;
+use crate::layer::redis::wire::RANDOM_PREFIX;
 
 /// BZPOPMIN's block time. The connection's response deadline is this plus
 /// [`RESPONSE_TIMEOUT`](conn::RESPONSE_TIMEOUT), so a dead Redis is noticed within seconds.
@@ -98,7 +100,19 @@ async fn drain(
 /// Strips the random prefix, decodes, and hands the message to each local group it names in
 /// `__asgi_channel__` (a list for group sends, a string for a direct `send`).
 fn route(shared: &Shared, member: &[u8]) {
-    let mut message = match shared.sender.codec().decode(member) {
+    // Courier's own publishes put the event's position after the random prefix.
+    let (position, member) = match split_member(member, RANDOM_PREFIX) {
+        Ok(split) => split,
+        Err(e) => {
+            shared.metrics.error("decode");
+            tracing::warn!(
+                error = e,
+                "redis-core: dropping a member with a bad position"
+            );
+            return;
+        }
+    };
+    let mut message = match shared.sender.codec().decode(&member) {
         Ok(m) => m,
         Err(e) => {
             shared.metrics.error("decode");
@@ -120,7 +134,7 @@ fn route(shared: &Shared, member: &[u8]) {
     };
     for channel in &channels {
         match channel.as_str().and_then(|c| shared.group_of_channel(c)) {
-            Some(group) => inbound(&group, &message, None),
+            Some(group) => inbound(&group, &message, position.as_ref()),
             None => tracing::debug!(
                 ?channel,
                 "redis-core: message for a channel that is not ours"

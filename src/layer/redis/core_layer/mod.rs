@@ -39,9 +39,9 @@ use super::health::LayerMetrics;
 use super::wire::send::{Flavor, Sender};
 use super::wire::{consistent_hash, Names};
 use super::wishes::Wishes;
-use crate::config::RedisConfig;
+use crate::config::{HistoryConfig, RedisConfig};
 use crate::error::Result;
-use crate::layer::{ChannelLayer, GroupMessage, GroupName, Inbound};
+use crate::layer::{ChannelLayer, GroupMessage, GroupName, Inbound, StreamHistory};
 use crate::metrics::Metrics;
 
 /// Bound on drawing client prefixes until every host has its share (each draw lands on a given
@@ -160,8 +160,21 @@ fn draw_client_prefixes(inboxes: usize, hosts: usize) -> (Vec<String>, Vec<Vec<u
 impl RedisCoreLayer {
     /// Starts a registrar and a drainer per host. Does not wait for Redis (retried with backoff).
     pub fn start(config: &RedisConfig) -> Result<Self> {
+        Self::start_with_history(config, None)
+    }
+
+    /// [`start`](Self::start), keeping user-stream history in Redis within `history`'s bounds:
+    /// courier's publishes number each user's events and keep them, and the members written to
+    /// courier's own inboxes carry the position (Django's inboxes get channels_redis's bytes).
+    pub fn start_with_history(
+        config: &RedisConfig,
+        history: Option<&HistoryConfig>,
+    ) -> Result<Self> {
         let clients = conn::clients(&config.urls)?;
-        let sender = Sender::new(Flavor::Core, config)?;
+        let mut sender = Sender::new(Flavor::Core, config)?;
+        if let Some(bounds) = history {
+            sender = sender.with_history(bounds);
+        }
         let (client_prefixes, inboxes_by_host) =
             draw_client_prefixes(config.core_inboxes.max(1), clients.len());
         let shared = Arc::new(Shared {
@@ -231,6 +244,24 @@ impl ChannelLayer for RedisCoreLayer {
             let all = futures::future::join_all(handles);
             let _ = tokio::time::timeout(Duration::from_secs(5), all).await;
         })
+    }
+
+    fn keeps_history(&self) -> bool {
+        self.shared.sender.keeps_history()
+    }
+
+    fn read_stream<'a>(
+        &'a self,
+        group: &'a GroupName,
+        after: Option<u64>,
+    ) -> BoxFuture<'a, Result<StreamHistory>> {
+        Box::pin(self.shared.sender.read_stream(group, after))
+    }
+
+    /// Live once the group's membership is registered: every `group_send` after that writes to
+    /// our inbox.
+    fn subscription_live<'a>(&'a self, group: &'a GroupName) -> BoxFuture<'a, ()> {
+        Box::pin(self.host_state(group).wishes.live(group))
     }
 
     fn subscribe(&self, group: &GroupName) {

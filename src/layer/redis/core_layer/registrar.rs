@@ -35,7 +35,9 @@ pub(super) async fn run(
     let mut link = Reconnect::new("redis-core registrar", host, &shared.metrics, &stop);
     let connect = || conn::connect(&client, conn::RESPONSE_TIMEOUT);
     while let Some((mut conn, resumed)) = link.next(connect).await {
-        match session(&shared, host, &mut conn, &mut registered, &stop, resumed).await {
+        let session = session(&shared, host, &mut conn, &mut registered, &stop, resumed).await;
+        shared.hosts[host].wishes.clear_live();
+        match session {
             Ok(()) => {
                 let all: Vec<GroupName> = registered.into_iter().collect();
                 let _ =
@@ -101,6 +103,7 @@ async fn full_sync(
     }
     let wanted: Vec<GroupName> = wanted.into_iter().collect();
     add(shared, conn, &wanted).await?;
+    wishes.mark_live(&wanted, true);
     registered.extend(wanted);
     Ok(())
 }
@@ -123,7 +126,9 @@ async fn apply_changes(
         .filter(|g| registered.contains(g))
         .collect();
     add(shared, conn, &on).await?;
+    wishes.mark_live(&on, true);
     registered.extend(on);
+    wishes.mark_live(&off, false);
     remove(shared, conn, &off).await?;
     for g in &off {
         registered.remove(g);

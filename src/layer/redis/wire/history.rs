@@ -1,5 +1,5 @@
 //! Positions and history of user streams in Redis (PROTOCOL.md §7), shared by every courier
-//! process: the keys, the two scripts, and the envelope that carries a position through pub/sub.
+//! process: the keys, the two scripts, and the note that carries a position through pub/sub.
 //!
 //! # Keys (on the host of the group's channel)
 //! - `{prefix}:courier:pos:{group}`: a hash — `epoch`, `offset` (the head: one sequencer per
@@ -16,13 +16,15 @@
 //! snapshot, which would otherwise reuse offsets under the same epoch — so its history cannot be
 //! vouched for. A missing hash (never written, expired, lost) gets a fresh epoch too.
 //!
-//! # Envelope
-//! What `PUBLISH` carries for a positioned event: `0xC1 'P' <offset> ' ' <epoch> ' ' <payload>`.
-//! 0xC1 is the one byte msgpack never uses, and neither JSON nor a Fernet token starts with it,
-//! so a courier subscriber tells an envelope from a channels_redis payload (what Django's
-//! `group_send` publishes) by its first byte. The payload inside is untouched (Fernet and float
-//! spelling included). A Django consumer subscribed to the same group would not read envelopes:
-//! in a courier deployment courier is the only consumer of `user_*` groups.
+//! # Position notes
+//! The event itself is published on the group's channel exactly as channels_redis would (the
+//! payload untouched, Fernet and float spelling included), so a Django consumer of the group —
+//! Daphne still serving some clients during a migration — receives it as before. Its position
+//! goes in a note, `<offset> <epoch>`, published by the same script *just before* it on the
+//! courier-only channel `{prefix}__courier__{group}`. A courier process subscribes both channels
+//! on the group's host: messages of one connection arrive in execution order and a script runs
+//! alone, so the next message on the group channel after a note is that note's event; a message
+//! with no note before it (Django's own `group_send`) carries no position.
 
 use std::sync::Arc;
 
@@ -31,28 +33,27 @@ use crate::layer::GroupName;
 
 use super::Names;
 
-/// The first two bytes of an envelope.
-pub(crate) const ENVELOPE: [u8; 2] = [0xC1, b'P'];
-
-/// Appends to a stream and publishes the envelope. KEYS: meta, stream. ARGV: channel, payload,
-/// size, ttl ms, meta ttl ms, stream bytes, epoch candidate. Returns `{offset, epoch}`.
-pub(crate) const PUBLISH_LUA: &str = r"
+/// The part both publish scripts share: take the next offset (a new epoch when the stream's
+/// `run` is not this Redis's `run_id`, or the hash is gone), append the event, trim by count and
+/// bytes, refresh the TTLs. Expects the locals `payload`, `size`, `ttl`, `meta_ttl`, `max_bytes`,
+/// `candidate`; leaves `offset` and `epoch`.
+macro_rules! append_lua {
+    () => {
+        r"
 local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
 local meta = redis.call('HMGET', KEYS[1], 'epoch', 'run')
 local epoch = meta[1]
 if (not epoch) or meta[2] ~= run then
-  epoch = ARGV[7]
+  epoch = candidate
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'run', run, 'bytes', 0)
 end
 local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
-local size = tonumber(ARGV[3])
-local max_bytes = tonumber(ARGV[6])
-if size > 0 and #ARGV[2] <= max_bytes then
+if size > 0 and #payload <= max_bytes then
   local t = redis.call('TIME')
   local now_ms = t[1] * 1000 + math.floor(t[2] / 1000)
-  redis.call('XADD', KEYS[2], '0-' .. offset, 't', now_ms, 'p', ARGV[2])
-  local bytes = redis.call('HINCRBY', KEYS[1], 'bytes', #ARGV[2])
+  redis.call('XADD', KEYS[2], '0-' .. offset, 't', now_ms, 'p', payload)
+  local bytes = redis.call('HINCRBY', KEYS[1], 'bytes', #payload)
   local len = redis.call('XLEN', KEYS[2])
   while len > 0 and (len > size or bytes > max_bytes) do
     local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
@@ -61,15 +62,85 @@ if size > 0 and #ARGV[2] <= max_bytes then
     len = len - 1
   end
   redis.call('HSET', KEYS[1], 'bytes', bytes)
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ttl)
 else
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'bytes', 0)
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PUBLISH', ARGV[1], string.char(0xC1) .. 'P' .. offset .. ' ' .. epoch .. ' ' .. ARGV[2])
+redis.call('PEXPIRE', KEYS[1], meta_ttl)
+"
+    };
+}
+
+/// pub/sub: appends to a stream and publishes the position note, then the event. KEYS: meta,
+/// stream. ARGV: channel, payload, size, ttl ms, meta ttl ms, stream bytes, epoch candidate, note
+/// channel. Returns `{offset, epoch}`.
+pub(crate) const PUBLISH_LUA: &str = concat!(
+    r"
+local payload, size, ttl, meta_ttl = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local max_bytes, candidate = tonumber(ARGV[6]), ARGV[7]",
+    append_lua!(),
+    r"redis.call('PUBLISH', ARGV[8], offset .. ' ' .. epoch)
+redis.call('PUBLISH', ARGV[1], payload)
 return {offset, epoch}
-";
+"
+);
+
+/// core: appends to a stream, then channels_redis's `group_send` into the inboxes given, a
+/// courier inbox's member carrying the position after its random prefix. KEYS: meta, stream,
+/// inbox…. ARGV: payload (as kept), size, ttl ms, meta ttl ms, stream bytes, epoch candidate,
+/// capacity, score, expiry, then per inbox its member and `1` for a courier inbox. Returns
+/// `{offset, epoch, over_capacity}`.
+pub(crate) const CORE_PUBLISH_LUA: &str = concat!(
+    r"
+local payload, size, ttl, meta_ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local max_bytes, candidate = tonumber(ARGV[5]), ARGV[6]",
+    append_lua!(),
+    r"local over = 0
+for i = 3, #KEYS do
+  local j = 10 + (i - 3) * 2
+  local member = ARGV[j]
+  if ARGV[j + 1] == '1' then
+    member = string.sub(member, 1, 12) .. string.char(0xC1) .. offset .. ' ' .. epoch .. ' ' .. string.sub(member, 13)
+  end
+  if redis.call('ZCOUNT', KEYS[i], '-inf', '+inf') < tonumber(ARGV[7]) then
+    redis.call('ZADD', KEYS[i], ARGV[8], member)
+    redis.call('EXPIRE', KEYS[i], ARGV[9])
+  else
+    over = over + 1
+  end
+end
+return {offset, epoch, over}
+"
+);
+
+/// The byte after a courier inbox member's random prefix that says a position follows (0xC1:
+/// never the first byte of msgpack, JSON or a Fernet token, so a plain member is never taken for
+/// one).
+pub(crate) const NOTE_MARK: u8 = 0xC1;
+
+/// A core inbox member split: its position (if the publisher numbered it) and the member as
+/// channels_redis wrote it. `prefix` is the random prefix length.
+pub(crate) fn split_member(
+    member: &[u8],
+    prefix: usize,
+) -> Result<(Option<Position>, std::borrow::Cow<'_, [u8]>), &'static str> {
+    if member.get(prefix) != Some(&NOTE_MARK) {
+        return Ok((None, std::borrow::Cow::Borrowed(member)));
+    }
+    let rest = &member[prefix + 1..];
+    let mut parts = rest.splitn(3, |b| *b == b' ');
+    let (Some(offset), Some(epoch), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err("truncated position");
+    };
+    let mut note = offset.to_vec();
+    note.push(b' ');
+    note.extend_from_slice(epoch);
+    let position = parse_note(&note)?;
+    let mut plain = member[..prefix].to_vec();
+    plain.extend_from_slice(body);
+    Ok((Some(position), std::borrow::Cow::Owned(plain)))
+}
 
 /// Reads a stream's head and what came after a position. KEYS: meta, stream. ARGV: after (-1:
 /// the head only), epoch candidate, meta ttl ms, ttl ms. Returns `{epoch, head, offset1, payload1,
@@ -110,30 +181,31 @@ impl Names {
     pub(crate) fn history_stream_key(&self, group: &GroupName) -> String {
         format!("{}:courier:hist:{group}", self.prefix())
     }
+
+    /// What position-note channels start with, `{prefix}__courier__`.
+    pub(crate) fn note_prefix(&self) -> String {
+        format!("{}__courier__", self.prefix())
+    }
+
+    /// The group's position-note channel (subscribed on the host of its group channel).
+    pub(crate) fn note_channel(&self, group: &GroupName) -> String {
+        format!("{}__courier__{group}", self.prefix())
+    }
 }
 
-/// A positioned publish's envelope, split: its position and the channels_redis payload inside.
-/// `None` when `bytes` is not an envelope (a plain channels_redis payload).
-pub(crate) fn open_envelope(bytes: &[u8]) -> Option<Result<(Position, &[u8]), &'static str>> {
-    let rest = bytes.strip_prefix(&ENVELOPE)?;
-    let mut parts = rest.splitn(3, |b| *b == b' ');
-    let (Some(offset), Some(epoch), Some(payload)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Some(Err("truncated envelope"));
-    };
-    let offset = std::str::from_utf8(offset)
-        .ok()
-        .and_then(|o| o.parse::<u64>().ok());
-    let epoch = std::str::from_utf8(epoch).ok().filter(|e| !e.is_empty());
-    Some(match (offset, epoch) {
-        (Some(offset), Some(epoch)) => Ok((
-            Position {
-                offset,
-                epoch: Arc::from(epoch),
-            },
-            payload,
-        )),
-        _ => Err("bad envelope position"),
+/// A position note's `<offset> <epoch>`.
+pub(crate) fn parse_note(bytes: &[u8]) -> Result<Position, &'static str> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "note not UTF-8")?;
+    let (offset, epoch) = text.split_once(' ').ok_or("note without epoch")?;
+    let offset = offset
+        .parse::<u64>()
+        .map_err(|_| "note offset not a number")?;
+    if epoch.is_empty() || epoch.contains(' ') {
+        return Err("bad note epoch");
+    }
+    Ok(Position {
+        offset,
+        epoch: Arc::from(epoch),
     })
 }
 
@@ -182,21 +254,45 @@ pub(crate) fn parse_read(reply: redis::Value) -> Result<StreamRead, &'static str
 mod tests {
     use super::*;
 
+    /// The Django helper (integrations/django/courier_notify.py) runs this very script: one rule,
+    /// two languages, checked.
     #[test]
-    fn envelopes_carry_a_position_and_leave_the_payload_alone() {
-        let payload = [0x82, 0xA4, b't', b'y', b' ', 0x00];
-        let mut env = ENVELOPE.to_vec();
-        env.extend_from_slice(b"42 ab12 ");
-        env.extend_from_slice(&payload);
-        let (pos, inner) = open_envelope(&env).expect("envelope").expect("valid");
+    fn the_django_helper_runs_this_publish_script() {
+        let helper = include_str!("../../../../integrations/django/courier_notify.py");
+        assert!(
+            helper.contains(PUBLISH_LUA),
+            "courier_notify.py's PUBLISH_LUA differs"
+        );
+    }
+
+    #[test]
+    fn core_members_carry_their_position_after_the_random_prefix() {
+        assert_eq!(
+            super::super::RANDOM_PREFIX,
+            12,
+            "CORE_PUBLISH_LUA splices after 12 bytes"
+        );
+        let plain = b"0123456789ab\x82\xa4type";
+        let (pos, member) = split_member(plain, 12).expect("plain");
+        assert!(pos.is_none());
+        assert_eq!(&*member, plain);
+        let mut numbered = plain[..12].to_vec();
+        numbered.extend_from_slice(b"\xc17 ep \x82\xa4type");
+        let (pos, member) = split_member(&numbered, 12).expect("numbered");
+        assert_eq!(
+            pos.map(|p| (p.offset, p.epoch.to_string())),
+            Some((7, "ep".into()))
+        );
+        assert_eq!(&*member, plain);
+        assert!(split_member(b"0123456789ab\xc17", 12).is_err());
+    }
+
+    #[test]
+    fn notes_carry_an_offset_and_an_epoch() {
+        let pos = parse_note(b"42 ab12").expect("valid");
         assert_eq!((pos.offset, &*pos.epoch), (42, "ab12"));
-        assert_eq!(inner, payload);
-        // channels_redis payloads: msgpack maps, JSON, Fernet tokens.
-        for plain in [&[0x82, 0xA4][..], b"{\"type\":1}", b"gAAAAAB"] {
-            assert!(open_envelope(plain).is_none());
-        }
-        for bad in [&b"\xC1P"[..], b"\xC1P12", b"\xC1Px e p", b"\xC1P1  p"] {
-            assert!(matches!(open_envelope(bad), Some(Err(_))), "{bad:?}");
+        for bad in [&b""[..], b"42", b"x e", b"-1 e", b"1 ", b"1 a b", b"\xff e"] {
+            assert!(parse_note(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -11,13 +11,14 @@ use futures::future::try_join_all;
 use redis::aio::ConnectionManager;
 use redis::Script;
 
+mod history;
+
 use super::codec::Codec;
-use super::history;
 use super::{Inbox, Names, GROUP_SEND_LUA, RANDOM_PREFIX};
-use crate::config::{HistoryConfig, LayerKind, RedisConfig};
+use crate::config::{LayerKind, RedisConfig};
 use crate::error::{Error, Result};
 use crate::layer::redis::conn;
-use crate::layer::{GroupMessage, GroupName, StreamHistory};
+use crate::layer::{GroupMessage, GroupName};
 
 /// Groups per `listening` round trip.
 const LISTEN_CHUNK: usize = 1000;
@@ -61,17 +62,7 @@ pub(crate) struct Sender {
     script: Script,
     /// User-stream history, written by the layer's own publishes (never set for the tester's
     /// Django emulation, which writes what channels_redis writes and nothing else).
-    history: Option<HistoryWriter>,
-}
-
-/// The scripts and bounds of user-stream history in Redis ([`history`](super::history)).
-struct HistoryWriter {
-    publish: Script,
-    read: Script,
-    size: usize,
-    ttl_ms: u64,
-    meta_ttl_ms: u64,
-    stream_bytes: usize,
+    history: Option<Box<history::HistoryWriter>>,
 }
 
 impl Sender {
@@ -98,67 +89,6 @@ impl Sender {
             expiry_secs: config.expiry.as_secs().max(1),
             script: Script::new(GROUP_SEND_LUA),
             history: None,
-        })
-    }
-
-    /// This sender, keeping user-stream history within `bounds` on its publishes (pub/sub).
-    pub(crate) fn with_history(mut self, bounds: &HistoryConfig) -> Self {
-        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        self.history = Some(HistoryWriter {
-            publish: Script::new(history::PUBLISH_LUA),
-            read: Script::new(history::READ_LUA),
-            size: bounds.size,
-            ttl_ms: ms(bounds.ttl).max(1),
-            meta_ttl_ms: ms(bounds.meta_ttl).max(1),
-            stream_bytes: bounds.stream_bytes,
-        });
-        self
-    }
-
-    /// Whether publishes keep user-stream history.
-    pub(crate) fn keeps_history(&self) -> bool {
-        self.history.is_some()
-    }
-
-    /// `group`'s stream head and, with `after`, its events after that offset (decoded; a payload
-    /// that does not decode is left out, so the gap shows).
-    pub(crate) async fn read_stream(
-        &self,
-        group: &GroupName,
-        after: Option<u64>,
-    ) -> Result<StreamHistory> {
-        let h = self
-            .history
-            .as_ref()
-            .ok_or_else(|| Error::layer("history is off"))?;
-        let mut conn = self.conns[self.names.pubsub_host(group)].clone();
-        let after = after.map_or(-1, |a| i64::try_from(a).unwrap_or(i64::MAX));
-        let reply: redis::Value = h
-            .read
-            .key(self.names.history_meta_key(group))
-            .key(self.names.history_stream_key(group))
-            .arg(after)
-            .arg(&*crate::history::new_epoch())
-            .arg(h.meta_ttl_ms)
-            .arg(h.ttl_ms)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(Error::layer)?;
-        let read = history::parse_read(reply).map_err(Error::layer)?;
-        let events = read
-            .entries
-            .into_iter()
-            .filter_map(|(offset, payload)| match self.codec.decode(&payload) {
-                Ok(message) => Some((offset, message)),
-                Err(e) => {
-                    tracing::warn!(%group, offset, error = %e, "history entry does not decode");
-                    None
-                }
-            })
-            .collect();
-        Ok(StreamHistory {
-            head: read.head,
-            events,
         })
     }
 
@@ -242,7 +172,7 @@ impl Sender {
 
     /// One PUBLISH per message on its channel's host; one pipeline per host, hosts concurrently.
     /// With history, a user stream's event is published by the history script instead (offset,
-    /// append, trim and `PUBLISH` of its envelope in one step).
+    /// append, trim, `PUBLISH` of its position note and of the event itself, in one step).
     async fn publish_many(&self, items: &[Item<'_>]) -> Result<()> {
         let mut pipes: Vec<Option<redis::Pipeline>> = vec![None; self.conns.len()];
         for (group, message) in items {
@@ -266,7 +196,8 @@ impl Sender {
                         .arg(h.ttl_ms)
                         .arg(h.meta_ttl_ms)
                         .arg(h.stream_bytes)
-                        .arg(&*crate::history::new_epoch());
+                        .arg(&*crate::history::new_epoch())
+                        .arg(self.names.note_channel(group));
                     pipe.invoke_script(&call).ignore();
                 }
                 _ => {
@@ -285,20 +216,34 @@ impl Sender {
         let mut pruned = HashSet::new();
         for inbox in members.values().flatten() {
             if pruned.insert(inbox.key.as_str()) {
-                pipe_for(&mut pipes, inbox.host, &self.script)
-                    .zrembyscore(&inbox.key, 0, now as i64 - self.expiry_secs as i64)
-                    .ignore();
+                pipe_for(
+                    &mut pipes,
+                    inbox.host,
+                    &self.script,
+                    self.history.as_deref(),
+                )
+                .zrembyscore(&inbox.key, 0, now as i64 - self.expiry_secs as i64)
+                .ignore();
             }
         }
         let mut score = now;
+        let none = Vec::new();
         for (group, message) in items {
-            let Some(targets) = members.get(*group).filter(|t| !t.is_empty()) else {
+            // A user stream is recorded whether or not anyone listens now.
+            let history = self.history.as_deref().filter(|_| group.is_user_stream());
+            let targets = members.get(*group).unwrap_or(&none);
+            if targets.is_empty() && history.is_none() {
                 continue; // nobody listens: not an error, like Django
-            };
+            }
             score = super::now_secs().max(score + SCORE_STEP);
             // channels_redis runs the script once per inbox host, over that host's inboxes.
             for host in 0..self.conns.len() {
                 let on_host: Vec<&Inbox> = targets.iter().filter(|i| i.host == host).collect();
+                if let Some(h) = history.filter(|_| host == self.names.group_host(group)) {
+                    let call = self.core_numbered(h, group, message, &on_host, score)?;
+                    pipe_for(&mut pipes, host, &self.script, Some(h)).invoke_script(&call);
+                    continue;
+                }
                 if on_host.is_empty() {
                     continue;
                 }
@@ -315,12 +260,18 @@ impl Sender {
                     invocation.arg(self.capacity);
                 }
                 invocation.arg(score).arg(self.expiry_secs);
-                pipe_for(&mut pipes, host, &self.script).invoke_script(&invocation);
+                pipe_for(&mut pipes, host, &self.script, self.history.as_deref())
+                    .invoke_script(&invocation);
             }
         }
         let replies = self.run_all(pipes).await?;
         let over = replies.iter().flatten().filter_map(|v| match v {
             redis::Value::Int(n) => Some((*n).max(0) as u64),
+            // The numbered script's `{offset, epoch, over}`.
+            redis::Value::Array(a) => match a.get(2) {
+                Some(redis::Value::Int(n)) => Some((*n).max(0) as u64),
+                _ => None,
+            },
             _ => None,
         });
         Ok(over.sum())
@@ -380,15 +331,20 @@ impl Sender {
     }
 }
 
-/// The host's pipeline, started with `SCRIPT LOAD` so the `EVALSHA`s after it always find it.
+/// The host's pipeline, started with `SCRIPT LOAD` so the `EVALSHA`s after it always find it
+/// (the numbered script too, when history is kept).
 fn pipe_for<'a>(
     pipes: &'a mut [Option<redis::Pipeline>],
     host: usize,
     script: &Script,
+    history: Option<&history::HistoryWriter>,
 ) -> &'a mut redis::Pipeline {
     pipes[host].get_or_insert_with(|| {
         let mut pipe = redis::pipe();
         pipe.load_script(script).ignore();
+        if let Some(h) = history {
+            pipe.load_script(&h.core_publish).ignore();
+        }
         pipe
     })
 }

@@ -1,0 +1,178 @@
+//! The hub over a layer that keeps history: numbered events, the resume hold, gaps.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use serde_json::json;
+
+use super::*;
+use crate::history::Recover;
+use crate::layer::{GroupMessage, Inbound, StreamHistory};
+use crate::outbox::Limits;
+
+/// A layer whose stream is a list, and whose read lets `during_read` events arrive live first
+/// (as if published while the read was on its way).
+#[derive(Default)]
+struct Numbered {
+    inbound: OnceLock<Inbound>,
+    stream: Mutex<Vec<(u64, GroupMessage)>>,
+    during_read: Mutex<Vec<u64>>,
+}
+
+fn message(n: u64) -> GroupMessage {
+    json!({"type": "e", "data": n})
+        .as_object()
+        .cloned()
+        .unwrap()
+}
+
+fn at(offset: u64) -> Position {
+    Position {
+        offset,
+        epoch: "E".into(),
+    }
+}
+
+impl Numbered {
+    /// Publishes offset `n`: kept in the stream, delivered live.
+    fn publish(&self, group: &GroupName, n: u64) {
+        self.stream.lock().unwrap().push((n, message(n)));
+        if let Some(inbound) = self.inbound.get() {
+            inbound(group, &message(n), Some(&at(n)));
+        }
+    }
+}
+
+impl ChannelLayer for Numbered {
+    fn name(&self) -> &'static str {
+        "numbered"
+    }
+    fn attach(&self, inbound: Inbound) {
+        let _ = self.inbound.set(inbound);
+    }
+    fn keeps_history(&self) -> bool {
+        true
+    }
+    fn read_stream<'a>(
+        &'a self,
+        group: &'a GroupName,
+        after: Option<u64>,
+    ) -> BoxFuture<'a, Result<StreamHistory>> {
+        let read = {
+            let stream = self.stream.lock().unwrap();
+            let head = stream.last().map_or(0, |(o, _)| *o);
+            let events = stream
+                .iter()
+                .filter(|(o, _)| after.is_some_and(|a| *o > a))
+                .cloned()
+                .collect();
+            StreamHistory {
+                head: at(head),
+                events,
+            }
+        };
+        let late: Vec<u64> = std::mem::take(&mut *self.during_read.lock().unwrap());
+        for n in late {
+            self.publish(group, n);
+        }
+        Box::pin(std::future::ready(Ok(read)))
+    }
+    fn subscribe(&self, _group: &GroupName) {}
+    fn unsubscribe(&self, _group: &GroupName) {}
+    fn publish<'a>(
+        &'a self,
+        _group: &'a GroupName,
+        _message: &'a GroupMessage,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+fn setup() -> (Arc<Numbered>, Hub, GroupName) {
+    let layer = Arc::new(Numbered::default());
+    let hub = Hub::new(
+        layer.clone(),
+        SlowPolicy::Close,
+        Arc::new(Metrics::new()),
+        Some(crate::config::HistoryConfig::default()),
+    );
+    (layer, hub, GroupName::new("user_1").unwrap())
+}
+
+fn join(hub: &Hub, g: &GroupName, recover: Recover) -> Arc<Outbox> {
+    let limits = Limits {
+        max_frames: 100,
+        max_bytes: 1 << 20,
+    };
+    let out = Arc::new(Outbox::new(hub.next_conn_id(), limits));
+    let welcome = |_: Option<&Position>| Some(Bytes::from_static(b"welcome"));
+    // The resume's read is bounded by a Tokio timer.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(hub.join(g, out.clone(), 0, &recover, welcome))
+        .unwrap();
+    out
+}
+
+/// What `out` has queued: `Some(offset)` per event frame (`None` without one), welcome skipped.
+fn offsets(out: &Outbox) -> Vec<Option<u64>> {
+    let mut batch = std::collections::VecDeque::new();
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let _ = out.poll_take(&mut cx, &mut batch, 0);
+    batch
+        .iter()
+        .filter(|f| f.as_ref() != b"welcome")
+        .map(|f| {
+            let v: serde_json::Value = serde_json::from_str(protocol::frame_text(f)).unwrap();
+            v["offset"].as_u64()
+        })
+        .collect()
+}
+
+#[test]
+fn a_resume_merges_the_read_and_the_held_events_once_in_order() {
+    let (layer, hub, g) = setup();
+    for n in 1..=4 {
+        layer.publish(&g, n);
+    }
+    // 5 and 6 arrive live while the read (which already holds 5) is on its way.
+    *layer.during_read.lock().unwrap() = vec![5, 6];
+    layer.stream.lock().unwrap().push((5, message(5)));
+    let back = join(&hub, &g, Recover::Since(at(2)));
+    assert_eq!(offsets(&back), [3, 4, 5, 6].map(Some));
+    layer.publish(&g, 7);
+    let plain = join(&hub, &g, Recover::No);
+    layer.publish(&g, 8);
+    assert_eq!(offsets(&back), [Some(7), Some(8)]);
+    assert_eq!(
+        offsets(&plain),
+        [None],
+        "plain members get the reference's frame"
+    );
+}
+
+#[test]
+fn a_skipped_offset_closes_positioned_members_so_they_resume() {
+    let (layer, hub, g) = setup();
+    let positioned = join(&hub, &g, Recover::Fresh);
+    let plain = join(&hub, &g, Recover::No);
+    layer.publish(&g, 1);
+    layer.publish(&g, 2);
+    assert!(!positioned.is_closing());
+    // Offset 3 never arrives here.
+    layer.stream.lock().unwrap().push((3, message(3)));
+    layer.publish(&g, 4);
+    assert_eq!(positioned.close_code(), Some(CloseCode::SlowConsumer));
+    assert!(
+        !plain.is_closing(),
+        "plain members never had positions to lose"
+    );
+    assert!(hub
+        .0
+        .metrics
+        .render()
+        .contains(r#"courier_drops_total{reason="stream_gap"} 1"#));
+}
