@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 N="${1:-5000}"; OUTAGE="${2:-3}"; RATE=20000; SECS=15
 ulimit -n "$(ulimit -Hn)"
-cargo build --release -q -p courier -p loadtest
+cargo build --profile "$PROFILE" -q -p courier -p loadtest
 RPORT=$(free_port); PORT=$(free_port); ADMIN=$(free_port)
 DIR=$(mktemp -d); OUT=${OUT:-/tmp/broker-failover}
 start_redis() { redis-server --port "$RPORT" --save '' --appendonly no --dir "$DIR" >"$OUT.redis.log" 2>&1 & RPID=$!; }
@@ -21,12 +21,12 @@ PIDS=()
 trap 'kill -9 "${PIDS[@]}" "$RPID" 2>/dev/null || true; rm -rf "$DIR"' EXIT
 for _ in $(seq 1 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 REDIS="redis://127.0.0.1:$RPORT"
-target/release/courier --listen "127.0.0.1:$PORT" --admin-listen "127.0.0.1:$ADMIN" --jwt-secret S \
+"$BIN_DIR/courier" --listen "127.0.0.1:$PORT" --admin-listen "127.0.0.1:$ADMIN" --jwt-secret S \
   --layer redis-pubsub --redis-url "$REDIS" >"$OUT.courier.log" 2>&1 &
 CPID=$!; PIDS+=("$CPID")
 wait_port "$ADMIN" || true
 now_ms() { date +%s%3N; }
-timeout 90 target/release/loadtest --target "ws://127.0.0.1:$PORT/ws/notifications/" --jwt-secret S \
+timeout 90 "$BIN_DIR/loadtest" --target "ws://127.0.0.1:$PORT/ws/notifications/" --jwt-secret S \
   --publisher redis-pubsub --redis-url "$REDIS" -c "$N" -u "$N" --model rate --rate "$RATE" \
   --rate-duration "${SECS}s" --batch 100 --duration 60s --drain-timeout 3s --source-addrs 4 \
   --no-progress --server-metrics "http://127.0.0.1:$ADMIN/metrics" --json "$OUT.json" >"$OUT.txt" 2>&1 &

@@ -4,7 +4,7 @@
 #   ceiling raw 10000 200  |  courier fanout-10k   (burst fan-out)
 #   ceiling raw 10000 1    |  courier sparse-10k   (one event to each of 10k: time to last client)
 # and a ratio table (median of the per-round ratios, with min..max). Each courier run is a
-# separate courier process (release build) measured by the load tester with --server-pid.
+# separate courier process (dist build) measured by the load tester with --server-pid.
 #
 #   scripts/ceiling-compare.sh [ROUNDS]        (default 3; env CEILING=../shared/ceiling/run.sh,
 #   COURIER_BIN=another courier binary for an A/B against an older build)
@@ -17,15 +17,15 @@ CEILING="${CEILING:-../shared/ceiling/run.sh}"
 OUT="results/ceiling-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$OUT"
 ulimit -n "$(ulimit -Hn)"
-cargo build --release -q -p courier -p loadtest
+cargo build --profile "$PROFILE" -q -p courier -p loadtest
 
 
 courier_run() { # scenario file, output json
   local port; port="$(free_port)"
-  "${COURIER_BIN:-target/release/courier}" --listen "127.0.0.1:$port" --jwt-secret S --api-key K >"$2.server.log" 2>&1 &
+  "${COURIER_BIN:-$BIN_DIR/courier}" --listen "127.0.0.1:$port" --jwt-secret S --api-key K >"$2.server.log" 2>&1 &
   local pid=$!
   wait_port "$port" || true
-  timeout 150 target/release/loadtest --scenario "$1" --target "ws://127.0.0.1:$port/ws/notifications/" \
+  timeout 150 "$BIN_DIR/loadtest" --scenario "$1" --target "ws://127.0.0.1:$port/ws/notifications/" \
     --jwt-secret S --api-key K --server-pid "$pid" --no-progress --json "$2" >"$2.txt" 2>&1 || true
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
 }

@@ -10,6 +10,7 @@
 #      ADMIN_BASE (admin ports ADMIN_BASE+1…+N, default PORT+100).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 DIR="${DIR:-results/cluster}"; mkdir -p "$DIR"
 cmd="${1:-}"; shift || true
 case "$cmd" in
@@ -17,10 +18,10 @@ case "$cmd" in
     N="$1"; PORT="$2"; shift 2
     ADMIN_BASE="${ADMIN_BASE:-$((PORT + 100))}"
     ulimit -n "$(ulimit -Hn)"
-    cargo build --release -q -p courier
+    cargo build --profile "$PROFILE" -q -p courier
     : >"$DIR/pids"
     for i in $(seq 1 "$N"); do
-      target/release/courier --listen "127.0.0.1:$PORT" --reuse-port --admin-listen "127.0.0.1:$((ADMIN_BASE + i))" \
+      "$BIN_DIR/courier" --listen "127.0.0.1:$PORT" --reuse-port --admin-listen "127.0.0.1:$((ADMIN_BASE + i))" \
         --jwt-secret "${COURIER_JWT_SECRET:-S}" --api-key "${COURIER_API_KEY:-K}" "$@" >"$DIR/courier-$i.log" 2>&1 &
       echo "$! $((ADMIN_BASE + i))" >>"$DIR/pids"
     done

@@ -27,7 +27,7 @@ start_side_by_side compare "$SECRET" "$API_KEY" "$DJ_PORT" "$CO_PORT" "$USERS"
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 run() { # name port pid
   set +e
-  target/release/loadtest --scenario "$SCENARIO" --target "ws://127.0.0.1:$2/ws/notifications/" \
+  "$BIN_DIR/loadtest" --scenario "$SCENARIO" --target "ws://127.0.0.1:$2/ws/notifications/" \
     --jwt-secret "$SECRET" --api-key "$API_KEY" --server-pid "$3" --no-progress \
     --json "$RESULTS/compare-$1-$STAMP.json"
   set -e

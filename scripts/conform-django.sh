@@ -21,8 +21,8 @@ mkdir -p "$RESULTS"
 start_side_by_side conform "$SECRET" "$API_KEY" "$DJ_PORT" "$CO_PORT" 3
 
 echo "=== Django reference (Daphne, channels InMemoryChannelLayer) ==="
-target/release/loadtest conform --target "ws://127.0.0.1:$DJ_PORT/ws/notifications/" \
+"$BIN_DIR/loadtest" conform --target "ws://127.0.0.1:$DJ_PORT/ws/notifications/" \
   --jwt-secret "$SECRET" --api-key "$API_KEY" --junit "$RESULTS/conform-django.junit.xml" || true
 echo "=== courier ==="
-target/release/loadtest conform --target "ws://127.0.0.1:$CO_PORT/ws/notifications/" \
+"$BIN_DIR/loadtest" conform --target "ws://127.0.0.1:$CO_PORT/ws/notifications/" \
   --jwt-secret "$SECRET" --api-key "$API_KEY" --junit "$RESULTS/conform-courier.junit.xml"

@@ -15,3 +15,10 @@ wait_port() {
 # metric PORT NAME: the value of the unlabelled series NAME in 127.0.0.1:PORT/metrics (empty if
 # it is absent).
 metric() { curl -s "127.0.0.1:$1/metrics" | awk -v k="$2" '$1 == k {print $2}'; }
+
+# The one build every script here measures with: the `dist` profile (Cargo.toml: release with fat
+# LTO and one codegen unit; binaries in target/dist/), not the README's quicker `--release`, so a
+# published figure never shifts with whichever profile was built last. BENCHMARKS.md "Build
+# profiles" has the trade. COURIER_PROFILE=release gives a quick look that is not for publishing.
+PROFILE="${COURIER_PROFILE:-dist}"
+BIN_DIR="target/$PROFILE"

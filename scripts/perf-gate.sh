@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Performance gate for CI: release build, a separate courier process, a scenario against it.
+# Performance gate for CI: dist-profile build, a separate courier process, a scenario against it.
 # Three modes, so a noisy shared runner neither flakes nor misses a regression:
 #   - plain:      fixed thresholds (the scenario's and any given);
 #   - BASELINE:   relative thresholds against a report kept from an earlier run (e.g. main's):
@@ -17,6 +17,7 @@
 #      RESULTS (default results/), MIN_RATIO (0.9), MAX_P99_RATIO (1.2), ROUNDS (6), THRESHOLD (0.05).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 SCENARIO="${SCENARIO:-loadtest/scenarios/fanout-10k.toml}"
 RESULTS="${RESULTS:-results}"
@@ -27,16 +28,16 @@ API_KEY="key-$$-$RANDOM"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 echo "perf-gate: open-file limit $(ulimit -n)"
 
-cargo build --release -p courier -p loadtest
+cargo build --profile "$PROFILE" -p courier -p loadtest
 mkdir -p "$RESULTS"
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 
 if [ -n "${BASE_BIN:-}" ]; then
   # A/B: loadtest starts and stops both servers itself ({port} is filled in per server).
   [ "${1:-}" = "--" ] && shift
-  exec target/release/loadtest ab \
+  exec "$BIN_DIR/loadtest" ab \
     --a "$BASE_BIN --listen 127.0.0.1:{port} --jwt-secret $SECRET --api-key $API_KEY" \
-    --b "target/release/courier --listen 127.0.0.1:{port} --jwt-secret $SECRET --api-key $API_KEY" \
+    --b "$BIN_DIR/courier --listen 127.0.0.1:{port} --jwt-secret $SECRET --api-key $API_KEY" \
     --rounds "${ROUNDS:-6}" --threshold "${THRESHOLD:-0.05}" --scenario "$SCENARIO" \
     --jwt-secret "$SECRET" --api-key "$API_KEY" --json "$RESULTS/ab-$STAMP.json" -- "$@"
 fi
@@ -51,7 +52,7 @@ if [ -z "${PORT:-}" ]; then
   PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 18000)"
 fi
 
-target/release/courier --listen "127.0.0.1:$PORT" --jwt-secret "$SECRET" --api-key "$API_KEY" >"${TMPDIR:-/tmp}/courier-perf-gate.log" 2>&1 &
+"$BIN_DIR/courier" --listen "127.0.0.1:$PORT" --jwt-secret "$SECRET" --api-key "$API_KEY" >"${TMPDIR:-/tmp}/courier-perf-gate.log" 2>&1 &
 SERVER_PID=$!
 cleanup() {
   kill "$SERVER_PID" 2>/dev/null || true
@@ -71,7 +72,7 @@ NAME="$(basename "$SCENARIO" .toml)"
 JSON="$RESULTS/$NAME-$STAMP.json"
 
 set +e
-target/release/loadtest --scenario "$SCENARIO" \
+"$BIN_DIR/loadtest" --scenario "$SCENARIO" \
   --target "ws://127.0.0.1:$PORT/ws/notifications/" \
   --jwt-secret "$SECRET" --api-key "$API_KEY" --server-pid "$SERVER_PID" \
   --no-progress --json "$JSON" --junit "$RESULTS/$NAME-$STAMP.junit.xml" \

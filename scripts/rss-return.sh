@@ -3,12 +3,12 @@
 # the peak and 30 s after the load left, for an echo flood (hostile clients that send 60 KB frames
 # and never read) and/or a fanout-10k run. Bounded; stops only the server it started.
 #
-#   scripts/rss-return.sh [BINARY] [echo|fanout|both]     (default target/release/courier, both)
+#   scripts/rss-return.sh [BINARY] [echo|fanout|both]     (default target/dist/courier, both)
 # Goal (issue 9): RSS within 20 % of the pre-load level 30 s after the clients leave.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-BIN="${1:-target/release/courier}"; WHAT="${2:-both}"; SETTLE="${SETTLE:-30}"
+BIN="${1:-$BIN_DIR/courier}"; WHAT="${2:-both}"; SETTLE="${SETTLE:-30}"
 ulimit -n "$(ulimit -Hn)"
 PORT="$(free_port)"
 "$BIN" --listen "127.0.0.1:$PORT" --jwt-secret S --api-key K >/tmp/rss-return.log 2>&1 &
@@ -29,7 +29,7 @@ if [ "$WHAT" = echo ] || [ "$WHAT" = both ]; then
 fi
 if [ "$WHAT" = fanout ] || [ "$WHAT" = both ]; then
   B=$(rss)
-  timeout 120 target/release/loadtest --scenario loadtest/scenarios/fanout-10k.toml \
+  timeout 120 "$BIN_DIR/loadtest" --scenario loadtest/scenarios/fanout-10k.toml \
     --target "ws://127.0.0.1:$PORT/ws/notifications/" --jwt-secret S --api-key K --no-progress >/tmp/rss-return.fanout 2>&1 || true
   grep -E "received|lost" /tmp/rss-return.fanout | head -2
   P=$(hwm); sleep "$SETTLE"; A=$(rss)

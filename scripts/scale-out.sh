@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 C="${1:-51000}"; H="${2:-3}"; P="${3:-3}"; S="${4:-3}"
 OUT="${OUT:-results/scale-out-$(date -u +%Y%m%dT%H%M%SZ)}"; mkdir -p "$OUT"
 ulimit -n "$(ulimit -Hn)"
-cargo build --release -q -p courier -p loadtest
+cargo build --profile "$PROFILE" -q -p courier -p loadtest
 RPIDS=(); RPORTS=(); URLS=()
 cleanup() {
   DIR="$OUT/cluster" scripts/cluster.sh stop >/dev/null 2>&1 || true
@@ -34,7 +34,7 @@ AT=$(( $(date +%s%3N) + 25000 ))
 USERS=$(( C / 10 ))
 SEGS=()
 for k in $(seq 1 "$S"); do
-  target/release/loadtest --target "ws://127.0.0.1:$PORT/ws/notifications/" --jwt-secret S --api-key K \
+  "$BIN_DIR/loadtest" --target "ws://127.0.0.1:$PORT/ws/notifications/" --jwt-secret S --api-key K \
     -c "$C" -u "$USERS" --segment "$k/$S" --start-at "$AT" --bursts 5 --events-per-burst 4 \
     --burst-interval 200ms --batch 500 --source-addrs 8 --duration 120s --no-progress \
     --json "$OUT/seg$k.json" >"$OUT/seg$k.txt" 2>&1 &
@@ -47,7 +47,7 @@ done
   while read -r pid admin; do echo "$pid $(cpu_ticks "$pid") $(metric "$admin" courier_deliveries_total)"; done \
     <"$OUT/cluster/pids" >"$OUT/before.txt" ) &
 for p in "${SEGS[@]}"; do wait "$p" || true; done
-target/release/loadtest merge "$OUT"/seg*.json -t lost==0 -t duplicated==0 --json "$OUT/merged.json" | tee "$OUT/merged.txt" || true
+"$BIN_DIR/loadtest" merge "$OUT"/seg*.json -t lost==0 -t duplicated==0 --json "$OUT/merged.json" | tee "$OUT/merged.txt" || true
 echo "Per courier process, from the agreed start (CPU from /proc, deliveries from its /metrics):"
 HZ=$(getconf CLK_TCK)
 while read -r pid admin; do

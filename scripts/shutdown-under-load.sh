@@ -9,13 +9,13 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 N="${1:-10000}"
 ulimit -n "$(ulimit -Hn)"
-cargo build --release -q -p courier -p loadtest
+cargo build --profile "$PROFILE" -q -p courier -p loadtest
 PORT="$(free_port)"
-target/release/courier --listen "127.0.0.1:$PORT" --jwt-secret S --api-key K >/tmp/shutdown-under-load.log 2>&1 &
+"$BIN_DIR/courier" --listen "127.0.0.1:$PORT" --jwt-secret S --api-key K >/tmp/shutdown-under-load.log 2>&1 &
 PID=$!
 trap 'kill -9 $PID 2>/dev/null || true' EXIT
 wait_port "$PORT" || true
-timeout 60 target/release/loadtest --target "ws://127.0.0.1:$PORT/ws/notifications/" --jwt-secret S --api-key K \
+timeout 60 "$BIN_DIR/loadtest" --target "ws://127.0.0.1:$PORT/ws/notifications/" --jwt-secret S --api-key K \
   -c "$N" -u $((N / 10)) --model rate --rate 20000 --rate-duration 10s --source-addrs 4 --no-progress \
   --json /tmp/shutdown-under-load.json >/tmp/shutdown-under-load.txt 2>&1 &
 LT=$!

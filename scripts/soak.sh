@@ -11,9 +11,9 @@ cd "$(dirname "$0")/.."
 DURATION="${1:-900}"; CONNECTIONS="${2:-10000}"
 OUT="results/soak-$(date -u +%Y%m%dT%H%M%SZ)"; mkdir -p "$OUT"
 ulimit -n "$(ulimit -Hn)"
-cargo build --release -q -p courier -p loadtest
+cargo build --profile "$PROFILE" -q -p courier -p loadtest
 PORT="$(free_port)"
-target/release/courier --listen "127.0.0.1:$PORT" --jwt-secret S --api-key K >"$OUT/server.log" 2>&1 &
+"$BIN_DIR/courier" --listen "127.0.0.1:$PORT" --jwt-secret S --api-key K >"$OUT/server.log" 2>&1 &
 PID=$!
 SAMPLER=""
 trap 'kill $PID 2>/dev/null || true; [ -n "$SAMPLER" ] && kill $SAMPLER 2>/dev/null || true' EXIT
@@ -28,7 +28,7 @@ SAMPLER=$!
 runs=0; lost=0; failed=0
 while [ $(( $(date +%s) - START )) -lt "$DURATION" ]; do
   runs=$((runs + 1))
-  timeout 120 target/release/loadtest --target "ws://127.0.0.1:$PORT/ws/notifications/" \
+  timeout 120 "$BIN_DIR/loadtest" --target "ws://127.0.0.1:$PORT/ws/notifications/" \
     --jwt-secret S --api-key K -c "$CONNECTIONS" -u $((CONNECTIONS / 10)) --bursts 5 --events-per-burst 5 \
     --burst-interval 200ms --source-addrs 4 --no-progress --json "$OUT/run-$runs.json" >/dev/null 2>&1 || failed=$((failed + 1))
   lost=$((lost + $(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['deliveries']['lost'])" "$OUT/run-$runs.json" 2>/dev/null || echo 0)))

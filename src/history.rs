@@ -145,6 +145,11 @@ impl Stream {
         }
     }
 
+    /// The stream's epoch.
+    pub(crate) fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
     /// Counted bytes, the stream's own included.
     pub(crate) fn bytes(&self) -> usize {
         self.bytes + STREAM_OVERHEAD

@@ -33,36 +33,37 @@ from channels_redis.utils import _consistent_hash, decode_hosts
 
 # courier's PUBLISH_LUA (src/layer/redis/wire/history.rs), verbatim.
 PUBLISH_LUA = r"""
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+local mkey, skey = KEYS[1], KEYS[2]
 local payload, size, ttl, meta_ttl = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local max_bytes, candidate = tonumber(ARGV[6]), ARGV[7]
-local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
-local meta = redis.call('HMGET', KEYS[1], 'epoch', 'run')
+local meta = redis.call('HMGET', mkey, 'epoch', 'run')
 local epoch = meta[1]
 if (not epoch) or meta[2] ~= run then
   epoch = candidate
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'run', run, 'bytes', 0)
+  redis.call('DEL', skey)
+  redis.call('HSET', mkey, 'epoch', epoch, 'run', run, 'bytes', 0)
 end
-local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
+local offset = redis.call('HINCRBY', mkey, 'offset', 1)
 if size > 0 and #payload <= max_bytes then
   local t = redis.call('TIME')
   local now_ms = t[1] * 1000 + math.floor(t[2] / 1000)
-  redis.call('XADD', KEYS[2], '0-' .. offset, 't', now_ms, 'p', payload)
-  local bytes = redis.call('HINCRBY', KEYS[1], 'bytes', #payload)
-  local len = redis.call('XLEN', KEYS[2])
+  redis.call('XADD', skey, '0-' .. offset, 't', now_ms, 'p', payload)
+  local bytes = redis.call('HINCRBY', mkey, 'bytes', #payload)
+  local len = redis.call('XLEN', skey)
   while len > 0 and (len > size or bytes > max_bytes) do
-    local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+    local first = redis.call('XRANGE', skey, '-', '+', 'COUNT', 1)[1]
     bytes = bytes - #first[2][4]
-    redis.call('XDEL', KEYS[2], first[1])
+    redis.call('XDEL', skey, first[1])
     len = len - 1
   end
-  redis.call('HSET', KEYS[1], 'bytes', bytes)
-  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('HSET', mkey, 'bytes', bytes)
+  redis.call('PEXPIRE', skey, ttl)
 else
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'bytes', 0)
+  redis.call('DEL', skey)
+  redis.call('HSET', mkey, 'bytes', 0)
 end
-redis.call('PEXPIRE', KEYS[1], meta_ttl)
+redis.call('PEXPIRE', mkey, meta_ttl)
 redis.call('PUBLISH', ARGV[8], offset .. ' ' .. epoch)
 redis.call('PUBLISH', ARGV[1], payload)
 return {offset, epoch}

@@ -3,7 +3,7 @@
 #
 #   start_side_by_side NAME SECRET API_KEY DJANGO_PORT COURIER_PORT USERS
 #
-# builds what is missing (a venv in target/django-venv, release courier + loadtest), creates
+# builds what is missing (a venv in target/django-venv, dist-profile courier + loadtest), creates
 # USERS Django users (ids 1..USERS) in a fresh SQLite database, starts both servers (logs in
 # ${TMPDIR:-/tmp}/NAME-{daphne,courier}.log), waits for their ports and sets DJ_PID and CO_PID.
 # Every process it starts is stopped when the calling script exits.
@@ -18,7 +18,7 @@ start_side_by_side() {
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q -r scripts/django-ref/requirements.txt
   fi
-  cargo build --release -p courier -p loadtest
+  cargo build --profile "$PROFILE" -p courier -p loadtest
   DJANGO_DB="$(mktemp -d)/ref.sqlite3"
   export DJANGO_DB DJANGO_SECRET_KEY="$secret" PUBLISH_API_KEY="$api_key"
   ( cd scripts/django-ref
@@ -31,7 +31,7 @@ User.objects.bulk_create([User(id=i, username=f'user{i}') for i in range(1, $use
   ( cd scripts/django-ref && exec "../../$venv/bin/daphne" -b 127.0.0.1 -p "$dj_port" refproject.asgi:application ) \
     >"${TMPDIR:-/tmp}/$name-daphne.log" 2>&1 &
   DJ_PID=$!; SIDE_BY_SIDE_PIDS+=("$DJ_PID")
-  target/release/courier --listen "127.0.0.1:$co_port" --jwt-secret "$secret" --api-key "$api_key" \
+  "$BIN_DIR/courier" --listen "127.0.0.1:$co_port" --jwt-secret "$secret" --api-key "$api_key" \
     >"${TMPDIR:-/tmp}/$name-courier.log" 2>&1 &
   CO_PID=$!; SIDE_BY_SIDE_PIDS+=("$CO_PID")
   local port

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::shard::Group;
 use super::{Hub, SHARDS};
 use crate::config::SlowPolicy;
 use crate::history::Position;
@@ -96,12 +97,7 @@ impl Hub {
                 .is_some_and(|l| *l.epoch != *p.epoch || p.offset != l.offset + 1);
             if broken {
                 tracing::info!(%group, offset = p.offset, "numbered events skipped; positioned members resume");
-                // Closed, not removed: each leaves through `group_discard` as its task ends.
-                let skipped = g.positioned.iter().chain(g.held.iter().map(|h| &h.out));
-                for member in skipped {
-                    Metrics::inc(&self.0.metrics.drops, "stream_gap");
-                    member.close(CloseCode::SlowConsumer);
-                }
+                self.close_positioned(g, "stream_gap");
             }
             g.last = Some(p.clone());
         }
@@ -120,6 +116,26 @@ impl Hub {
         }
         self.0.metrics.deliveries.inc_by(delivered as u64);
         delivered
+    }
+
+    /// After a broker outage: the layer's stream kept what was published meanwhile, so `group`'s
+    /// positioned members are closed 4008 to resume from it (replayed, not just told), while
+    /// plain members get the `resync` frame.
+    pub(super) fn resume_positioned(&self, group: &GroupName, why: &'static str) {
+        let mut shard = self.shard(group.as_str());
+        if let Some(g) = shard.groups.get_mut(group) {
+            self.close_positioned(g, why);
+            g.last = None;
+        }
+    }
+
+    /// Closes `g`'s positioned members (held ones too) 4008, counted as drops by `why`. Closed,
+    /// not removed: each leaves through `group_discard` as its task ends.
+    fn close_positioned(&self, g: &Group, why: &'static str) {
+        for member in g.positioned.iter().chain(g.held.iter().map(|h| &h.out)) {
+            Metrics::inc(&self.0.metrics.drops, why);
+            member.close(CloseCode::SlowConsumer);
+        }
     }
 
     /// Queues `frames` for each of `members`, applying the slow-consumer policy; returns how many

@@ -35,7 +35,7 @@ use crate::history::Position;
 use crate::layer::{ChannelLayer, GroupMessage, GroupName};
 use crate::metrics::Metrics;
 use crate::outbox::{ConnId, Outbox};
-use crate::protocol::{self, CloseCode};
+use crate::protocol::{self, CloseCode, ResyncReason};
 use crate::trace::{ByteCount, Trace};
 
 use shard::{Group, Shard};
@@ -305,6 +305,9 @@ impl Hub {
         self.0.metrics.events_received.inc();
         match protocol::event_frame(message) {
             Ok(frame) if matches!(self.0.streams, Streams::Layer) => {
+                if at.is_none() && is_broker_resync(message) {
+                    self.resume_positioned(group, "broker_resync");
+                }
                 self.fan_out_numbered(group, frame, at)
             }
             Ok(frame) => self.fan_out(group, std::slice::from_ref(&frame)),
@@ -315,4 +318,16 @@ impl Hub {
             }
         }
     }
+}
+
+/// Whether `message` is the layer's `resync` after a broker outage ([`resync_message`]).
+///
+/// [`resync_message`]: crate::layer::resync_message
+fn is_broker_resync(message: &GroupMessage) -> bool {
+    message.get("type").and_then(|t| t.as_str()) == Some("resync")
+        && message
+            .get("data")
+            .and_then(|d| d.get("reason"))
+            .and_then(|r| r.as_str())
+            == Some(ResyncReason::BrokerReconnected.as_str())
 }

@@ -79,7 +79,6 @@ impl Group {
         let Some(stream) = self.stream.as_mut() else {
             return (Vec::new(), 0);
         };
-        let epoch = stream.head().epoch;
         let want = !self.positioned.is_empty();
         let mut positioned = Vec::with_capacity(if want { frames.len() } else { 0 });
         let mut delta = 0;
@@ -87,7 +86,7 @@ impl Group {
             let (offset, d) = stream.append(frame, now, cfg);
             delta += d;
             if want {
-                positioned.push(protocol::positioned(frame, offset, &epoch));
+                positioned.push(protocol::positioned(frame, offset, stream.epoch()));
             }
         }
         (positioned, delta)

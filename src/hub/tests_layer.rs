@@ -176,3 +176,23 @@ fn a_skipped_offset_closes_positioned_members_so_they_resume() {
         .render()
         .contains(r#"courier_drops_total{reason="stream_gap"} 1"#));
 }
+
+#[test]
+fn after_a_broker_outage_positioned_members_resume_and_plain_ones_are_told() {
+    let (layer, hub, g) = setup();
+    let positioned = join(&hub, &g, Recover::Fresh);
+    let plain = join(&hub, &g, Recover::No);
+    layer.publish(&g, 1);
+    let _ = offsets(&plain);
+    if let Some(inbound) = layer.inbound.get() {
+        inbound(&g, &crate::layer::resync_message(), None);
+    }
+    assert_eq!(positioned.close_code(), Some(CloseCode::SlowConsumer));
+    assert!(!plain.is_closing());
+    assert_eq!(offsets(&plain), [None], "the resync frame");
+    // The stream goes on: no gap is counted against the next member.
+    let again = join(&hub, &g, Recover::Fresh);
+    layer.publish(&g, 2);
+    assert!(!again.is_closing());
+    assert_eq!(offsets(&again), [Some(2)]);
+}

@@ -133,7 +133,10 @@ pub fn build(config: &Config) -> Result<Arc<dyn ChannelLayer>> {
             &config.redis,
             Some(&config.fitted_history()),
         )?),
-        LayerKind::RedisCluster => Arc::new(RedisClusterLayer::start(&config.redis)?),
+        LayerKind::RedisCluster => Arc::new(RedisClusterLayer::start_with_history(
+            &config.redis,
+            Some(&config.fitted_history()),
+        )?),
     })
 }
 

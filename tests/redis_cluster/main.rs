@@ -196,3 +196,49 @@ async fn a_killed_master_is_survived_by_rebuilding_the_connection_and_resyncing_
     assert_eq!(m.layer_hosts_down.get(), 0, "and is up again");
     shard.s.stop().await;
 }
+
+/// Resume on the cluster layer: a client back on the *other* courier gets what it missed, once,
+/// in order, from the stream in its partition's slot, then live events.
+#[tokio::test]
+async fn a_client_resumes_on_the_other_courier_from_the_cluster_stream() {
+    let Some(cluster) = PrivateCluster::start(3, 0).await else {
+        return;
+    };
+    let urls = cluster.urls();
+    let prefix = services::unique_prefix();
+    let (a, b) = (server(&urls, &prefix).await, server(&urls, &prefix).await);
+    let query = |srv: &common::TestServer, q: &str| {
+        format!(
+            "{}?token={}&{q}",
+            srv.ws_url(),
+            common::token_for(json!(12))
+        )
+    };
+    let mut ws = common::ws_connect_url(&query(&a, "recover=1")).await;
+    let hello = common::next_json(&mut ws).await;
+    let epoch = hello["epoch"].as_str().expect("epoch").to_owned();
+    let publish = |addr, n| async move { assert_eq!(notify_all(addr, &[12], "n", n).await, 202) };
+    for n in 1..=3 {
+        publish(a.addr, n).await;
+    }
+    for n in 1..=3u64 {
+        assert_eq!(common::next_json(&mut ws).await["offset"].as_u64(), Some(n));
+    }
+    drop(ws);
+    for n in 4..=8 {
+        publish(b.addr, n).await;
+    }
+    let mut back = common::ws_connect_url(&query(&b, &format!("since=3&epoch={epoch}"))).await;
+    assert_eq!(
+        common::next_json(&mut back).await["offset"],
+        3,
+        "welcome at the position sent"
+    );
+    publish(a.addr, 9).await;
+    for n in 4..=9u64 {
+        let f = common::next_json(&mut back).await;
+        assert_eq!(f["offset"].as_u64(), Some(n), "{f}");
+    }
+    a.stop().await;
+    b.stop().await;
+}

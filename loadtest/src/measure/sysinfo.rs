@@ -129,14 +129,24 @@ mod tests {
         assert!(process_cpu(std::process::id()).is_some());
     }
 
+    /// Spins until this thread has had `d` more CPU time (its own schedstat), bounded by 10 s of
+    /// wall time: on a busy machine a wall-time spin may hold less CPU than the assertions need.
+    fn spin_cpu(d: Duration) {
+        let own_cpu = || {
+            std::fs::read_to_string("/proc/thread-self/schedstat")
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+                .map_or(Duration::ZERO, Duration::from_nanos)
+        };
+        let (start, t) = (own_cpu(), std::time::Instant::now());
+        while own_cpu() < start + d && t.elapsed() < Duration::from_secs(10) {
+            std::hint::black_box(0u64);
+        }
+    }
+
     #[test]
     fn a_thread_that_exits_does_not_cancel_the_others() {
-        let spin = |d: Duration| {
-            let t = std::time::Instant::now();
-            while t.elapsed() < d {
-                std::hint::black_box(0u64);
-            }
-        };
+        let spin = spin_cpu;
         let helper = std::thread::spawn(move || {
             spin(Duration::from_millis(30));
             std::thread::sleep(Duration::from_millis(50));
@@ -159,18 +169,7 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let (spun_tx, spun_rx) = std::sync::mpsc::channel::<()>();
         let helper = std::thread::spawn(move || {
-            // Spin until this thread has had 30 ms of CPU (not of wall time: on a busy machine
-            // 30 ms of wall time may hold less CPU than the assertion below needs), bounded.
-            let own_cpu = || {
-                std::fs::read_to_string("/proc/thread-self/schedstat")
-                    .ok()
-                    .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-                    .map_or(Duration::ZERO, Duration::from_nanos)
-            };
-            let t = std::time::Instant::now();
-            while own_cpu() < Duration::from_millis(30) && t.elapsed() < Duration::from_secs(10) {
-                std::hint::black_box(0u64);
-            }
+            spin_cpu(Duration::from_millis(30));
             let _ = spun_tx.send(());
             let _ = rx.recv();
         });

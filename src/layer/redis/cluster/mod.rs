@@ -25,6 +25,7 @@
 //!   times, which is safe because a refused frame was not published; any other error fails the
 //!   publish (`layer_errors{publish}`), never retried blind, so nothing arrives twice.
 
+mod history;
 mod table;
 mod task;
 
@@ -42,16 +43,18 @@ use super::conn::{broken, CHUNK, CONNECT_TIMEOUT};
 use super::health::LayerMetrics;
 use super::wire::codec::Codec;
 use super::wire::sharded::{new_frame, push_entry, Partitions};
-use crate::config::RedisConfig;
+use crate::config::{HistoryConfig, RedisConfig};
 use crate::error::{Error, Result};
-use crate::layer::{ChannelLayer, GroupMessage, GroupName, Inbound};
+use crate::history::Position;
+use crate::layer::{ChannelLayer, GroupMessage, GroupName, Inbound, StreamHistory};
 use crate::metrics::Metrics;
+use history::Frame;
 use table::Table;
 
 /// How many times a publish Redis refused is sent again.
-const PUBLISH_RETRIES: u32 = 3;
+pub(super) const PUBLISH_RETRIES: u32 = 3;
 /// Pause before the n-th retry: n times this, while redis-rs refreshes its slot map.
-const RETRY_STEP: Duration = Duration::from_millis(100);
+pub(super) const RETRY_STEP: Duration = Duration::from_millis(100);
 /// Bound on one frame's `SPUBLISH`, retries included. While a master is down, redis-rs may hold
 /// requests behind its slot refreshes (each waiting on a connect to the dead node); the caller
 /// (an HTTP publish) gets its 503 within this instead. A frame that timed out may or may not have
@@ -76,6 +79,10 @@ struct Shared {
     metrics: LayerMetrics,
     /// The current session's connection, for publishers; `None` while it is being (re)built.
     publisher: watch::Sender<Option<ClusterConnection>>,
+    /// User-stream history, when kept.
+    history: Option<history::ClusterHistory>,
+    /// Per partition, the positions a note frame gave for the next frame's entries.
+    notes: std::sync::Mutex<HashMap<usize, Vec<(usize, Position)>>>,
 }
 
 impl Shared {
@@ -104,6 +111,15 @@ impl RedisClusterLayer {
     /// Starts the connection task. Does not wait for the cluster: an unreachable one is retried
     /// with backoff and logged, so the server still starts and serves local clients.
     pub fn start(config: &RedisConfig) -> Result<Self> {
+        Self::start_with_history(config, None)
+    }
+
+    /// [`start`](Self::start), keeping user-stream history in the cluster within `history`'s
+    /// bounds (each stream in its partition's slot).
+    pub fn start_with_history(
+        config: &RedisConfig,
+        history: Option<&HistoryConfig>,
+    ) -> Result<Self> {
         // Checks the seed URLs now, so a typo is a startup error and not a retry loop.
         task::client(&config.urls, |_| Ok(()))
             .map_err(|e| Error::Config(format!("--redis-url (redis-cluster): {e}")))?;
@@ -116,6 +132,8 @@ impl RedisClusterLayer {
             inbound: OnceLock::new(),
             metrics: LayerMetrics::new(1),
             publisher: watch::Sender::new(None),
+            history: history.map(history::ClusterHistory::new),
+            notes: Default::default(),
         });
         let stop = CancellationToken::new();
         tokio::spawn(task::run(shared.clone(), stop.clone()));
@@ -141,11 +159,18 @@ impl RedisClusterLayer {
             async move {
                 // One partition's frames in order; partitions at once (no order between groups).
                 for frame in frames {
-                    let sent = tokio::time::timeout(
-                        PUBLISH_TIMEOUT,
-                        spublish(conn.clone(), &channel, &frame),
-                    );
-                    sent.await.map_err(|_| broken("SPUBLISH timed out"))??;
+                    let sent = async {
+                        match self.shared.history.as_ref() {
+                            Some(h) if !frame.numbered.is_empty() => {
+                                self.publish_numbered(h, conn.clone(), k, &channel, &frame)
+                                    .await
+                            }
+                            _ => spublish(conn.clone(), &channel, &frame.bytes).await,
+                        }
+                    };
+                    tokio::time::timeout(PUBLISH_TIMEOUT, sent)
+                        .await
+                        .map_err(|_| broken("SPUBLISH timed out"))??;
                 }
                 Ok::<(), redis::RedisError>(())
             }
@@ -159,21 +184,30 @@ impl RedisClusterLayer {
             .map_or(Ok(()), |e| Err(Error::layer(e)))
     }
 
-    /// The batch as frames per partition, in batch order, each frame at most [`CHUNK`] entries.
-    fn frames(&self, items: &[(&GroupName, &GroupMessage)]) -> Result<Vec<(usize, Vec<Vec<u8>>)>> {
+    /// The batch as frames per partition, in batch order, each frame at most [`CHUNK`] entries,
+    /// with the user-stream entries to number when history is kept.
+    fn frames(&self, items: &[(&GroupName, &GroupMessage)]) -> Result<Vec<(usize, Vec<Frame>)>> {
         // Per partition: its frames, and how many entries the last one holds.
-        let mut by_partition: HashMap<usize, (Vec<Vec<u8>>, usize)> = HashMap::new();
+        let mut by_partition: HashMap<usize, (Vec<Frame>, usize)> = HashMap::new();
         for (group, message) in items {
             let (frames, in_last) = by_partition
                 .entry(self.shared.partitions.of(group))
                 .or_default();
             if frames.is_empty() || *in_last == CHUNK {
-                frames.push(new_frame());
+                frames.push(Frame {
+                    bytes: new_frame(),
+                    numbered: Vec::new(),
+                });
                 *in_last = 0;
             }
+            let idx = *in_last;
             *in_last += 1;
             if let Some(frame) = frames.last_mut() {
-                push_entry(frame, &self.shared.codec, group, message).map_err(Error::layer)?;
+                let body = push_entry(&mut frame.bytes, &self.shared.codec, group, message)
+                    .map_err(Error::layer)?;
+                if self.shared.history.is_some() && group.is_user_stream() {
+                    frame.numbered.push((idx, (*group).clone(), body));
+                }
             }
         }
         Ok(by_partition
@@ -213,7 +247,7 @@ async fn spublish(
 }
 
 /// Whether Redis (or redis-rs, before sending) turned the command down, so it did not run.
-fn refused(e: &redis::RedisError) -> bool {
+pub(super) fn refused(e: &redis::RedisError) -> bool {
     matches!(
         e.retry_method(),
         RetryMethod::MovedRedirect
@@ -235,6 +269,22 @@ impl ChannelLayer for RedisClusterLayer {
 
     fn attach_metrics(&self, metrics: Arc<Metrics>) {
         self.shared.metrics.attach(metrics);
+    }
+
+    fn keeps_history(&self) -> bool {
+        self.shared.history.is_some()
+    }
+
+    fn read_stream<'a>(
+        &'a self,
+        group: &'a GroupName,
+        after: Option<u64>,
+    ) -> BoxFuture<'a, Result<StreamHistory>> {
+        Box::pin(self.read(group, after))
+    }
+
+    fn subscription_live<'a>(&'a self, group: &'a GroupName) -> BoxFuture<'a, ()> {
+        Box::pin(self.shared.table.live(self.shared.partitions.of(group)))
     }
 
     fn subscribe(&self, group: &GroupName) {

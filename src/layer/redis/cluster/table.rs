@@ -20,6 +20,8 @@ pub(super) struct Table {
     changed: Notify,
     /// Wakes the task: the session in `Inner::lost` lost a node connection.
     lost: Notify,
+    /// Wakes resumes waiting for their partition to be confirmed.
+    went_live: Notify,
 }
 
 struct Inner {
@@ -61,6 +63,7 @@ impl Table {
             }),
             changed: Notify::new(),
             lost: Notify::new(),
+            went_live: Notify::new(),
         }
     }
 
@@ -136,10 +139,15 @@ impl Table {
             return Vec::new();
         };
         part.live = true;
-        if !std::mem::take(&mut part.gap) {
-            return Vec::new();
-        }
-        part.groups.iter().cloned().collect()
+        let gap = std::mem::take(&mut part.gap);
+        let groups = if gap {
+            part.groups.iter().cloned().collect()
+        } else {
+            Vec::new()
+        };
+        drop(inner);
+        self.went_live.notify_waiters();
+        groups
     }
 
     /// The server unsubscribed partition `k` on connection `epoch`: our SUNSUBSCRIBE, or its own
@@ -206,6 +214,19 @@ impl Table {
     /// Resolves after [`set`](Self::set) flipped a partition or a wanted one was dropped.
     pub(super) async fn changed(&self) {
         self.changed.notified().await;
+    }
+
+    /// Resolves once partition `k` is subscribed and confirmed on the current connection.
+    pub(super) async fn live(&self, k: usize) {
+        loop {
+            let notified = self.went_live.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.lock().parts.get(k).is_none_or(|p| p.live) {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Resolves once connection `epoch` lost a node. Cancel-safe: the condition is state.

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use super::super::conn::{broken, RESPONSE_TIMEOUT};
 use super::super::reconnect::Reconnect;
 use super::super::resync::send_resync;
-use super::super::wire::sharded::entries;
+use super::super::wire::sharded::{entries, notes};
 use super::Shared;
 
 /// How often an idle session pings every master.
@@ -221,10 +221,27 @@ fn unsubscribed(shared: &Shared, epoch: u64, k: usize) {
 /// Hands the frame's entries for local groups to the hub, in order. Entries for other groups of
 /// the partition are skipped undecoded; a bad frame or body is counted, not fatal.
 fn deliver(shared: &Shared, epoch: u64, k: usize, frame: &[u8]) {
+    let mut notes_of = shared.notes.lock().unwrap_or_else(|p| p.into_inner());
+    match notes(frame) {
+        Some(Ok(positions)) => {
+            notes_of.insert(k, positions);
+            return;
+        }
+        Some(Err(e)) => {
+            shared.metrics.error("decode");
+            tracing::warn!(partition = k, error = %e, "redis-cluster: dropping a bad note frame");
+            notes_of.remove(&k);
+            return;
+        }
+        None => {}
+    }
+    // The positions the note just before gave this frame's entries, if any.
+    let mut positions = notes_of.remove(&k).unwrap_or_default();
+    drop(notes_of);
     let mut names = Vec::new();
-    for entry in entries(frame) {
+    for (idx, entry) in entries(frame).enumerate() {
         match entry {
-            Ok(entry) => names.push(entry),
+            Ok((name, body)) => names.push((name, (idx, body))),
             Err(e) => {
                 shared.metrics.error("decode");
                 tracing::warn!(partition = k, error = %e, "redis-cluster: dropping the rest of a frame");
@@ -235,9 +252,13 @@ fn deliver(shared: &Shared, epoch: u64, k: usize, frame: &[u8]) {
     let Some(inbound) = shared.inbound.get() else {
         return;
     };
-    for (group, body) in shared.table.filter(epoch, k, names.into_iter()) {
+    for (group, (idx, body)) in shared.table.filter(epoch, k, names.into_iter()) {
+        let at = positions
+            .iter()
+            .position(|(i, _)| *i == idx)
+            .map(|i| positions.swap_remove(i).1);
         match shared.codec.decode(body) {
-            Ok(message) => inbound(&group, &message, None),
+            Ok(message) => inbound(&group, &message, at.as_ref()),
             Err(e) => {
                 shared.metrics.error("decode");
                 tracing::warn!(%group, error = %e, "redis-cluster: dropping a message that does not decode");

@@ -35,40 +35,49 @@ use super::Names;
 
 /// The part both publish scripts share: take the next offset (a new epoch when the stream's
 /// `run` is not this Redis's `run_id`, or the hash is gone), append the event, trim by count and
-/// bytes, refresh the TTLs. Expects the locals `payload`, `size`, `ttl`, `meta_ttl`, `max_bytes`,
-/// `candidate`; leaves `offset` and `epoch`.
+/// bytes, refresh the TTLs. Expects the locals `mkey` and `skey` (the position hash and the
+/// stream), `payload`, `size`, `ttl`, `meta_ttl`, `max_bytes`, `candidate` and `run` (this
+/// Redis's `run_id`, set by `run_lua!`); leaves `offset` and `epoch`.
 macro_rules! append_lua {
     () => {
         r"
-local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
-local meta = redis.call('HMGET', KEYS[1], 'epoch', 'run')
+local meta = redis.call('HMGET', mkey, 'epoch', 'run')
 local epoch = meta[1]
 if (not epoch) or meta[2] ~= run then
   epoch = candidate
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'run', run, 'bytes', 0)
+  redis.call('DEL', skey)
+  redis.call('HSET', mkey, 'epoch', epoch, 'run', run, 'bytes', 0)
 end
-local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
+local offset = redis.call('HINCRBY', mkey, 'offset', 1)
 if size > 0 and #payload <= max_bytes then
   local t = redis.call('TIME')
   local now_ms = t[1] * 1000 + math.floor(t[2] / 1000)
-  redis.call('XADD', KEYS[2], '0-' .. offset, 't', now_ms, 'p', payload)
-  local bytes = redis.call('HINCRBY', KEYS[1], 'bytes', #payload)
-  local len = redis.call('XLEN', KEYS[2])
+  redis.call('XADD', skey, '0-' .. offset, 't', now_ms, 'p', payload)
+  local bytes = redis.call('HINCRBY', mkey, 'bytes', #payload)
+  local len = redis.call('XLEN', skey)
   while len > 0 and (len > size or bytes > max_bytes) do
-    local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+    local first = redis.call('XRANGE', skey, '-', '+', 'COUNT', 1)[1]
     bytes = bytes - #first[2][4]
-    redis.call('XDEL', KEYS[2], first[1])
+    redis.call('XDEL', skey, first[1])
     len = len - 1
   end
-  redis.call('HSET', KEYS[1], 'bytes', bytes)
-  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('HSET', mkey, 'bytes', bytes)
+  redis.call('PEXPIRE', skey, ttl)
 else
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'bytes', 0)
+  redis.call('DEL', skey)
+  redis.call('HSET', mkey, 'bytes', 0)
 end
-redis.call('PEXPIRE', KEYS[1], meta_ttl)
+redis.call('PEXPIRE', mkey, meta_ttl)
 "
+    };
+}
+
+/// Sets `run`: this Redis's `run_id`, which changes with every start (a restart from an older
+/// snapshot included, and the new master after a failover).
+macro_rules! run_lua {
+    () => {
+        r"
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')"
     };
 }
 
@@ -76,7 +85,9 @@ redis.call('PEXPIRE', KEYS[1], meta_ttl)
 /// stream. ARGV: channel, payload, size, ttl ms, meta ttl ms, stream bytes, epoch candidate, note
 /// channel. Returns `{offset, epoch}`.
 pub(crate) const PUBLISH_LUA: &str = concat!(
+    run_lua!(),
     r"
+local mkey, skey = KEYS[1], KEYS[2]
 local payload, size, ttl, meta_ttl = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local max_bytes, candidate = tonumber(ARGV[6]), ARGV[7]",
     append_lua!(),
@@ -92,7 +103,9 @@ return {offset, epoch}
 /// capacity, score, expiry, then per inbox its member and `1` for a courier inbox. Returns
 /// `{offset, epoch, over_capacity}`.
 pub(crate) const CORE_PUBLISH_LUA: &str = concat!(
+    run_lua!(),
     r"
+local mkey, skey = KEYS[1], KEYS[2]
 local payload, size, ttl, meta_ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local max_bytes, candidate = tonumber(ARGV[5]), ARGV[6]",
     append_lua!(),
@@ -111,6 +124,30 @@ for i = 3, #KEYS do
   end
 end
 return {offset, epoch, over}
+"
+);
+
+/// redis-cluster: numbers the user-stream entries of one partition frame, then `SPUBLISH`es a
+/// note frame (version 0x80: a line `<entry index> <offset> <epoch>` per numbered entry) and the
+/// frame itself on the partition's channel — one script, so nothing comes between them. KEYS: the
+/// position hash and stream of each numbered entry, in order (all in the partition's slot). ARGV:
+/// channel, frame, size, ttl ms, meta ttl ms, stream bytes, epoch candidate, then per numbered
+/// entry its index and body. Returns how many entries it numbered.
+pub(crate) const CLUSTER_PUBLISH_LUA: &str = concat!(
+    run_lua!(),
+    r"
+local size, ttl, meta_ttl = tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local max_bytes, candidate = tonumber(ARGV[6]), ARGV[7]
+local note = string.char(0x80)
+for n = 1, #KEYS / 2 do
+  local mkey, skey = KEYS[2 * n - 1], KEYS[2 * n]
+  local payload = ARGV[7 + 2 * n]",
+    append_lua!(),
+    r"  note = note .. ARGV[6 + 2 * n] .. ' ' .. offset .. ' ' .. epoch .. '\n'
+end
+redis.call('SPUBLISH', ARGV[1], note)
+redis.call('SPUBLISH', ARGV[1], ARGV[2])
+return #KEYS / 2
 "
 );
 

@@ -21,6 +21,8 @@
 
 use super::codec::{Codec, CodecError};
 use super::crc32;
+use super::history::parse_note;
+use crate::history::Position;
 use crate::layer::{GroupMessage, GroupName};
 
 /// The first byte of every frame; a receiver skips frames of another version.
@@ -72,6 +74,16 @@ impl Partitions {
         format!("{}{k}}}", self.head)
     }
 
+    /// A user stream's position hash, in partition `k`'s slot (same hash tag as its channel).
+    pub(crate) fn meta_key(&self, k: usize, group: &GroupName) -> String {
+        format!("{}{k}}}:pos:{group}", self.head)
+    }
+
+    /// A user stream's events, in partition `k`'s slot.
+    pub(crate) fn stream_key(&self, k: usize, group: &GroupName) -> String {
+        format!("{}{k}}}:hist:{group}", self.head)
+    }
+
     /// The partition a channel name belongs to, if it is one of ours.
     pub(crate) fn parse(&self, channel: &[u8]) -> Option<usize> {
         let rest = channel.strip_prefix(self.head.as_bytes())?;
@@ -81,13 +93,41 @@ impl Partitions {
     }
 }
 
-/// Appends one entry to `frame` (started with [`new_frame`]).
+/// The first byte of a note frame: the positions of the next frame's numbered entries (an older
+/// receiver skips it as a frame of another version and still gets the events).
+const NOTE_VERSION: u8 = 0x80;
+
+/// A note frame's `(entry index, position)` pairs; `None` if `frame` is not a note.
+pub(crate) fn notes(frame: &[u8]) -> Option<Result<Vec<(usize, Position)>, FrameError>> {
+    let rest = frame.strip_prefix(&[NOTE_VERSION])?;
+    let lines = rest.split(|b| *b == b'\n').filter(|l| !l.is_empty());
+    Some(
+        lines
+            .map(|line| {
+                let (idx, note) = line
+                    .iter()
+                    .position(|b| *b == b' ')
+                    .map(|i| (&line[..i], &line[i + 1..]))
+                    .ok_or(FrameError::Malformed)?;
+                let idx = std::str::from_utf8(idx)
+                    .ok()
+                    .and_then(|i| i.parse().ok())
+                    .ok_or(FrameError::Malformed)?;
+                let position = parse_note(note).map_err(|_| FrameError::Malformed)?;
+                Ok((idx, position))
+            })
+            .collect(),
+    )
+}
+
+/// Appends one entry to `frame` (started with [`new_frame`]); returns its encoded body (what a
+/// user stream keeps).
 pub(crate) fn push_entry(
     frame: &mut Vec<u8>,
     codec: &Codec,
     group: &GroupName,
     message: &GroupMessage,
-) -> Result<(), CodecError> {
+) -> Result<Vec<u8>, CodecError> {
     let body = codec.encode(message)?;
     // Group names are < 100 bytes (GroupName's rule), and a body over 4 GiB cannot be published.
     let body_len =
@@ -96,7 +136,7 @@ pub(crate) fn push_entry(
     frame.extend_from_slice(group.as_str().as_bytes());
     frame.extend_from_slice(&body_len.to_be_bytes());
     frame.extend_from_slice(&body);
-    Ok(())
+    Ok(body)
 }
 
 /// An empty frame: the version byte.
