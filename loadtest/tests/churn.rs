@@ -231,15 +231,8 @@ fn a_client_resumes_on_the_other_process_with_redis_pubsub() {
         "lost_silent==0",
     ];
     let (code, out, err) = loadtest(&churn_args(js, ("100", "25", "500"), &extra));
+    assert_eq!(code, 0, "{out}\n{err}");
     let r = read_json(&json);
-    // Every threshold but the smoke scenario's duplicated==0 must hold (see below).
-    let failed: Vec<&Value> = r["thresholds"]
-        .as_array()
-        .expect("thresholds")
-        .iter()
-        .filter(|t| t["passed"] != true && t["expr"] != "duplicated==0")
-        .collect();
-    assert!(failed.is_empty() && code <= 1, "{failed:?}\n{out}\n{err}");
     let c = churn_of(&r);
     assert!(n(c, "reconnects") >= 20, "{c}");
     assert!(
@@ -248,20 +241,14 @@ fn a_client_resumes_on_the_other_process_with_redis_pubsub() {
     );
     assert_eq!((n(c, "lost_silent"), n(c, "unrecoverable")), (0, 0), "{c}");
     let d = &r["deliveries"];
-    assert_eq!((n(d, "lost"), n(d, "reordered")), (0, 0), "{d}");
-    // Not asserted zero: courier on main sometimes sends an event published during the resume's
-    // stream read twice (seen: since=49, then 50, 51, 51). The accounting must still be exact:
-    // every duplicate is on a listed connection.
-    let listed: u64 = c["connections"]
-        .as_array()
-        .expect("connections")
-        .iter()
-        .map(|row| n(row, "duplicated"))
-        .sum();
-    assert_eq!(listed, n(d, "duplicated"), "{c}");
-    if listed > 0 {
-        eprintln!("note: the server duplicated {listed} event(s) on a cross-process resume");
-    }
+    // Once each: an event the resume read from the stream and that was still on its way to the
+    // process is not sent again (it was, 2 runs in 5, before the hub kept each resumed member's
+    // read head).
+    assert_eq!(
+        (n(d, "lost"), n(d, "reordered"), n(d, "duplicated")),
+        (0, 0, 0),
+        "{d}"
+    );
 }
 
 /// A history too short for the time away: the server answers the resume with `position_expired`

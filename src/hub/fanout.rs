@@ -106,8 +106,28 @@ impl Hub {
             Some(p) if wanted => protocol::positioned(&frame, p.offset, &p.epoch),
             _ => frame.clone(),
         };
-        let delivered = self.push_each(&g.plain, std::slice::from_ref(&frame))
-            + self.push_each(&g.positioned, std::slice::from_ref(&numbered));
+        // Members whose resume already read this event from the stream (it was on its way here).
+        let mut have_it = Vec::new();
+        if let Some(p) = at.filter(|_| !g.caught_up_to.is_empty()) {
+            g.caught_up_to.retain(|&(id, head)| {
+                let seen = p.offset <= head;
+                if seen {
+                    have_it.push(id);
+                }
+                seen
+            });
+        }
+        let mut delivered = self.push_each(&g.plain, std::slice::from_ref(&frame));
+        if have_it.is_empty() {
+            delivered += self.push_each(&g.positioned, std::slice::from_ref(&numbered));
+        } else {
+            for member in g.positioned.iter().filter(|m| !have_it.contains(&m.id())) {
+                delivered += self.push_each(
+                    std::slice::from_ref(member),
+                    std::slice::from_ref(&numbered),
+                );
+            }
+        }
         for held in &mut g.held {
             if !held.hold(at.map(|p| p.offset), numbered.clone()) {
                 Metrics::inc(&self.0.metrics.drops, "hold_full");

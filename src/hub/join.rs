@@ -157,6 +157,9 @@ impl Hub {
         };
         self.push_first(&member, &frames);
         self.push_each(std::slice::from_ref(&member), &held.after(last));
+        if let Some(head) = last {
+            g.caught_up_to.push((member.id(), head));
+        }
         g.positioned.push(member);
         Ok(())
     }

@@ -25,6 +25,10 @@ pub(super) struct Group {
     /// The position of the last numbered event the layer delivered here (layer-kept streams):
     /// the next must follow it, or the positioned members have missed something.
     pub(super) last: Option<Position>,
+    /// Members that resumed from the layer's stream, with the head their read reached: an
+    /// event at or below it that arrives later was published before the read but was still on
+    /// its way here, and they already have it from the stream. Dropped once passed.
+    pub(super) caught_up_to: Vec<(ConnId, u64)>,
     /// The user stream, when this hub keeps history.
     pub(super) stream: Option<Stream>,
 }
@@ -59,6 +63,7 @@ impl Group {
 
     /// Removes member `id`; whether it was there.
     pub(super) fn remove(&mut self, id: ConnId) -> bool {
+        self.caught_up_to.retain(|(i, _)| *i != id);
         for list in [&mut self.plain, &mut self.positioned] {
             if let Some(pos) = list.iter().position(|m| m.id() == id) {
                 list.swap_remove(pos);

@@ -196,3 +196,24 @@ fn after_a_broker_outage_positioned_members_resume_and_plain_ones_are_told() {
     assert!(!again.is_closing());
     assert_eq!(offsets(&again), [Some(2)]);
 }
+
+#[test]
+fn an_event_the_resume_read_is_not_sent_again_when_it_arrives_late() {
+    let (layer, hub, g) = setup();
+    let other = join(&hub, &g, Recover::Fresh);
+    for n in 1..=3 {
+        layer.publish(&g, n);
+    }
+    // Offsets 4 and 5 are in Redis (the read sees them) but still on their way here.
+    layer.stream.lock().unwrap().push((4, message(4)));
+    layer.stream.lock().unwrap().push((5, message(5)));
+    let back = join(&hub, &g, Recover::Since(at(3)));
+    assert_eq!(offsets(&back), [Some(4), Some(5)]);
+    for n in [4, 5, 6] {
+        if let Some(inbound) = layer.inbound.get() {
+            inbound(&g, &message(n), Some(&at(n)));
+        }
+    }
+    assert_eq!(offsets(&back), [Some(6)], "4 and 5 once, from the stream");
+    assert_eq!(offsets(&other), (1..=6).map(Some).collect::<Vec<_>>());
+}

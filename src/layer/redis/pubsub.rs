@@ -230,7 +230,7 @@ async fn session(
                 Some(msg) => deliver(shared, &msg, notes),
                 None => return Err(broken("subscriber connection closed")),
             },
-            _ = wishes.changed() => reconcile(shared, wishes, sink, subscribed, notes).await?,
+            _ = wishes.changed() => reconcile(shared, wishes, sink, subscribed).await?,
             _ = ping.tick() => {
                 let pong = tokio::time::timeout(conn::RESPONSE_TIMEOUT, sink.ping::<redis::Value>()).await;
                 pong.map_err(|_| broken("ping timed out"))??;
@@ -245,7 +245,6 @@ async fn reconcile(
     wishes: &Wishes,
     sink: &mut PubSubSink,
     subscribed: &mut HashSet<GroupName>,
-    notes: &mut HashMap<GroupName, Position>,
 ) -> redis::RedisResult<()> {
     let mut add = HashSet::new();
     let mut remove = HashSet::new();
@@ -256,11 +255,10 @@ async fn reconcile(
             _ => {}
         }
     }
-    // A note whose event will not come (its channel went away mid-pair) must not label a later
-    // event of the group.
-    for g in add.iter().chain(&remove) {
-        notes.remove(g);
-    }
+    // Notes are kept across (un)subscribes: a group's two channels change in one command and a
+    // note and its event are published by one script, so this connection gets both or neither.
+    // (Clearing a note here once sent its event on unnumbered — and a resume then got it twice,
+    // from the stream and from its hold.)
     if !add.is_empty() {
         change(shared, sink, &add, true).await?;
         wishes.mark_live(&add, true);

@@ -81,8 +81,10 @@ struct Shared {
     publisher: watch::Sender<Option<ClusterConnection>>,
     /// User-stream history, when kept.
     history: Option<history::ClusterHistory>,
-    /// Per partition, the positions a note frame gave for the next frame's entries.
-    notes: std::sync::Mutex<HashMap<usize, Vec<(usize, Position)>>>,
+    /// Per partition, the positions a note frame gave for the next frame's entries, with the
+    /// connection (session) it came on: a note from a connection that dropped before its frame
+    /// must not label a frame of the next one.
+    notes: std::sync::Mutex<HashMap<usize, (u64, Vec<(usize, Position)>)>>,
 }
 
 impl Shared {

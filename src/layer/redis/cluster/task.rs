@@ -224,7 +224,7 @@ fn deliver(shared: &Shared, epoch: u64, k: usize, frame: &[u8]) {
     let mut notes_of = shared.notes.lock().unwrap_or_else(|p| p.into_inner());
     match notes(frame) {
         Some(Ok(positions)) => {
-            notes_of.insert(k, positions);
+            notes_of.insert(k, (epoch, positions));
             return;
         }
         Some(Err(e)) => {
@@ -236,7 +236,10 @@ fn deliver(shared: &Shared, epoch: u64, k: usize, frame: &[u8]) {
         None => {}
     }
     // The positions the note just before gave this frame's entries, if any.
-    let mut positions = notes_of.remove(&k).unwrap_or_default();
+    let mut positions = match notes_of.remove(&k) {
+        Some((from, positions)) if from == epoch => positions,
+        _ => Vec::new(),
+    };
     drop(notes_of);
     let mut names = Vec::new();
     for (idx, entry) in entries(frame).enumerate() {
