@@ -69,6 +69,9 @@ pub struct RedisClusterLayer {
     _stop: DropGuard,
 }
 
+/// A note frame's positions — `(entry index, position)` — with the connection it came on.
+type Notes = (u64, Vec<(usize, Position)>);
+
 struct Shared {
     /// Seed nodes.
     urls: Vec<String>,
@@ -84,7 +87,7 @@ struct Shared {
     /// Per partition, the positions a note frame gave for the next frame's entries, with the
     /// connection (session) it came on: a note from a connection that dropped before its frame
     /// must not label a frame of the next one.
-    notes: std::sync::Mutex<HashMap<usize, (u64, Vec<(usize, Position)>)>>,
+    notes: std::sync::Mutex<HashMap<usize, Notes>>,
 }
 
 impl Shared {
