@@ -10,7 +10,7 @@ use super::{refused, RedisClusterLayer, PUBLISH_RETRIES, RETRY_STEP};
 use crate::config::HistoryConfig;
 use crate::error::{Error, Result};
 use crate::history::new_epoch;
-use crate::layer::redis::wire::history::{parse_read, CLUSTER_PUBLISH_LUA, READ_LUA};
+use crate::layer::redis::wire::history::{decode_read, CLUSTER_PUBLISH_LUA, READ_LUA};
 use crate::layer::{GroupName, StreamHistory};
 
 /// The scripts and bounds.
@@ -108,21 +108,6 @@ impl RedisClusterLayer {
             .invoke_async(&mut conn)
             .await
             .map_err(Error::layer)?;
-        let read = parse_read(reply).map_err(Error::layer)?;
-        let events = read
-            .entries
-            .into_iter()
-            .filter_map(|(offset, body)| match self.shared.codec.decode(&body) {
-                Ok(message) => Some((offset, message)),
-                Err(e) => {
-                    tracing::warn!(%group, offset, error = %e, "history entry does not decode");
-                    None
-                }
-            })
-            .collect();
-        Ok(StreamHistory {
-            head: read.head,
-            events,
-        })
+        decode_read(reply, &self.shared.codec, group)
     }
 }

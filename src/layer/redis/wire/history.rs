@@ -29,7 +29,9 @@
 use std::sync::Arc;
 
 use crate::history::Position;
-use crate::layer::GroupName;
+use crate::layer::{GroupName, StreamHistory};
+
+use super::codec::Codec;
 
 use super::Names;
 
@@ -253,6 +255,31 @@ pub(crate) struct StreamRead {
     pub(crate) head: Position,
     /// `(offset, payload)` after the position asked for, oldest first, aged-out ones left out.
     pub(crate) entries: Vec<(u64, Vec<u8>)>,
+}
+
+/// [`READ_LUA`]'s reply as the layer hands it to the hub: the head, and each entry decoded (one
+/// that does not decode is left out and logged, so the gap shows and the client is told).
+pub(crate) fn decode_read(
+    reply: redis::Value,
+    codec: &Codec,
+    group: &GroupName,
+) -> crate::Result<StreamHistory> {
+    let read = parse_read(reply).map_err(crate::Error::layer)?;
+    let events = read
+        .entries
+        .into_iter()
+        .filter_map(|(offset, payload)| match codec.decode(&payload) {
+            Ok(message) => Some((offset, message)),
+            Err(e) => {
+                tracing::warn!(%group, offset, error = %e, "history entry does not decode");
+                None
+            }
+        })
+        .collect();
+    Ok(StreamHistory {
+        head: read.head,
+        events,
+    })
 }
 
 /// Parses [`READ_LUA`]'s reply.

@@ -66,22 +66,7 @@ impl Sender {
             .invoke_async(&mut conn)
             .await
             .map_err(Error::layer)?;
-        let read = wire_history::parse_read(reply).map_err(Error::layer)?;
-        let events = read
-            .entries
-            .into_iter()
-            .filter_map(|(offset, payload)| match self.codec.decode(&payload) {
-                Ok(message) => Some((offset, message)),
-                Err(e) => {
-                    tracing::warn!(%group, offset, error = %e, "history entry does not decode");
-                    None
-                }
-            })
-            .collect();
-        Ok(StreamHistory {
-            head: read.head,
-            events,
-        })
+        wire_history::decode_read(reply, &self.codec, group)
     }
 
     /// The numbered `group_send` of one user-stream event on its group's host: the history
