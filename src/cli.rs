@@ -84,6 +84,9 @@ pub struct Cli {
     /// redis-cluster: hash-tag partitions groups are spread over; the same in every courier.
     #[arg(long, env = "COURIER_REDIS_CLUSTER_PARTITIONS", default_value_t = DEFAULT_REDIS_CLUSTER_PARTITIONS)]
     pub redis_cluster_partitions: usize,
+    /// redis-cluster: keep user-stream history for resume (experimental; see the README).
+    #[arg(long, env = "COURIER_REDIS_CLUSTER_HISTORY")]
+    pub redis_cluster_history: bool,
     /// redis-core: channels_redis `group_expiry`.
     #[arg(long, env = "COURIER_REDIS_GROUP_EXPIRY", default_value = "1day", value_parser = humantime::parse_duration)]
     pub redis_group_expiry: Duration,
@@ -258,6 +261,7 @@ impl Cli {
                 core_inboxes: self.redis_core_inboxes,
                 capacity: self.redis_core_capacity,
                 cluster_partitions: self.redis_cluster_partitions,
+                cluster_history: self.redis_cluster_history,
                 group_expiry: self.redis_group_expiry,
                 expiry: self.redis_expiry,
             },

@@ -26,6 +26,10 @@ pub struct RedisConfig {
     pub capacity: usize,
     /// redis-cluster: partitions groups are spread over (the same in every process).
     pub cluster_partitions: usize,
+    /// redis-cluster: keep user-stream history (resume). Off by default: after a manual failover
+    /// a courier that re-subscribed on the demoted node stops receiving script-published frames
+    /// (`tests/redis_cluster`), which plain `SPUBLISH` survives.
+    pub cluster_history: bool,
     /// redis-core: channels_redis `group_expiry`.
     pub group_expiry: Duration,
     /// redis-core: channels_redis `expiry`.
@@ -42,6 +46,7 @@ impl Default for RedisConfig {
             core_inboxes: DEFAULT_REDIS_CORE_INBOXES,
             capacity: DEFAULT_REDIS_CORE_CAPACITY,
             cluster_partitions: DEFAULT_REDIS_CLUSTER_PARTITIONS,
+            cluster_history: false,
             group_expiry: DEFAULT_REDIS_GROUP_EXPIRY,
             expiry: DEFAULT_REDIS_EXPIRY,
         }
@@ -62,6 +67,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("core_inboxes", &self.core_inboxes)
             .field("capacity", &self.capacity)
             .field("cluster_partitions", &self.cluster_partitions)
+            .field("cluster_history", &self.cluster_history)
             .field("group_expiry", &self.group_expiry)
             .field("expiry", &self.expiry)
             .finish()

@@ -135,7 +135,9 @@ pub fn build(config: &Config) -> Result<Arc<dyn ChannelLayer>> {
         )?),
         LayerKind::RedisCluster => Arc::new(RedisClusterLayer::start_with_history(
             &config.redis,
-            Some(&config.fitted_history()),
+            Some(config.fitted_history())
+                .filter(|_| config.redis.cluster_history)
+                .as_ref(),
         )?),
     })
 }

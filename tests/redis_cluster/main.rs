@@ -206,7 +206,14 @@ async fn a_client_resumes_on_the_other_courier_from_the_cluster_stream() {
     };
     let urls = cluster.urls();
     let prefix = services::unique_prefix();
-    let (a, b) = (server(&urls, &prefix).await, server(&urls, &prefix).await);
+    let with_history = || {
+        let mut config = common::config();
+        config.layer = courier::config::LayerKind::RedisCluster;
+        config.redis = redis_config(&urls, &prefix);
+        config.redis.cluster_history = true;
+        common::spawn_server(config)
+    };
+    let (a, b) = (with_history().await, with_history().await);
     let query = |srv: &common::TestServer, q: &str| {
         format!(
             "{}?token={}&{q}",
