@@ -209,7 +209,7 @@ pub(crate) fn refreshed(exp: u64) -> Bytes {
 pub(crate) fn positioned(plain: &[u8], offset: u64, epoch: &str) -> Bytes {
     let body = ws::encode::payload(plain);
     let open = body.strip_suffix(b"}").unwrap_or(body);
-    ws::text_frame_from_json(|out| {
+    ws::text_frame_sized(open.len() + 40 + epoch.len(), |out| {
         out.extend_from_slice(open);
         out.extend_from_slice(br#","offset":"#);
         out.extend_from_slice(offset.to_string().as_bytes());
@@ -290,20 +290,26 @@ pub(crate) fn event_kind(message: &Map<String, Value>) -> Result<&str, EventErro
 
 /// `{"type":kind,"data":data}`, the shape of every notification frame.
 pub fn frame(kind: &str, data: &Value) -> Bytes {
-    notification(kind, |out| {
+    notification(256, kind, |out| {
         // Serializing a `Value` into a Vec cannot fail.
         let _ = serde_json::to_writer(out, data);
     })
 }
 
-/// [`frame`] with `data` given as JSON text, written as it is (the HTTP API's items).
+/// [`frame`] with `data` given as JSON text, written as it is (the HTTP API's items), in a
+/// buffer of its exact size.
 pub(crate) fn frame_raw(kind: &str, data_json: &str) -> Bytes {
-    notification(kind, |out| out.extend_from_slice(data_json.as_bytes()))
+    // `{"type":` + kind (quoted, escapes rare) + `,"data":` + data + `}`.
+    let size = 18 + kind.len() + data_json.len();
+    notification(size, kind, |out| {
+        out.extend_from_slice(data_json.as_bytes())
+    })
 }
 
-/// The one writer of a notification frame: `{"type":kind,"data":` + what `data` writes + `}`.
-fn notification(kind: &str, data: impl FnOnce(&mut Vec<u8>)) -> Bytes {
-    ws::text_frame_from_json(|out| {
+/// The one writer of a notification frame: `{"type":kind,"data":` + what `data` writes + `}`,
+/// in a buffer of about `size` bytes.
+fn notification(size: usize, kind: &str, data: impl FnOnce(&mut Vec<u8>)) -> Bytes {
+    ws::text_frame_sized(size, |out| {
         out.extend_from_slice(br#"{"type":"#);
         // Serializing a string into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *out, kind);

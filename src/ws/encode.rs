@@ -50,7 +50,13 @@ pub(crate) fn text_frame(text: &str) -> Bytes {
 /// longest header is left in front, and the header is written into its tail once the length is
 /// known — no second copy of the payload.
 pub(crate) fn text_frame_from_json(write: impl FnOnce(&mut Vec<u8>)) -> Bytes {
-    let mut buf = Vec::with_capacity(256);
+    text_frame_sized(256, write)
+}
+
+/// [`text_frame_from_json`] for a payload of about `payload` bytes: the buffer is allocated to
+/// fit, so a frame kept for a while (queued, or in a user's history) holds no slack.
+pub(crate) fn text_frame_sized(payload: usize, write: impl FnOnce(&mut Vec<u8>)) -> Bytes {
+    let mut buf = Vec::with_capacity(MAX_HEADER + payload);
     buf.extend_from_slice(&[0u8; MAX_HEADER]);
     write(&mut buf);
     let mut head = [0u8; MAX_HEADER];

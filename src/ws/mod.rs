@@ -13,5 +13,7 @@ pub(crate) mod encode;
 pub(crate) mod reader;
 pub(crate) mod upgrade;
 
-pub(crate) use encode::{close_frame, ping_frame, text_frame, text_frame_from_json};
+pub(crate) use encode::{
+    close_frame, ping_frame, text_frame, text_frame_from_json, text_frame_sized,
+};
 pub(crate) use reader::{ClientMessage, ReadError, Reader, ReaderLimits};
