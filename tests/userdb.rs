@@ -154,7 +154,7 @@ async fn handshake_uses_the_django_user_table() {
     let Some(schema) = Schema::create().await else {
         return;
     };
-    common::assert_handshake_uses_user_table(schema.config()).await;
+    common::userdb::assert_handshake_uses_user_table(schema.config()).await;
     schema.drop_now().await;
 }
 
@@ -163,7 +163,7 @@ async fn a_deleted_users_idle_connection_is_closed() {
     let Some(schema) = Schema::create().await else {
         return;
     };
-    common::assert_revoked_user_is_closed(schema.config(), || async {
+    common::userdb::assert_revoked_user_is_closed(schema.config(), || async {
         let sql = format!("DELETE FROM {}.auth_user WHERE id = 1", schema.name);
         schema
             .client

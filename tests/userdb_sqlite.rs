@@ -236,13 +236,13 @@ async fn user_db_urls_are_checked_at_startup() {
 #[tokio::test]
 async fn sqlite_handshake_uses_the_django_user_table() {
     let db = TempDb::django("auth_user");
-    common::assert_handshake_uses_user_table(db.config()).await;
+    common::userdb::assert_handshake_uses_user_table(db.config()).await;
 }
 
 #[tokio::test]
 async fn sqlite_a_deactivated_users_idle_connection_is_closed() {
     let db = TempDb::django("auth_user");
-    common::assert_revoked_user_is_closed(db.config(), || async {
+    common::userdb::assert_revoked_user_is_closed(db.config(), || async {
         db.execute("UPDATE auth_user SET is_active = 0 WHERE id = 1");
     })
     .await;
