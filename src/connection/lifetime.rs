@@ -23,7 +23,8 @@ impl Lifetime {
     pub(super) fn new(state: &AppState, exp: f64) -> Self {
         let cfg = state.config();
         let deadline = (cfg.token_expiry == TokenExpiry::Enforce)
-            .then(|| Instant::now() + until(exp) + cfg.token_grace);
+            .then(|| Instant::now().checked_add(until(exp) + cfg.token_grace))
+            .flatten();
         Self { deadline }
     }
 
@@ -62,10 +63,37 @@ async fn verify(state: &AppState, user: &UserId, token: &str) -> Result<f64, &'s
     }
 }
 
-/// Time from now until Unix time `exp` (zero if past).
+/// Longest a token's lifetime is honoured for; an `exp` further out (however large) means this.
+const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+/// Time from now until Unix time `exp`: zero if past, at most [`MAX_LIFETIME`].
 fn until(exp: f64) -> Duration {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
-    Duration::try_from_secs_f64(exp - now).unwrap_or(Duration::ZERO)
+    match Duration::try_from_secs_f64(exp - now) {
+        Ok(d) => d.min(MAX_LIFETIME),
+        Err(_) if exp > now => MAX_LIFETIME,
+        Err(_) => Duration::ZERO,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_exp_gives_a_bounded_lifetime() {
+        assert_eq!(until(0.0), Duration::ZERO);
+        assert_eq!(until(f64::MAX), MAX_LIFETIME);
+        assert_eq!(until(1e300), MAX_LIFETIME);
+        let soon = until(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64()
+                + 60.0,
+        );
+        assert!(soon > Duration::from_secs(58) && soon <= Duration::from_secs(60));
+    }
 }
