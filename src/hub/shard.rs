@@ -157,7 +157,13 @@ impl Shard {
         now: u32,
         metrics: &Metrics,
     ) -> &mut Group {
-        let g = self.groups.entry(group.clone()).or_default();
+        // `entry` would clone the name on every publish; only a new group needs a key of its own.
+        if !self.groups.contains_key(group) {
+            self.groups.insert(group.clone(), Group::default());
+        }
+        let Some(g) = self.groups.get_mut(group) else {
+            unreachable!("inserted above");
+        };
         if g.stream.is_none() {
             let stream = Stream::new(now);
             self.history_bytes += stream.bytes();
