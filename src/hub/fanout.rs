@@ -118,15 +118,11 @@ impl Hub {
             });
         }
         let mut delivered = self.push_each(&g.plain, std::slice::from_ref(&frame));
-        if have_it.is_empty() {
-            delivered += self.push_each(&g.positioned, std::slice::from_ref(&numbered));
-        } else {
-            for member in g.positioned.iter().filter(|m| !have_it.contains(&m.id())) {
-                delivered += self.push_each(
-                    std::slice::from_ref(member),
-                    std::slice::from_ref(&numbered),
-                );
-            }
+        for member in g.positioned.iter().filter(|m| !have_it.contains(&m.id())) {
+            delivered += self.push_each(
+                std::slice::from_ref(member),
+                std::slice::from_ref(&numbered),
+            );
         }
         for held in &mut g.held {
             if !held.hold(at.map(|p| p.offset), numbered.clone()) {
