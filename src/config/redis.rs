@@ -26,9 +26,8 @@ pub struct RedisConfig {
     pub capacity: usize,
     /// redis-cluster: partitions groups are spread over (the same in every process).
     pub cluster_partitions: usize,
-    /// redis-cluster: keep user-stream history (resume). Off by default: after a manual failover
-    /// a courier that re-subscribed on the demoted node stops receiving script-published frames
-    /// (`tests/redis_cluster`), which plain `SPUBLISH` survives.
+    /// redis-cluster: keep user-stream history (resume). Off by default: during a slot migration
+    /// the script path can deliver an event twice (README, "Where history lives").
     pub cluster_history: bool,
     /// redis-core: channels_redis `group_expiry`.
     pub group_expiry: Duration,

@@ -26,10 +26,12 @@ pub(crate) fn redis_config(urls: &[String], prefix: &str) -> RedisConfig {
     }
 }
 
-pub(crate) async fn server(urls: &[String], prefix: &str) -> TestServer {
+/// A courier on the cluster; `history`: with user-stream history (the script publish path).
+pub(crate) async fn server(urls: &[String], prefix: &str, history: bool) -> TestServer {
     let mut config = common::config();
     config.layer = LayerKind::RedisCluster;
     config.redis = redis_config(urls, prefix);
+    config.redis.cluster_history = history;
     spawn_server(config).await
 }
 
@@ -142,11 +144,16 @@ pub(crate) struct Shard {
 
 impl Shard {
     pub(crate) async fn start(users: i64, replicas: usize) -> Option<Self> {
+        Self::start_with(users, replicas, false).await
+    }
+
+    /// [`Shard::start`], the courier publishing through the history script when `history`.
+    pub(crate) async fn start_with(users: i64, replicas: usize, history: bool) -> Option<Self> {
         let cluster = PrivateCluster::start(3, replicas).await?;
         let urls = cluster.urls();
         let prefix = services::unique_prefix();
         let config = redis_config(&urls, &prefix);
-        let s = server(&urls, &prefix).await;
+        let s = server(&urls, &prefix, history).await;
         let users: Vec<i64> = (1..=users).collect();
         let mut clients: Vec<Ws> = futures::stream::iter(users.iter().copied())
             .map(|u| connect_user(s.addr, json!(u)))

@@ -20,7 +20,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+};
 use redis::{PushInfo, PushKind, Value};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -161,6 +163,7 @@ async fn reconcile(shared: &Shared, conn: &ClusterConnection) {
             async move {
                 let call = async {
                     if on {
+                        on_master(&mut conn, &channel).await?;
                         conn.ssubscribe(&channel).await
                     } else {
                         conn.sunsubscribe(&channel).await
@@ -181,6 +184,30 @@ async fn reconcile(shared: &Shared, conn: &ClusterConnection) {
         shared.metrics.error("subscribe");
         tracing::debug!(failed = failures.len(), error = %first, "redis-cluster: (un)subscribe failed; retrying");
     }
+}
+
+/// Makes redis-rs route `channel`'s slot to its master: when the node its slot map names answers
+/// `ROLE` as a replica (a failover demoted it), a keyed probe draws that replica's `MOVED`, which
+/// refreshes the map. Without it the `SSUBSCRIBE` would land on the demoted node — Redis 7 serves
+/// shard channels on replicas — which is not yet in the new master's shard right after the
+/// failover and misses what a history script publishes there (`tests/redis_cluster`
+/// `a_manual_failover…`). A slot being migrated stays on its (master) source: no probe, so the
+/// migration's `ASK` dance is not disturbed.
+async fn on_master(conn: &mut ClusterConnection, channel: &str) -> redis::RedisResult<()> {
+    let master = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
+        channel,
+        SlotAddr::Master,
+    )));
+    let role = conn.route_command(redis::cmd("ROLE"), master).await?;
+    let replica = matches!(&role, Value::Array(r)
+        if matches!(r.first(), Some(Value::BulkString(b)) if b.as_slice() == b"slave"));
+    if replica {
+        redis::cmd("EXISTS")
+            .arg(channel)
+            .query_async::<i64>(conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The connection's push callback (redis-rs calls it from its own task, in stream order).
