@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # Performance gate for CI: dist-profile build, a separate courier process, a scenario against it.
-# Three modes, so a noisy shared runner neither flakes nor misses a regression:
+# Four modes, so a noisy shared runner neither flakes nor misses a regression:
 #   - plain:      fixed thresholds (the scenario's and any given);
 #   - BASELINE:   relative thresholds against a report kept from an earlier run (e.g. main's):
 #                 deliveries_per_sec >= MIN_RATIO × baseline, p99_ms <= MAX_P99_RATIO × baseline;
 #   - BASE_BIN:   A/B — `loadtest ab` starts BASE_BIN (A, e.g. the previous release) and this
 #                 build (B) itself and runs ROUNDS interleaved rounds; exit 1 on a significant
 #                 regression (median B/A beyond THRESHOLD with a bootstrap interval excluding 1).
+#   - VS_CEILING=1: the sustained sparse row as a ratio in one run against this machine's ceiling
+#                 (../shared/ceiling, paced mode), interleaved ROUNDS (3) rounds: exit 1 when the
+#                 median server CPU per delivery at 40k/s exceeds MAX_CPU_RATIO (1.15) × the ceiling's,
+#                 or courier's highest rate at p99 <= 10 ms is below the ceiling's in most rounds
+#                 (scripts/ceiling-compare.sh with ONLY=sustained; RATES="20000 40000 60000").
+# For the sustained sparse row as an A/B against a base build instead:
+#   SCENARIO=loadtest/scenarios/sustained-sparse.toml BASE_BIN=… scripts/perf-gate.sh
+#   (at a fixed offered rate deliveries/s cannot move: the verdict rests on p99 and server CPU).
 # Writes the JSON report under results/ (keep it as the next BASELINE) and exits 1 when the gate
 # fails, 2 when the run could not be set up. Every server it starts is stopped.
 #
@@ -32,6 +40,10 @@ cargo build --profile "$PROFILE" -p courier -p loadtest
 mkdir -p "$RESULTS"
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 
+if [ -n "${VS_CEILING:-}" ]; then
+  ONLY=sustained SUSTAINED_RATES="${RATES:-20000 40000 60000}" MAX_CPU_RATIO="${MAX_CPU_RATIO:-1.15}" \
+    exec scripts/ceiling-compare.sh "${ROUNDS:-3}"
+fi
 if [ -n "${BASE_BIN:-}" ]; then
   # A/B: loadtest starts and stops both servers itself ({port} is filled in per server).
   [ "${1:-}" = "--" ] && shift
