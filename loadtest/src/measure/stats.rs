@@ -153,3 +153,35 @@ impl WorkerStats {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::SeqTracker;
+
+    /// The live counts `--metrics-listen` serves: a jump ahead opens gaps, a late arrival
+    /// closes one, a second copy is a duplicate; at the end the gaps are a lower bound of the
+    /// loss (the missing tail is only known against what was published).
+    #[test]
+    fn receipts_keep_live_gap_and_duplicate_counts() {
+        let mut seq = SeqTracker::new(10);
+        let mut stats = WorkerStats::new(Duration::ZERO);
+        let mut arrive = |n: u64| {
+            let max_before = seq.max();
+            let r = seq.record(n);
+            stats.receipt(r, max_before, n);
+            (stats.gaps, stats.duplicated)
+        };
+        assert_eq!(arrive(1), (0, 0));
+        assert_eq!(arrive(4), (2, 0), "2 and 3 are missing behind 4");
+        assert_eq!(arrive(3), (1, 0), "3 came late");
+        assert_eq!(arrive(3), (1, 1), "3 again is a duplicate");
+        assert_eq!(
+            arrive(11),
+            (1, 1),
+            "outside the plan: not an event of this run"
+        );
+        assert_eq!(arrive(6), (2, 1));
+        assert_eq!(seq.lost(8), 4, "gaps 2 and 5, tail 7 and 8");
+    }
+}
