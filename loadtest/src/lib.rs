@@ -24,8 +24,8 @@
 //!    `--find-max`, `--segment`, `--barrier`, `--baseline`, `--server-metrics`, the thresholds,
 //!    the channel layer and the machine's limits live here, so no job defines what the plan holds.
 //! 4. [`measure`]: the run clock, per-worker stats and histograms, sequence and churn
-//!    accounting, `/proc` readings, the sampler, server-metrics scrapes, and the statistics of
-//!    repeated runs.
+//!    accounting, `/proc` readings, the sampler, server-metrics scrapes, the statistics of
+//!    repeated runs, and the tester's own live Prometheus endpoint (`--metrics-listen`).
 //! 5. [`session`]: one run — embedded server, tokens, connect phase, receivers (churning ones
 //!    drop, reconnect and refresh their token), publishers, drain. Whatever must hold publishing
 //!    back (a `--barrier`) enters through the session's own `session::StartGate` trait, so the

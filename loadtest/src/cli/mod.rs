@@ -166,6 +166,14 @@ pub struct Opts {
     /// and after the run, its counters reported beside the tester's and mismatches flagged.
     #[arg(long)]
     pub server_metrics: Option<String>,
+    /// Serve the tester's own Prometheus `/metrics` here while it runs (`IP:PORT`; port 0 picks
+    /// one, printed on stderr): connections, deliveries, latency histogram, loss, errors.
+    #[arg(long, value_name = "IP:PORT", env = "LOADTEST_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// `--metrics-listen`: keep serving the final figures this long after the report (e.g.
+    /// `30s`, at least the scrape interval; default 0s).
+    #[arg(long, value_name = "DURATION")]
+    pub metrics_linger: Option<String>,
 
     /// WebSocket connections.
     #[arg(long, short = 'c')]

@@ -22,6 +22,7 @@ use super::run::run_plan;
 use crate::cli::{AbOpts, Opts};
 use crate::error::{Error, Result, EXIT_FAIL, EXIT_PASS};
 use crate::measure::significance::{compare_rounds, median, RatioSummary, Verdict};
+use crate::measure::Exposition;
 use crate::plan::Plan;
 use crate::report::render::num;
 use crate::schema::{better, metric_name, Report};
@@ -170,8 +171,14 @@ async fn one_run(o: &AbOpts, server: &Server, stop: &CancellationToken) -> Resul
     let opts = Opts::try_parse_from(&argv)
         .map_err(|e| Error::Usage(format!("run flags after --: {e}")))?;
     let plan = Plan::from_opts(&opts)?;
+    if plan.metrics_listen.is_some() {
+        // Each round is a run of its own on a fresh plan: one endpoint would have to outlive them.
+        return Err(Error::Usage(
+            "--metrics-listen is not served by `loadtest ab` (watch the servers' /metrics)".into(),
+        ));
+    }
     let reason: StopReason = Arc::new(OnceLock::new());
-    run_plan(&plan, &stop.child_token(), &reason).await
+    run_plan(&plan, &stop.child_token(), &reason, &Exposition::off()).await
 }
 
 /// Runs the A/B comparison and returns its result (servers stopped on return, error or not).

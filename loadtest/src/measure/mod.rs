@@ -1,8 +1,9 @@
 //! Measuring: the run clock, per-worker stats and their histograms, sequence accounting, CPU and
-//! RSS from `/proc`, the resource sampler, scrapes of the server's metrics, and the statistics
-//! that judge repeated runs.
+//! RSS from `/proc`, the resource sampler, scrapes of the server's metrics, the statistics
+//! that judge repeated runs, and the tester's own live endpoint ([`exposition`]).
 
 mod clock;
+pub(crate) mod exposition;
 mod histogram;
 mod latency_times;
 pub(crate) mod probe;
@@ -15,6 +16,7 @@ mod stats;
 pub(crate) mod sysinfo;
 
 pub(crate) use clock::{Clock, TIMELINE_BUCKET};
+pub(crate) use exposition::Exposition;
 pub use histogram::decode;
 pub(crate) use histogram::encode;
 pub(crate) use recovery::{Position, Recovery};

@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use super::clock::{Clock, TIMELINE_BUCKET};
+use super::seq::Receipt;
 
 use hdrhistogram::Histogram;
 
@@ -29,6 +30,8 @@ pub(crate) struct Live {
     pub(crate) received: AtomicU64,
     /// Events published.
     pub(crate) published: AtomicU64,
+    /// Failed publish calls (`--metrics-listen`; rare, so counted as they happen).
+    pub(crate) publish_errors: AtomicU64,
 }
 
 /// What one connection saw, kept for the final accounting against what was published.
@@ -60,6 +63,13 @@ pub(crate) struct WorkerStats {
     /// `resync` frames: the server telling a client that it may have missed messages (its
     /// channel layer reconnected). Counted apart from `foreign`.
     pub(crate) resyncs: u64,
+    /// Copies of already-received events (the live view of the connections' own counts).
+    pub(crate) duplicated: u64,
+    /// Events missing behind a later arrival of the same connection, now: a jump ahead adds the
+    /// numbers it skipped, a late arrival takes one back (the live lower bound of the loss).
+    pub(crate) gaps: u64,
+    /// Connections whose receiving ended early: closed by the server, or failed.
+    pub(crate) ended: u64,
     /// First and last receive, unix ns.
     pub(crate) first_rx_ns: u64,
     /// Last receive, unix ns.
@@ -80,6 +90,9 @@ impl WorkerStats {
             errors: BTreeMap::new(),
             foreign: 0,
             resyncs: 0,
+            duplicated: 0,
+            gaps: 0,
+            ended: 0,
             first_rx_ns: u64::MAX,
             last_rx_ns: 0,
             timeline: vec![0; buckets],
@@ -104,6 +117,19 @@ impl WorkerStats {
         }
     }
 
+    /// Notes what [`SeqTracker::record`](super::SeqTracker::record) said of `seq`, the
+    /// connection's highest number having been `max_before`: the live duplicate and gap counts
+    /// (plain adds under the worker's lock, nothing per delivery beyond them).
+    #[inline]
+    pub(crate) fn receipt(&mut self, r: Receipt, max_before: u64, seq: u64) {
+        match r {
+            Receipt::InOrder => self.gaps += seq.saturating_sub(max_before + 1),
+            Receipt::Reordered => self.gaps = self.gaps.saturating_sub(1),
+            Receipt::Duplicate => self.duplicated += 1,
+            Receipt::Invalid => {}
+        }
+    }
+
     /// Adds another worker's samples into this one.
     pub(crate) fn merge(&mut self, other: WorkerStats) {
         let _ = self.latency_us.add(&other.latency_us);
@@ -114,6 +140,9 @@ impl WorkerStats {
         }
         self.foreign += other.foreign;
         self.resyncs += other.resyncs;
+        self.duplicated += other.duplicated;
+        self.gaps += other.gaps;
+        self.ended += other.ended;
         self.first_rx_ns = self.first_rx_ns.min(other.first_rx_ns);
         self.last_rx_ns = self.last_rx_ns.max(other.last_rx_ns);
         if self.timeline.len() < other.timeline.len() {
@@ -122,5 +151,37 @@ impl WorkerStats {
         for (a, b) in self.timeline.iter_mut().zip(other.timeline) {
             *a += b;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::SeqTracker;
+
+    /// The live counts `--metrics-listen` serves: a jump ahead opens gaps, a late arrival
+    /// closes one, a second copy is a duplicate; at the end the gaps are a lower bound of the
+    /// loss (the missing tail is only known against what was published).
+    #[test]
+    fn receipts_keep_live_gap_and_duplicate_counts() {
+        let mut seq = SeqTracker::new(10);
+        let mut stats = WorkerStats::new(Duration::ZERO);
+        let mut arrive = |n: u64| {
+            let max_before = seq.max();
+            let r = seq.record(n);
+            stats.receipt(r, max_before, n);
+            (stats.gaps, stats.duplicated)
+        };
+        assert_eq!(arrive(1), (0, 0));
+        assert_eq!(arrive(4), (2, 0), "2 and 3 are missing behind 4");
+        assert_eq!(arrive(3), (1, 0), "3 came late");
+        assert_eq!(arrive(3), (1, 1), "3 again is a duplicate");
+        assert_eq!(
+            arrive(11),
+            (1, 1),
+            "outside the plan: not an event of this run"
+        );
+        assert_eq!(arrive(6), (2, 1));
+        assert_eq!(seq.lost(8), 4, "gaps 2 and 5, tail 7 and 8");
     }
 }

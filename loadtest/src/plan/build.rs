@@ -182,6 +182,10 @@ impl Plan {
                 .as_deref()
                 .map(|m| MetricsSource::parse(m, t.allow_remote))
                 .transpose()?,
+            metrics_listen: MetricsListen::parse(
+                opts.metrics_listen.as_deref(),
+                opts.metrics_linger.as_deref(),
+            )?,
             repeat: opts.repeat.unwrap_or(1),
             baseline,
             segment: None,

@@ -1,6 +1,6 @@
 //! `Opts` + scenario → a typed, validated [`Plan`], before any I/O (no socket is opened here). The
-//! settings of `--find-max`, `--segment`, `--barrier`, `--baseline` and `--server-metrics` live
-//! here too, so a job reads them from the plan and the plan imports no job.
+//! settings of `--find-max`, `--segment`, `--barrier`, `--baseline`, `--server-metrics` and
+//! `--metrics-listen` live here too, so a job reads them from the plan and the plan imports no job.
 //!
 //! Precedence: a flag beats the scenario file, which beats the built-in defaults below.
 
@@ -9,6 +9,7 @@ mod barrier;
 mod baseline;
 mod build;
 mod churn;
+mod exposition;
 mod find_max;
 mod layer;
 pub mod limits;
@@ -27,6 +28,7 @@ pub use arrival::ArrivalModel;
 pub use barrier::{BarrierSpec, DEFAULT_BARRIER_TIMEOUT, KEY_MARGIN};
 pub use baseline::Baseline;
 pub use churn::{Churn, TokenPlan, DEFAULT_TOKEN_LIFETIME};
+pub use exposition::{MetricsListen, DEFAULT_METRICS_LINGER};
 pub use find_max::{FindMax, DEFAULT_MAX_STEPS, DEFAULT_PRECISION};
 pub(crate) use layer::publisher_layer;
 pub use layer::Layer;
@@ -145,6 +147,8 @@ pub struct Plan {
     pub layer: Layer,
     /// `--server-metrics`: where to scrape courier's counters.
     pub server_metrics: Option<MetricsSource>,
+    /// `--metrics-listen`: where the tester serves its own live Prometheus endpoint.
+    pub metrics_listen: Option<MetricsListen>,
     /// `--repeat`: runs of the plan (1: a plain run).
     pub repeat: usize,
     /// `--baseline`: the report this run is compared with (relative thresholds resolve against it).

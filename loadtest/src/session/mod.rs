@@ -39,7 +39,7 @@ use publisher::{EventCodec, PublishTarget};
 use worker::{Assigned, Phase, Shared};
 
 use crate::error::Result;
-use crate::measure::{Clock, Live, WorkerStats};
+use crate::measure::{Clock, Exposition, Live, WorkerStats};
 use crate::plan::{limits, publish_start, Plan};
 
 /// Healthy connections per receiving worker (each worker has its own histogram).
@@ -79,12 +79,14 @@ pub(crate) struct RunData {
 
 /// Runs the plan once. `stop` ends it early (Ctrl-C); `reason` records why. Publishing waits for
 /// `gate` (a `--barrier`: until every agent is ready); a gate's error (a barrier timeout) ends the
-/// run after an orderly teardown and is returned.
+/// run after an orderly teardown and is returned. `exposition` (`--metrics-listen`) reads the
+/// run's counters while it goes.
 pub(crate) async fn run_once(
     plan: &Plan,
     stop: CancellationToken,
     reason: StopReason,
     gate: &dyn StartGate,
+    exposition: &Exposition,
 ) -> Result<RunData> {
     limits::check_fds(plan)?;
     limits::check_ports(plan)?;
@@ -97,6 +99,7 @@ pub(crate) async fn run_once(
     let tokens = Arc::new(tokens);
     let churn = ChurnCtx::build(plan, &spec, tokens.clone(), secret);
     let live = Arc::new(Live::default());
+    exposition.begin(live.clone());
     let server_addr = server.as_ref().map(|s| s.addr);
     let mut meters = Meters::start(before, plan, server_addr, clock, live.clone()).await?;
     let progress = Progress::start(
@@ -156,6 +159,7 @@ pub(crate) async fn run_once(
         release: release.clone(),
         churn: churn.clone(),
         receive_cost: plan.diagnostics.receive_cost,
+        exposition: exposition.clone(),
     };
     let mut healthy = Vec::new();
     let mut slow_tasks = tokio::task::JoinSet::new();

@@ -20,7 +20,8 @@ use super::churn::{self, ChurnCtx};
 use super::client::{Client, ClientError};
 use super::frame;
 use super::wire::Msg;
-use crate::measure::{Clock, ConnResult, Live, WorkerStats};
+use crate::measure::exposition::{Shard, Snapshot};
+use crate::measure::{Clock, ConnResult, Exposition, Live, WorkerStats};
 use crate::measure::{Position, Receipt, Recovery, SeqTracker};
 
 /// Deliveries a worker counts locally before adding them to the live counter.
@@ -63,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) churn: Option<Arc<ChurnCtx>>,
     /// `[diagnostics] receive_cost`: CPU each delivery costs (a busy wait; zero in real runs).
     pub(crate) receive_cost: Duration,
+    /// `--metrics-listen`'s endpoint: every worker's [`Acc`] is attached to it.
+    pub(crate) exposition: Exposition,
 }
 
 /// One connection handed to a receiver.
@@ -149,10 +152,10 @@ pub(crate) fn take(
         match msg {
             Msg::Text(text) => match frame::event(text) {
                 Some(d) if d.run == shared.run_id.as_bytes() => {
-                    let fresh = matches!(
-                        slot.seq.record(d.seq),
-                        Receipt::InOrder | Receipt::Reordered
-                    );
+                    let max_before = slot.seq.max();
+                    let receipt = slot.seq.record(d.seq);
+                    stats.receipt(receipt, max_before, d.seq);
+                    let fresh = matches!(receipt, Receipt::InOrder | Receipt::Reordered);
                     if fresh {
                         stats.delivery(&shared.clock, now_ns, d.ts);
                         delivered += 1;
@@ -167,6 +170,7 @@ pub(crate) fn take(
             },
             Msg::Binary(_) => {}
             Msg::Close(code) => {
+                stats.ended += 1;
                 slot.closed = Some(code);
                 slot.done = true;
             }
@@ -194,6 +198,7 @@ fn other(text: &[u8], slot: &mut Slot, stats: &mut WorkerStats) {
 /// Counts a read error against the connection and ends it.
 pub(crate) fn failed(stats: &mut WorkerStats, slot: &mut Slot, e: &ClientError) {
     *stats.errors.entry(format!("receive: {e}")).or_default() += 1;
+    stats.ended += u64::from(!slot.done);
     slot.done = true;
 }
 
@@ -201,6 +206,14 @@ pub(crate) fn failed(stats: &mut WorkerStats, slot: &mut Slot, e: &ClientError) 
 pub(super) struct Acc {
     pub(super) stats: WorkerStats,
     unreported: u64,
+}
+
+/// The endpoint reads a worker's stats under the lock the worker takes once per socket read.
+impl Shard for Mutex<Acc> {
+    fn add_to(&self, into: &mut Snapshot) {
+        let a = self.lock().unwrap_or_else(PoisonError::into_inner);
+        into.add_worker(&a.stats);
+    }
 }
 
 /// One connection being received (`client` is `None` while a churning one is away, or after it
@@ -267,6 +280,7 @@ pub(crate) async fn run_worker(conns: Vec<Assigned>, shared: Shared) -> WorkerSt
         stats: WorkerStats::new(shared.run_len),
         unreported: 0,
     }));
+    shared.exposition.attach(acc.clone());
     let cut = shared.stop.child_token();
     let mut tasks = JoinSet::new();
     for a in conns {
@@ -313,10 +327,14 @@ pub(crate) async fn run_worker(conns: Vec<Assigned>, shared: Shared) -> WorkerSt
     let (mut stats, unreported) = {
         let mut a = acc.lock().unwrap_or_else(PoisonError::into_inner);
         let unreported = std::mem::take(&mut a.unreported);
-        (
-            std::mem::replace(&mut a.stats, WorkerStats::new(Duration::ZERO)),
-            unreported,
-        )
+        // A watched worker keeps its figures until the report settles the endpoint, so the
+        // counters served never go back.
+        let stats = if shared.exposition.is_on() {
+            a.stats.clone()
+        } else {
+            std::mem::replace(&mut a.stats, WorkerStats::new(Duration::ZERO))
+        };
+        (stats, unreported)
     };
     shared
         .live

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
+use crate::measure::Exposition;
 use crate::plan::{limits, ArrivalModel, FindMax, Plan};
 use crate::schema::{Report, SearchOver, SearchStep, SearchSummary, StepParameters};
 use crate::session::{self, StopReason};
@@ -39,11 +40,13 @@ pub(crate) async fn find_max(
     fm: FindMax,
     stop: CancellationToken,
     reason: StopReason,
+    exposition: &Exposition,
 ) -> Result<Report> {
     let mut search = Search {
         plan,
         stop,
         reason,
+        exposition,
         steps: Vec::new(),
         best: None,
         first: None,
@@ -75,6 +78,8 @@ struct Search<'a> {
     plan: &'a Plan,
     stop: CancellationToken,
     reason: StopReason,
+    /// `--metrics-listen`: serves each step while it runs.
+    exposition: &'a Exposition,
     steps: Vec<SearchStep>,
     /// The highest passing value (connections or rate) and its report.
     best: Option<(f64, Report)>,
@@ -86,9 +91,15 @@ struct Search<'a> {
 impl Search<'_> {
     /// Runs one step with `p`; records it and returns what it says about the server.
     async fn step(&mut self, p: Plan, value: f64) -> Result<StepOutcome> {
-        let data =
-            session::run_once(&p, self.stop.clone(), self.reason.clone(), &session::NoGate).await?;
-        let report = Report::build(&p, &data);
+        let data = session::run_once(
+            &p,
+            self.stop.clone(),
+            self.reason.clone(),
+            &session::NoGate,
+            self.exposition,
+        )
+        .await?;
+        let report = super::report_of(&p, &data, self.exposition);
         let rate = match p.arrival {
             ArrivalModel::Rate { per_sec, .. } => Some(per_sec),
             ArrivalModel::Burst { .. } => None,

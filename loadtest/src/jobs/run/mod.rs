@@ -1,5 +1,6 @@
 //! `loadtest [flags]`: one run of the plan, `--repeat` runs, the `--find-max` capacity search
-//! (`find_max.rs`), or one agent of a `--barrier` run ([`barrier`]); then the outputs.
+//! (`find_max.rs`), or one agent of a `--barrier` run ([`barrier`]); then the outputs. With
+//! `--metrics-listen`, every run is served live while it goes and its report's figures after.
 
 pub mod barrier;
 mod bracket;
@@ -11,10 +12,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::Opts;
 use crate::error::{Error, Result, EXIT_INTERRUPTED};
+use crate::measure::exposition::{serve, Exposition};
 use crate::plan::{BarrierSpec, Plan};
 use crate::report::{exit_code, write_outputs};
 use crate::schema::{Repeated, Report, TesterLimit};
-use crate::session::{self, NoGate, StopReason};
+use crate::session::{self, NoGate, RunData, StopReason};
 
 /// The end of a run: the report and the exit code it earns.
 pub struct Finished {
@@ -34,6 +36,15 @@ pub(crate) async fn run(opts: &Opts) -> anyhow::Result<u8> {
 /// prints the summary. Errors are usage or setup errors (exit 2).
 pub async fn finish(opts: &Opts) -> anyhow::Result<Finished> {
     let plan = Plan::from_opts(opts)?;
+    let (exposition, listening) = match plan.metrics_listen {
+        Some(m) => {
+            let exposition = Exposition::on();
+            let listening = serve(m.addr, exposition.clone()).await?;
+            eprintln!("metrics: serving http://{}/metrics", listening.addr);
+            (exposition, Some((listening, m.linger)))
+        }
+        None => (Exposition::off(), None),
+    };
     let stop = CancellationToken::new();
     let reason: StopReason = Arc::new(OnceLock::new());
     let ctrl_c = {
@@ -45,13 +56,25 @@ pub async fn finish(opts: &Opts) -> anyhow::Result<Finished> {
             }
         })
     };
-    let report = run_plan(&plan, &stop, &reason).await?;
+    let report = run_plan(&plan, &stop, &reason, &exposition).await?;
     ctrl_c.abort();
     write_outputs(
         &plan.outputs,
         plan.baseline.as_deref().map(|b| &b.report),
         &report,
     )?;
+    if let Some((listening, linger)) = listening.filter(|(_, l)| !l.is_zero()) {
+        // The final figures stay up so a scraper gets them; Ctrl-C ends the wait.
+        eprintln!(
+            "metrics: run finished; serving the final figures at http://{}/metrics for {}",
+            listening.addr,
+            humantime::format_duration(linger)
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(linger) => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
     let exit_code = if reason.get().is_some_and(|r| r.starts_with("interrupted")) {
         EXIT_INTERRUPTED
     } else {
@@ -65,17 +88,19 @@ pub(crate) async fn run_plan(
     plan: &Plan,
     stop: &CancellationToken,
     reason: &StopReason,
+    exposition: &Exposition,
 ) -> Result<Report> {
     if let Some(fm) = plan.find_max {
-        return find_max::find_max(plan, fm, stop.clone(), reason.clone()).await;
+        return find_max::find_max(plan, fm, stop.clone(), reason.clone(), exposition).await;
     }
     if let Some(spec) = &plan.barrier {
-        return run_with_barrier(plan, spec, stop, reason).await;
+        return run_with_barrier(plan, spec, stop, reason, exposition).await;
     }
     let mut reports = Vec::with_capacity(plan.repeat);
     for i in 0..plan.repeat {
-        let data = session::run_once(plan, stop.clone(), reason.clone(), &NoGate).await?;
-        let report = Report::build(plan, &data);
+        let data =
+            session::run_once(plan, stop.clone(), reason.clone(), &NoGate, exposition).await?;
+        let report = report_of(plan, &data, exposition);
         if plan.repeat > 1 {
             eprintln!(
                 "repeat: run {}/{}  p99 {:.2} ms  {:.0} deliveries/s  {}",
@@ -115,6 +140,7 @@ async fn run_with_barrier(
     spec: &BarrierSpec,
     stop: &CancellationToken,
     reason: &StopReason,
+    exposition: &Exposition,
 ) -> Result<Report> {
     let joined = barrier::join(spec, plan.segment).await?;
     eprintln!(
@@ -126,12 +152,21 @@ async fn run_with_barrier(
         if mine.segment.is_none() {
             joined.segment.apply(&mut mine)?;
         }
-        let data = session::run_once(&mine, stop.clone(), reason.clone(), &joined).await?;
-        Ok(Report::build(&mine, &data))
+        let data =
+            session::run_once(&mine, stop.clone(), reason.clone(), &joined, exposition).await?;
+        Ok(report_of(&mine, &data, exposition))
     }
     .await;
     if result.is_err() {
         let _ = joined.leave().await;
     }
     result
+}
+
+/// The report of one session; `--metrics-listen`'s endpoint serves its figures from then on, so
+/// the last values scraped are the report's.
+fn report_of(plan: &Plan, data: &RunData, exposition: &Exposition) -> Report {
+    let report = Report::build(plan, data);
+    exposition.settle(&report);
+    report
 }

@@ -138,6 +138,7 @@ impl Sink<'_> {
         }
         if let Err(e) = self.publisher.publish(&self.buf).await {
             *self.out.errors.entry(e).or_default() += 1;
+            self.live.publish_errors.fetch_add(1, Ordering::Relaxed);
         }
         self.out.events += self.buf.len() as u64;
         self.live
