@@ -145,6 +145,13 @@ async fn wss_through_nginx_reaches_both_couriers_and_each_forwarded_client_is_li
         1.0
     );
     assert_eq!(counter(&dep, "courier_forwarded_invalid_total").await, 0.0);
+    // The refusal is logged with the forwarded client's address, not nginx's or the spoofed one.
+    let logs = dep.courier_logs();
+    let refusal = logs
+        .lines()
+        .find(|l| l.contains("websocket handshake refused"))
+        .unwrap_or_else(|| panic!("no refusal logged:\n{logs}"));
+    assert!(refusal.contains(r#""client":"127.0.0.3""#), "{refusal}");
     // Clients that stop reading would hold the stop for --close-linger; these leave first.
     drop(open);
     drop(ws_other);

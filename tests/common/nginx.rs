@@ -219,6 +219,15 @@ impl Deployment {
         self.dir.join("ca.pem")
     }
 
+    /// What both couriers have logged so far (JSON lines, `COURIER_LOG_FORMAT=json`).
+    pub fn courier_logs(&self) -> String {
+        (1..=self.couriers.len())
+            .map(|n| std::fs::read_to_string(self.dir.join(format!("courier-{n}.log"))))
+            .collect::<std::io::Result<Vec<_>>>()
+            .expect("courier logs")
+            .concat()
+    }
+
     /// The `wss://` URL of the notifications endpoint through nginx, without a token.
     pub fn wss_url(&self) -> String {
         format!("wss://{}/ws/notifications/", self.https)
@@ -362,7 +371,8 @@ impl Courier {
             .envs(env)
             .env("RUST_LOG", "courier=info")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            // Logs go to stdout; errors (`Error: …`, exit 2) to stderr: both into the log.
+            .stdout(out.try_clone().expect("log handle"))
             .stderr(out)
             .spawn()
             .expect("spawn courier");
