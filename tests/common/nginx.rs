@@ -334,12 +334,17 @@ fn exited(child: &mut Child, bound: Duration) -> Option<std::process::ExitStatus
 }
 
 impl Drop for Deployment {
-    /// A test that panicked: stop everything it started, by PID.
+    /// A test that panicked: stop everything it started, by PID; keep the logs for a look.
     fn drop(&mut self) {
         self.stop_nginx();
         for c in &mut self.couriers {
             let _ = c.child.kill();
             let _ = c.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("nginx and courier logs kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }
