@@ -76,6 +76,9 @@ pub struct Metrics {
     /// WebSocket requests refused with an HTTP status before the upgrade, by reason
     /// (`not_websocket`, `origin`, `ip_rate`).
     pub handshake_refusals: Family<Reason, Counter>,
+    /// `X-Forwarded-For` headers from a `--trusted-proxy` peer that could not be read (the peer's
+    /// address was used instead): a proxy misconfiguration.
+    pub forwarded_invalid: Counter,
     /// Bytes of per-user history kept (events, with their bookkeeping).
     pub history_bytes: Gauge,
     /// User streams whose position (and history) is kept.
@@ -195,6 +198,11 @@ impl Metrics {
             "courier_handshake_refusals",
             "WebSocket requests refused before the upgrade, by reason",
             m.handshake_refusals.clone(),
+        );
+        r.register(
+            "courier_forwarded_invalid",
+            "Unreadable X-Forwarded-For headers from trusted proxies",
+            m.forwarded_invalid.clone(),
         );
         r.register(
             "courier_history_bytes",

@@ -174,6 +174,14 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub allowed_origins: Vec<String>,
+    /// Proxy address or CIDR range whose X-Forwarded-For names the client, for the per-IP limit
+    /// and logs (repeat; env: comma-separated); unset: the header is ignored.
+    #[arg(
+        long = "trusted-proxy",
+        env = "COURIER_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<crate::config::Cidr>,
     /// Extra listener for /healthz and /metrics only, with descriptors of its own, so health checks
     /// answer even while the main listener is saturated.
     #[arg(long, env = "COURIER_ADMIN_LISTEN")]
@@ -292,6 +300,7 @@ impl Cli {
             handshake_rate_per_ip: self.handshake_rate_per_ip,
             handshake_burst_per_ip: self.handshake_burst_per_ip,
             allowed_origins: self.allowed_origins,
+            trusted_proxies: self.trusted_proxies,
             history: HistoryConfig {
                 size: self.history_size,
                 ttl: self.history_ttl,

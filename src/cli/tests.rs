@@ -89,3 +89,23 @@ fn user_db_flags_reach_the_config() {
     assert_eq!(db.table, "accounts_user");
     assert_eq!(db.cache_ttl, DEFAULT_USER_CACHE_TTL);
 }
+
+#[test]
+fn trusted_proxies_repeat_or_split_on_commas_and_none_is_the_default() {
+    let parse = |extra: &[&str]| {
+        let mut all = vec!["courier", "--jwt-secret", "s"];
+        all.extend_from_slice(extra);
+        Cli::try_parse_from(all).map(|c| c.into_config().expect("valid").trusted_proxies)
+    };
+    assert!(
+        parse(&[]).expect("parses").is_empty(),
+        "never trusted by default"
+    );
+    let shown = |v: Vec<crate::config::Cidr>| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+    let repeated = parse(&["--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "::1"]);
+    assert_eq!(shown(repeated.expect("parses")), ["10.0.0.0/8", "::1/128"]);
+    let joined = parse(&["--trusted-proxy", "127.0.0.1,fd00::/8"]);
+    assert_eq!(shown(joined.expect("parses")), ["127.0.0.1/32", "fd00::/8"]);
+    let err = parse(&["--trusted-proxy", "10.0.0.0/33"]).expect_err("a bad prefix");
+    assert!(err.to_string().contains("--trusted-proxy"), "{err}");
+}

@@ -12,12 +12,14 @@ use crate::error::{Error, Result};
 pub use crate::trace::TraceConfig;
 
 mod delivery;
+mod proxy;
 mod redis;
 
 pub use delivery::{
     HistoryConfig, TokenExpiry, DEFAULT_HISTORY_MAX_BYTES, DEFAULT_HISTORY_META_TTL,
     DEFAULT_HISTORY_SIZE, DEFAULT_HISTORY_STREAM_BYTES, DEFAULT_HISTORY_TTL, DEFAULT_TOKEN_GRACE,
 };
+pub use proxy::Cidr;
 pub use redis::RedisConfig;
 
 /// Listen address: loopback, the port Django's `runserver`/Daphne use.
@@ -248,6 +250,9 @@ pub struct Config {
     /// Browser origins allowed to open a WebSocket (`Origin` header); empty: any. A request with
     /// another `Origin` gets 403; one without (not a browser) is let through.
     pub allowed_origins: Vec<String>,
+    /// Proxies whose `X-Forwarded-For` names the client (for the per-IP limit and logs); empty
+    /// (the default): the header is ignored and the TCP peer is the client.
+    pub trusted_proxies: Vec<Cidr>,
     /// Per-user history for resume (`recover=1`, `since=`).
     pub history: HistoryConfig,
     /// Whether a token's `exp` closes its connection.
@@ -288,6 +293,7 @@ impl Config {
             handshake_rate_per_ip: DEFAULT_HANDSHAKE_RATE_PER_IP,
             handshake_burst_per_ip: DEFAULT_HANDSHAKE_BURST_PER_IP,
             allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
             history: HistoryConfig::default(),
             token_expiry: TokenExpiry::Enforce,
             token_grace: DEFAULT_TOKEN_GRACE,

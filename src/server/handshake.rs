@@ -1,12 +1,13 @@
 //! The WebSocket handshake: origin and per-IP rate checks, token verification and the user
 //! lookup, then the upgrade handed to a connection task.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::forwarded::client_addr;
 use super::SocketPermit;
 use crate::auth::{self, AuthError};
 use crate::connection::{self, Admitted};
@@ -18,11 +19,17 @@ use crate::ws::upgrade::Upgrade;
 
 /// Why a WebSocket request is refused before the upgrade (an HTTP status; browsers cannot read a
 /// close code they never got).
-fn refuse(state: &AppState, status: StatusCode, reason: &'static str) -> Response {
+fn refuse(
+    state: &AppState,
+    client: Option<IpAddr>,
+    status: StatusCode,
+    reason: &'static str,
+) -> Response {
     Metrics::inc(&state.metrics().handshake_refusals, reason);
     tracing::info!(
         reason,
         status = status.as_u16(),
+        client = client.map(tracing::field::display),
         "websocket handshake refused"
     );
     (status, reason).into_response()
@@ -48,13 +55,14 @@ pub(super) async fn ws_handler(State(state): State<AppState>, req: Request) -> R
             return e.into_response();
         }
     };
-    // Counted before any other check: every handshake attempt spends the address's budget.
-    let peer = parts
+    // The TCP peer, or behind a `--trusted-proxy` the client it forwards for.
+    let client = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    if peer.is_some_and(|ip| !state.handshake_allowed(ip)) {
-        let mut refused = refuse(&state, StatusCode::TOO_MANY_REQUESTS, "ip_rate");
+        .map(|c| client_addr(&state, c.0.ip(), &parts.headers));
+    // Counted before any other check: every handshake attempt spends the address's budget.
+    if client.is_some_and(|ip| !state.handshake_allowed(ip)) {
+        let mut refused = refuse(&state, client, StatusCode::TOO_MANY_REQUESTS, "ip_rate");
         refused
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -62,7 +70,7 @@ pub(super) async fn ws_handler(State(state): State<AppState>, req: Request) -> R
     }
     let headers = &parts.headers;
     if !origin_allowed(&state.config().allowed_origins, headers) {
-        return refuse(&state, StatusCode::FORBIDDEN, "origin");
+        return refuse(&state, client, StatusCode::FORBIDDEN, "origin");
     }
     let token = auth::extract_token(parts.uri.query(), headers);
     // The client offered `bearer, <JWT>`: the handshake must select `bearer`.
@@ -82,7 +90,13 @@ pub(super) async fn ws_handler(State(state): State<AppState>, req: Request) -> R
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-");
-        tracing::info!(reason = e.reason(), error = %e, user_agent = agent, "websocket unauthenticated");
+        tracing::info!(
+            reason = e.reason(),
+            error = %e,
+            user_agent = agent,
+            client = client.map(tracing::field::display),
+            "websocket unauthenticated"
+        );
     }
     let permit = parts.extensions.remove::<SocketPermit>();
     let (response, socket) = upgrade.accept(protocol);

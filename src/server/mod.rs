@@ -7,6 +7,7 @@
 //! that the connection task writes pre-encoded frames to.
 
 mod accept;
+mod forwarded;
 mod handshake;
 mod upkeep;
 

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // Each test binary uses a different subset.
 
+pub mod nginx;
 pub mod redis_servers;
 pub mod userdb;
 
@@ -14,7 +15,7 @@ use courier::{AppState, Config};
 use futures::{SinkExt, StreamExt};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Map, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -217,8 +218,10 @@ pub async fn connect_user(addr: SocketAddr, user_id: Value) -> Ws {
     ws
 }
 
-/// The next frame that is not a ping/pong, within [`WAIT`].
-pub async fn next_message(ws: &mut Ws) -> Message {
+/// The next frame that is not a ping/pong, within [`WAIT`] (on any socket: plain or TLS).
+pub async fn next_message<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+) -> Message {
     let fut = async {
         loop {
             match ws.next().await {
@@ -235,7 +238,7 @@ pub async fn next_message(ws: &mut Ws) -> Message {
 }
 
 /// The next text frame, as sent; panics on any other frame.
-pub async fn next_text(ws: &mut Ws) -> String {
+pub async fn next_text<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> String {
     match next_message(ws).await {
         Message::Text(t) => t.as_str().to_owned(),
         other => panic!("expected a text frame, got {other:?}"),
@@ -243,7 +246,7 @@ pub async fn next_text(ws: &mut Ws) -> String {
 }
 
 /// The next text frame parsed as JSON.
-pub async fn next_json(ws: &mut Ws) -> Value {
+pub async fn next_json<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> Value {
     let text = next_text(ws).await;
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("frame is not JSON ({e}): {text}"))
 }
