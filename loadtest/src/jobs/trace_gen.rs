@@ -76,7 +76,8 @@ impl Shape {
                 "--users and --duration (whole seconds) must be at least 1",
             ));
         }
-        if !(o.mean_rate > 0.0 && o.mean_rate <= 1e6) || !(0.0..1.0).contains(&o.amplitude) {
+        let rate_ok = o.mean_rate > 0.0 && o.mean_rate <= 1e6;
+        if !rate_ok || !(0.0..1.0).contains(&o.amplitude) {
             return Err(usage(
                 "--mean-rate must be in (0, 1e6], --amplitude in [0, 1)",
             ));
