@@ -161,6 +161,10 @@ async fn a_replay_reproduces_the_traces_seconds_order_types_sizes_and_fan_out() 
         "an open model: lag per event"
     );
     assert!(
+        report.tester_limit.is_some(),
+        "the tester-limited rule applies"
+    );
+    assert!(
         report.model.contains("2 events of other groups skipped"),
         "{}",
         report.model

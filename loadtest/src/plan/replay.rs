@@ -31,7 +31,8 @@ use crate::error::{usage, Result};
 
 /// Largest trace file read: 256 MiB (about 3.5 million lines of courier's format).
 pub const MAX_TRACE_BYTES: u64 = 256 * 1024 * 1024;
-/// Most events replayed from all files together (each costs 16 bytes of memory).
+/// Most events replayed from all files together: 24 bytes each once read (96 MiB at the bound),
+/// 32 while the files are merged.
 pub const MAX_TRACE_EVENTS: usize = 4_000_000;
 /// Largest recorded event `data` replayed: courier's default `--max-body-bytes` (1 MiB).
 pub const MAX_EVENT_BYTES: u64 = 1024 * 1024;
