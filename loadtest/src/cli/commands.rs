@@ -1,5 +1,5 @@
-//! The subcommands' arguments (clap only, no logic): `capacity`, `compare`, `ab`, `conform`, `merge`,
-//! `trace-gen`.
+//! The subcommands' arguments (clap only, no logic): `capacity`, `compare`, `ab`, `conform`,
+//! `merge`, `trace-gen`.
 
 use std::path::PathBuf;
 

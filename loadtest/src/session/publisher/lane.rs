@@ -10,11 +10,11 @@
 //! of that run user, so a run user's sequence follows the merged order of its trace users.
 //!
 //! Each lane also records how far behind its schedule it sent ([`Published::lag_us`]): for the
-//! rate and replay models, every event's send start − its intended time; for the burst model, each burst's
-//! first send − the burst's time (a burst is meant to go out as fast as the lanes can send it, so
-//! only a late start is the schedule slipping). A lagging rate publisher offers less load than
-//! planned: the report marks the run "tester limited" rather than charge the shortfall to the
-//! server (`report::pace`).
+//! rate and replay models, every event's send start − its intended time; for the burst model,
+//! each burst's first send − the burst's time (a burst is meant to go out as fast as the lanes can
+//! send it, so only a late start is the schedule slipping). A lagging rate or replay publisher
+//! offers less load than planned: the report marks the run "tester limited" rather than charge the
+//! shortfall to the server (`report::pace`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
