@@ -286,6 +286,11 @@ fn bad_traces_and_flags_are_refused_before_anything_connects() {
     assert!(e.contains("replay_speed"), "{e}");
     let e = plan(&["--model", "replay", "--trace", good, "--segment", "1/2"]).expect_err("seg");
     assert!(e.contains("--segment"), "{e}");
+    let e = plan(&["--model", "replay", "--trace", good, "--duration", "3s"]).expect_err("long");
+    assert!(
+        e.contains("the replay takes 3s 544ms") && e.contains("--duration"),
+        "{e}"
+    );
     let e = plan(&["--find-max", "speed", "-t", "lost==0"]).expect_err("burst");
     assert!(e.contains("replay"), "{e}");
 

@@ -221,6 +221,17 @@ impl Plan {
         if plan.duration.is_zero() {
             return Err(usage("duration must be positive"));
         }
+        if let ArrivalModel::Replay { trace, speed } = &plan.arrival {
+            // A schedule longer than the run bound would be cut short every time (exit 1).
+            let schedule = trace.span().div_f64(*speed);
+            if schedule >= plan.duration {
+                return Err(usage(format!(
+                    "the replay takes {} at speed {speed}, not within the run's duration {}: give a longer --duration or a higher --replay-speed",
+                    humantime::format_duration(Duration::from_millis(schedule.as_millis() as u64)),
+                    humantime::format_duration(plan.duration)
+                )));
+            }
+        }
         Ok(plan)
     }
 }
