@@ -22,7 +22,8 @@
 //! 2. `cli`: every clap struct, no logic (ripgrep's low-level arguments, `uv-cli`).
 //! 3. [`plan`]: flags + scenario → a validated [`Plan`], opening no socket; the settings of
 //!    `--find-max`, `--segment`, `--barrier`, `--baseline`, `--server-metrics`, the thresholds,
-//!    the channel layer and the machine's limits live here, so no job defines what the plan holds.
+//!    the channel layer, the machine's limits and a replay's trace (read and mapped: parsing is
+//!    planning) live here, so no job defines what the plan holds.
 //! 4. [`measure`]: the run clock, per-worker stats and histograms, sequence and churn
 //!    accounting, `/proc` readings, the sampler, server-metrics scrapes, the statistics of
 //!    repeated runs, and the tester's own live Prometheus endpoint (`--metrics-listen`).
@@ -34,7 +35,7 @@
 //!    its tables once as data (title, columns, rows, notes) and lays them out as text, Markdown,
 //!    HTML and JUnit.
 //! 7. [`jobs`]: one module per command, named after it — `run` (with `--repeat`, `--find-max`,
-//!    `--barrier`), `ab`, `compare`, `merge`, `capacity`, `conform` — each entered as
+//!    `--barrier`), `ab`, `compare`, `merge`, `capacity`, `conform`, `trace-gen` — each entered as
 //!    `async fn run(&Args) -> anyhow::Result<u8>` (the exit code).
 //!
 //! Where this cut differs from the proposal in issue 17, and why: `cli` sits above `schema`

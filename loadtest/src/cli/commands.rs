@@ -1,4 +1,5 @@
-//! The subcommands' arguments (clap only, no logic): `capacity`, `compare`, `ab`, `conform`, `merge`.
+//! The subcommands' arguments (clap only, no logic): `capacity`, `compare`, `ab`, `conform`,
+//! `merge`, `trace-gen`.
 
 use std::path::PathBuf;
 
@@ -147,4 +148,39 @@ pub struct MergeOpts {
     /// Thresholds on the merged report (default: the segments' own) and its outputs.
     #[command(flatten)]
     pub outputs: OutputArgs,
+}
+
+/// `loadtest trace-gen --out FILE [shape flags]`: a synthetic publish trace in courier's format
+/// (a diurnal curve plus a push spike), deterministic for a seed. Defaults make
+/// `scenarios/sample-trace.jsonl`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TraceGenOpts {
+    /// Where to write the JSONL trace.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Distinct users (`user_1` … `user_N`); a few heavy users get most events.
+    #[arg(long, default_value_t = 200)]
+    pub users: u32,
+    /// Length of the trace: one compressed "day", e.g. `90s`.
+    #[arg(long, default_value = "90s")]
+    pub duration: String,
+    /// Mean events/s of the diurnal curve over the day.
+    #[arg(long, default_value_t = 12.0)]
+    pub mean_rate: f64,
+    /// Swing of the curve around the mean, 0 ≤ A < 1: trough (1 − A)·mean at the start and end,
+    /// peak (1 + A)·mean at midday.
+    #[arg(long, default_value_t = 0.8)]
+    pub amplitude: f64,
+    /// Start of the push spike, from the trace's start, e.g. `60s`.
+    #[arg(long, default_value = "60s")]
+    pub spike_at: String,
+    /// How long the push takes to go out, e.g. `2s`.
+    #[arg(long, default_value = "2s")]
+    pub spike_length: String,
+    /// Fraction of the users the push reaches (one event each), 0–1.
+    #[arg(long, default_value_t = 1.0)]
+    pub spike_users: f64,
+    /// Random seed: the same flags and seed write the same file.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }

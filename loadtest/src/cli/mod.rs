@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub use churn::{ChurnArgs, ChurnMode, Switch};
-pub use commands::{AbOpts, CapacityOpts, CompareOpts, ConformOpts, MergeOpts};
+pub use commands::{AbOpts, CapacityOpts, CompareOpts, ConformOpts, MergeOpts, TraceGenOpts};
 
 /// How events reach the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -61,6 +61,8 @@ pub enum Command {
     Conform(ConformOpts),
     /// Add up the JSON reports of a run's segments exactly and judge the whole.
     Merge(MergeOpts),
+    /// Write a synthetic publish trace (diurnal curve + push spike) for `--model replay`.
+    TraceGen(TraceGenOpts),
 }
 
 /// When events are sent.
@@ -70,6 +72,8 @@ pub enum Model {
     Burst,
     /// An open model: events/s on a fixed schedule: latency under a known load.
     Rate,
+    /// An open model: a recorded publish trace (`--trace`) at `--replay-speed`.
+    Replay,
 }
 
 /// The server under test and how to authenticate: a run's flags and `loadtest conform`'s.
@@ -218,6 +222,13 @@ pub struct Opts {
     /// Rate model: how long to publish, e.g. `10s`.
     #[arg(long)]
     pub rate_duration: Option<String>,
+    /// Replay model: courier's publish trace (`--trace-publishes`, JSONL); repeat for a rotated
+    /// pair (`--trace F.1 --trace F`) or several servers' traces (merged by time).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Vec<PathBuf>,
+    /// Replay model: time runs this many times faster than recorded (default 1).
+    #[arg(long, value_name = "X")]
+    pub replay_speed: Option<f64>,
     /// Redis publishers (and the embedded server's Redis layer): `redis://host:port[/db]`, or a
     /// comma-separated list: channels_redis `hosts`, in Django's order.
     #[arg(long, env = "REDIS_URL")]
@@ -253,7 +264,8 @@ pub struct Opts {
     #[arg(long)]
     pub baseline: Option<PathBuf>,
     /// Capacity search: `connections` (the default) steps the count up until a threshold fails;
-    /// `rate` finds the highest event rate at which every threshold holds (bracket, then bisect).
+    /// `rate` finds the highest event rate at which every threshold holds (bracket, then bisect);
+    /// `speed`, the fastest `--replay-speed` of a replay, likewise.
     #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "connections")]
     pub find_max: Option<crate::schema::SearchOver>,
     /// `--find-max connections`: connections added per step (default: the starting count).
@@ -265,11 +277,14 @@ pub struct Opts {
     /// `--find-max rate`: never try more events/s than this.
     #[arg(long)]
     pub max_rate: Option<f64>,
-    /// `--find-max rate`: stop bisecting when the failing rate is within this fraction of the
-    /// passing one (default 0.05).
+    /// `--find-max speed`: never replay faster than this (default 1000).
+    #[arg(long)]
+    pub max_speed: Option<f64>,
+    /// `--find-max rate|speed`: stop bisecting when the failing value is within this fraction of
+    /// the passing one (default 0.05).
     #[arg(long)]
     pub precision: Option<f64>,
-    /// `--find-max rate`: at most this many runs (default 12).
+    /// `--find-max rate|speed`: at most this many runs (default 12).
     #[arg(long)]
     pub max_steps: Option<usize>,
     /// Run the plan N times; the report gives every metric's median and min..max, and the

@@ -7,6 +7,7 @@ mod compare;
 pub mod conform;
 mod merge;
 pub mod run;
+mod trace_gen;
 
 use crate::cli::{Command, Opts};
 
@@ -18,6 +19,7 @@ pub async fn dispatch(mut opts: Opts) -> anyhow::Result<u8> {
         Some(Command::Merge(c)) => merge::run(&c).await,
         Some(Command::Conform(c)) => conform::run(&c).await,
         Some(Command::Ab(c)) => ab::run(&c).await,
+        Some(Command::TraceGen(c)) => trace_gen::run(&c).await,
         None => run::run(&opts).await,
     }
 }

@@ -94,7 +94,7 @@ impl Plan {
         if publisher == PublisherKind::Embedded && matches!(target, Target::External(_)) {
             return Err(usage("the embedded publisher needs the embedded target; use --publisher http with --target"));
         }
-        let arrival = ArrivalModel::resolve(opts, p)?;
+        let arrival = ArrivalModel::resolve(opts, p, s.base_dir.as_deref())?;
         let batch = opts.batch.or(p.batch).unwrap_or(DEFAULT_BATCH).max(1);
         let sources_n = opts
             .source_addrs
@@ -153,9 +153,9 @@ impl Plan {
             slow_fraction,
             slow_after: c.slow_after.unwrap_or(5),
             publisher,
+            lanes: p.lanes.unwrap_or_else(|| lanes_for(&arrival, batch)).max(1),
             arrival,
             batch,
-            lanes: p.lanes.unwrap_or_else(|| lanes_for(&arrival, batch)).max(1),
             payload_bytes: opts.payload_bytes.or(p.payload_bytes).unwrap_or(64),
             duration: duration(
                 opts.duration.as_deref(),
@@ -225,6 +225,17 @@ impl Plan {
         if plan.duration.is_zero() {
             return Err(usage("duration must be positive"));
         }
+        if let ArrivalModel::Replay { trace, speed } = &plan.arrival {
+            // A schedule longer than the run bound would be cut short every time (exit 1).
+            let schedule = trace.span().div_f64(*speed);
+            if schedule >= plan.duration {
+                return Err(usage(format!(
+                    "the replay takes {} at speed {speed}, not within the run's duration {}: give a longer --duration or a higher --replay-speed",
+                    humantime::format_duration(Duration::from_millis(schedule.as_millis() as u64)),
+                    humantime::format_duration(plan.duration)
+                )));
+            }
+        }
         Ok(plan)
     }
 }
@@ -240,7 +251,8 @@ fn describe(s: &Scenario, opts: &Opts) -> String {
         || opts.model.is_some()
         || opts.bursts.is_some()
         || opts.events_per_burst.is_some()
-        || opts.rate.is_some();
+        || opts.rate.is_some()
+        || !opts.trace.is_empty();
     if reshaped && !described.is_empty() {
         "flags override the scenario's shape (see the line below)".into()
     } else {

@@ -9,6 +9,8 @@ use crate::schema::SearchOver;
 pub const DEFAULT_PRECISION: f64 = 0.05;
 /// Default `--max-steps` of a rate search (doubling from 1k/s to 1M/s is 10 steps).
 pub const DEFAULT_MAX_STEPS: usize = 12;
+/// Default `--max-speed` of a speed search: a replay at most 1000× its recorded pace.
+pub const DEFAULT_MAX_SPEED: f64 = 1000.0;
 
 /// Capacity search settings.
 #[derive(Debug, Clone, Copy)]
@@ -21,9 +23,11 @@ pub struct FindMax {
     pub limit: usize,
     /// Highest rate tried, events/s.
     pub max_rate: f64,
-    /// Rate search: stop when the failing rate ÷ the passing rate − 1 is at most this.
+    /// Highest replay speed tried.
+    pub max_speed: f64,
+    /// Rate and speed search: stop when the failing value ÷ the passing one − 1 is at most this.
     pub precision: f64,
-    /// Rate search: at most this many runs.
+    /// Rate and speed search: at most this many runs.
     pub max_steps: usize,
 }
 
@@ -45,6 +49,11 @@ impl FindMax {
                 Some(SearchOver::Rate) if !matches!(arrival, ArrivalModel::Rate { .. }) => {
                     return Err(usage("--find-max rate needs the rate model (--model rate)"))
                 }
+                Some(SearchOver::Speed) if !matches!(arrival, ArrivalModel::Replay { .. }) => {
+                    return Err(usage(
+                        "--find-max speed needs the replay model (--model replay --trace FILE)",
+                    ))
+                }
                 Some(over) => over,
             };
         let precision = opts.precision.unwrap_or(DEFAULT_PRECISION);
@@ -55,11 +64,16 @@ impl FindMax {
         if max_rate.is_nan() || max_rate <= 0.0 {
             return Err(usage("--max-rate must be positive"));
         }
+        let max_speed = opts.max_speed.unwrap_or(DEFAULT_MAX_SPEED);
+        if max_speed.is_nan() || max_speed <= 0.0 {
+            return Err(usage("--max-speed must be positive"));
+        }
         Ok(Some(Self {
             over,
             step: opts.step.unwrap_or(connections).max(1),
             limit: opts.max_connections.unwrap_or(usize::MAX),
             max_rate,
+            max_speed,
             precision,
             max_steps: opts.max_steps.unwrap_or(DEFAULT_MAX_STEPS).max(1),
         }))

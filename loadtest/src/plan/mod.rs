@@ -14,6 +14,7 @@ mod find_max;
 mod layer;
 pub mod limits;
 mod pace;
+mod replay;
 mod scenario;
 mod segment;
 mod target;
@@ -29,10 +30,14 @@ pub use barrier::{BarrierSpec, DEFAULT_BARRIER_TIMEOUT, KEY_MARGIN};
 pub use baseline::Baseline;
 pub use churn::{Churn, TokenPlan, DEFAULT_TOKEN_LIFETIME};
 pub use exposition::{MetricsListen, DEFAULT_METRICS_LINGER};
-pub use find_max::{FindMax, DEFAULT_MAX_STEPS, DEFAULT_PRECISION};
+pub use find_max::{FindMax, DEFAULT_MAX_SPEED, DEFAULT_MAX_STEPS, DEFAULT_PRECISION};
 pub(crate) use layer::publisher_layer;
 pub use layer::Layer;
 pub use pace::{lanes_for, Diagnostics, LANE_BATCHES_PER_SEC, MAX_LANES};
+pub use replay::{
+    Trace, TraceEvent, DEFAULT_REPLAY_SPEED, MAX_EVENT_BYTES, MAX_TRACE_BYTES, MAX_TRACE_EVENTS,
+    MIN_REPLAY_SPEED,
+};
 pub use scenario::{
     ChurnSection, ClientsSection, DiagnosticsSection, PublishSection, RunSection, Scenario,
     ServerSection, DEFAULT_SCENARIO,
@@ -181,6 +186,7 @@ impl Plan {
                 let users = self.users as u64;
                 total / users + u64::from((u as u64) < total % users)
             }
+            ArrivalModel::Replay { ref trace, .. } => trace.events_for(u, self.users),
         }
     }
 
@@ -193,6 +199,7 @@ impl Plan {
             ArrivalModel::Rate { per_sec, length } => {
                 (per_sec * length.as_secs_f64()).floor() as u64
             }
+            ArrivalModel::Replay { ref trace, .. } => trace.events.len() as u64,
         }
     }
 

@@ -19,18 +19,19 @@ pub const MAX_LANES: usize = 32;
 
 /// Lanes for `arrival` with `batch` events per request when the scenario gives none: a rate plan
 /// gets `ceil(rate ÷ (batch × LANE_BATCHES_PER_SEC))`, at least [`DEFAULT_LANES`], at most
-/// [`MAX_LANES`]; a burst plan gets [`DEFAULT_LANES`] (a burst is sent as fast as the lanes go).
+/// [`MAX_LANES`]; a replay is sized the same way from the trace's peak second at its speed; a
+/// burst plan gets [`DEFAULT_LANES`] (a burst is sent as fast as the lanes go).
 /// Fixed before the run: adding a lane mid-run would move users between lanes and could reorder
 /// one user's events, which the clients would charge to the server.
 pub fn lanes_for(arrival: &ArrivalModel, batch: usize) -> usize {
-    match *arrival {
-        ArrivalModel::Rate { per_sec, .. } => {
-            let lanes = (per_sec / (batch.max(1) as f64 * LANE_BATCHES_PER_SEC)).ceil();
-            // `as` saturates (and maps NaN to 0), so any rate lands in the clamp.
-            (lanes as usize).clamp(DEFAULT_LANES, MAX_LANES)
-        }
-        ArrivalModel::Burst { .. } => DEFAULT_LANES,
-    }
+    let per_sec = match arrival {
+        ArrivalModel::Rate { per_sec, .. } => *per_sec,
+        ArrivalModel::Replay { trace, speed } => trace.peak_per_sec() as f64 * speed,
+        ArrivalModel::Burst { .. } => return DEFAULT_LANES,
+    };
+    let lanes = (per_sec / (batch.max(1) as f64 * LANE_BATCHES_PER_SEC)).ceil();
+    // `as` saturates (and maps NaN to 0), so any rate lands in the clamp.
+    (lanes as usize).clamp(DEFAULT_LANES, MAX_LANES)
 }
 
 /// `[diagnostics]`: throttles that make the tester the bottleneck on purpose. They exist to test

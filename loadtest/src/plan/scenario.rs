@@ -40,6 +40,9 @@ pub struct Scenario {
     /// Throttles that slow the tester on purpose (tests of the "tester limited" mark).
     #[serde(default)]
     pub diagnostics: DiagnosticsSection,
+    /// The folder of the file it was read from: `publish.trace` is relative to it.
+    #[serde(skip)]
+    pub base_dir: Option<std::path::PathBuf>,
 }
 
 /// `[run]`: target and time bounds.
@@ -107,7 +110,7 @@ pub struct ChurnSection {
 pub struct PublishSection {
     /// `embedded`, `http`, `redis-pubsub` or `redis-core`.
     pub publisher: Option<String>,
-    /// `burst` or `rate`.
+    /// `burst`, `rate` or `replay`.
     pub model: Option<String>,
     /// Burst model: number of bursts.
     pub bursts: Option<u64>,
@@ -119,6 +122,10 @@ pub struct PublishSection {
     pub rate: Option<f64>,
     /// Rate model: how long to publish.
     pub rate_duration: Option<String>,
+    /// Replay model: a publish trace (courier `--trace-publishes`), relative to this file.
+    pub trace: Option<String>,
+    /// Replay model: time runs this many times faster than recorded (default 1).
+    pub replay_speed: Option<f64>,
     /// HTTP publisher: notifications per `POST /api/notify`.
     pub batch: Option<usize>,
     /// HTTP and Redis publishers: requests in flight (users are partitioned over lanes, keeping
@@ -172,7 +179,9 @@ impl Scenario {
             path: origin.clone(),
             msg: e.to_string(),
         })?;
-        Self::parse(&text, &origin)
+        let mut s = Self::parse(&text, &origin)?;
+        s.base_dir = path.parent().map(Path::to_path_buf);
+        Ok(s)
     }
 
     /// The built-in default scenario.
@@ -235,7 +244,10 @@ mod tests {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
         for entry in std::fs::read_dir(dir).expect("scenarios dir") {
             let path = entry.expect("entry").path();
-            Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            // The folder also holds a replay's sample trace.
+            if path.extension().is_some_and(|e| e == "toml") {
+                Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            }
         }
     }
 }

@@ -53,6 +53,13 @@ impl Segment {
                 "--segment and --find-max do not mix: search with one process".into(),
             ));
         }
+        if matches!(plan.arrival, ArrivalModel::Replay { .. }) {
+            // The trace's users map onto the whole run's users (`user % users`): a slice would
+            // need the whole count and its offset in the mapping. One process replays.
+            return Err(Error::Usage(
+                "--segment and --model replay do not mix: replay with one process".into(),
+            ));
+        }
         let (users, conns) = (plan.users, plan.connections);
         let mine = self.users(users);
         if mine.is_empty() {

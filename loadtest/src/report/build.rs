@@ -30,6 +30,26 @@ fn model_text(plan: &Plan) -> String {
             "rate {per_sec}/s for {}",
             humantime::format_duration(length)
         ),
+        ArrivalModel::Replay { ref trace, speed } => {
+            let files: Vec<String> = trace
+                .files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect();
+            let skipped = match trace.skipped {
+                0 => String::new(),
+                n => format!(", {n} events of other groups skipped"),
+            };
+            format!(
+                "replay {} x{speed}: {} events of {} trace users over {}{skipped}",
+                files.join(" + "),
+                trace.events.len(),
+                trace.per_user.len(),
+                humantime::format_duration(std::time::Duration::from_millis(
+                    trace.span().as_millis() as u64
+                )),
+            )
+        }
     }
 }
 
@@ -241,7 +261,7 @@ impl Report {
                 receive_lag_us: d.costs.receive_lag_us.as_ref().map(encode),
             }),
         };
-        let open_model = matches!(plan.arrival, ArrivalModel::Rate { .. });
+        let open_model = plan.arrival.is_open();
         report.tester_limit = Some(pace::tester_limit(&report, open_model));
         if let Some((source, before, after)) = &d.costs.server_metrics {
             let slow = report.slow_clients.as_ref();

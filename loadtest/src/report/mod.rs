@@ -52,6 +52,9 @@ pub(crate) fn write_outputs(
                 (SearchOver::Rate, Some(r)) => {
                     format!("{r:.0} events/s at {} connections", fm.connections)
                 }
+                (SearchOver::Speed, Some(s)) => {
+                    format!("replay speed ×{s:.2} at {} connections", fm.connections)
+                }
             };
             // A search the tester capped found a lower bound, not the server's limit.
             let bound = if fm.tester_limited_at.is_some() {

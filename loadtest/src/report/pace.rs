@@ -4,7 +4,7 @@
 //! 5 s, and the report said PASS).
 //!
 //! The rule, in full: a run is tester limited when
-//! - its open-model publisher fell behind the schedule: rate model, publish lag p99 >
+//! - its open-model publisher fell behind the schedule: rate or replay model, publish lag p99 >
 //!   [`PUBLISH_LAG_BOUND_MS`], for a publisher outside the server (`http`, `redis-*`; the embedded
 //!   publisher is the server's own hub call on its runtime, so its lag is the server's). A burst
 //!   run's lag (how late each burst started) is reported, not marked: a burst is "N events at
@@ -24,7 +24,7 @@ pub const PUBLISH_LAG_BOUND_MS: f64 = 100.0;
 pub const RECEIVE_LAG_BOUND_MS: f64 = 100.0;
 
 /// The mark of one run's report, from its publish and receive lags; `open_model`: the plan is
-/// the rate model (only its publish lag can mark the run).
+/// an open model, rate or replay (only its publish lag can mark the run).
 pub(crate) fn tester_limit(r: &Report, open_model: bool) -> TesterLimit {
     let mut reasons = Vec::new();
     match r.events.publish_lag_ms {

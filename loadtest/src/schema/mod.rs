@@ -156,8 +156,8 @@ pub struct Events {
     pub errors: BTreeMap<String, u64>,
     /// Publishing time, s.
     pub publish_secs: f64,
-    /// How far behind its schedule the publisher sent, ms (rate model: per event; burst model:
-    /// per burst start). `None` in a report written before it was measured.
+    /// How far behind its schedule the publisher sent, ms (rate and replay models: per event;
+    /// burst model: per burst start). `None` in a report written before it was measured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub publish_lag_ms: Option<Quantiles>,
     /// Publishing lanes (requests in flight, each with a fixed slice of the users); merged: the

@@ -14,6 +14,9 @@ pub enum SearchOver {
     Connections,
     /// At a fixed connection count, the highest event rate at which every threshold holds.
     Rate,
+    /// At a fixed connection count, the fastest replay of a trace (`--model replay`) at which
+    /// every threshold holds: how many times its recorded traffic the deployment takes.
+    Speed,
 }
 
 /// What one step ran with.
@@ -25,6 +28,9 @@ pub struct StepParameters {
     pub users: usize,
     /// Events/s, for a rate search (or a rate-model connections search).
     pub rate: Option<f64>,
+    /// The replay speed, for a speed search (or a replay's connections search).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<f64>,
 }
 
 /// One step of the search.
@@ -47,11 +53,11 @@ pub struct SearchStep {
 /// The search's result.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SearchSummary {
-    /// `connections` or `rate`.
+    /// `connections`, `rate` or `speed`.
     pub over: SearchOver,
     /// Every step, in order.
     pub steps: Vec<SearchStep>,
-    /// The highest passing connection count or rate (never a tester-limited step's).
+    /// The highest passing connection count, rate or speed (never a tester-limited step's).
     pub highest_passing: Option<f64>,
     /// The lowest connection count or rate at which the tester set the pace: the search could
     /// not look at the server above it, so `highest_passing` is a lower bound of the server's

@@ -40,7 +40,7 @@ use worker::{Assigned, Phase, Shared};
 
 use crate::error::Result;
 use crate::measure::{Clock, Exposition, Live, WorkerStats};
-use crate::plan::{limits, publish_start, Plan};
+use crate::plan::{limits, publish_start, ArrivalModel, Plan};
 
 /// Healthy connections per receiving worker (each worker has its own histogram).
 const CONNS_PER_WORKER: usize = 512;
@@ -188,7 +188,12 @@ pub(crate) async fn run_once(
 
     // Publishers: the embedded one runs on the server's runtime (its work is the server's).
     let user_ids = Arc::new(tokens.user_ids.clone());
-    let codec = EventCodec::new(&run_id, plan.payload_bytes);
+    let codec = match &plan.arrival {
+        ArrivalModel::Replay { trace, .. } => {
+            EventCodec::replaying(&run_id, plan.payload_bytes, &trace.kinds, trace.max_bytes())
+        }
+        _ => EventCodec::new(&run_id, plan.payload_bytes),
+    };
     let lanes = if matches!(publish_target, PublishTarget::Embedded(_)) {
         1
     } else {
@@ -235,7 +240,7 @@ pub(crate) async fn run_once(
                 lane,
                 lanes,
                 user_ids: user_ids.clone(),
-                arrival: plan.arrival,
+                arrival: plan.arrival.clone(),
                 batch: plan.batch,
                 clock,
                 start,

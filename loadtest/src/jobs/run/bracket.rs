@@ -1,6 +1,6 @@
-//! The rate search's bracket: a pure state machine over step outcomes — double up from a pass,
-//! halve down from a fail or an inconclusive step, then bisect to the precision — kept apart
-//! from the runs so its rules are tested without a server.
+//! The rate (and replay speed) search's bracket: a pure state machine over step outcomes — double
+//! up from a pass, halve down from a fail or an inconclusive step, then bisect to the precision —
+//! kept apart from the runs so its rules are tested without a server.
 
 /// What one step says about the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +27,18 @@ pub(crate) struct Bracket {
     start: f64,
     max: f64,
     precision: f64,
+    /// Below this a search that never passed gives up (the thresholds fail at any load).
+    floor: f64,
+    unit: Unit,
+}
+
+/// What the bracket searches over, for its messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unit {
+    /// Events/s (`--find-max rate`).
+    Rate,
+    /// A replay's speed factor (`--find-max speed`).
+    Speed,
 }
 
 /// Below this rate a search that never passed gives up (the thresholds fail at any load).
@@ -43,6 +55,34 @@ impl Bracket {
             start: start.min(max),
             max,
             precision,
+            floor: MIN_RATE,
+            unit: Unit::Rate,
+        }
+    }
+
+    /// The same search giving up below `floor` instead of 1 event/s.
+    pub(crate) fn with_floor(self, floor: f64) -> Self {
+        Self { floor, ..self }
+    }
+
+    /// The same search naming its values in `unit`.
+    pub(crate) fn with_unit(self, unit: Unit) -> Self {
+        Self { unit, ..self }
+    }
+
+    /// `v` as the messages name it: `1200 events/s` or `speed x2.500`.
+    fn show(&self, v: f64) -> String {
+        match self.unit {
+            Unit::Rate => format!("{v:.0} events/s"),
+            Unit::Speed => format!("speed x{v:.3}"),
+        }
+    }
+
+    /// [`Self::show`] for a value at the bottom of the search, where a rate's tenths matter.
+    fn show_low(&self, v: f64) -> String {
+        match self.unit {
+            Unit::Rate => format!("{v:.1} events/s"),
+            Unit::Speed => self.show(v),
         }
     }
 
@@ -52,7 +92,7 @@ impl Bracket {
             (None, None) => Some(self.start),
             (Some(lo), None) if lo >= self.max => None,
             (Some(lo), None) => Some((lo * 2.0).min(self.max)),
-            (None, Some(hi)) if hi / 2.0 < MIN_RATE => None,
+            (None, Some(hi)) if hi / 2.0 < self.floor => None,
             (None, Some(hi)) => Some(hi / 2.0),
             (Some(lo), Some(hi)) if hi / lo - 1.0 <= self.precision => None,
             (Some(lo), Some(hi)) => Some((lo + hi) / 2.0),
@@ -87,22 +127,37 @@ impl Bracket {
     pub(crate) fn ended_by(&self) -> String {
         if self.capped_by_tester() {
             let cap = self.tester_cap.unwrap_or_default();
-            return match self.lo {
+            return match self.lo.map(|lo| self.show(lo)) {
                 Some(lo) => format!(
-                    "inconclusive above {lo:.0} events/s: the tester set the pace at {cap:.0} events/s (the server's limit is at least {lo:.0}, not measured above)"
+                    "inconclusive above {lo}: the tester set the pace at {} (the server's limit is at least {lo}, not measured above)",
+                    self.show(cap)
                 ),
                 None => format!(
-                    "inconclusive: the tester set the pace down to {cap:.1} events/s, no step said anything of the server"
+                    "inconclusive: the tester set the pace down to {}, no step said anything of the server",
+                    self.show_low(cap)
                 ),
             };
         }
+        let flag = match self.unit {
+            Unit::Rate => "--max-rate",
+            Unit::Speed => "--max-speed",
+        };
         match (self.lo, self.hi) {
             (Some(lo), Some(hi)) => format!(
-                "bracketed: {lo:.0} events/s passes, {hi:.0} fails (within {:.0}%)",
+                "bracketed: {} passes, {} fails (within {:.0}%)",
+                self.show(lo),
+                self.show(hi),
                 self.precision * 100.0
             ),
-            (Some(_), None) => format!("reached --max-rate {}", self.max),
-            (None, Some(hi)) => format!("no passing rate (failed down to {hi:.1} events/s)"),
+            (Some(_), None) => format!("reached {flag} {}", self.max),
+            (None, Some(hi)) => format!(
+                "no passing {} (failed down to {})",
+                match self.unit {
+                    Unit::Rate => "rate",
+                    Unit::Speed => "speed",
+                },
+                self.show_low(hi)
+            ),
             (None, None) => "no step ran".into(),
         }
     }
@@ -139,6 +194,31 @@ mod tests {
         assert!(lo <= 5500.0 && hi > 5500.0, "{lo}..{hi}");
         assert!(hi / lo - 1.0 <= 0.05, "{lo}..{hi}");
         assert!(b.ended_by().starts_with("bracketed"), "{}", b.ended_by());
+    }
+
+    #[test]
+    fn a_speed_search_halves_below_one_and_names_speeds() {
+        let mut b = Bracket::new(1.0, 1000.0, 0.05)
+            .with_floor(0.001)
+            .with_unit(Unit::Speed);
+        let mut tried = Vec::new();
+        while let Some(s) = b.next() {
+            assert!(tried.len() < 100, "bounded: {tried:?}");
+            tried.push(s);
+            let passes = s <= 0.3;
+            b.record(
+                s,
+                if passes {
+                    StepOutcome::Pass
+                } else {
+                    StepOutcome::Fail
+                },
+            );
+        }
+        assert_eq!(&tried[..3], &[1.0, 0.5, 0.25], "halving below ×1");
+        let (lo, hi) = (b.lo.expect("lo"), b.hi.expect("hi"));
+        assert!(lo <= 0.3 && hi > 0.3 && hi / lo - 1.0 <= 0.05, "{lo}..{hi}");
+        assert!(b.ended_by().contains("speed x0."), "{}", b.ended_by());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `--find-max`: the capacity search. Over connections, steps the count up (users scaled with it,
 //! so group sizes stay the same) until a threshold fails. Over rate, at a fixed connection count,
 //! brackets the highest sustained event rate at which every threshold holds (doubling up, or
-//! halving down when the first rate fails), then bisects the bracket to `--precision`.
+//! halving down when the first rate fails), then bisects the bracket to `--precision`. Over speed,
+//! the same bracket runs over a replay's `--replay-speed` ("how many times Monday's traffic").
 //!
 //! A step the tester set the pace of (`report::pace`) is inconclusive: neither the server's pass
 //! nor its failure. It never becomes `highest_passing`; it ends a connections search and caps a
@@ -15,11 +16,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::measure::Exposition;
-use crate::plan::{limits, ArrivalModel, FindMax, Plan};
+use crate::plan::{limits, ArrivalModel, FindMax, Plan, MIN_REPLAY_SPEED};
 use crate::schema::{Report, SearchOver, SearchStep, SearchSummary, StepParameters};
 use crate::session::{self, StopReason};
 
-use super::bracket::{Bracket, StepOutcome};
+use super::bracket::{Bracket, StepOutcome, Unit};
 
 /// Figures recorded for every step, besides the thresholds' own metrics.
 const STEP_FIGURES: &[&str] = &[
@@ -55,6 +56,7 @@ pub(crate) async fn find_max(
     let ended_by = match fm.over {
         SearchOver::Connections => search.over_connections(fm).await?,
         SearchOver::Rate => search.over_rate(fm).await?,
+        SearchOver::Speed => search.over_speed(fm).await?,
     };
     let highest_passing = search.best.as_ref().map(|(value, _)| *value);
     let mut report = match (search.best, search.first) {
@@ -100,9 +102,10 @@ impl Search<'_> {
         )
         .await?;
         let report = super::report_of(&p, &data, self.exposition);
-        let rate = match p.arrival {
-            ArrivalModel::Rate { per_sec, .. } => Some(per_sec),
-            ArrivalModel::Burst { .. } => None,
+        let (rate, speed) = match p.arrival {
+            ArrivalModel::Rate { per_sec, .. } => (Some(per_sec), None),
+            ArrivalModel::Replay { speed, .. } => (None, Some(speed)),
+            ArrivalModel::Burst { .. } => (None, None),
         };
         let figures: BTreeMap<String, f64> = STEP_FIGURES
             .iter()
@@ -127,9 +130,10 @@ impl Search<'_> {
             (None, false) => StepOutcome::Fail,
         };
         eprintln!(
-            "find-max: {:>7} connections  {}  {}  p99 {:.2} ms  {:.0} deliveries/s  lost {}{}",
+            "find-max: {:>7} connections  {}{}  {}  p99 {:.2} ms  {:.0} deliveries/s  lost {}{}",
             p.connections,
             rate.map_or(String::new(), |r| format!("{r:.0} events/s")),
+            speed.map_or(String::new(), |s| format!("speed x{s:.3}")),
             match outcome {
                 StepOutcome::Pass => "pass",
                 StepOutcome::Fail => "FAIL",
@@ -149,6 +153,7 @@ impl Search<'_> {
                 connections: p.connections,
                 users: p.users,
                 rate,
+                speed,
             },
             figures,
             passed: report.passed,
@@ -212,18 +217,49 @@ impl Search<'_> {
             p.arrival = ArrivalModel::Rate { per_sec: r, length };
             p
         };
-        let mut bracket = Bracket::new(per_sec, fm.max_rate, fm.precision);
+        let bracket = Bracket::new(per_sec, fm.max_rate, fm.precision);
+        self.bracketed(bracket, fm, with_rate).await
+    }
+
+    /// The rate search's bracket over a replay's speed: the trace's shape stays, its pace scales.
+    async fn over_speed(&mut self, fm: FindMax) -> Result<String> {
+        let ArrivalModel::Replay { ref trace, speed } = self.plan.arrival else {
+            return Err(Error::Usage(
+                "--find-max speed needs the replay model (--model replay)".into(),
+            ));
+        };
+        let with_speed = |s: f64| {
+            let mut p = self.plan.clone();
+            p.arrival = ArrivalModel::Replay {
+                trace: trace.clone(),
+                speed: s,
+            };
+            p
+        };
+        let bracket = Bracket::new(speed, fm.max_speed, fm.precision)
+            .with_floor(MIN_REPLAY_SPEED)
+            .with_unit(Unit::Speed);
+        self.bracketed(bracket, fm, with_speed).await
+    }
+
+    /// Runs `bracket` to its end (or `--max-steps`), each step the plan `plan_at` gives.
+    async fn bracketed(
+        &mut self,
+        mut bracket: Bracket,
+        fm: FindMax,
+        plan_at: impl Fn(f64) -> Plan,
+    ) -> Result<String> {
         let mut steps = 0;
-        while let Some(r) = bracket.next() {
+        while let Some(v) = bracket.next() {
             if steps == fm.max_steps {
                 return Ok(format!("--max-steps {} reached", fm.max_steps));
             }
             steps += 1;
-            let outcome = self.step(with_rate(r), r).await?;
+            let outcome = self.step(plan_at(v), v).await?;
             if self.stop.is_cancelled() {
                 return Ok("stopped".into());
             }
-            bracket.record(r, outcome);
+            bracket.record(v, outcome);
         }
         Ok(bracket.ended_by())
     }

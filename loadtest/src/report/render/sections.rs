@@ -4,7 +4,8 @@
 use super::table::{Cell, Column, Fit, Mark, Table};
 use super::{change, num};
 use crate::schema::{
-    Churn, Comparison, Outcome, ProcessFigures, Repeated, Report, SearchSummary, ServerMetrics,
+    Churn, Comparison, Outcome, ProcessFigures, Repeated, Report, SearchOver, SearchSummary,
+    ServerMetrics,
 };
 
 /// `loadtest merge`: one row per merged report, `-` where it did not measure the figure.
@@ -172,9 +173,12 @@ pub(crate) fn thresholds(outcomes: &[Outcome]) -> Table {
 /// `--find-max`: every step, and why the search ended.
 pub(crate) fn capacity_search(fm: &SearchSummary) -> Table {
     let free = |head| Column::new(head, " ", Fit::Free);
+    // A speed search steps a replay's speed; the others show the rate (if any).
+    let speed = fm.over == SearchOver::Speed;
+    let paced = if speed { "speed" } else { "rate" };
     Table {
         title: "Capacity search".into(),
-        columns: ["connections", "rate", "p99 ms", "deliveries/s", "verdict"]
+        columns: ["connections", paced, "p99 ms", "deliveries/s", "verdict"]
             .map(free)
             .to_vec(),
         rows: fm
@@ -183,7 +187,12 @@ pub(crate) fn capacity_search(fm: &SearchSummary) -> Table {
             .map(|st| {
                 vec![
                     st.parameters.connections.to_string().into(),
-                    num(st.parameters.rate).into(),
+                    num(if speed {
+                        st.parameters.speed
+                    } else {
+                        st.parameters.rate
+                    })
+                    .into(),
                     num(st.figures.get("p99_ms").copied()).into(),
                     num(st.figures.get("deliveries_per_sec").copied()).into(),
                     match (&st.inconclusive, st.passed) {

@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::{header, Request, StatusCode};
 
-use super::{Event, EventCodec, Publisher, EVENT_KIND};
+use super::{Event, EventCodec, Publisher};
 use crate::net::connect;
 
 /// Publishes batches over HTTP.
@@ -38,7 +38,8 @@ impl HttpPublisher {
     }
 
     fn body(&self, batch: &[Event]) -> String {
-        let mut body = String::with_capacity(batch.len() * (96 + self.codec.pad.len()) + 2);
+        let pads: usize = batch.iter().map(|e| self.codec.pad(e).len()).sum();
+        let mut body = String::with_capacity(batch.len() * 128 + pads + 2);
         body.push('[');
         for (i, e) in batch.iter().enumerate() {
             if i > 0 {
@@ -47,7 +48,7 @@ impl HttpPublisher {
             body.push_str(r#"{"user_id":"#);
             body.push_str(&e.user_id.to_string());
             body.push_str(r#","type":""#);
-            body.push_str(EVENT_KIND);
+            body.push_str(self.codec.kind(e));
             body.push_str(r#"","data":"#);
             self.codec.write_data(e, &mut body);
             body.push('}');

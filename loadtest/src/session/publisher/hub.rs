@@ -4,7 +4,7 @@
 use courier::{AppState, UserId};
 use futures::future::BoxFuture;
 
-use super::{Event, EventCodec, Publisher, EVENT_KIND};
+use super::{Event, EventCodec, Publisher};
 
 /// Publishes through the embedded server's hub, like backend code calling `notify_user`.
 pub(crate) struct HubPublisher {
@@ -30,7 +30,7 @@ impl Publisher for HubPublisher {
                 let user = UserId::Int(e.user_id as i64);
                 self.state
                     .hub()
-                    .notify_user(&user, EVENT_KIND, self.codec.data_value(e))
+                    .notify_user(&user, self.codec.kind(e), self.codec.data_value(e))
                     .await
                     .map_err(|e| e.to_string())?;
             }

@@ -5,12 +5,16 @@
 //! lane, in order: reordering seen by a client is the server's, never the tester's. The lane count
 //! is fixed before the run (`plan::lanes_for` sizes it from the rate).
 //!
+//! A replay walks the trace in time order: each event goes to its trace user's run user
+//! (`plan::Trace::run_user`), intended at `start + offset ÷ speed`, with the next sequence number
+//! of that run user, so a run user's sequence follows the merged order of its trace users.
+//!
 //! Each lane also records how far behind its schedule it sent ([`Published::lag_us`]): for the
-//! rate model, every event's send start − its intended time; for the burst model, each burst's
-//! first send − the burst's time (a burst is meant to go out as fast as the lanes can send it, so
-//! only a late start is the schedule slipping). A lagging rate publisher offers less load than
-//! planned: the report marks the run "tester limited" rather than charge the shortfall to the
-//! server (`report::pace`).
+//! rate and replay models, every event's send start − its intended time; for the burst model,
+//! each burst's first send − the burst's time (a burst is meant to go out as fast as the lanes can
+//! send it, so only a late start is the schedule slipping). A lagging rate or replay publisher
+//! offers less load than planned: the report marks the run "tester limited" rather than charge the
+//! shortfall to the server (`report::pace`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Event, Publisher};
 use crate::measure::{new_histogram, Clock, Live};
-use crate::plan::ArrivalModel;
+use crate::plan::{ArrivalModel, Trace};
 
 /// What one lane (or all lanes, merged) published.
 #[derive(Debug, Clone)]
@@ -181,7 +185,7 @@ pub(crate) async fn run_lane(lane: Lane, mut publisher: Box<dyn Publisher>) -> P
         },
         live: &lane.live,
         clock: lane.clock,
-        lag_per_event: matches!(lane.arrival, ArrivalModel::Rate { .. }),
+        lag_per_event: lane.arrival.is_open(),
         delay: lane.publish_delay,
     };
     let started = lane.start;
@@ -204,14 +208,7 @@ pub(crate) async fn run_lane(lane: Lane, mut publisher: Box<dyn Publisher>) -> P
                 for &u in &mine {
                     for m in 0..per_user {
                         let seq = b * per_user + m + 1;
-                        sink.push(
-                            u,
-                            Event {
-                                user_id: lane.user_ids[u],
-                                seq,
-                                ts_ns,
-                            },
-                        );
+                        sink.push(u, Event::plain(lane.user_ids[u], seq, ts_ns));
                         if sink.buf.len() >= lane.batch {
                             sink.flush().await;
                             if lane.stop.is_cancelled() {
@@ -239,14 +236,42 @@ pub(crate) async fn run_lane(lane: Lane, mut publisher: Box<dyn Publisher>) -> P
                     }
                 }
                 let seq = k / users as u64 + 1;
-                sink.push(
-                    u,
-                    Event {
-                        user_id: lane.user_ids[u],
-                        seq,
-                        ts_ns: lane.clock.at_ns(intended.into_std()),
-                    },
-                );
+                let ts_ns = lane.clock.at_ns(intended.into_std());
+                sink.push(u, Event::plain(lane.user_ids[u], seq, ts_ns));
+                if sink.buf.len() >= lane.batch {
+                    sink.flush().await;
+                }
+                if lane.stop.is_cancelled() {
+                    break;
+                }
+            }
+            sink.flush().await;
+        }
+        ArrivalModel::Replay { ref trace, speed } => {
+            for t in &trace.events {
+                let u = Trace::run_user(t.user, users);
+                if u % lane.lanes != lane.lane {
+                    continue;
+                }
+                let intended = lane.start + Duration::from_micros(t.at_us).div_f64(speed);
+                if intended > Instant::now() {
+                    sink.flush().await;
+                    tokio::select! {
+                        _ = lane.stop.cancelled() => break,
+                        _ = tokio::time::sleep_until(intended) => {}
+                    }
+                }
+                let e = Event {
+                    kind: t.kind,
+                    // 0 would mean the fixed padding; no recorded `data` is empty (`null`: 4).
+                    size: t.bytes.max(1),
+                    ..Event::plain(
+                        lane.user_ids[u],
+                        sink.out.per_user[u] + 1,
+                        lane.clock.at_ns(intended.into_std()),
+                    )
+                };
+                sink.push(u, e);
                 if sink.buf.len() >= lane.batch {
                     sink.flush().await;
                 }

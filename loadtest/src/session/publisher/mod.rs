@@ -19,7 +19,7 @@ use crate::error::Result;
 
 /// The notification type the loadtest sends: one of the reference consumer's own handlers
 /// (`new_message` forwards `data` as given), so the same run works against the Django app, which
-/// kills the connection on a type it has no handler for.
+/// kills the connection on a type it has no handler for. A replay sends the trace's types instead.
 pub(crate) const EVENT_KIND: &str = "new_message";
 
 /// One event for one user.
@@ -31,24 +31,85 @@ pub(crate) struct Event {
     pub(crate) seq: u64,
     /// Intended send time, unix ns.
     pub(crate) ts_ns: u64,
+    /// The event type: an index into the codec's types (0: [`EVENT_KIND`] unless replaying).
+    pub(crate) kind: u16,
+    /// The size `data` should have, bytes (a replayed event's recorded size); 0: the codec's
+    /// fixed padding (`--payload-bytes`).
+    pub(crate) size: u32,
 }
+
+impl Event {
+    /// A burst or rate event: the default type and padding.
+    pub(crate) fn plain(user_id: u64, seq: u64, ts_ns: u64) -> Self {
+        Self {
+            user_id,
+            seq,
+            ts_ns,
+            kind: 0,
+            size: 0,
+        }
+    }
+}
+
+/// `{"seq":,"ts":,"run":"","pad":""}`: the bytes of the data object around its values.
+const DATA_FRAME_BYTES: usize = 32;
 
 /// Encodes event data: `{"seq":…,"ts":…,"run":"…","pad":"…"}` (PROTOCOL.md §6).
 #[derive(Debug, Clone)]
 pub(crate) struct EventCodec {
     /// This run's id.
     pub(crate) run_id: String,
-    /// Padding, to reach a realistic payload size.
+    /// The longest padding any event gets; an event's padding is a prefix of it (no allocation).
     pub(crate) pad: String,
+    /// Padding of an event without a size of its own.
+    fixed_pad: usize,
+    /// Event types by index (shared by the lanes).
+    kinds: std::sync::Arc<[String]>,
 }
 
 impl EventCodec {
-    /// A codec for `run_id` with `payload_bytes` of padding.
+    /// A codec for `run_id` with `payload_bytes` of padding and the one type [`EVENT_KIND`].
     pub(crate) fn new(run_id: &str, payload_bytes: usize) -> Self {
         Self {
             run_id: run_id.to_owned(),
             pad: "x".repeat(payload_bytes),
+            fixed_pad: payload_bytes,
+            kinds: std::sync::Arc::new([EVENT_KIND.to_owned()]),
         }
+    }
+
+    /// A codec for a replay: the trace's `kinds`, and events padded up to `max_size` bytes of data.
+    pub(crate) fn replaying(
+        run_id: &str,
+        payload_bytes: usize,
+        kinds: &[String],
+        max_size: usize,
+    ) -> Self {
+        Self {
+            pad: "x".repeat(payload_bytes.max(max_size)),
+            kinds: kinds.into(),
+            ..Self::new(run_id, payload_bytes)
+        }
+    }
+
+    /// The event's type (a trace's type was checked to need no JSON escaping).
+    pub(crate) fn kind(&self, e: &Event) -> &str {
+        self.kinds
+            .get(usize::from(e.kind))
+            .map_or(EVENT_KIND, String::as_str)
+    }
+
+    /// The event's padding: the fixed one, or what brings `data` to the event's size. The
+    /// tester's own fields are never cut, so an event recorded smaller than them is sent at
+    /// their size (about 65 bytes).
+    pub(crate) fn pad(&self, e: &Event) -> &str {
+        let n = if e.size == 0 {
+            self.fixed_pad
+        } else {
+            let own = DATA_FRAME_BYTES + digits(e.seq) + digits(e.ts_ns) + self.run_id.len();
+            (e.size as usize).saturating_sub(own)
+        };
+        &self.pad[..n.min(self.pad.len())]
     }
 
     /// Appends the data object as JSON text.
@@ -57,7 +118,10 @@ impl EventCodec {
         let _ = write!(
             out,
             r#"{{"seq":{},"ts":{},"run":"{}","pad":"{}"}}"#,
-            e.seq, e.ts_ns, self.run_id, self.pad
+            e.seq,
+            e.ts_ns,
+            self.run_id,
+            self.pad(e)
         );
     }
 
@@ -67,9 +131,14 @@ impl EventCodec {
         m.insert("seq".into(), e.seq.into());
         m.insert("ts".into(), e.ts_ns.into());
         m.insert("run".into(), self.run_id.clone().into());
-        m.insert("pad".into(), self.pad.clone().into());
+        m.insert("pad".into(), self.pad(e).into());
         serde_json::Value::Object(m)
     }
+}
+
+/// Decimal digits of `n`.
+fn digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |l| l as usize + 1)
 }
 
 /// Sends events to the server. One instance per lane; a lane publishes its batches in order.
@@ -153,14 +222,35 @@ mod tests {
     #[test]
     fn data_text_and_value_agree() {
         let c = EventCodec::new("r1", 3);
-        let e = Event {
-            user_id: 9,
-            seq: 4,
-            ts_ns: 123,
-        };
+        let e = Event::plain(9, 4, 123);
         let mut s = String::new();
         c.write_data(&e, &mut s);
         let parsed: serde_json::Value = serde_json::from_str(&s).expect("json");
         assert_eq!(parsed, c.data_value(&e));
+        assert_eq!(c.kind(&e), EVENT_KIND);
+    }
+
+    #[test]
+    fn a_replayed_event_has_its_recorded_type_and_size() {
+        let kinds = ["a".to_owned(), "friend_request".to_owned()];
+        let c = EventCodec::replaying("abcdefabcdef", 16, &kinds, 500);
+        for (seq, size) in [(1, 80), (42, 137), (999, 500), (7, 3)] {
+            let e = Event {
+                kind: 1,
+                size,
+                ..Event::plain(9, seq, 1_765_100_000_123_456_789)
+            };
+            let mut s = String::new();
+            c.write_data(&e, &mut s);
+            // The tester's floor: 32 + digits of seq and ts + the run id.
+            let floor = 32 + seq.to_string().len() + 19 + 12;
+            assert_eq!(s.len(), (size as usize).max(floor), "{s}");
+            assert_eq!(serde_json::to_string(&c.data_value(&e)).expect("json"), s);
+            assert_eq!(c.kind(&e), "friend_request");
+        }
+        // Burst and rate events keep the fixed padding.
+        let plain = Event::plain(9, 1, 1);
+        assert_eq!(c.pad(&plain).len(), 16);
+        assert_eq!(c.kind(&plain), "a");
     }
 }

@@ -8,7 +8,7 @@ use courier::config::{LayerKind, RedisConfig};
 use courier::layer::{GroupMessage, GroupName, GroupSender};
 use futures::future::BoxFuture;
 
-use super::{Event, EventCodec, Publisher, EVENT_KIND};
+use super::{Event, EventCodec, Publisher};
 
 /// How often to ask Redis whether the server has registered every group.
 const READY_POLL: Duration = Duration::from_millis(25);
@@ -50,7 +50,7 @@ impl RedisPublisher {
     /// The Channels message Django's consumer would receive: `{"type": kind, "data": …}`.
     fn message(&self, e: &Event) -> GroupMessage {
         let mut m = GroupMessage::with_capacity(2);
-        m.insert("type".into(), EVENT_KIND.into());
+        m.insert("type".into(), self.codec.kind(e).into());
         m.insert("data".into(), self.codec.data_value(e));
         m
     }
