@@ -7,10 +7,10 @@ use super::{pace, series};
 use crate::measure::server_metrics::TesterFigures;
 use crate::measure::significance::spread;
 use crate::measure::{encode, TIMELINE_BUCKET};
-use crate::plan::{ArrivalModel, Plan, Threshold};
+use crate::plan::{ArrivalModel, Plan, Target, Threshold};
 use crate::schema::{
     Comparison, Connections, Deliveries, Events, Latency, Quantiles, Raw, Repeated, RepeatedFigure,
-    Report, Server, SlowClients, Tester, Throughput, Timeline, METRICS, SCHEMA_VERSION,
+    Report, Server, SlowClients, Tester, Throughput, Timeline, Tls, METRICS, SCHEMA_VERSION,
 };
 use crate::session::RunData;
 
@@ -31,6 +31,19 @@ fn model_text(plan: &Plan) -> String {
             humantime::format_duration(length)
         ),
     }
+}
+
+/// The TLS section, when the target is `wss://`.
+fn tls(plan: &Plan, handshake_us: &hdrhistogram::Histogram<u64>) -> Option<Tls> {
+    let client = plan.tls.as_ref()?;
+    if !matches!(&plan.target, Target::External(e) if e.is_tls()) {
+        return None; // only an `https://` --server-metrics spoke TLS
+    }
+    Some(Tls {
+        insecure: client.insecure(),
+        trust: client.trust().to_owned(),
+        handshake_ms: Quantiles::of_us(handshake_us),
+    })
 }
 
 pub(crate) fn curve(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, u64)> {
@@ -231,6 +244,7 @@ impl Report {
             server_metrics: None,
             per_process: Vec::new(),
             churn: super::churn::churn(plan, d, &d.user_ids),
+            tls: tls(plan, &c.tls_handshake_us),
             raw: Some(Raw {
                 segment: plan.segment.map(|s| s.to_string()),
                 start_at_ms: d.start_at_ms,
