@@ -42,7 +42,7 @@ fn bad_sources_are_usage_errors() {
             "-s",
             SMOKE,
             "--server-metrics",
-            "https://127.0.0.1:1/metrics",
+            "wss://127.0.0.1:1/metrics",
         ][..],
         &[
             "-s",

@@ -211,3 +211,30 @@ fn conform_passes_over_wss() {
     assert!(err.contains("UnknownIssuer"), "{err}");
     drop((proxy, server));
 }
+
+#[test]
+fn merged_segments_keep_the_tls_handshakes_and_the_insecure_mark() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = Ca::new("loadtest test CA");
+    let (server, proxy, ca_file) = setup(&ca, &["127.0.0.1"], &ca, dir.path());
+    let mut reports = Vec::new();
+    for (k, flags) in [("1/2", vec!["--ca-cert", &ca_file]), ("2/2", vec!["--insecure"])] {
+        let seg_dir = dir.path().join(k.replace('/', "of"));
+        std::fs::create_dir(&seg_dir).expect("mkdir");
+        let mut extra = vec!["--segment", k];
+        extra.extend_from_slice(&flags);
+        let (code, out, err, json) = run(&proxy.target(), &seg_dir, &extra);
+        assert_eq!(code, 0, "segment {k}:\n{out}\n{err}");
+        reports.push(json.to_str().expect("utf-8").to_owned());
+    }
+    let (code, out, err) = loadtest(&["merge", &reports[0], &reports[1], "--print-json"]);
+    assert_eq!(code, 0, "{err}");
+    let m: Value = serde_json::from_str(&out).expect("json");
+    let tls = &m["tls"];
+    assert_eq!(tls["insecure"], true, "one insecure segment marks the run: {tls}");
+    let trust = tls["trust"].as_str().unwrap_or("");
+    assert!(trust.contains("--ca-cert") && trust.contains("--insecure"), "{trust}");
+    assert!(tls["handshake_ms"]["p50"].as_f64().unwrap_or(0.0) > 0.0, "{tls}");
+    assert!(m["raw"]["tls_handshake_us"].is_string(), "merged histogram kept");
+    drop((proxy, server));
+}

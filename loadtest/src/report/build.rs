@@ -136,6 +136,7 @@ impl Report {
             }
         }
         let h = &c.handshake_us;
+        let tls = tls(plan, &c.tls_handshake_us);
         let connections = Connections {
             attempted: c.attempted,
             established,
@@ -244,7 +245,7 @@ impl Report {
             server_metrics: None,
             per_process: Vec::new(),
             churn: super::churn::churn(plan, d, &d.user_ids),
-            tls: tls(plan, &c.tls_handshake_us),
+            tls: tls.clone(),
             raw: Some(Raw {
                 segment: plan.segment.map(|s| s.to_string()),
                 start_at_ms: d.start_at_ms,
@@ -253,6 +254,7 @@ impl Report {
                 handshake_us: encode(h),
                 publish_lag_us: Some(encode(&d.published.lag_us)),
                 receive_lag_us: d.costs.receive_lag_us.as_ref().map(encode),
+                tls_handshake_us: tls.as_ref().map(|_| encode(&c.tls_handshake_us)),
             }),
         };
         let open_model = matches!(plan.arrival, ArrivalModel::Rate { .. });
