@@ -64,7 +64,7 @@ pub use error::{
     EXIT_USAGE,
 };
 pub use jobs::run::Finished;
-pub use net::TlsClient;
+pub use net::{Stream, TlsClient};
 pub use plan::Plan;
 pub use schema::Report;
 

@@ -221,7 +221,17 @@ fn a_wss_target_gets_one_tls_client_and_port_443() {
     assert!(tls.trust().contains("built-in roots"), "{}", tls.trust());
 
     // A plain target has none.
-    let plan = Plan::build(&opts(&["--target", "ws://127.0.0.1:1/", "--jwt-secret", "s", "--api-key", "k"]), &s)
-        .expect("plan");
+    let plan = Plan::build(
+        &opts(&[
+            "--target",
+            "ws://127.0.0.1:1/",
+            "--jwt-secret",
+            "s",
+            "--api-key",
+            "k",
+        ]),
+        &s,
+    )
+    .expect("plan");
     assert!(plan.tls.is_none());
 }

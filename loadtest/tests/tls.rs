@@ -16,7 +16,12 @@ const KEY: &str = "tls-key";
 
 /// A courier, a proxy in front of it with `cert_names` signed by `signer`, and the CA file of
 /// `trusted` written into `dir`.
-fn setup(signer: &Ca, cert_names: &[&str], trusted: &Ca, dir: &Path) -> (External, TlsProxy, String) {
+fn setup(
+    signer: &Ca,
+    cert_names: &[&str],
+    trusted: &Ca,
+    dir: &Path,
+) -> (External, TlsProxy, String) {
     let server = External::start(SECRET, KEY);
     let proxy = TlsProxy::start(server.addr, &signer.server_cert(cert_names));
     let ca = trusted.write_pem(dir);
@@ -73,18 +78,27 @@ fn wss_and_https_with_a_private_ca_deliver_everything() {
     assert_everything_delivered(&r);
     let tls = &r["tls"];
     assert_eq!(tls["insecure"], false, "{tls}");
-    assert!(tls["trust"].as_str().unwrap_or("").contains("--ca-cert"), "{tls}");
+    assert!(
+        tls["trust"].as_str().unwrap_or("").contains("--ca-cert"),
+        "{tls}"
+    );
     let p50 = tls["handshake_ms"]["p50"].as_f64().unwrap_or(0.0);
     assert!(p50 > 0.0, "TLS handshake latency is measured: {tls}");
     assert!(
-        r["connections"]["handshake_ms"]["p50"].as_f64().unwrap_or(0.0) >= p50,
+        r["connections"]["handshake_ms"]["p50"]
+            .as_f64()
+            .unwrap_or(0.0)
+            >= p50,
         "the WebSocket handshake includes the TLS one"
     );
     // The https:// scrapes saw the run's connections through the proxy.
     assert!(r["server_metrics"].is_object(), "{}", r["server_metrics"]);
     assert!(r["tester"]["delivery_cpu_seconds"].as_f64().is_some());
     assert!(out.contains("TLS           handshake p50"), "{out}");
-    assert!(out.contains("ns / delivery"), "tester CPU per delivery: {out}");
+    assert!(
+        out.contains("ns / delivery"),
+        "tester CPU per delivery: {out}"
+    );
     assert!(!out.contains("INSECURE"), "{out}");
     drop((proxy, server));
 }
@@ -98,7 +112,10 @@ fn a_certificate_from_another_ca_is_refused() {
     assert_eq!(code, 2, "stdout:\n{out}\nstderr:\n{err}");
     assert!(err.contains("Error: --target wss://"), "{err}");
     assert!(err.contains("UnknownIssuer"), "{err}");
-    assert!(err.contains("--ca-cert FILE"), "the error says what to do: {err}");
+    assert!(
+        err.contains("--ca-cert FILE"),
+        "the error says what to do: {err}"
+    );
     assert!(!json.exists(), "no run, no report");
 
     // Without --ca-cert the built-in roots do not know a private CA either.
@@ -120,7 +137,10 @@ fn a_certificate_for_another_name_is_refused() {
         err.contains("not valid for name \"127.0.0.1\""),
         "the error names the address the certificate lacks: {err}"
     );
-    assert!(err.contains("connect by a name or address the certificate carries"), "{err}");
+    assert!(
+        err.contains("connect by a name or address the certificate carries"),
+        "{err}"
+    );
     drop((proxy, server));
 }
 
@@ -154,7 +174,9 @@ fn insecure_accepts_any_certificate_and_every_report_says_so() {
     assert!(out.contains("INSECURE      --insecure"), "{out}");
     let read = |p: &Path| std::fs::read_to_string(p).expect("report file");
     assert!(read(&md).contains("**Insecure:** --insecure"));
-    assert!(read(&junit).contains("name=\"TLS certificate verified\"><skipped message=\"--insecure"));
+    assert!(
+        read(&junit).contains("name=\"TLS certificate verified\"><skipped message=\"--insecure")
+    );
     assert!(read(&html).contains("<td>insecure</td><td class=\"FAIL\">--insecure"));
     drop((proxy, server));
 }
@@ -168,9 +190,16 @@ fn tls_flags_without_a_tls_url_are_refused() {
     assert!(err.contains("apply to wss:// and https:// URLs"), "{err}");
     let missing = dir.path().join("missing.pem");
     let proxy_less = format!("wss://{}/ws/notifications/", server.addr);
-    let (code, _, err, _) = run(&proxy_less, dir.path(), &["--ca-cert", missing.to_str().expect("utf-8")]);
+    let (code, _, err, _) = run(
+        &proxy_less,
+        dir.path(),
+        &["--ca-cert", missing.to_str().expect("utf-8")],
+    );
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--ca-cert") && err.contains("missing.pem"), "{err}");
+    assert!(
+        err.contains("--ca-cert") && err.contains("missing.pem"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -218,7 +247,10 @@ fn merged_segments_keep_the_tls_handshakes_and_the_insecure_mark() {
     let ca = Ca::new("loadtest test CA");
     let (server, proxy, ca_file) = setup(&ca, &["127.0.0.1"], &ca, dir.path());
     let mut reports = Vec::new();
-    for (k, flags) in [("1/2", vec!["--ca-cert", &ca_file]), ("2/2", vec!["--insecure"])] {
+    for (k, flags) in [
+        ("1/2", vec!["--ca-cert", &ca_file]),
+        ("2/2", vec!["--insecure"]),
+    ] {
         let seg_dir = dir.path().join(k.replace('/', "of"));
         std::fs::create_dir(&seg_dir).expect("mkdir");
         let mut extra = vec!["--segment", k];
@@ -231,10 +263,22 @@ fn merged_segments_keep_the_tls_handshakes_and_the_insecure_mark() {
     assert_eq!(code, 0, "{err}");
     let m: Value = serde_json::from_str(&out).expect("json");
     let tls = &m["tls"];
-    assert_eq!(tls["insecure"], true, "one insecure segment marks the run: {tls}");
+    assert_eq!(
+        tls["insecure"], true,
+        "one insecure segment marks the run: {tls}"
+    );
     let trust = tls["trust"].as_str().unwrap_or("");
-    assert!(trust.contains("--ca-cert") && trust.contains("--insecure"), "{trust}");
-    assert!(tls["handshake_ms"]["p50"].as_f64().unwrap_or(0.0) > 0.0, "{tls}");
-    assert!(m["raw"]["tls_handshake_us"].is_string(), "merged histogram kept");
+    assert!(
+        trust.contains("--ca-cert") && trust.contains("--insecure"),
+        "{trust}"
+    );
+    assert!(
+        tls["handshake_ms"]["p50"].as_f64().unwrap_or(0.0) > 0.0,
+        "{tls}"
+    );
+    assert!(
+        m["raw"]["tls_handshake_us"].is_string(),
+        "merged histogram kept"
+    );
     drop((proxy, server));
 }

@@ -100,8 +100,7 @@ pub(crate) fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
     }
     let publish_lag = add_optional(&raws, |r| r.publish_lag_us.as_deref(), "publish_lag_us")?;
     let receive_lag = add_optional(&raws, |r| r.receive_lag_us.as_deref(), "receive_lag_us")?;
-    let tls_handshake =
-        add_optional(&raws, |r| r.tls_handshake_us.as_deref(), "tls_handshake_us")?;
+    let tls_handshake = add_optional(&raws, |r| r.tls_handshake_us.as_deref(), "tls_handshake_us")?;
     let start_at_ms = raws.first().and_then(|r| r.start_at_ms);
     let first_send_ms = raws.iter().filter_map(|r| r.first_send_ms).min();
     let mut it = reports.into_iter();

@@ -10,9 +10,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::clock::Clock;
+use super::server_metrics::MetricsAt;
 use super::stats::Live;
 use super::sysinfo;
-use super::server_metrics::MetricsAt;
 use crate::schema::Sample;
 
 /// Time between samples.

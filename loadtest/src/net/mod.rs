@@ -88,10 +88,7 @@ pub(crate) async fn connect(peer: &Peer) -> Result<SendRequest<Full<Bytes>>, Str
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Sends one request on a connection of its own: the status code and the body.
-async fn request_once(
-    peer: &Peer,
-    request: Request<Full<Bytes>>,
-) -> Result<(u16, Bytes), String> {
+async fn request_once(peer: &Peer, request: Request<Full<Bytes>>) -> Result<(u16, Bytes), String> {
     let mut sender = connect(peer).await?;
     let response = sender
         .send_request(request)

@@ -76,9 +76,7 @@ impl TlsClient {
                     roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
                 },
             };
-            builder
-                .with_root_certificates(roots)
-                .with_no_client_auth()
+            builder.with_root_certificates(roots).with_no_client_auth()
         };
         let trust = match (insecure, ca_cert) {
             (true, _) => "none (--insecure)".to_owned(),
@@ -104,7 +102,11 @@ impl TlsClient {
 
     /// The TLS handshake over `tcp` with `name` (SNI for a DNS name; an IP address sends no SNI
     /// and is checked against the certificate's IP SANs). Errors read as [`describe`] puts them.
-    pub async fn handshake(&self, tcp: TcpStream, name: &ServerName<'static>) -> io::Result<Stream> {
+    pub async fn handshake(
+        &self,
+        tcp: TcpStream,
+        name: &ServerName<'static>,
+    ) -> io::Result<Stream> {
         let tls = self.connector.connect(name.clone(), tcp).await?;
         Ok(Stream::Tls(Box::new(tls)))
     }
@@ -189,7 +191,12 @@ impl ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -198,7 +205,12 @@ impl ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

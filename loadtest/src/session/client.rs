@@ -291,17 +291,16 @@ mod tests {
         let ca_file = dir.path().join("ca.pem");
         std::fs::write(&ca_file, ca_cert.pem()).expect("write");
 
-        let config = ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![leaf.der().clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        )
-        .expect("config");
+        let config =
+            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![leaf.der().clone()],
+                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+                )
+                .expect("config");
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -319,7 +318,10 @@ mod tests {
             let text = String::from_utf8_lossy(&head).into_owned();
             let key = text
                 .lines()
-                .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: ").or(l.strip_prefix("sec-websocket-key: ")))
+                .find_map(|l| {
+                    l.strip_prefix("Sec-WebSocket-Key: ")
+                        .or(l.strip_prefix("sec-websocket-key: "))
+                })
                 .expect("key header");
             let mut out = format!(
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
@@ -337,7 +339,9 @@ mod tests {
         let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
         let name = ServerName::try_from("courier.test").expect("name");
         let stream = client.handshake(tcp, &name).await.expect("handshake");
-        let request = "wss://courier.test/ws/".into_client_request().expect("request");
+        let request = "wss://courier.test/ws/"
+            .into_client_request()
+            .expect("request");
         let mut c = Client::upgrade(request, stream).await.expect("upgrade");
         let got = loop {
             if let Some(m) = c.next_msg().expect("frame") {

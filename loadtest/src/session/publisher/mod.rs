@@ -121,14 +121,9 @@ pub(crate) fn build(
         (PublisherKind::Embedded, PublishTarget::Embedded(state)) => {
             Ok(Box::new(hub::HubPublisher::new(state.clone(), codec)))
         }
-        (
-            PublisherKind::Http,
-            PublishTarget::Http { peer, api_key },
-        ) => Ok(Box::new(http::HttpPublisher::new(
-            peer.clone(),
-            api_key.clone(),
-            codec,
-        ))),
+        (PublisherKind::Http, PublishTarget::Http { peer, api_key }) => Ok(Box::new(
+            http::HttpPublisher::new(peer.clone(), api_key.clone(), codec),
+        )),
         (
             PublisherKind::RedisPubsub | PublisherKind::RedisCore,
             PublishTarget::Redis { layer, config },
