@@ -11,7 +11,9 @@ const RULES: &[(&str, &[&str])] = &[
     ("net", &[]),
     ("schema", &[]),
     ("cli", &["schema"]),
-    ("plan", &["error", "schema", "cli"]),
+    // `plan` builds the run's TLS client once (`net::TlsClient`), so a bad `--ca-cert` is a usage
+    // error before any socket opens.
+    ("plan", &["error", "net", "schema", "cli"]),
     ("measure", &["error", "net", "schema", "cli", "plan"]),
     (
         "session",

@@ -12,7 +12,8 @@
 //!
 //! Leaves
 //! - `error`: the one error type, `usage()` and the exit codes (re-exported here).
-//! - `net`: HTTP/1.1 client helpers (one connection, one request).
+//! - `net`: client sockets, plain or TLS (`Stream`, the run's [`TlsClient`]), and HTTP/1.1 client
+//!   helpers (one connection, one request). `plan` uses it to build the TLS client once.
 //!
 //! Layers, bottom up
 //! 1. [`schema`]: the versioned JSON report as plain serde data — sections, metric names and the
@@ -64,6 +65,7 @@ pub use error::{
     EXIT_USAGE,
 };
 pub use jobs::run::Finished;
+pub use net::{Stream, TlsClient};
 pub use plan::Plan;
 pub use schema::Report;
 

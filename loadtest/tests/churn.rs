@@ -67,7 +67,7 @@ fn resume_recovers_everything_and_without_it_events_are_lost_silently() {
     ));
     assert_eq!(code, 0, "resume on passes:\n{out}\n{err}");
     let r = read_json(&on);
-    assert_eq!(r["schema_version"], 3);
+    assert_eq!(r["schema_version"], loadtest::schema::SCHEMA_VERSION);
     let c = churn_of(&r);
     assert_eq!(c["resume"], true);
     assert_eq!(n(c, "lost_silent"), 0, "{c}");

@@ -75,6 +75,18 @@ fn refusals_are_usage_errors() {
             "s",
             "--api-key",
             "k",
+            "--insecure",
+            "--ca-cert",
+            "ca.pem",
+        ],
+        &[
+            "--target",
+            "ws://127.0.0.1:1/",
+            "--jwt-secret",
+            "s",
+            "--api-key",
+            "k",
+            "--insecure",
         ],
         &[
             "--target",
@@ -184,4 +196,42 @@ fn the_churn_scenario_is_a_valid_plan_and_flags_override_its_churn() {
         "10s",
     ]));
     assert!(matches!(refused, Err(Error::Usage(_))), "{refused:?}");
+}
+
+#[test]
+fn a_wss_target_gets_one_tls_client_and_port_443() {
+    let s = Scenario::default();
+    let args = [
+        "--target",
+        "wss://127.0.0.1/ws/notifications/",
+        "--jwt-secret",
+        "s",
+        "--api-key",
+        "k",
+    ];
+    let plan = Plan::build(&opts(&args), &s).expect("plan");
+    let Target::External(ep) = &plan.target else {
+        panic!("external target expected");
+    };
+    assert!(ep.is_tls());
+    assert_eq!(ep.addr.port(), 443);
+    assert_eq!(ep.host, "127.0.0.1:443", "Host from the URL");
+    let tls = plan.tls.as_ref().expect("a TLS client");
+    assert!(!tls.insecure());
+    assert!(tls.trust().contains("built-in roots"), "{}", tls.trust());
+
+    // A plain target has none.
+    let plan = Plan::build(
+        &opts(&[
+            "--target",
+            "ws://127.0.0.1:1/",
+            "--jwt-secret",
+            "s",
+            "--api-key",
+            "k",
+        ]),
+        &s,
+    )
+    .expect("plan");
+    assert!(plan.tls.is_none());
 }

@@ -1,6 +1,6 @@
 //! The report schema's policy, held: `compare`, `merge` and `capacity` read a stored report of
 //! today's version (two segments of a small embedded run with churn), and older reports (schema
-//! 1 and 2) still read, their missing figures "not measured" rather than zero.
+//! 1, 2 and 3) still read, their missing figures "not measured" rather than zero.
 
 mod common;
 
@@ -17,8 +17,10 @@ fn fixture(name: &str) -> String {
         .to_string()
 }
 
-const TODAY_1: &str = "report-v3-segment-1of2.json";
-const TODAY_2: &str = "report-v3-segment-2of2.json";
+const TODAY_1: &str = "report-v4-segment-1of2.json";
+const TODAY_2: &str = "report-v4-segment-2of2.json";
+const SCHEMA_3_1: &str = "report-v3-segment-1of2.json";
+const SCHEMA_3_2: &str = "report-v3-segment-2of2.json";
 const SCHEMA_2_1: &str = "report-v2-segment-1of2.json";
 const SCHEMA_2_2: &str = "report-v2-segment-2of2.json";
 const SCHEMA_1: &str = "report-default.json";
@@ -140,6 +142,21 @@ fn an_older_report_reads_with_its_missing_figures_not_measured() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(json(&out).get("churn").is_none(), "not measured: absent");
+
+    // Schema 3 had no TLS section: two of them merge into a report with none (a plain target),
+    // and one still compares with today's.
+    let (code, out, err) = loadtest(&[
+        "merge",
+        &fixture(SCHEMA_3_1),
+        &fixture(SCHEMA_3_2),
+        "--print-json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let merged = json(&out);
+    assert!(merged.get("tls").is_none(), "{}", merged["tls"]);
+    assert!(merged["churn"].is_object(), "schema 3's churn still merges");
+    let (code, _, err) = loadtest(&["compare", &fixture(SCHEMA_3_1), &today, "--json"]);
+    assert_eq!(code, 0, "{err}");
 
     // Merging needs the raw histograms a schema-1 report never had: said, not guessed.
     let (code, _, err) = loadtest(&["merge", &old, &today]);

@@ -38,12 +38,7 @@ fn embedded_counters_agree_with_the_tester() {
 #[test]
 fn bad_sources_are_usage_errors() {
     for args in [
-        &[
-            "-s",
-            SMOKE,
-            "--server-metrics",
-            "https://127.0.0.1:1/metrics",
-        ][..],
+        &["-s", SMOKE, "--server-metrics", "wss://127.0.0.1:1/metrics"][..],
         &[
             "-s",
             SMOKE,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use loadtest::session::client::{Client, ClientError};
 use loadtest::session::wire::{Msg, WireError, MAX_MESSAGE};
+use loadtest::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -40,7 +41,9 @@ async fn connect(url: &str) -> Client {
         .to_owned();
     let tcp = TcpStream::connect(addr).await.expect("connect");
     let request = url.into_client_request().expect("request");
-    Client::upgrade(request, tcp).await.expect("upgrade")
+    Client::upgrade(request, Stream::Plain(tcp))
+        .await
+        .expect("upgrade")
 }
 
 /// A tungstenite server socket that accepts frames up to 32 MiB (to send over-limit ones).

@@ -79,7 +79,8 @@ pub enum Model {
 /// The server under test and how to authenticate: a run's flags and `loadtest conform`'s.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TargetArgs {
-    /// The server, `ws://HOST:PORT/ws/notifications/` (a run: or `embedded`, the default).
+    /// The server, `ws://HOST:PORT/ws/notifications/` or `wss://…` (a run: or `embedded`, the
+    /// default).
     #[arg(
         id = "target",
         long = "target",
@@ -100,6 +101,13 @@ pub struct TargetArgs {
     /// Allow a target that is not a loopback address.
     #[arg(long)]
     pub allow_remote: bool,
+    /// `wss://`/`https://`: trust only the CA certificates of this PEM file (one or more) instead
+    /// of the built-in Mozilla roots (a private CA, a test nginx).
+    #[arg(long, value_name = "FILE", env = "LOADTEST_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// `wss://`/`https://`: accept any certificate for any name. Every report says so.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 /// Thresholds and outputs of a report: a run's flags and `loadtest merge`'s.

@@ -21,7 +21,8 @@ use crate::measure::{decode, encode, new_histogram};
 use crate::plan::{Outputs, Segment, Threshold};
 use crate::report::{curve, exit_code, series, write_outputs};
 use crate::schema::{
-    Churn, Latency, ProcessFigures, Quantiles, Raw, Report, SlowClients, TesterLimit, MAX_LISTED,
+    Churn, Latency, ProcessFigures, Quantiles, Raw, Report, SlowClients, TesterLimit, Tls,
+    MAX_LISTED,
 };
 
 /// Reads, merges, judges and writes; the exit code is the merged verdict's.
@@ -99,6 +100,7 @@ pub(crate) fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
     }
     let publish_lag = add_optional(&raws, |r| r.publish_lag_us.as_deref(), "publish_lag_us")?;
     let receive_lag = add_optional(&raws, |r| r.receive_lag_us.as_deref(), "receive_lag_us")?;
+    let tls_handshake = add_optional(&raws, |r| r.tls_handshake_us.as_deref(), "tls_handshake_us")?;
     let start_at_ms = raws.first().and_then(|r| r.start_at_ms);
     let first_send_ms = raws.iter().filter_map(|r| r.first_send_ms).min();
     let mut it = reports.into_iter();
@@ -128,6 +130,7 @@ pub(crate) fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
         d.resyncs = add_opt(d.resyncs, rd.resyncs);
         m.slow_clients = add_slow(m.slow_clients.take(), r.slow_clients);
         m.churn = add_churn(m.churn.take(), r.churn)?;
+        m.tls = add_tls(m.tls.take(), r.tls);
         m.events.published += r.events.published;
         add_counts(&mut m.events.errors, r.events.errors);
         m.events.publish_secs = m.events.publish_secs.max(r.events.publish_secs);
@@ -177,6 +180,9 @@ pub(crate) fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
     m.tester.receive_lag_ms = receive_lag.as_ref().map(Quantiles::of_us);
     m.tester_limit = tester_limit;
     m.handshake_distribution = series::handshake_distribution(&handshake);
+    if let (Some(t), Some(h)) = (&mut m.tls, &tls_handshake) {
+        t.handshake_ms = Quantiles::of_us(h);
+    }
     // Per-process series and comparisons do not add up: left out of the merged report.
     m.latency_over_time = Default::default();
     m.bursts.clear();
@@ -194,6 +200,7 @@ pub(crate) fn merge(reports: Vec<Report>) -> anyhow::Result<Report> {
         handshake_us: encode(&handshake),
         publish_lag_us: publish_lag.as_ref().map(encode),
         receive_lag_us: receive_lag.as_ref().map(encode),
+        tls_handshake_us: tls_handshake.as_ref().map(encode),
     });
     Ok(m)
 }
@@ -247,6 +254,20 @@ fn add_optional(
             .map_err(|e| anyhow::anyhow!("{what}: {e:?}"))?;
     }
     Ok(sum)
+}
+
+/// One `--insecure` segment marks the whole run insecure; differing trust is listed.
+fn add_tls(a: Option<Tls>, b: Option<Tls>) -> Option<Tls> {
+    match (a, b) {
+        (Some(mut a), Some(b)) => {
+            a.insecure |= b.insecure;
+            if !a.trust.split("; ").any(|t| t == b.trust) {
+                a.trust = format!("{}; {}", a.trust, b.trust);
+            }
+            Some(a)
+        }
+        (a, b) => a.or(b),
+    }
 }
 
 fn add_counts(into: &mut BTreeMap<String, u64>, from: BTreeMap<String, u64>) {

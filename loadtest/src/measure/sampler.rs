@@ -10,9 +10,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::clock::Clock;
+use super::server_metrics::MetricsAt;
 use super::stats::Live;
 use super::sysinfo;
-use crate::plan::Endpoint;
 use crate::schema::Sample;
 
 /// Time between samples.
@@ -28,7 +28,7 @@ pub(crate) struct Sources {
     /// `--server-pid`.
     pub(crate) pid: Option<u32>,
     /// `--server-metrics`, for the open-connections gauge.
-    pub(crate) metrics: Option<Endpoint>,
+    pub(crate) metrics: Option<MetricsAt>,
 }
 
 /// A running sampler.

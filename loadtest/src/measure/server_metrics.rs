@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::net::get_text;
+use crate::net::{get_text, Peer, TlsClient};
 use crate::plan::Endpoint;
 use crate::schema::{CrossCheck, ServerMetrics};
 
@@ -28,9 +28,29 @@ pub(crate) fn parse(text: &str) -> Samples {
         .collect()
 }
 
+/// A metrics page to scrape: its URL (for messages), where it is, and its path.
+#[derive(Debug, Clone)]
+pub(crate) struct MetricsAt {
+    /// The URL as given.
+    pub(crate) url: String,
+    peer: Peer,
+    path: String,
+}
+
+impl MetricsAt {
+    /// `ep`, with the run's TLS settings for an `https://` URL.
+    pub(crate) fn new(ep: &Endpoint, tls: Option<&TlsClient>) -> Self {
+        Self {
+            url: ep.url.clone(),
+            peer: ep.peer(tls),
+            path: ep.path.clone(),
+        }
+    }
+}
+
 /// Scrapes `ep`; a failure is a setup error naming the URL.
-pub(crate) async fn scrape(ep: &Endpoint) -> Result<Samples> {
-    match get_text(ep.addr, &ep.host, &ep.path).await {
+pub(crate) async fn scrape(ep: &MetricsAt) -> Result<Samples> {
+    match get_text(&ep.peer, &ep.path).await {
         Ok((200, body)) => Ok(parse(&body)),
         Ok((status, _)) => Err(Error::Setup(format!(
             "--server-metrics {}: HTTP {status}",

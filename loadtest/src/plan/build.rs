@@ -133,10 +133,23 @@ impl Plan {
         }
         let churn = churn::resolve_churn(&opts.churn, &s.churn, &target, t.allow_remote)?;
         let tokens = churn::resolve_tokens(&opts.churn, c, auth.as_ref())?;
+        let server_metrics = opts
+            .server_metrics
+            .as_deref()
+            .map(|m| MetricsSource::parse(m, t.allow_remote))
+            .transpose()?;
+        let uses_tls = matches!(&target, Target::External(e) if e.is_tls())
+            || matches!(&server_metrics, Some(MetricsSource::Url(e)) if e.is_tls())
+            || churn
+                .iter()
+                .flat_map(|c| &c.reconnect_targets)
+                .any(|e| e.is_tls());
+        let tls = tls_client(t, uses_tls)?;
         let mut plan = Plan {
             scenario: s.name.clone().unwrap_or_else(|| "custom".into()),
             description: describe(s, opts),
             target,
+            tls,
             auth,
             api_key: t.api_key.clone(),
             connections,
@@ -177,11 +190,7 @@ impl Plan {
             find_max,
             server_pid: opts.server_pid,
             layer,
-            server_metrics: opts
-                .server_metrics
-                .as_deref()
-                .map(|m| MetricsSource::parse(m, t.allow_remote))
-                .transpose()?,
+            server_metrics,
             metrics_listen: MetricsListen::parse(
                 opts.metrics_listen.as_deref(),
                 opts.metrics_linger.as_deref(),

@@ -44,7 +44,7 @@ pub use scenario::{
 };
 pub use segment::{check_start_at, publish_start, Segment};
 pub use target::{
-    is_slow_index, parse_endpoint, parse_target, Auth, Endpoint, MetricsSource, Target,
+    is_slow_index, parse_endpoint, parse_target, tls_client, Auth, Endpoint, MetricsSource, Target,
 };
 pub use threshold::{Bound, Op, Threshold};
 
@@ -106,6 +106,8 @@ pub struct Plan {
     pub description: String,
     /// Where to connect.
     pub target: Target,
+    /// TLS settings, built once when a URL is `wss://`/`https://` and shared by every connection.
+    pub tls: Option<crate::net::TlsClient>,
     /// Token source (`None` only for the embedded target, which mints with its own secret).
     pub auth: Option<Auth>,
     /// `X-API-Key` for the HTTP publisher.

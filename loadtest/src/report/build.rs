@@ -7,10 +7,10 @@ use super::{pace, series};
 use crate::measure::server_metrics::TesterFigures;
 use crate::measure::significance::spread;
 use crate::measure::{encode, TIMELINE_BUCKET};
-use crate::plan::{ArrivalModel, Plan, Threshold};
+use crate::plan::{ArrivalModel, Plan, Target, Threshold};
 use crate::schema::{
     Comparison, Connections, Deliveries, Events, Latency, Quantiles, Raw, Repeated, RepeatedFigure,
-    Report, Server, SlowClients, Tester, Throughput, Timeline, METRICS, SCHEMA_VERSION,
+    Report, Server, SlowClients, Tester, Throughput, Timeline, Tls, METRICS, SCHEMA_VERSION,
 };
 use crate::session::RunData;
 
@@ -51,6 +51,19 @@ fn model_text(plan: &Plan) -> String {
             )
         }
     }
+}
+
+/// The TLS section, when the target is `wss://`.
+fn tls(plan: &Plan, handshake_us: &hdrhistogram::Histogram<u64>) -> Option<Tls> {
+    let client = plan.tls.as_ref()?;
+    if !matches!(&plan.target, Target::External(e) if e.is_tls()) {
+        return None; // only an `https://` --server-metrics spoke TLS
+    }
+    Some(Tls {
+        insecure: client.insecure(),
+        trust: client.trust().to_owned(),
+        handshake_ms: Quantiles::of_us(handshake_us),
+    })
 }
 
 pub(crate) fn curve(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, u64)> {
@@ -143,6 +156,7 @@ impl Report {
             }
         }
         let h = &c.handshake_us;
+        let tls = tls(plan, &c.tls_handshake_us);
         let connections = Connections {
             attempted: c.attempted,
             established,
@@ -251,6 +265,7 @@ impl Report {
             server_metrics: None,
             per_process: Vec::new(),
             churn: super::churn::churn(plan, d, &d.user_ids),
+            tls: tls.clone(),
             raw: Some(Raw {
                 segment: plan.segment.map(|s| s.to_string()),
                 start_at_ms: d.start_at_ms,
@@ -259,6 +274,7 @@ impl Report {
                 handshake_us: encode(h),
                 publish_lag_us: Some(encode(&d.published.lag_us)),
                 receive_lag_us: d.costs.receive_lag_us.as_ref().map(encode),
+                tls_handshake_us: tls.as_ref().map(|_| encode(&c.tls_handshake_us)),
             }),
         };
         let open_model = plan.arrival.is_open();

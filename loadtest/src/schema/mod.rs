@@ -13,6 +13,7 @@ mod search;
 mod segments;
 mod series;
 mod server;
+mod tls;
 
 pub use churn::{Churn, ChurnConnection, MAX_LISTED};
 pub use compare::{Comparison, Figure, Movement};
@@ -22,6 +23,7 @@ pub use search::{SearchOver, SearchStep, SearchSummary, StepParameters};
 pub use segments::{ProcessFigures, Raw};
 pub use series::{Bin, BurstRow, LatencyOverTime, Sample};
 pub use server::{CrossCheck, ServerMetrics};
+pub use tls::Tls;
 
 use std::collections::BTreeMap;
 
@@ -31,8 +33,8 @@ use serde::{Deserialize, Serialize};
 /// hold `parameters`/`figures`/`failed` and `highest_passing` is a number of either unit; every
 /// other change since 1 only added fields. 3 adds `churn` (absent: not measured), and is the
 /// first version stamped on the pace fields (`events.lanes`, the publish and receive lags) that
-/// were added under 2.
-pub const SCHEMA_VERSION: u32 = 3;
+/// were added under 2. 4 adds `tls` (absent: a plain target).
+pub const SCHEMA_VERSION: u32 = 4;
 
 // Every section with a `Default` reads a missing field as its default (`#[serde(default)]` on
 // each), so a report written by an older or newer build still loads as a baseline.
@@ -305,6 +307,13 @@ pub struct Report {
         skip_serializing_if = "Option::is_none"
     )]
     pub churn: Option<Churn>,
+    /// TLS (schema 4; `None`: the target was plain `ws://`, or an older report).
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tls: Option<Tls>,
 }
 
 impl Report {

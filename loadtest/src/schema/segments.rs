@@ -26,6 +26,9 @@ pub struct Raw {
     /// Receive lag, µs: the same encoding (`None`: not measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receive_lag_us: Option<String>,
+    /// TLS handshake latency, µs: the same encoding (`None`: a plain target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_handshake_us: Option<String>,
 }
 
 /// One merged report's own figures (`per_process` in the merged report).

@@ -62,6 +62,7 @@ impl ChurnCtx {
                 addr: ep.addr,
                 host: ep.host.clone(),
                 path: ep.path.clone(),
+                tls: ep.tls(plan.tls.as_ref()),
                 sources: first.sources.clone(),
                 timeout: first.timeout,
                 slow_fraction: 0.0,
@@ -285,7 +286,7 @@ async fn reconnect(
         let attempt =
             tokio::time::timeout(spec.timeout, connect_one(spec, c.idx, &token, &query)).await;
         let class = match attempt {
-            Ok(Attempt::Ok(client, _)) => {
+            Ok(Attempt::Ok(client, _, _)) => {
                 let max_seen = c.slot.seq.max();
                 if let Some(r) = c.slot.recovery.as_deref_mut() {
                     r.reconnected(shared.clock.now_ns(), max_seen);

@@ -17,6 +17,7 @@ use super::client::{Client, ClientError};
 use super::frame;
 use super::wire::Msg;
 use crate::measure::{new_histogram, Live, Position};
+use crate::net::{self, Stream, Tls};
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -27,6 +28,8 @@ pub(crate) struct ConnectSpec {
     pub(crate) host: String,
     /// Path, e.g. `/ws/notifications/`.
     pub(crate) path: String,
+    /// `wss://`: the run's TLS settings and the name the certificate must carry.
+    pub(crate) tls: Option<Tls>,
     /// Source addresses to spread over (empty: the OS chooses).
     pub(crate) sources: Vec<Ipv4Addr>,
     /// Bound on connect + handshake + first frame.
@@ -64,16 +67,20 @@ pub(crate) struct ConnectPhase {
     pub(crate) errors: BTreeMap<String, u64>,
     /// Close codes received instead of `connection_established`.
     pub(crate) closed_by_code: BTreeMap<u16, u64>,
-    /// Handshake latency (TCP connect → `connection_established`), µs.
+    /// Handshake latency (TCP connect → `connection_established`, the TLS handshake included),
+    /// µs.
     pub(crate) handshake_us: Histogram<u64>,
+    /// `wss://`: the TLS handshake alone (TCP connected → TLS established), µs; empty otherwise.
+    pub(crate) tls_handshake_us: Histogram<u64>,
     /// How long the phase took.
     pub(crate) elapsed: Duration,
 }
 
 /// One connect's outcome.
 pub(crate) enum Attempt {
-    /// Established, with the position `connection_established` carried.
-    Ok(Box<Client>, Option<Position>),
+    /// Established, with the position `connection_established` carried and, over TLS, how long
+    /// the TLS handshake took.
+    Ok(Box<Client>, Option<Position>, Option<Duration>),
     /// Failed, by class.
     Failed(String),
     /// Closed by the server with this code instead of `connection_established`.
@@ -93,7 +100,7 @@ fn classify_io(e: &std::io::Error) -> String {
 
 fn classify_ws(e: &WsError) -> String {
     match e {
-        WsError::Io(io) => classify_io(io),
+        WsError::Io(io) => net::classify_tls(io).unwrap_or_else(|| classify_io(io)),
         WsError::Http(resp) => format!("http {}", resp.status().as_u16()),
         WsError::ConnectionClosed | WsError::AlreadyClosed => "closed".into(),
         WsError::Protocol(p) => format!("protocol: {p}"),
@@ -130,12 +137,27 @@ pub(crate) async fn connect_one(
         Err(e) => return Attempt::Failed(classify_io(&e)),
     };
     let _ = tcp.set_nodelay(true);
-    let url = format!("ws://{}{}?token={token}{query}", spec.host, spec.path);
+    let (stream, tls_took) = match &spec.tls {
+        None => (Stream::Plain(tcp), None),
+        Some(tls) => {
+            let began = Instant::now();
+            match tls.handshake(tcp).await {
+                Ok(s) => (s, Some(began.elapsed())),
+                Err(e) => {
+                    return Attempt::Failed(
+                        net::classify_tls(&e).unwrap_or_else(|| classify_io(&e)),
+                    )
+                }
+            }
+        }
+    };
+    let scheme = if spec.tls.is_some() { "wss" } else { "ws" };
+    let url = format!("{scheme}://{}{}?token={token}{query}", spec.host, spec.path);
     let request = match url.into_client_request() {
         Ok(r) => r,
         Err(e) => return Attempt::Failed(classify_ws(&e)),
     };
-    let mut client = match Client::upgrade(request, tcp).await {
+    let mut client = match Client::upgrade(request, stream).await {
         Ok(c) => c,
         Err(e) => return Attempt::Failed(classify_ws(&e)),
     };
@@ -153,7 +175,7 @@ pub(crate) async fn connect_one(
                     .zip(head.epoch)
                     .map(|(offset, epoch)| Position { offset, epoch });
                 return match established {
-                    true => Attempt::Ok(Box::new(client), head),
+                    true => Attempt::Ok(Box::new(client), head, tls_took),
                     false => Attempt::Failed("unexpected first frame".into()),
                 };
             }
@@ -193,6 +215,7 @@ pub(crate) async fn connect_all(
         errors: BTreeMap::new(),
         closed_by_code: BTreeMap::new(),
         handshake_us: new_histogram(),
+        tls_handshake_us: new_histogram(),
         elapsed: Duration::ZERO,
     };
     let mut set: JoinSet<(usize, Attempt, Duration)> = JoinSet::new();
@@ -204,8 +227,11 @@ pub(crate) async fn connect_all(
             return;
         };
         match outcome {
-            Attempt::Ok(client, head) => {
+            Attempt::Ok(client, head, tls_took) => {
                 let _ = phase.handshake_us.record((took.as_micros() as u64).max(1));
+                if let Some(t) = tls_took {
+                    let _ = phase.tls_handshake_us.record((t.as_micros() as u64).max(1));
+                }
                 phase.conns.push(Conn {
                     idx,
                     client: *client,

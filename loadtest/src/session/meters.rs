@@ -9,10 +9,9 @@ use std::time::Duration;
 use crate::error::Result;
 use crate::measure::probe::LagProbe;
 use crate::measure::sampler::{self, Sampler};
-use crate::measure::server_metrics::{scrape, Samples};
+use crate::measure::server_metrics::{scrape, MetricsAt, Samples};
 use crate::measure::sysinfo::{self, CpuSample};
 use crate::measure::{Clock, Live};
-use crate::plan::Endpoint;
 use crate::plan::Plan;
 use crate::schema::Sample;
 
@@ -76,7 +75,7 @@ pub(crate) struct Meters {
     embedded: bool,
     pid: Option<u32>,
     before: Before,
-    metrics: Option<(Endpoint, Samples)>,
+    metrics: Option<(MetricsAt, Samples)>,
     sampler: Sampler,
     /// `--server-pid`'s RSS before the connect phase.
     rss_idle: Option<u64>,
@@ -104,6 +103,7 @@ impl Meters {
         };
         let metrics = match at {
             Some(ep) => {
+                let ep = MetricsAt::new(&ep, plan.tls.as_ref());
                 let first = scrape(&ep).await?;
                 Some((ep, first))
             }

@@ -8,7 +8,8 @@ use super::publisher::PublishTarget;
 use super::tokens::{self, Tokens};
 use crate::cli::PublisherKind;
 use crate::error::{Error, Result};
-use crate::plan::{publisher_layer, Auth, Plan, Target};
+use crate::net::{Peer, Tls};
+use crate::plan::{publisher_layer, Auth, Endpoint, Plan, Target};
 
 /// The embedded server (if any), where to connect, the tokens, where to publish, and the secret
 /// that mints fresh tokens (when the tester has it).
@@ -43,6 +44,7 @@ pub(super) async fn setup(plan: &Plan) -> Result<Setup> {
                 addr: server.addr,
                 host: server.addr.to_string(),
                 path: "/ws/notifications/".into(),
+                tls: None,
                 sources: plan.sources.clone(),
                 timeout: plan.connect_timeout,
                 slow_fraction: plan.slow_fraction,
@@ -55,8 +57,7 @@ pub(super) async fn setup(plan: &Plan) -> Result<Setup> {
                 },
                 (PublisherKind::Embedded, None) => PublishTarget::Embedded(server.state.clone()),
                 (_, None) => PublishTarget::Http {
-                    addr: server.addr,
-                    host: server.addr.to_string(),
+                    peer: Peer::plain(server.addr),
                     api_key: server.api_key().unwrap_or_default(),
                 },
             };
@@ -79,19 +80,22 @@ pub(super) async fn setup(plan: &Plan) -> Result<Setup> {
                 addr: ep.addr,
                 host: ep.host.clone(),
                 path: ep.path.clone(),
+                tls: ep.tls(plan.tls.as_ref()),
                 sources: plan.sources.clone(),
                 timeout: plan.connect_timeout,
                 slow_fraction: plan.slow_fraction,
                 query: churn::first_query(plan),
             };
+            if let Some(tls) = &spec.tls {
+                preflight(ep, tls).await?;
+            }
             let target = match publisher_layer(plan.publisher) {
                 Some(layer) => PublishTarget::Redis {
                     layer,
                     config: plan.layer.redis_config(),
                 },
                 None => PublishTarget::Http {
-                    addr: ep.addr,
-                    host: ep.host.clone(),
+                    peer: ep.peer(plan.tls.as_ref()),
                     api_key: plan.api_key.clone().unwrap_or_default(),
                 },
             };
@@ -101,5 +105,20 @@ pub(super) async fn setup(plan: &Plan) -> Result<Setup> {
             };
             Ok((None, spec, tokens, target, secret))
         }
+    }
+}
+
+/// One TLS handshake with a `wss://` target before thousands: a certificate the run does not
+/// trust stops it here with one clear error (exit 2), instead of as many failed connections. A
+/// connect error is left to the connect phase, which counts it by class as for a plain target.
+async fn preflight(ep: &Endpoint, tls: &Tls) -> Result<()> {
+    let peer = Peer {
+        addr: ep.addr,
+        host: ep.host.clone(),
+        tls: Some(tls.clone()),
+    };
+    match peer.open().await {
+        Err(e) if e.starts_with("tls:") => Err(Error::Setup(format!("--target {}: {e}", ep.url))),
+        _ => Ok(()),
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::client::{connect, Client, Refused, Seen};
+use super::client::{connect, Client, Dial, Refused, Seen};
 use super::publish::{EventSender, NotSent};
 use crate::session::tokens::{mint_one, TokenKind};
 
@@ -57,8 +57,8 @@ pub(crate) type Verdict = Result<(), Miss>;
 
 /// What the checks need.
 pub(crate) struct Ctx {
-    /// `ws://…/ws/notifications/`.
-    pub(crate) url: String,
+    /// The server: `ws[s]://…/ws/notifications/` and where that is.
+    pub(crate) url: Dial,
     /// Longest wait for one expected frame or close.
     pub(crate) wait: Duration,
     /// Three users: (id, valid token).

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::net::{Peer, Stream};
 
 /// What the server did next.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,39 +66,61 @@ impl fmt::Display for Refused {
 
 /// An open connection.
 pub(crate) struct Client {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    ws: WebSocketStream<Stream>,
 }
 
-/// Connects to `url` with `token` in the query string (none: no query), bounded by `wait`.
+/// The server under test: its `ws[s]://` URL and where that is (address, `Host`, TLS).
+pub(crate) struct Dial {
+    /// `ws://…/ws/notifications/` or `wss://…`, with no query.
+    pub(crate) url: String,
+    /// The address, `Host` and TLS settings.
+    pub(crate) peer: Peer,
+}
+
+/// Connects to `dial` with `token` in the query string (none: no query), bounded by `wait`.
 pub(crate) async fn connect(
-    url: &str,
+    dial: &Dial,
     token: Option<&str>,
     wait: Duration,
 ) -> Result<Client, Refused> {
-    connect_with(url, token, "", wait).await
+    connect_with(dial, token, "", wait).await
+}
+
+/// TCP, TLS for `wss://`, then the WebSocket upgrade of `url`.
+async fn open(
+    peer: &Peer,
+    url: String,
+) -> Result<WebSocketStream<Stream>, Result<tungstenite::Error, String>> {
+    let stream = peer.open().await.map_err(Err)?;
+    tokio_tungstenite::client_async(url, stream)
+        .await
+        .map(|(ws, _)| ws)
+        .map_err(Ok)
 }
 
 /// [`connect`] with `query` after the token (`&recover=1`, `&since=…&epoch=…`).
 pub(crate) async fn connect_with(
-    url: &str,
+    dial: &Dial,
     token: Option<&str>,
     query: &str,
     wait: Duration,
 ) -> Result<Client, Refused> {
+    let url = &dial.url;
     let full = match token {
         Some(t) => format!("{url}?token={t}{query}"),
         None => url.to_owned(),
     };
-    match tokio::time::timeout(wait, tokio_tungstenite::connect_async(full)).await {
+    match tokio::time::timeout(wait, open(&dial.peer, full)).await {
         Err(_) => Err(Refused::Failed(format!(
             "no handshake within {}",
             humantime::format_duration(wait)
         ))),
-        Ok(Ok((ws, _))) => Ok(Client { ws }),
-        Ok(Err(tungstenite::Error::Http(response))) => {
+        Ok(Ok(ws)) => Ok(Client { ws }),
+        Ok(Err(Ok(tungstenite::Error::Http(response)))) => {
             Err(Refused::Http(response.status().as_u16()))
         }
-        Ok(Err(e)) => Err(Refused::Failed(e.to_string())),
+        Ok(Err(Ok(e))) => Err(Refused::Failed(e.to_string())),
+        Ok(Err(Err(e))) => Err(Refused::Failed(e)),
     }
 }
 

@@ -14,12 +14,13 @@ use serde::Serialize;
 
 pub use checks::CHECKS;
 use checks::{Ctx, Miss};
+use client::Dial;
 use publish::EventSender;
 
 pub use crate::cli::ConformOpts;
 use crate::cli::PublisherKind;
 use crate::error::{Error, Result, EXIT_FAIL, EXIT_PASS};
-use crate::plan::{parse_target, publisher_layer};
+use crate::plan::{parse_target, publisher_layer, tls_client};
 use crate::report::render::escape;
 use crate::session::tokens;
 
@@ -69,6 +70,24 @@ async fn context(o: &ConformOpts) -> Result<Ctx> {
         .as_deref()
         .ok_or_else(|| Error::Usage("conform needs --target ws://…".into()))?;
     let ep = parse_target(target, t.allow_remote)?;
+    let tls = tls_client(t, ep.is_tls())?;
+    let dial = Dial {
+        url: format!(
+            "{}://{}{}",
+            if ep.is_tls() { "wss" } else { "ws" },
+            ep.host,
+            ep.path
+        ),
+        peer: ep.peer(tls.as_ref()),
+    };
+    if dial.peer.tls.is_some() {
+        // A certificate the suite does not trust fails it once, clearly, not in every check.
+        if let Err(e) = dial.peer.open().await {
+            if e.starts_with("tls:") {
+                return Err(Error::Setup(format!("--target {target}: {e}")));
+            }
+        }
+    }
     let wait = match &o.wait {
         None => DEFAULT_WAIT,
         Some(w) => {
@@ -94,8 +113,7 @@ async fn context(o: &ConformOpts) -> Result<Ctx> {
     };
     let sender = match (o.publisher, &t.api_key) {
         (None | Some(PublisherKind::Http), Some(key)) => EventSender::Http {
-            addr: ep.addr,
-            host: ep.host.clone(),
+            peer: dial.peer.clone(),
             api_key: key.clone(),
         },
         (Some(PublisherKind::Http), None) => {
@@ -120,7 +138,7 @@ async fn context(o: &ConformOpts) -> Result<Ctx> {
         }
     };
     Ok(Ctx {
-        url: ep.url,
+        url: dial,
         wait,
         users: tokens.user_ids.into_iter().zip(tokens.tokens).collect(),
         secret: t.jwt_secret.clone(),

@@ -2,13 +2,11 @@
 //! /api/notify`, `POST /api/group_send`, which the Django seed's test view mirrors for notify) or
 //! channels_redis's wire format written to Redis (what Django's `group_send` writes).
 
-use std::net::SocketAddr;
-
 use courier::config::{LayerKind, RedisConfig};
 use courier::layer::{GroupMessage, GroupSender};
 use serde_json::{json, Value};
 
-use crate::net::post_json;
+use crate::net::{post_json, Peer};
 use crate::session::group_of;
 
 /// Longest wait for the server to register a user's group in Redis before publishing to it.
@@ -27,12 +25,10 @@ pub(crate) enum NotSent {
 
 /// The way events reach the server under test.
 pub(crate) enum EventSender {
-    /// HTTP with `X-API-Key`.
+    /// HTTP with `X-API-Key` (`https://` for a `wss://` target).
     Http {
-        /// The server's address.
-        addr: SocketAddr,
-        /// `Host` header.
-        host: String,
+        /// The server's address, `Host` header and TLS.
+        peer: Peer,
         /// The key.
         api_key: String,
     },
@@ -55,13 +51,9 @@ impl EventSender {
     /// '-' → '_', "data": data})`.
     pub(crate) async fn notify(&self, user: u64, kind: &str, data: &Value) -> Result<(), NotSent> {
         match self {
-            Self::Http {
-                addr,
-                host,
-                api_key,
-            } => {
+            Self::Http { peer, api_key } => {
                 let body = json!({"user_id": user, "type": kind, "data": data}).to_string();
-                expect_202(post_json(*addr, host, "/api/notify", api_key, body).await)
+                expect_202(post_json(peer, "/api/notify", api_key, body).await)
             }
             Self::Redis(_) => {
                 let message = json!({"type": kind.replace('-', "_"), "data": data});
@@ -75,13 +67,9 @@ impl EventSender {
     pub(crate) async fn group_send(&self, user: u64, message: Value) -> Result<(), NotSent> {
         let group = group_of(user).map_err(NotSent::Failed)?;
         match self {
-            Self::Http {
-                addr,
-                host,
-                api_key,
-            } => {
+            Self::Http { peer, api_key } => {
                 let body = json!({"group": group.as_str(), "message": message}).to_string();
-                match post_json(*addr, host, "/api/group_send", api_key, body).await {
+                match post_json(peer, "/api/group_send", api_key, body).await {
                     Ok(404) => Err(NotSent::Unsupported(
                         "the target has no POST /api/group_send (a courier extension): give --publisher redis-pubsub|redis-core to send raw group messages".into(),
                     )),

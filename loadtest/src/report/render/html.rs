@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use super::chart::{bar_chart, line_chart, Series, XAxis, COLORS};
 use super::table::Table;
-use super::{escape, lag, sections, tester_limited};
+use super::{escape, insecure, lag, sections, tester_limited, tls_line, INSECURE};
 use crate::schema::{LatencyOverTime, Report, Sample};
 
 /// Position on a "nines" axis: 90, 99, 99.9 … evenly spaced.
@@ -66,6 +66,12 @@ fn summary_rows(r: &Report) -> Vec<(&'static str, String)> {
                 .map_or("n/a".into(), |p| format!("{p:.0}% of one core")),
         ),
     ];
+    if let Some(tls) = tls_line(r) {
+        rows.push(("TLS", tls));
+    }
+    if insecure(r) {
+        rows.push(("insecure", INSECURE.into()));
+    }
     if let Some(q) = &r.events.publish_lag_ms {
         rows.push(("publish lag", lag(q)));
     }
@@ -181,7 +187,7 @@ pub fn render(r: &Report, base: Option<&Report>) -> String {
         // `PASS (tester limited)` is styled as its first word.
         let class = match k {
             "verdict" => v.split(' ').next().unwrap_or_default(),
-            "tester limited" => "FAIL",
+            "tester limited" | "insecure" => "FAIL",
             _ => "",
         };
         let _ = writeln!(

@@ -1,6 +1,6 @@
 //! JUnit XML: one test case per threshold, for CI systems that read JUnit.
 
-use super::{escape, tester_limited};
+use super::{escape, insecure, tester_limited, INSECURE};
 use crate::schema::Report;
 
 /// Renders the thresholds as a JUnit test suite.
@@ -11,12 +11,26 @@ pub fn render(r: &Report) -> String {
     let failures = r.thresholds.iter().filter(|t| !t.passed).count()
         + usize::from(r.partial.is_some())
         + usize::from(!limited.is_empty());
-    let tests = r.thresholds.len() + usize::from(r.partial.is_some()) + usize::from(pace);
+    // An `--insecure` run has a "certificate verified" case, skipped: marked, not failed.
+    let unverified = insecure(r);
+    let tests = r.thresholds.len()
+        + usize::from(r.partial.is_some())
+        + usize::from(pace)
+        + usize::from(unverified);
+    // Only then a `skipped` count, so the XML of every other run stays as it was.
+    let skipped = if unverified { " skipped=\"1\"" } else { "" };
     let mut s = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n<testsuite name=\"loadtest.{}\" tests=\"{tests}\" failures=\"{failures}\" time=\"{:.3}\">\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n<testsuite name=\"loadtest.{}\" tests=\"{tests}\" failures=\"{failures}\"{skipped} time=\"{:.3}\">\n",
         escape(&r.scenario),
         r.duration_secs
     );
+    if unverified {
+        s.push_str(&format!(
+            "  <testcase classname=\"loadtest.{}\" name=\"TLS certificate verified\"><skipped message=\"{}\"/></testcase>\n",
+            escape(&r.scenario),
+            escape(INSECURE)
+        ));
+    }
     for t in &r.thresholds {
         let actual = t.actual.map_or("not measured".into(), |a| a.to_string());
         s.push_str(&format!(

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::table::Table;
-use super::{lag, num, sections, tester_limited};
+use super::{insecure, lag, num, sections, tester_limited, tls_line, INSECURE};
 use crate::schema::Report;
 
 /// Escapes a table cell.
@@ -28,6 +28,9 @@ pub fn render(r: &Report) -> String {
     };
     let verdict = format!("{} {sign}", r.verdict());
     let _ = writeln!(s, "## loadtest: {} — {verdict}\n", cell(&r.scenario));
+    if insecure(r) {
+        let _ = writeln!(s, "**Insecure:** {}\n", cell(INSECURE));
+    }
     if let Some(p) = &r.partial {
         let _ = writeln!(s, "**Partial run:** {}\n", cell(p));
     }
@@ -68,6 +71,9 @@ pub fn render(r: &Report) -> String {
         ms(l.p99),
         ms(l.max)
     );
+    if let Some(tls) = tls_line(r) {
+        let _ = writeln!(s, "| TLS | {} |", cell(&tls));
+    }
     if let Some(q) = &r.events.publish_lag_ms {
         let _ = writeln!(s, "| publish lag | {} |", lag(q));
     }

@@ -53,6 +53,26 @@ pub(crate) fn tester_limited(r: &Report) -> Vec<String> {
     lines
 }
 
+/// The mark of an `--insecure` run, the same words in every layout.
+pub(crate) const INSECURE: &str =
+    "--insecure: the server's certificate was not verified; these figures prove nothing about a verified deployment";
+
+/// The TLS line of a summary: `handshake p50 … ms, p99 … ms, max … ms (trust: …)`.
+pub(crate) fn tls_line(r: &Report) -> Option<String> {
+    r.tls.as_ref().map(|t| {
+        let q = &t.handshake_ms;
+        format!(
+            "handshake p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (trust: {})",
+            q.p50, q.p99, q.max, t.trust
+        )
+    })
+}
+
+/// Whether the run skipped certificate checks.
+pub(crate) fn insecure(r: &Report) -> bool {
+    r.tls.as_ref().is_some_and(|t| t.insecure)
+}
+
 /// A change for a table: `+6.2% worse`.
 pub fn change(f: &Figure) -> String {
     let word = match f.movement {

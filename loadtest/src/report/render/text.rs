@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::sections;
-use super::{lag, tester_limited};
+use super::{insecure, lag, tester_limited, tls_line, INSECURE};
 use crate::schema::{Comparison, Outcome, Report};
 
 fn count_map(m: &std::collections::BTreeMap<String, u64>) -> String {
@@ -33,6 +33,9 @@ pub fn render(r: &Report) -> String {
         "  target        {}   publisher {}   {}   {} users",
         r.target, r.publisher, r.model, r.users
     );
+    if insecure(r) {
+        let _ = writeln!(s, "  INSECURE      {INSECURE}");
+    }
     if let Some(why) = &r.partial {
         let _ = writeln!(s, "  PARTIAL       stopped early: {why}");
     }
@@ -51,6 +54,9 @@ pub fn render(r: &Report) -> String {
         "  handshake     p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
         c.handshake_ms.p50, c.handshake_ms.p99, c.handshake_ms.max
     );
+    if let Some(tls) = tls_line(r) {
+        let _ = writeln!(s, "  TLS           {tls}");
+    }
     let _ = writeln!(s, "  errors        {}", count_map(&c.errors));
     let _ = writeln!(s, "  close codes   {}", count_map(&c.closed_by_code));
     let _ = writeln!(s, "Deliveries (healthy clients)");

@@ -1,8 +1,6 @@
 //! The HTTP publisher: `POST /api/notify` with a JSON array batch and `X-API-Key`, over one
 //! keep-alive HTTP/1.1 connection per lane.
 
-use std::net::SocketAddr;
-
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http_body_util::{BodyExt, Full};
@@ -10,23 +8,22 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::{header, Request, StatusCode};
 
 use super::{Event, EventCodec, Publisher};
-use crate::net::connect;
+use crate::net::{connect, Peer};
 
 /// Publishes batches over HTTP.
 pub(crate) struct HttpPublisher {
-    addr: SocketAddr,
-    host: String,
+    peer: Peer,
     api_key: String,
     codec: EventCodec,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl HttpPublisher {
-    /// A publisher to `addr`; connects lazily, and again after a connection error.
-    pub(crate) fn new(addr: SocketAddr, host: String, api_key: String, codec: EventCodec) -> Self {
+    /// A publisher to `peer` (`https://` when the target is `wss://`); connects lazily, and
+    /// again after a connection error.
+    pub(crate) fn new(peer: Peer, api_key: String, codec: EventCodec) -> Self {
         Self {
-            addr,
-            host,
+            peer,
             api_key,
             codec,
             sender: None,
@@ -34,7 +31,7 @@ impl HttpPublisher {
     }
 
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
-        connect(self.addr).await
+        connect(&self.peer).await
     }
 
     fn body(&self, batch: &[Event]) -> String {
@@ -70,7 +67,7 @@ impl Publisher for HttpPublisher {
                 _ => self.connect().await?,
             };
             let request = Request::post("/api/notify")
-                .header(header::HOST, &self.host)
+                .header(header::HOST, &self.peer.host)
                 .header(header::CONTENT_TYPE, "application/json")
                 .header("x-api-key", &self.api_key)
                 .body(Full::new(Bytes::from(self.body(batch))))

@@ -163,12 +163,10 @@ pub(crate) trait Publisher: Send {
 pub(crate) enum PublishTarget {
     /// The embedded server's state.
     Embedded(courier::AppState),
-    /// HTTP `POST /api/notify` at `addr`.
+    /// HTTP `POST /api/notify` at `peer` (over TLS for a `wss://` target).
     Http {
-        /// Server address.
-        addr: std::net::SocketAddr,
-        /// `Host` header.
-        host: String,
+        /// Server address, `Host` header and TLS.
+        peer: crate::net::Peer,
         /// `X-API-Key`.
         api_key: String,
     },
@@ -192,19 +190,9 @@ pub(crate) fn build(
         (PublisherKind::Embedded, PublishTarget::Embedded(state)) => {
             Ok(Box::new(hub::HubPublisher::new(state.clone(), codec)))
         }
-        (
-            PublisherKind::Http,
-            PublishTarget::Http {
-                addr,
-                host,
-                api_key,
-            },
-        ) => Ok(Box::new(http::HttpPublisher::new(
-            *addr,
-            host.clone(),
-            api_key.clone(),
-            codec,
-        ))),
+        (PublisherKind::Http, PublishTarget::Http { peer, api_key }) => Ok(Box::new(
+            http::HttpPublisher::new(peer.clone(), api_key.clone(), codec),
+        )),
         (
             PublisherKind::RedisPubsub | PublisherKind::RedisCore,
             PublishTarget::Redis { layer, config },
