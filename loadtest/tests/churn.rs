@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{loadtest, read_json, redis_or_skip, External, SMOKE};
+use common::{loadtest, passed, read_json, redis_or_skip, External, SMOKE};
 use serde_json::Value;
 
 /// 200 connections of 50 users under 1500 events/s (the shape of most runs here).
@@ -65,7 +65,7 @@ fn resume_recovers_everything_and_without_it_events_are_lost_silently() {
         SHAPE,
         &["-t", "lost_silent==0", "-t", "recovery_p99_ms<5000"],
     ));
-    assert_eq!(code, 0, "resume on passes:\n{out}\n{err}");
+    assert!(passed(code, &on), "resume on passes:\n{out}\n{err}");
     let r = read_json(&on);
     assert_eq!(r["schema_version"], loadtest::schema::SCHEMA_VERSION);
     let c = churn_of(&r);
@@ -150,7 +150,7 @@ fn stalled_clients_resume_and_tokens_are_refreshed_in_place() {
             "refresh_unanswered==0",
         ],
     ));
-    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(passed(code, &json), "{out}\n{err}");
     let r = read_json(&json);
     let c = churn_of(&r);
     assert_eq!(c["mode"], "stall");
@@ -231,7 +231,7 @@ fn a_client_resumes_on_the_other_process_with_redis_pubsub() {
         "lost_silent==0",
     ];
     let (code, out, err) = loadtest(&churn_args(js, ("100", "25", "500"), &extra));
-    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(passed(code, &json), "{out}\n{err}");
     let r = read_json(&json);
     let c = churn_of(&r);
     assert!(n(c, "reconnects") >= 20, "{c}");
