@@ -273,3 +273,93 @@ fn the_deploy_guide_quotes_the_tested_files_exactly() {
         "every file in docs/deploy/ is quoted in docs/deploy.md"
     );
 }
+
+/// The load tester over `wss://` through nginx, trusting the deployment's CA with `--ca-cert`,
+/// publishing like Django (channels_redis pub/sub into the couriers' Redis): every event reaches
+/// every connection, none lost. Its client addresses are spread over 127.0.0.x, so the per-IP
+/// budget (per forwarded client) lets its connections through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_tester_runs_over_wss_through_nginx() {
+    let Some(url) = services::shared_redis().await else {
+        return;
+    };
+    let why = missing();
+    if !services::available("nginx", why.is_none(), &why.unwrap_or_default()) {
+        return;
+    }
+    // `cargo test` at the workspace root builds the tester's binary beside courier's.
+    let loadtest = std::path::Path::new(env!("CARGO_BIN_EXE_courier")).with_file_name("loadtest");
+    if !services::available(
+        "the loadtest binary",
+        loadtest.exists(),
+        "run `cargo test` at the workspace root",
+    ) {
+        return;
+    }
+    let prefix = services::unique_prefix();
+    let dep = Deployment::start(&url, &prefix).await;
+    let json = dep.dir.join("report.json");
+    let ca = dep.ca_file();
+    let target = dep.wss_url();
+    let args: Vec<String> = [
+        "--target",
+        &target,
+        "--ca-cert",
+        ca.to_str().expect("utf-8"),
+        "--jwt-secret",
+        common::SECRET,
+        "--publisher",
+        "redis-pubsub",
+        "--redis-url",
+        &url,
+        "--redis-prefix",
+        &prefix,
+        "-c",
+        "40",
+        "-u",
+        "10",
+        "--source-addrs",
+        "8",
+        "--bursts",
+        "3",
+        "--events-per-burst",
+        "5",
+        "--no-progress",
+        "-t",
+        "lost==0",
+        "-t",
+        "failed==0",
+        "--json",
+        json.to_str().expect("utf-8"),
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let out = tokio::process::Command::new(&loadtest)
+        .args(&args)
+        .output()
+        .await
+        .expect("run loadtest");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{err}\n{}",
+        dep.courier_logs()
+    );
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("report")).expect("json");
+    assert_eq!(report["deliveries"]["lost"], 0, "{report}");
+    assert_eq!(
+        report["deliveries"]["received"],
+        40 * 3 * 5,
+        "every connection got every event"
+    );
+    assert_eq!(
+        report["tls"]["insecure"], false,
+        "verified against the CA: {}",
+        report["tls"]
+    );
+    dep.stop().await;
+}
