@@ -76,6 +76,13 @@ pub struct Metrics {
     /// WebSocket requests refused with an HTTP status before the upgrade, by reason
     /// (`not_websocket`, `origin`, `ip_rate`).
     pub handshake_refusals: Family<Reason, Counter>,
+    /// TLS handshakes on the main listener that did not complete, by reason: `timeout` (the
+    /// handshake deadline), `not_tls` (plain HTTP or other bytes on the TLS port), `closed` (the
+    /// client left mid-handshake), `invalid` (a TLS error: a bad hello, no shared version,
+    /// cipher suite or ALPN protocol, a rejected certificate).
+    pub tls_handshake_failures: Family<Reason, Counter>,
+    /// Certificate reloads (SIGHUP) by result: `ok`, or `error` (the old certificate is kept).
+    pub tls_reloads: Family<Outcome, Counter>,
     /// Bytes of per-user history kept (events, with their bookkeeping).
     pub history_bytes: Gauge,
     /// User streams whose position (and history) is kept.
@@ -195,6 +202,16 @@ impl Metrics {
             "courier_handshake_refusals",
             "WebSocket requests refused before the upgrade, by reason",
             m.handshake_refusals.clone(),
+        );
+        r.register(
+            "courier_tls_handshake_failures",
+            "TLS handshakes that did not complete, by reason",
+            m.tls_handshake_failures.clone(),
+        );
+        r.register(
+            "courier_tls_reloads",
+            "Certificate reloads by result",
+            m.tls_reloads.clone(),
         );
         r.register(
             "courier_history_bytes",

@@ -89,3 +89,25 @@ fn user_db_flags_reach_the_config() {
     assert_eq!(db.table, "accounts_user");
     assert_eq!(db.cache_ttl, DEFAULT_USER_CACHE_TTL);
 }
+
+#[test]
+fn tls_takes_a_certificate_and_a_key_together() {
+    let parse = |args: &[&str]| {
+        let mut all = vec!["courier", "--jwt-secret", "s"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all)
+    };
+    let both = parse(&["--tls-cert", "/c.pem", "--tls-key", "/k.pem"])
+        .expect("parses")
+        .into_config()
+        .expect("valid");
+    let tls = both.tls.expect("TLS on");
+    assert_eq!(
+        (tls.cert.to_str(), tls.key.to_str()),
+        (Some("/c.pem"), Some("/k.pem"))
+    );
+    assert!(parse(&["--tls-cert", "/c.pem"]).is_err(), "a cert alone");
+    assert!(parse(&["--tls-key", "/k.pem"]).is_err(), "a key alone");
+    let plain = parse(&[]).expect("parses").into_config().expect("valid");
+    assert!(plain.tls.is_none());
+}
