@@ -201,6 +201,28 @@ async fn a_stalled_tls_reader_that_resumes_within_the_linger_receives_4008() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_client_that_pauses_reading_gets_every_frame_once_it_reads_again() {
+    let pki = Pki::new();
+    let (srv, _admin) = spawn_tls_server(config(), &pki).await;
+    let mut paused = pki.connect_small_rcvbuf(srv.addr, 2).await;
+    let hub = srv.state.hub().clone();
+    // ~640 KB: within the queue bound, far past what the socket buffers hold, so the writer stops
+    // on a full socket with records left in rustls, and the last of them are due when nothing
+    // more is queued: only the writer's flush while parked sends them.
+    let pad = "p".repeat(16 * 1024);
+    for n in 0..40 {
+        hub.notify_user(&UserId::Int(2), "tick", json!({"n": n, "pad": pad}))
+            .await
+            .expect("notify");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for n in 0..40 {
+        assert_eq!(next_json(&mut paused).await["data"]["n"], n);
+    }
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_frames_over_tls_get_their_close_codes_while_others_receive() {
     let pki = Pki::new();
     let mut cfg = config();
