@@ -141,10 +141,15 @@ impl Tls {
 async fn refuse_plain_http(mut tcp: TcpStream) {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
-    while head.len() < PLAIN_HEAD_MAX && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+    loop {
+        let searched = head.len().saturating_sub(3);
         match tcp.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+        let ended = head[searched..].windows(4).any(|w| w == b"\r\n\r\n");
+        if ended || head.len() >= PLAIN_HEAD_MAX {
+            break;
         }
     }
     if tcp.write_all(PLAIN_HTTP_REFUSAL).await.is_ok() {
