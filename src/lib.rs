@@ -18,7 +18,10 @@
 //! - [`userdb`]: the Django `auth_user` directory (PostgreSQL or SQLite behind one TTL cache).
 //! - [`protocol`]: close-code table and frame encoding (encode once, share the bytes).
 //! - `ws`: RFC 6455 mechanics — the upgrade, server frames encoded once, the client-frame reader.
-//! - `connection`: one socket, one task — batched vectored writes, reads, pings, closes, linger.
+//! - `connection`: one socket, one task — batched vectored writes, reads, pings, closes, linger;
+//!   its transport is plain TCP or TLS driven through rustls's sans-I/O API.
+//! - `tls`: the main listener's TLS (`--tls-cert`): rustls config, SIGHUP certificate reload, the
+//!   TLS handshake under the handshake deadline.
 //! - [`outbox`]: a connection's socket, bounded queue (frames and bytes) and close state.
 //! - `rate`: token buckets — the client-message limit and the bounded per-IP handshake table.
 //! - [`hub`]: local membership and fan-out (`group_add`, `group_discard`, `group_send`), sharded;
@@ -58,6 +61,7 @@ pub(crate) mod rate;
 pub mod server;
 pub mod shutdown;
 pub mod state;
+pub(crate) mod tls;
 pub(crate) mod trace;
 pub mod userdb;
 pub(crate) mod ws;

@@ -79,6 +79,13 @@ pub struct Metrics {
     /// `X-Forwarded-For` headers from a `--trusted-proxy` peer that could not be read (the peer's
     /// address was used instead): a proxy misconfiguration.
     pub forwarded_invalid: Counter,
+    /// TLS handshakes on the main listener that did not complete, by reason: `timeout` (the
+    /// handshake deadline), `not_tls` (plain HTTP or other bytes on the TLS port), `closed` (the
+    /// client left mid-handshake), `invalid` (a TLS error: a bad hello, no shared version,
+    /// cipher suite or ALPN protocol, a rejected certificate).
+    pub tls_handshake_failures: Family<Reason, Counter>,
+    /// Certificate reloads (SIGHUP) by result: `ok`, or `error` (the old certificate is kept).
+    pub tls_reloads: Family<Outcome, Counter>,
     /// Bytes of per-user history kept (events, with their bookkeeping).
     pub history_bytes: Gauge,
     /// User streams whose position (and history) is kept.
@@ -203,6 +210,16 @@ impl Metrics {
             "courier_forwarded_invalid",
             "Unreadable X-Forwarded-For headers from trusted proxies",
             m.forwarded_invalid.clone(),
+        );
+        r.register(
+            "courier_tls_handshake_failures",
+            "TLS handshakes that did not complete, by reason",
+            m.tls_handshake_failures.clone(),
+        );
+        r.register(
+            "courier_tls_reloads",
+            "Certificate reloads by result",
+            m.tls_reloads.clone(),
         );
         r.register(
             "courier_history_bytes",

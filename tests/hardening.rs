@@ -3,77 +3,15 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
-use courier::{Config, UserId};
-use futures::{SinkExt, StreamExt};
+use courier::UserId;
+use futures::SinkExt;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::MaybeTlsStream;
-use tokio_util::sync::CancellationToken;
-
-/// A masked client frame (all-zero mask: the payload goes out as it is).
-fn client_frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![if fin { 0x80 } else { 0 } | opcode];
-    match payload.len() {
-        n if n < 126 => f.push(0x80 | n as u8),
-        n if n <= 0xffff => {
-            f.push(0x80 | 126);
-            f.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            f.push(0x80 | 127);
-            f.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    f.extend_from_slice(&[0, 0, 0, 0]);
-    f.extend_from_slice(payload);
-    f
-}
-
-/// Writes raw bytes under the client's WebSocket framing.
-async fn send_raw(ws: &mut Ws, bytes: &[u8]) {
-    let MaybeTlsStream::Plain(tcp) = ws.get_mut() else {
-        panic!("plain TCP expected");
-    };
-    tcp.write_all(bytes).await.expect("raw write");
-}
-
-/// The close code the server ends with, skipping data frames (bounded by `within`).
-async fn close_code_within(ws: &mut Ws, within: Duration) -> Option<u16> {
-    let fut = async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
-                Some(Ok(_)) => continue,
-                other => {
-                    eprintln!("stream ended without a close frame: {other:?}");
-                    return None;
-                }
-            }
-        }
-    };
-    tokio::time::timeout(within, fut)
-        .await
-        .expect("no close frame in time")
-}
-
-/// The healthy client still gets a notification.
-async fn healthy_still_receives(srv: &TestServer, healthy: &mut Ws, n: u64) {
-    srv.state
-        .hub()
-        .notify_user(&UserId::Int(1), "check", json!({"n": n}))
-        .await
-        .expect("notify");
-    assert_eq!(
-        next_json(healthy).await,
-        json!({"type": "check", "data": {"n": n}})
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_flood_without_reading_is_bounded_and_closed_4008() {
@@ -158,31 +96,6 @@ async fn half_sent_and_silent_sockets_are_dropped_at_the_handshake_deadline() {
         "{m}"
     );
     srv.stop().await;
-}
-
-/// Starts a server with an admin listener too.
-async fn spawn_with_admin(cfg: Config) -> (TestServer, SocketAddr) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
-    let (addr, admin_addr) = (listener.local_addr().unwrap(), admin.local_addr().unwrap());
-    let state = courier::AppState::new(cfg).expect("config");
-    let shutdown = CancellationToken::new();
-    let signal = shutdown.clone();
-    let handle = tokio::spawn(courier::server::run_with_admin(
-        listener,
-        Some(admin),
-        state.clone(),
-        async move { signal.cancelled().await },
-    ));
-    (
-        TestServer {
-            addr,
-            state,
-            shutdown,
-            handle,
-        },
-        admin_addr,
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

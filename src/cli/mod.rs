@@ -10,16 +10,16 @@ use clap::Parser;
 use jsonwebtoken::Algorithm;
 
 use crate::config::{
-    Config, HistoryConfig, JwtConfig, LayerKind, RedisConfig, SlowPolicy, TokenExpiry, TraceConfig,
-    UserDbConfig, WireFormat, DEFAULT_CLIENT_MESSAGE_BURST, DEFAULT_CLIENT_MESSAGE_RATE,
-    DEFAULT_HANDSHAKE_BURST_PER_IP, DEFAULT_HANDSHAKE_RATE_PER_IP, DEFAULT_HISTORY_MAX_BYTES,
-    DEFAULT_HISTORY_SIZE, DEFAULT_HISTORY_STREAM_BYTES, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_USER, DEFAULT_MAX_FRAGMENTS,
-    DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_PENDING_HANDSHAKES,
-    DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_MESSAGES, DEFAULT_REDIS_CLUSTER_PARTITIONS,
-    DEFAULT_REDIS_CORE_CAPACITY, DEFAULT_REDIS_CORE_INBOXES, DEFAULT_REDIS_PREFIX,
-    DEFAULT_REDIS_URL, DEFAULT_SEND_BUFFER_BYTES, DEFAULT_TRACE_MAX_BYTES, DEFAULT_USER_CACHE_SIZE,
-    DEFAULT_USER_TABLE,
+    Config, HistoryConfig, JwtConfig, LayerKind, RedisConfig, SlowPolicy, TlsConfig, TokenExpiry,
+    TraceConfig, UserDbConfig, WireFormat, DEFAULT_CLIENT_MESSAGE_BURST,
+    DEFAULT_CLIENT_MESSAGE_RATE, DEFAULT_HANDSHAKE_BURST_PER_IP, DEFAULT_HANDSHAKE_RATE_PER_IP,
+    DEFAULT_HISTORY_MAX_BYTES, DEFAULT_HISTORY_SIZE, DEFAULT_HISTORY_STREAM_BYTES, DEFAULT_LISTEN,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_USER,
+    DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_PENDING_HANDSHAKES, DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_MESSAGES,
+    DEFAULT_REDIS_CLUSTER_PARTITIONS, DEFAULT_REDIS_CORE_CAPACITY, DEFAULT_REDIS_CORE_INBOXES,
+    DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_URL, DEFAULT_SEND_BUFFER_BYTES, DEFAULT_TRACE_MAX_BYTES,
+    DEFAULT_USER_CACHE_SIZE, DEFAULT_USER_TABLE,
 };
 use crate::error::{Error, Result};
 
@@ -186,6 +186,13 @@ pub struct Cli {
     /// answer even while the main listener is saturated.
     #[arg(long, env = "COURIER_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
+    /// Serve the main listener over TLS with this PEM certificate chain (with --tls-key); it is
+    /// read again on SIGHUP. The admin listener stays plain.
+    #[arg(long, env = "COURIER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "COURIER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Set SO_REUSEPORT on the listener so several courier processes share one address.
     #[arg(long, env = "COURIER_REUSE_PORT")]
     pub reuse_port: bool,
@@ -315,6 +322,12 @@ impl Cli {
                 sample: self.trace_sample,
                 max_bytes: self.trace_max_bytes,
             }),
+            tls: match (self.tls_cert, self.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsConfig { cert, key }),
+                (None, None) => None,
+                // clap's `requires` refuses this first; kept for `Cli` values built in code.
+                _ => return Err(Error::Config("--tls-cert and --tls-key go together".into())),
+            },
         };
         Ok(config)
     }

@@ -109,3 +109,25 @@ fn trusted_proxies_repeat_or_split_on_commas_and_none_is_the_default() {
     let err = parse(&["--trusted-proxy", "10.0.0.0/33"]).expect_err("a bad prefix");
     assert!(err.to_string().contains("--trusted-proxy"), "{err}");
 }
+
+#[test]
+fn tls_takes_a_certificate_and_a_key_together() {
+    let parse = |args: &[&str]| {
+        let mut all = vec!["courier", "--jwt-secret", "s"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all)
+    };
+    let both = parse(&["--tls-cert", "/c.pem", "--tls-key", "/k.pem"])
+        .expect("parses")
+        .into_config()
+        .expect("valid");
+    let tls = both.tls.expect("TLS on");
+    assert_eq!(
+        (tls.cert.to_str(), tls.key.to_str()),
+        (Some("/c.pem"), Some("/k.pem"))
+    );
+    assert!(parse(&["--tls-cert", "/c.pem"]).is_err(), "a cert alone");
+    assert!(parse(&["--tls-key", "/k.pem"]).is_err(), "a key alone");
+    let plain = parse(&[]).expect("parses").into_config().expect("valid");
+    assert!(plain.tls.is_none());
+}

@@ -14,6 +14,7 @@ pub use crate::trace::TraceConfig;
 mod delivery;
 mod proxy;
 mod redis;
+mod tls;
 
 pub use delivery::{
     HistoryConfig, TokenExpiry, DEFAULT_HISTORY_MAX_BYTES, DEFAULT_HISTORY_META_TTL,
@@ -21,6 +22,7 @@ pub use delivery::{
 };
 pub use proxy::Cidr;
 pub use redis::RedisConfig;
+pub use tls::TlsConfig;
 
 /// Listen address: loopback, the port Django's `runserver`/Daphne use.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
@@ -261,6 +263,8 @@ pub struct Config {
     pub token_grace: Duration,
     /// The publish trace (`--trace-publishes`); `None`: off.
     pub trace: Option<TraceConfig>,
+    /// TLS on the main listener; `None`: plain TCP. The admin listener is always plain.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Config {
@@ -298,6 +302,7 @@ impl Config {
             token_expiry: TokenExpiry::Enforce,
             token_grace: DEFAULT_TOKEN_GRACE,
             trace: None,
+            tls: None,
         }
     }
 

@@ -7,6 +7,7 @@
 
 mod lifetime;
 mod reading;
+mod transport;
 mod writer;
 
 use std::future::{poll_fn, Future};
@@ -15,7 +16,6 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::net::TcpStream;
 use tokio::time::{sleep_until, Instant};
 
 use crate::auth::{AuthError, UserId};
@@ -30,6 +30,7 @@ use crate::ws;
 
 use lifetime::Lifetime;
 use reading::{Discard, Input, Reading};
+pub(crate) use transport::Transport;
 use writer::Writer;
 
 /// After our close frame is out, how long to wait for the client's close reply (or EOF) before
@@ -48,7 +49,7 @@ pub(crate) struct Admitted {
 
 /// Serves one upgraded socket for `user` (closing it at once with 4001 if authentication failed).
 pub(crate) async fn run(
-    sock: TcpStream,
+    io: Transport,
     leftover: Bytes,
     state: AppState,
     user: Result<Admitted, AuthError>,
@@ -62,7 +63,7 @@ pub(crate) async fn run(
     };
     let out = Arc::new(Outbox::new(hub.next_conn_id(), limits));
     let mut conn = Conn {
-        sock,
+        io,
         reading: Reading::new(cfg, &leftover),
         writer: Writer::default(),
         out,
@@ -135,8 +136,8 @@ enum Wake {
 }
 
 struct Conn {
-    /// The socket: only this task reads and writes it.
-    sock: TcpStream,
+    /// The socket, plain or TLS: only this task reads and writes it.
+    io: Transport,
     reading: Reading,
     writer: Writer,
     out: Arc<Outbox>,
@@ -171,12 +172,12 @@ impl Conn {
                 if let Some(code) = self.out.closing() {
                     return Poll::Ready(Wake::Close(code));
                 }
-                match self.writer.poll_flush(cx, &self.sock, &self.out, metrics) {
+                match self.writer.poll_flush(cx, &mut self.io, &self.out, metrics) {
                     Poll::Ready(Ok(code)) => return Poll::Ready(Wake::Close(code)),
                     Poll::Ready(Err(_)) => return Poll::Ready(Wake::Gone),
                     Poll::Pending => {}
                 }
-                if self.sock.poll_read_ready(cx).is_ready() {
+                if self.io.poll_read_ready(cx).is_ready() {
                     return Poll::Ready(Wake::Readable);
                 }
                 if timer.as_mut().poll(cx).is_ready() {
@@ -188,7 +189,7 @@ impl Conn {
             match wake {
                 Wake::Close(code) => return Some(code),
                 Wake::Gone => return None,
-                Wake::Readable => match self.reading.read(&self.sock, &self.out) {
+                Wake::Readable => match self.reading.read(&mut self.io, &self.out) {
                     Input::More { pong, refresh } => {
                         if pong {
                             pong_deadline = None;
@@ -254,6 +255,11 @@ impl Conn {
         }
         let linger_end = Instant::now() + cfg.close_linger;
         let sent = tokio::time::timeout_at(linger_end, self.write_and_discard_reads()).await;
+        if matches!(sent, Ok(true)) {
+            // TLS: close_notify after the close frame, so the client sees a clean end.
+            self.io.close_notify();
+            let _ = tokio::time::timeout_at(linger_end, poll_fn(|cx| self.io.poll_flush(cx))).await;
+        }
         if matches!(sent, Ok(true)) && code != CloseCode::Normal {
             let wait = (Instant::now() + CLOSE_REPLY_WAIT).min(linger_end);
             let _ = tokio::time::timeout_at(wait, self.await_peer_close()).await;
@@ -262,7 +268,7 @@ impl Conn {
 
     /// Writes every queued frame; false if the socket failed.
     async fn drain_queue(&mut self) -> bool {
-        poll_fn(|cx| self.writer.poll_drain_queue(cx, &self.sock, &self.out))
+        poll_fn(|cx| self.writer.poll_drain_queue(cx, &mut self.io, &self.out))
             .await
             .is_ok()
     }
@@ -273,8 +279,8 @@ impl Conn {
         poll_fn(|cx| {
             // Until the socket is not readable: only a pending poll registers the read waker
             // (an `Idle` discard cleared readiness, so the next poll does).
-            while self.sock.poll_read_ready(cx).is_ready() {
-                match self.reading.discard(&self.sock) {
+            while self.io.poll_read_ready(cx).is_ready() {
+                match self.reading.discard(&mut self.io) {
                     // The client is gone: nothing more can be delivered.
                     Discard::Gone => return Poll::Ready(false),
                     Discard::More => {
@@ -285,7 +291,7 @@ impl Conn {
                 }
             }
             self.writer
-                .poll_drain(cx, &self.sock, &self.out)
+                .poll_drain(cx, &mut self.io, &self.out)
                 .map(|r| r.is_ok())
         })
         .await
@@ -294,8 +300,8 @@ impl Conn {
     /// Waits for the client's close frame or EOF, discarding everything else.
     async fn await_peer_close(&mut self) {
         poll_fn(|cx| loop {
-            match self.sock.poll_read_ready(cx) {
-                Poll::Ready(Ok(())) => match self.reading.discard(&self.sock) {
+            match self.io.poll_read_ready(cx) {
+                Poll::Ready(Ok(())) => match self.reading.discard(&mut self.io) {
                     Discard::Gone => return Poll::Ready(()),
                     Discard::Idle => continue,
                     Discard::More => {

@@ -4,8 +4,7 @@
 use std::cell::RefCell;
 use std::io::ErrorKind;
 
-use tokio::net::TcpStream;
-
+use super::transport::Transport;
 use crate::config::Config;
 use crate::outbox::{Outbox, Push};
 use crate::protocol::{self, CloseCode};
@@ -81,10 +80,10 @@ impl Reading {
     }
 
     /// Reads what the socket has (a few reads at most) and answers it.
-    pub(super) fn read(&mut self, sock: &TcpStream, out: &Outbox) -> Input {
+    pub(super) fn read(&mut self, io: &mut Transport, out: &Outbox) -> Input {
         let (mut pong, mut refresh) = (false, None);
         for _ in 0..READS_PER_WAKE {
-            match read_once(sock, |bytes| self.handle(bytes, out)) {
+            match read_once(io, |bytes| self.handle(bytes, out)) {
                 Got::Empty => break,
                 Got::Gone => return Input::Close(None),
                 Got::Read(Input::More {
@@ -156,9 +155,9 @@ impl Reading {
     /// While closing: reads and drops what the client sends (so a client that keeps sending does
     /// not stall the close, and its unread bytes do not turn our close into a reset), watching
     /// for its close frame unless the stream has already failed to parse.
-    pub(super) fn discard(&mut self, sock: &TcpStream) -> Discard {
+    pub(super) fn discard(&mut self, io: &mut Transport) -> Discard {
         for _ in 0..READS_PER_WAKE {
-            match read_once(sock, |bytes| self.watch_for_close(bytes)) {
+            match read_once(io, |bytes| self.watch_for_close(bytes)) {
                 Got::Empty => return Discard::Idle,
                 Got::Gone | Got::Read(true) => return Discard::Gone,
                 Got::Read(false) => {}
@@ -192,8 +191,8 @@ enum Got<R> {
     Gone,
 }
 
-fn read_once<R>(sock: &TcpStream, f: impl FnOnce(&mut [u8]) -> R) -> Got<R> {
-    SCRATCH.with_borrow_mut(|buf| match sock.try_read(buf) {
+fn read_once<R>(io: &mut Transport, f: impl FnOnce(&mut [u8]) -> R) -> Got<R> {
+    SCRATCH.with_borrow_mut(|buf| match io.try_read(buf) {
         Ok(0) => Got::Gone,
         Ok(n) => Got::Read(f(&mut buf[..n])),
         Err(e) if e.kind() == ErrorKind::WouldBlock => Got::Empty,

@@ -1,13 +1,14 @@
 //! The write half of a connection: batches taken from the outbox, written with one vectored
-//! `write` each, partial writes resumed where they stopped.
+//! `write` each (over TLS: one rustls write and one `write_tls`), partial writes resumed where
+//! they stopped.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-use tokio::net::TcpStream;
 
+use super::transport::Transport;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, KEEP_SLOTS};
 use crate::protocol::CloseCode;
@@ -35,7 +36,7 @@ impl Writer {
     pub(crate) fn poll_flush(
         &mut self,
         cx: &mut Context<'_>,
-        sock: &TcpStream,
+        io: &mut Transport,
         out: &Outbox,
         metrics: &Metrics,
     ) -> Poll<io::Result<CloseCode>> {
@@ -47,11 +48,13 @@ impl Writer {
                     Poll::Ready(None) => {}
                     Poll::Pending => {
                         self.shrink();
+                        // Parked on the outbox; TLS records not yet on the socket wake it too.
+                        ready!(io.poll_flush(cx))?;
                         return Poll::Pending;
                     }
                 }
             }
-            let frames = ready!(self.poll_write_batch(cx, sock, out))?;
+            let frames = ready!(self.poll_write_batch(cx, io, out))?;
             metrics.writer_batch(frames);
         }
         cx.waker().wake_by_ref();
@@ -62,12 +65,13 @@ impl Writer {
     pub(crate) fn poll_drain(
         &mut self,
         cx: &mut Context<'_>,
-        sock: &TcpStream,
+        io: &mut Transport,
         out: &Outbox,
     ) -> Poll<io::Result<()>> {
         while !self.batch.is_empty() {
-            ready!(self.poll_write_batch(cx, sock, out))?;
+            ready!(self.poll_write_batch(cx, io, out))?;
         }
+        ready!(io.poll_flush(cx))?;
         out.release(std::mem::take(&mut self.written));
         Poll::Ready(Ok(()))
     }
@@ -77,11 +81,11 @@ impl Writer {
     pub(crate) fn poll_drain_queue(
         &mut self,
         cx: &mut Context<'_>,
-        sock: &TcpStream,
+        io: &mut Transport,
         out: &Outbox,
     ) -> Poll<io::Result<()>> {
         loop {
-            ready!(self.poll_drain(cx, sock, out))?;
+            ready!(self.poll_drain(cx, io, out))?;
             // With a close set, taking never parks: it yields what is left, or nothing.
             let _ = out.poll_take(cx, &mut self.batch, 0);
             if self.batch.is_empty() {
@@ -110,11 +114,11 @@ impl Writer {
     fn poll_write_batch(
         &mut self,
         cx: &mut Context<'_>,
-        sock: &TcpStream,
+        io: &mut Transport,
         out: &Outbox,
     ) -> Poll<io::Result<u64>> {
         loop {
-            if sock.poll_write_ready(cx)?.is_pending() {
+            if io.poll_write_ready(cx)?.is_pending() {
                 // Parked on a full socket: let a close asked for meanwhile wake the task.
                 out.park(cx);
                 return Poll::Pending;
@@ -125,7 +129,7 @@ impl Writer {
                 slices[i] = IoSlice::new(if i == 0 { &f[self.offset..] } else { f });
                 n += 1;
             }
-            match sock.try_write_vectored(&slices[..n]) {
+            match io.try_write_vectored(&slices[..n]) {
                 Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Ok(wrote) => return Poll::Ready(Ok(self.advance(wrote))),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,

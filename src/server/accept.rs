@@ -1,5 +1,5 @@
 //! The accept loop: descriptor and pending-handshake budgets, accept-error backoff, and each
-//! socket's HTTP/1 exchange under its handshake deadline.
+//! socket's TLS handshake (with `--tls-cert`) and HTTP/1 exchange under its handshake deadline.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,14 +13,17 @@ use hyper::body::Incoming;
 use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use socket2::SockRef;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use super::SHUTDOWN_SLACK;
 use crate::metrics::Metrics;
 use crate::state::AppState;
+use crate::tls::Tls;
 
 /// First pause after a failed accept; doubles up to [`ACCEPT_BACKOFF_MAX`].
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
@@ -58,12 +61,13 @@ pub(super) struct Limits {
 
 /// Accepts until shutdown: each socket first gets its permits — waiting here when none is free,
 /// so the kernel backlog absorbs a storm instead of the process running out of descriptors — and
-/// then a task serving HTTP/1 on it.
+/// then a task serving HTTP/1 on it, over TLS when `tls` is given.
 pub(super) async fn accept_loop(
     listener: TcpListener,
     router: Router,
     state: AppState,
     limits: Limits,
+    tls: Option<Tls>,
     http: TaskTracker,
 ) {
     let token = state.shutdown_token().clone();
@@ -90,7 +94,14 @@ pub(super) async fn accept_loop(
         match accepted {
             Ok((tcp, peer)) => {
                 backoff = ACCEPT_BACKOFF_MIN;
-                let conn = serve_http(tcp, peer, router.clone(), state.clone(), socket);
+                let conn = serve(
+                    tcp,
+                    peer,
+                    router.clone(),
+                    state.clone(),
+                    socket,
+                    tls.clone(),
+                );
                 http.spawn(async move {
                     conn.await;
                     drop(permit);
@@ -122,14 +133,15 @@ fn accept_error_reason(e: &std::io::Error) -> &'static str {
     }
 }
 
-/// One accepted socket: HTTP/1 with upgrades, a deadline on its first request's headers (and on
-/// every later one's), graceful close at shutdown.
-async fn serve_http(
+/// One accepted socket: its TLS handshake when the listener has TLS, then HTTP/1; the handshake
+/// deadline runs from accept, so it bounds the TLS handshake and the first request together.
+async fn serve(
     tcp: TcpStream,
     peer: SocketAddr,
     router: Router,
     state: AppState,
     socket: Option<SocketPermit>,
+    tls: Option<Tls>,
 ) {
     // Notifications are small and latency-bound: never wait for Nagle.
     let _ = tcp.set_nodelay(true);
@@ -138,6 +150,32 @@ async fn serve_http(
         // Best effort: a refused size leaves the kernel's default, which only delays a 4008.
         let _ = SockRef::from(&tcp).set_send_buffer_size(cfg.send_buffer_bytes);
     }
+    let deadline = Instant::now() + cfg.handshake_timeout;
+    let Some(tls) = tls else {
+        return serve_http(tcp, peer, router, state, socket, deadline).await;
+    };
+    let handshake = tokio::select! {
+        s = tls.handshake(tcp, deadline, state.metrics()) => s,
+        _ = state.shutdown_token().cancelled() => return,
+    };
+    if let Some(stream) = handshake {
+        serve_http(stream, peer, router, state, socket, deadline).await;
+    }
+}
+
+/// HTTP/1 with upgrades on `io`, `deadline` on its first request's headers (and the handshake
+/// timeout on every later one's), graceful close at shutdown.
+async fn serve_http<I>(
+    io: I,
+    peer: SocketAddr,
+    router: Router,
+    state: AppState,
+    socket: Option<SocketPermit>,
+    deadline: Instant,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let cfg = state.config();
     let started = Arc::new(AtomicBool::new(false));
     let seen = started.clone();
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
@@ -155,10 +193,10 @@ async fn serve_http(
         .header_read_timeout(cfg.handshake_timeout)
         .max_buf_size(cfg.max_header_bytes);
     let conn = builder
-        .serve_connection(TokioIo::new(tcp), service)
+        .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(conn);
-    let deadline = tokio::time::sleep(cfg.handshake_timeout);
+    let deadline = tokio::time::sleep_until(deadline);
     tokio::pin!(deadline);
     let token = state.shutdown_token();
     let mut armed = true;

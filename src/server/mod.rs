@@ -4,7 +4,8 @@
 //! courier runs its own accept loop over hyper's HTTP/1 connections (not `axum::serve`) for three
 //! reasons: every accepted socket gets a handshake deadline; accept errors (EMFILE) are counted and
 //! backed off instead of spinning; and an upgraded connection comes back as the plain `TcpStream`
-//! that the connection task writes pre-encoded frames to.
+//! (or that socket and its rustls session, with `--tls-cert`) that the connection task writes
+//! pre-encoded frames to.
 
 mod accept;
 mod forwarded;
@@ -28,6 +29,7 @@ use tokio_util::task::TaskTracker;
 use crate::error::Result;
 use crate::protocol::CloseCode;
 use crate::state::AppState;
+use crate::tls::{self, Tls};
 pub(crate) use accept::SocketPermit;
 pub use accept::RESERVED_DESCRIPTORS;
 use accept::{accept_loop, socket_budget, Limits, ADMIN_CONNECTIONS};
@@ -77,12 +79,21 @@ pub async fn run(
 
 /// [`run`], plus an optional admin listener serving only `/healthz` and `/metrics`, with its own
 /// connection budget, so health checks answer while the main listener is saturated.
+///
+/// With [`Config::tls`](crate::Config::tls) the main listener speaks TLS (the admin listener
+/// stays plain) and SIGHUP reloads the certificate; an unreadable or invalid certificate or key
+/// fails here, before anything is served.
 pub async fn run_with_admin(
     listener: TcpListener,
     admin: Option<TcpListener>,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    let tls = state.config().tls.as_ref().map(Tls::new).transpose()?;
+    let reloader = match &tls {
+        Some(tls) => Some(tls::reload_on_hangup(tls.clone(), state.clone())?),
+        None => None,
+    };
     let token = state.shutdown_token().clone();
     let stop = token.clone();
     let trigger = tokio::spawn(async move {
@@ -105,6 +116,7 @@ pub async fn run_with_admin(
             pending: Arc::new(Semaphore::new(state.config().max_pending_handshakes)),
             sockets: Some(Arc::new(Semaphore::new(budget))),
         },
+        tls,
         http.clone(),
     );
     match admin {
@@ -117,6 +129,7 @@ pub async fn run_with_admin(
                     pending: Arc::new(Semaphore::new(ADMIN_CONNECTIONS)),
                     sockets: None,
                 },
+                None,
                 http.clone(),
             );
             tokio::join!(main_loop, admin_loop);
@@ -124,6 +137,9 @@ pub async fn run_with_admin(
         None => main_loop.await,
     }
     trigger.abort();
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
     state.hub().close_all(CloseCode::GoingAway);
     let cfg = state.config();
     let bound = cfg.shutdown_timeout + cfg.close_linger + SHUTDOWN_SLACK;

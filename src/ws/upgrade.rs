@@ -2,7 +2,8 @@
 //!
 //! axum's own `WebSocketUpgrade` hands out a stream wrapped in tungstenite; courier writes
 //! pre-encoded frames itself, so it takes the upgraded connection back as the `TcpStream` that
-//! [`server::run`](crate::server::run) served it on (plus any bytes read past the request).
+//! [`server::run`](crate::server::run) served it on (plus any bytes read past the request) —
+//! over TLS, as that socket and its rustls session, which the connection task drives itself.
 
 use axum::http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,6 +11,9 @@ use bytes::Bytes;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+
+use crate::connection::Transport;
 
 /// Why a request is not a WebSocket upgrade (answered with HTTP status, no upgrade).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -98,7 +102,7 @@ impl Upgrade {
         protocol: Option<&'static str>,
     ) -> (
         Response,
-        impl std::future::Future<Output = Option<(TcpStream, Bytes)>>,
+        impl std::future::Future<Output = Option<(Transport, Bytes)>>,
     ) {
         let mut res = Response::new(axum::body::Body::empty());
         *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -114,10 +118,19 @@ impl Upgrade {
         let on_upgrade = self.on_upgrade;
         let socket = async move {
             let upgraded = on_upgrade.await.ok()?;
-            match upgraded.downcast::<TokioIo<TcpStream>>() {
-                Ok(parts) => Some((parts.io.into_inner(), parts.read_buf)),
+            let upgraded = match upgraded.downcast::<TokioIo<TcpStream>>() {
+                Ok(parts) => {
+                    return Some((Transport::Plain(parts.io.into_inner()), parts.read_buf))
+                }
+                Err(other) => other,
+            };
+            match upgraded.downcast::<TokioIo<TlsStream<TcpStream>>>() {
+                Ok(parts) => {
+                    let (sock, session) = parts.io.into_inner().into_inner();
+                    Some((Transport::tls(sock, session), parts.read_buf))
+                }
                 Err(_) => {
-                    tracing::error!("upgraded connection is not a plain TCP stream: serve courier with server::run");
+                    tracing::error!("upgraded connection is not a TCP or TLS stream: serve courier with server::run");
                     None
                 }
             }
