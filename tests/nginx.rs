@@ -287,21 +287,16 @@ async fn the_load_tester_runs_over_wss_through_nginx() {
     if !services::available("nginx", why.is_none(), &why.unwrap_or_default()) {
         return;
     }
-    // `cargo test` at the workspace root builds the tester's binary beside courier's.
-    let loadtest = std::path::Path::new(env!("CARGO_BIN_EXE_courier")).with_file_name("loadtest");
-    if !services::available(
-        "the loadtest binary",
-        loadtest.exists(),
-        "run `cargo test` at the workspace root",
-    ) {
+    let found = common::loadtest::binary();
+    let hint = "run `cargo test` at the workspace root";
+    if !services::available("the loadtest binary", found.is_some(), hint) {
         return;
     }
+    let Some(loadtest) = found else { return };
     let prefix = services::unique_prefix();
     let dep = Deployment::start(&url, &prefix).await;
-    let json = dep.dir.join("report.json");
-    let ca = dep.ca_file();
-    let target = dep.wss_url();
-    let args: Vec<String> = [
+    let (target, ca) = (dep.wss_url(), dep.ca_file());
+    let args = [
         "--target",
         &target,
         "--ca-cert",
@@ -324,42 +319,25 @@ async fn the_load_tester_runs_over_wss_through_nginx() {
         "3",
         "--events-per-burst",
         "5",
-        "--no-progress",
         "-t",
         "lost==0",
         "-t",
         "failed==0",
-        "--json",
-        json.to_str().expect("utf-8"),
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    let out = tokio::process::Command::new(&loadtest)
-        .args(&args)
-        .output()
-        .await
-        .expect("run loadtest");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let err = String::from_utf8_lossy(&out.stderr);
+    ];
+    let run = common::loadtest::run(&loadtest, &dep.dir, &args).await;
+    let r = &run.report;
+    let logs = dep.courier_logs();
+    assert_eq!(run.code, Some(0), "{}\n{}\n{logs}", run.stdout, run.stderr);
+    assert_eq!(r["deliveries"]["lost"], 0, "{r}");
     assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text}\n{err}\n{}",
-        dep.courier_logs()
-    );
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(&json).expect("report")).expect("json");
-    assert_eq!(report["deliveries"]["lost"], 0, "{report}");
-    assert_eq!(
-        report["deliveries"]["received"],
+        r["deliveries"]["received"],
         40 * 3 * 5,
         "every connection got every event"
     );
     assert_eq!(
-        report["tls"]["insecure"], false,
+        r["tls"]["insecure"], false,
         "verified against the CA: {}",
-        report["tls"]
+        r["tls"]
     );
     dep.stop().await;
 }

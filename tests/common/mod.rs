@@ -6,6 +6,7 @@
 
 pub mod hostile;
 pub mod http;
+pub mod loadtest;
 pub mod nginx;
 pub mod redis_servers;
 pub mod tls;

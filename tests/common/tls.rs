@@ -25,6 +25,8 @@ use super::{
 pub struct Pki {
     ca: Issuer<'static, KeyPair>,
     client: Arc<ClientConfig>,
+    /// The CA's certificate, PEM (what a client's `--ca-cert` file holds).
+    ca_pem: String,
     dir: PathBuf,
     /// The server's certificate chain and key files; [`Pki::new`] fills them with a first leaf.
     pub files: TlsConfig,
@@ -63,11 +65,19 @@ impl Pki {
         let pki = Self {
             ca: Issuer::new(params, key),
             client: Arc::new(client),
+            ca_pem: cert.pem(),
             dir,
             files,
         };
         pki.issue("first");
         pki
+    }
+
+    /// The CA certificate as a PEM file (for the load tester's `--ca-cert`).
+    pub fn ca_file(&self) -> PathBuf {
+        let path = self.dir.join("ca.pem");
+        std::fs::write(&path, &self.ca_pem).expect("write ca.pem");
+        path
     }
 
     /// Writes a new leaf for 127.0.0.1 (CN `name`, a new key) over the server's files; returns
