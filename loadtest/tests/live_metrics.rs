@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
-use common::{loadtest, read_json, SMOKE};
+use common::{loadtest, read_json, small_args, SMOKE};
 
 /// Longest wait for any step of a run (generous for a loaded 2-core box).
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -113,27 +113,21 @@ fn endpoint_moves_during_the_run_and_ends_at_the_reports_figures() {
     let dir = tempfile::tempdir().expect("tempdir");
     let json = dir.path().join("report.json");
     // 40 connections of 10 users, 300 events/s for 3 s: ~3,600 deliveries spread over 3 s.
-    let (mut child, rx) = spawn(&[
-        "-s",
-        SMOKE,
-        "-c",
-        "40",
-        "-u",
-        "10",
-        "--no-progress",
-        "--json",
-        json.to_str().expect("utf-8"),
-        "--model",
-        "rate",
-        "--rate",
-        "300",
-        "--rate-duration",
-        "3s",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--metrics-linger",
-        "2s",
-    ]);
+    let (mut child, rx) = spawn(&small_args(
+        &json,
+        &[
+            "--model",
+            "rate",
+            "--rate",
+            "300",
+            "--rate-duration",
+            "3s",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--metrics-linger",
+            "2s",
+        ],
+    ));
     let addr = served_at(&rx);
 
     // While it runs: deliveries rise between scrapes.
@@ -214,21 +208,10 @@ fn endpoint_moves_during_the_run_and_ends_at_the_reports_figures() {
 fn silent_scrapers_neither_stall_the_run_nor_keep_the_endpoint() {
     let dir = tempfile::tempdir().expect("tempdir");
     let json = dir.path().join("report.json");
-    let (mut child, rx) = spawn(&[
-        "-s",
-        SMOKE,
-        "-c",
-        "40",
-        "-u",
-        "10",
-        "--no-progress",
-        "--json",
-        json.to_str().expect("utf-8"),
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--metrics-linger",
-        "5s",
-    ]);
+    let (mut child, rx) = spawn(&small_args(
+        &json,
+        &["--metrics-listen", "127.0.0.1:0", "--metrics-linger", "5s"],
+    ));
     let addr = served_at(&rx);
     // More silent connections than the endpoint serves at once: each is cut after its header
     // bound, and the run goes on regardless.
@@ -272,35 +255,29 @@ fn a_bad_address_is_a_usage_error_and_a_taken_port_a_setup_error() {
 fn churn_and_repeat_runs_end_at_the_last_reports_figures() {
     let dir = tempfile::tempdir().expect("tempdir");
     let json = dir.path().join("report.json");
-    let (mut child, rx) = spawn(&[
-        "-s",
-        SMOKE,
-        "-c",
-        "40",
-        "-u",
-        "10",
-        "--no-progress",
-        "--json",
-        json.to_str().expect("utf-8"),
-        "--model",
-        "rate",
-        "--rate",
-        "300",
-        "--rate-duration",
-        "2s",
-        "--churn-fraction",
-        "0.25",
-        "--churn-every",
-        "500ms",
-        "--churn-away",
-        "100ms..200ms",
-        "--repeat",
-        "2",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--metrics-linger",
-        "2s",
-    ]);
+    let (mut child, rx) = spawn(&small_args(
+        &json,
+        &[
+            "--model",
+            "rate",
+            "--rate",
+            "300",
+            "--rate-duration",
+            "2s",
+            "--churn-fraction",
+            "0.25",
+            "--churn-every",
+            "500ms",
+            "--churn-away",
+            "100ms..200ms",
+            "--repeat",
+            "2",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--metrics-linger",
+            "2s",
+        ],
+    ));
     let addr = served_at(&rx);
     line_with(&rx, "metrics: run finished");
     let m = scrape(addr);

@@ -43,6 +43,12 @@ pub fn read_json(path: &Path) -> Value {
 /// A small embedded run (smoke, 40 connections of 10 users) writing its JSON report to `json`;
 /// extra flags appended (not `-c`/`-u`: clap refuses a flag given twice).
 pub fn small_run(json: &Path, extra: &[&str]) -> (i32, String, String) {
+    loadtest(&small_args(json, extra))
+}
+
+/// The flags of [`small_run`]: smoke, 40 connections of 10 users, no progress, the JSON report
+/// to `json`, then `extra`.
+pub fn small_args<'a>(json: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "-s",
         SMOKE,
@@ -55,7 +61,7 @@ pub fn small_run(json: &Path, extra: &[&str]) -> (i32, String, String) {
         json.to_str().expect("utf-8"),
     ];
     args.extend_from_slice(extra);
-    loadtest(&args)
+    args
 }
 
 /// `REDIS_URL`, default the local one.
