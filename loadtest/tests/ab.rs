@@ -2,23 +2,8 @@
 //! the per-metric summary, and setup failures (exit 2) that still stop what was started.
 
 mod common;
+use common::process::courier_bin;
 use common::{loadtest, read_json, small_run, SMOKE};
-
-use std::path::PathBuf;
-use std::process::Command;
-
-/// The courier binary beside this one (built here if `cargo test -p loadtest` did not).
-fn courier_bin() -> PathBuf {
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_loadtest")).with_file_name("courier");
-    if !bin.exists() {
-        let ok = Command::new(env!("CARGO"))
-            .args(["build", "-p", "courier", "--bin", "courier"])
-            .status()
-            .expect("cargo build");
-        assert!(ok.success(), "building courier");
-    }
-    bin
-}
 
 /// Whether a process with this command line fragment is alive.
 fn running(fragment: &str) -> bool {

@@ -2,7 +2,8 @@
 //! Redis layer, zero loss. Skips visibly when Redis is unreachable, unless `COURIER_REQUIRE_REDIS=1`.
 
 mod common;
-use common::{redis_answers, redis_or_skip};
+use common::process::PrivateRedis;
+use common::redis_or_skip;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -91,55 +92,7 @@ fn a_redis_publisher_with_the_memory_layer_is_refused() {
     assert!(e.to_string().contains("--server-layer redis-core"), "{e}");
 }
 
-/// A throwaway `redis-server` on a free port, killed by PID on drop (never the shared one).
-struct PrivateRedis {
-    child: std::process::Child,
-    port: u16,
-}
-
 impl PrivateRedis {
-    /// Starts one, or `None` after printing why (unless Redis is required: then it fails).
-    fn start() -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let spawned = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn();
-        let child = match spawned {
-            Ok(c) => c,
-            Err(e) if std::env::var("COURIER_REQUIRE_REDIS").is_ok_and(|v| v == "1") => {
-                panic!("redis-server: {e}")
-            }
-            Err(e) => {
-                eprintln!("SKIPPED: redis-server: {e}");
-                return None;
-            }
-        };
-        let redis = Self { child, port };
-        for _ in 0..100 {
-            if redis_answers(&redis.url()) {
-                return Some(redis);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("private redis-server did not answer");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
     /// `calls` of `command` in `INFO commandstats`, over a raw socket.
     fn calls(&self, command: &str) -> u64 {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
@@ -161,13 +114,6 @@ impl PrivateRedis {
             .and_then(|rest| rest.split(',').next())
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

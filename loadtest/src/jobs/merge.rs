@@ -308,6 +308,13 @@ fn add_churn(a: Option<Churn>, b: Option<Churn>) -> anyhow::Result<Option<Churn>
     a.drops += b.drops;
     a.reconnects += b.reconnects;
     a.reconnect_failures += b.reconnect_failures;
+    for (k, v) in b.server_closes {
+        *a.server_closes.entry(k).or_default() += v;
+    }
+    for (k, v) in b.resyncs {
+        *a.resyncs.entry(k).or_default() += v;
+    }
+    a.never_accepted += b.never_accepted;
     a.recovered += b.recovered;
     a.unrecoverable += b.unrecoverable;
     a.lost_silent += b.lost_silent;

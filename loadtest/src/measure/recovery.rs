@@ -20,6 +20,8 @@
 //! the head is missing (`broker_reconnected`), the range ends at the first event after it
 //! (`seq − (offset − head)`, or `seq − 1`); with no event after it, at the end of the stream.
 
+use std::collections::BTreeMap;
+
 use super::seq::SeqTracker;
 
 /// Signalled ranges kept per client.
@@ -83,6 +85,11 @@ pub(crate) struct Recovery {
     pub(crate) refreshes: u64,
     /// `refreshed` answers received.
     pub(crate) refreshed: u64,
+    /// Connections the server ended (courier restarted, a broker outage), by how: the close
+    /// code, or `eof`/`io` for a stream that ended without a close frame.
+    pub(crate) server_closes: BTreeMap<String, u64>,
+    /// `resync` frames received, by reason (`unknown` when the frame named none).
+    pub(crate) resyncs: BTreeMap<String, u64>,
 }
 
 impl Recovery {
@@ -90,6 +97,13 @@ impl Recovery {
     /// not refused by the server, so it is not counted as sent.
     pub(crate) fn dropping(&mut self) {
         self.drops += 1;
+        self.stopped_reading();
+    }
+
+    /// The server ended the connection (`how`: its close code or `eof`/`io`): counted; a
+    /// `refresh` still unanswered on it is not counted as sent (nothing could answer it).
+    pub(crate) fn server_closed(&mut self, how: String) {
+        *self.server_closes.entry(how).or_default() += 1;
         self.stopped_reading();
     }
 
@@ -202,9 +216,20 @@ impl Recovery {
         }
     }
 
-    /// A `resync` naming the head `offset`/`epoch` (either may be absent); `max_seen`: the
-    /// highest seq received before it. A resumed reconnect that gets one does not catch up.
-    pub(crate) fn resync(&mut self, offset: Option<u64>, epoch: Option<&str>, max_seen: u64) {
+    /// A `resync` for `reason` naming the head `offset`/`epoch` (any may be absent);
+    /// `max_seen`: the highest seq received before it. A resumed reconnect that gets one does
+    /// not catch up.
+    pub(crate) fn resync(
+        &mut self,
+        reason: Option<&str>,
+        offset: Option<u64>,
+        epoch: Option<&str>,
+        max_seen: u64,
+    ) {
+        *self
+            .resyncs
+            .entry(reason.unwrap_or("unknown").to_owned())
+            .or_default() += 1;
         self.resume = None;
         if let Some(p) = self.pending.take() {
             self.signal(p.after, max_seen);
@@ -243,22 +268,34 @@ impl Recovery {
     }
 
     /// Splits what `seq` is missing of `1..=published` into signalled and silent. A `resync`
-    /// still open at the end covers the rest of the stream.
-    pub(crate) fn settle(&self, seq: &SeqTracker, published: u64) -> Settled {
+    /// still open at the end covers the rest of the stream. `refused`: this user's seqs
+    /// whose publish the server refused (connection refused, an HTTP error status): never
+    /// accepted, so missing them is neither a loss nor a signalled gap.
+    pub(crate) fn settle(&self, seq: &SeqTracker, published: u64, refused: &[u64]) -> Settled {
         let mut windows = self.windows.clone();
         if let Some(p) = self.pending {
             windows.push((p.after + 1, published));
         }
         windows.sort_unstable();
-        let (mut unrecoverable, mut covered_to) = (0, 0u64);
+        let (mut covered, mut covered_to) = (Vec::with_capacity(windows.len()), 0u64);
         for (lo, hi) in windows {
             let (lo, hi) = (lo.max(covered_to + 1), hi.min(published));
             if lo <= hi {
-                unrecoverable += seq.missing_in(lo, hi);
+                covered.push((lo, hi));
                 covered_to = hi;
             }
         }
-        let lost = seq.lost(published);
+        let mut unrecoverable: u64 = covered.iter().map(|&(lo, hi)| seq.missing_in(lo, hi)).sum();
+        let mut lost = seq.lost(published);
+        for &s in refused.iter().filter(|&&s| s <= published) {
+            if seq.missing_in(s, s) == 0 {
+                continue; // refused yet delivered: the server had taken it after all
+            }
+            lost = lost.saturating_sub(1);
+            if covered.iter().any(|&(lo, hi)| (lo..=hi).contains(&s)) {
+                unrecoverable = unrecoverable.saturating_sub(1);
+            }
+        }
         Settled {
             unrecoverable: unrecoverable.min(lost),
             lost_silent: lost - unrecoverable.min(lost),

@@ -22,7 +22,12 @@ pub(crate) fn churn(plan: &Plan, d: &RunData, user_ids: &[u64]) -> Option<Churn>
             continue;
         };
         let published = d.published.per_user.get(conn.user).copied().unwrap_or(0);
-        let row = add(&mut c, r, conn, published, user_ids);
+        let refused = d
+            .published
+            .refused
+            .get(&conn.user)
+            .map_or(&[][..], Vec::as_slice);
+        let row = add(&mut c, r, conn, (published, refused), user_ids);
         for us in &r.recovery_us {
             hist.saturating_record((*us).max(1));
         }
@@ -33,6 +38,7 @@ pub(crate) fn churn(plan: &Plan, d: &RunData, user_ids: &[u64]) -> Option<Churn>
             c.connections_omitted += 1;
         }
     }
+    c.never_accepted = d.published.refused.values().map(|v| v.len() as u64).sum();
     c.connections.sort_by_key(|r| r.connection);
     c.recoveries = hist.len();
     c.recovery_ms = Quantiles::of_us(&hist);
@@ -40,19 +46,26 @@ pub(crate) fn churn(plan: &Plan, d: &RunData, user_ids: &[u64]) -> Option<Churn>
     Some(c)
 }
 
-/// Adds one logical client to `c`; its own row.
+/// Adds one logical client to `c`; its own row. `published`: its user's events published, and
+/// those of them the server refused.
 fn add(
     c: &mut Churn,
     r: &Recovery,
     conn: &ConnResult,
-    published: u64,
+    (published, refused): (u64, &[u64]),
     user_ids: &[u64],
 ) -> ChurnConnection {
-    let settled = r.settle(&conn.seq, published);
+    let settled = r.settle(&conn.seq, published, refused);
     c.churning += u64::from(r.drops > 0);
     c.drops += r.drops;
     c.reconnects += r.reconnects;
     c.reconnect_failures += r.reconnect_failures;
+    for (k, v) in &r.server_closes {
+        *c.server_closes.entry(k.clone()).or_default() += v;
+    }
+    for (k, v) in &r.resyncs {
+        *c.resyncs.entry(k.clone()).or_default() += v;
+    }
     c.recovered += r.recovered;
     c.unrecoverable += settled.unrecoverable;
     c.lost_silent += settled.lost_silent;

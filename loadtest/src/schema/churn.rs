@@ -2,6 +2,8 @@
 //! replays recovered, what the server said was gone, and what went missing silently.
 //! `measure::recovery` holds the accounting rule this data is the result of.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::Quantiles;
@@ -26,6 +28,15 @@ pub struct Churn {
     pub reconnects: u64,
     /// Reconnect attempts that failed.
     pub reconnect_failures: u64,
+    /// Connections the server ended (a courier restart, a broker outage), by close code, or
+    /// `eof`/`io` when the stream ended without a close frame; with resume on, each reconnected
+    /// with its position like a churned drop.
+    pub server_closes: BTreeMap<String, u64>,
+    /// `resync` frames received on these connections, by reason.
+    pub resyncs: BTreeMap<String, u64>,
+    /// Events whose publish the server refused (connection refused, an HTTP error status):
+    /// never accepted, so counted neither lost nor signalled.
+    pub never_accepted: u64,
     /// Events published before a resumed reconnect began and received after it (the replay).
     pub recovered: u64,
     /// Missing events inside a range a `resync` announced (signalled unrecoverable).

@@ -2,27 +2,22 @@
 //! (a close, a reset, or a stall then a reset), stays away, and reconnects — to the next target,
 //! with its position or without — while every connection of the run refreshes its token in place
 //! before `exp` when asked. Accounting is [`Recovery`]'s; this module only acts.
+//! Coming back (after a drop or a server close) is [`super::reconnect`]'s.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::client::Client;
-use super::connect::{connect_one, Attempt, ConnectSpec};
+use super::connect::ConnectSpec;
+use super::reconnect::{come_back, comes_back_after, reconnect, reopen, resume_query, stream_end};
 use super::tokens::{Minter, Tokens};
 use super::worker::{absorb, Acc, Conn, Phase, Shared, CLOSE_TIMEOUT};
 use crate::cli::ChurnMode;
-use crate::measure::Position;
 use crate::plan::Plan;
 use crate::plan::{Churn, TokenPlan};
-
-/// Reconnect attempts after one drop (each to the next target) before the client gives up.
-const RECONNECT_ATTEMPTS: u32 = 3;
-/// Pause between failed reconnect attempts.
-const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 /// What every churning or refreshing connection of a run shares.
 pub(crate) struct ChurnCtx {
@@ -93,7 +88,7 @@ impl ChurnCtx {
     }
 
     /// A token for `user`: fresh when the tester mints, else the first one.
-    fn token(&self, user: usize) -> String {
+    pub(super) fn token(&self, user: usize) -> String {
         self.minter
             .as_ref()
             .and_then(|m| m.mint(user))
@@ -106,29 +101,6 @@ impl ChurnCtx {
 /// `connection_established` and every event carry positions.
 pub(crate) fn first_query(plan: &Plan) -> String {
     resume_query(plan.churn.as_ref().is_some_and(|c| c.resume), None)
-}
-
-/// The query after the token on a reconnect: the position with resume (`recover=1` when none
-/// is known yet), nothing without.
-pub(crate) fn resume_query(resume: bool, position: Option<&Position>) -> String {
-    match (resume, position) {
-        (false, _) => String::new(),
-        (true, None) => "&recover=1".into(),
-        (true, Some(p)) => format!("&since={}&epoch={}", p.offset, percent(&p.epoch)),
-    }
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn percent(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// What woke the connection's loop.
@@ -158,6 +130,8 @@ pub(super) async fn run(
     let mut phase_rx = shared.phase.clone();
     let (mut phase_open, mut draining) = (true, false);
     let mut target = 0usize;
+    // With resume on, every connection comes back after a server close (see the module doc).
+    let resuming = ctx.plan.as_ref().filter(|p| p.resume);
     let cancelled = cut.cancelled();
     tokio::pin!(cancelled);
     while !c.slot.done {
@@ -176,7 +150,26 @@ pub(super) async fn run(
         };
         match wake {
             Wake::Stop => break,
-            Wake::Read(r) => absorb(&acc, client, &mut c.slot, &shared, r),
+            Wake::Read(r) => {
+                let cut_off = resuming.and_then(|_| stream_end(&r));
+                if cut_off.is_none() {
+                    absorb(&acc, client, &mut c.slot, &shared, r);
+                }
+                let closed = c.slot.closed.filter(|&code| comes_back_after(code));
+                let how = cut_off.or_else(|| closed.map(|code| code.to_string()));
+                let (Some(p), Some(how)) = (resuming, how) else {
+                    continue;
+                };
+                reopen(&mut c, &acc, how);
+                let issued = Instant::now();
+                match come_back(&mut c, p, &ctx, &shared, &acc, &mut target, &cut).await {
+                    None => break,
+                    Some(true) => {
+                        refresh_at = ctx.refresh_at(issued).filter(|_| ctx.minter.is_some())
+                    }
+                    Some(false) => c.slot.done = true,
+                }
+            }
             Wake::Phase(open) => {
                 phase_open = open;
                 draining = matches!(*phase_rx.borrow(), Phase::Draining(_));
@@ -252,84 +245,5 @@ async fn away(c: &mut Conn, p: &Churn, cut: &CancellationToken) -> bool {
     tokio::select! {
         _ = cut.cancelled() => false,
         _ = tokio::time::sleep(p.away_of(c.idx, drops)) => true,
-    }
-}
-
-/// Reconnects to the next target (up to [`RECONNECT_ATTEMPTS`] times), resuming when the plan
-/// says so; `false` when every attempt failed.
-async fn reconnect(
-    c: &mut Conn,
-    p: &Churn,
-    ctx: &ChurnCtx,
-    shared: &Shared,
-    acc: &Mutex<Acc>,
-    target: &mut usize,
-) -> bool {
-    for _ in 0..RECONNECT_ATTEMPTS {
-        *target = (*target + 1) % ctx.targets.len().max(1);
-        let Some(spec) = ctx.targets.get(*target) else {
-            return false;
-        };
-        let watermark = p
-            .resume
-            .then(|| ctx.sent.get(c.slot.user).map(|s| s.load(Ordering::Acquire)))
-            .flatten();
-        let query = {
-            let r = c.slot.recovery.as_deref_mut();
-            let position = r.as_ref().and_then(|r| r.position.as_ref());
-            resume_query(p.resume, position)
-        };
-        if let Some(r) = c.slot.recovery.as_deref_mut() {
-            r.reconnecting(shared.clock.now_ns(), watermark);
-        }
-        let token = ctx.token(c.slot.user);
-        let attempt =
-            tokio::time::timeout(spec.timeout, connect_one(spec, c.idx, &token, &query)).await;
-        let class = match attempt {
-            Ok(Attempt::Ok(client, _, _)) => {
-                let max_seen = c.slot.seq.max();
-                if let Some(r) = c.slot.recovery.as_deref_mut() {
-                    r.reconnected(shared.clock.now_ns(), max_seen);
-                }
-                let mut client = *client;
-                // The replay may already sit in the buffer behind `connection_established`.
-                absorb(acc, &mut client, &mut c.slot, shared, Ok(()));
-                c.client = Some(client);
-                return true;
-            }
-            Ok(Attempt::Failed(class)) => class,
-            Ok(Attempt::Closed(code)) => format!("closed {code}"),
-            Err(_) => "timeout".into(),
-        };
-        if let Some(r) = c.slot.recovery.as_deref_mut() {
-            r.reconnect_failures += 1;
-        }
-        {
-            let mut a = acc
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            *a.stats
-                .errors
-                .entry(format!("reconnect: {class}"))
-                .or_default() += 1;
-        }
-        tokio::time::sleep(RETRY_PAUSE).await;
-    }
-    false
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_resume_query_carries_the_position_percent_encoded() {
-        let p = Position {
-            offset: 42,
-            epoch: "k3/J+q".into(),
-        };
-        assert_eq!(resume_query(true, Some(&p)), "&since=42&epoch=k3%2FJ%2Bq");
-        assert_eq!(resume_query(true, None), "&recover=1");
-        assert_eq!(resume_query(false, Some(&p)), "");
     }
 }

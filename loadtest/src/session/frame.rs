@@ -94,6 +94,9 @@ pub struct Head {
     /// The epoch.
     #[serde(default)]
     pub epoch: Option<String>,
+    /// A `resync`'s reason (`position_expired`, `epoch_changed`, `broker_reconnected`).
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -12,6 +12,7 @@ mod gate;
 mod meters;
 mod progress;
 mod publisher;
+mod reconnect;
 mod setup;
 mod slow;
 pub mod tokens;
@@ -24,12 +25,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use churn::resume_query;
 pub(crate) use connect::ConnectPhase;
 pub(crate) use gate::{NoGate, Start, StartGate};
 pub(crate) use meters::Costs;
 pub(crate) use publisher::lane::Published;
 pub(crate) use publisher::redis::group_of;
+pub(crate) use reconnect::resume_query;
 
 use churn::ChurnCtx;
 use meters::Meters;

@@ -187,7 +187,12 @@ fn other(text: &[u8], slot: &mut Slot, stats: &mut WorkerStats) {
             stats.resyncs += 1;
             if let Some(r) = r {
                 let head = frame::resync_head(text);
-                r.resync(head.offset, head.epoch.as_deref(), slot.seq.max());
+                r.resync(
+                    head.reason.as_deref(),
+                    head.offset,
+                    head.epoch.as_deref(),
+                    slot.seq.max(),
+                );
             }
         }
         (Some(frame::REFRESHED), Some(r)) => r.refreshed += 1,

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each test file uses a part
 
+pub mod process;
 pub mod tls;
 
 use std::io::{Read, Write};

@@ -241,6 +241,15 @@ pub(crate) fn bursts(r: &Report) -> Table {
     }
 }
 
+/// `key n, key n` (`0` when empty).
+fn counts(m: &std::collections::BTreeMap<String, u64>) -> String {
+    if m.is_empty() {
+        return "0".into();
+    }
+    let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    parts.join(", ")
+}
+
 /// Churn and token refresh: the run's figures (what each means is in the README's accounting
 /// rule), then the connections worth a look, if any.
 pub(crate) fn churn(c: &Churn) -> Vec<Table> {
@@ -262,9 +271,15 @@ pub(crate) fn churn(c: &Churn) -> Vec<Table> {
                 c.reconnects, c.reconnect_failures
             ),
         ),
+        ("server closes", counts(&c.server_closes)),
+        ("resyncs", counts(&c.resyncs)),
         (
             "recovered",
             format!("{} events ({} bytes replayed)", c.recovered, c.replay_bytes),
+        ),
+        (
+            "never accepted",
+            format!("{} events (publish refused)", c.never_accepted),
         ),
         ("lost_silent", c.lost_silent.to_string()),
         (

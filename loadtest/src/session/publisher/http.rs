@@ -7,7 +7,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::{header, Request, StatusCode};
 
-use super::{Event, EventCodec, Publisher};
+use super::{Event, EventCodec, PublishError, Publisher};
 use crate::net::{connect, Peer};
 
 /// Publishes batches over HTTP.
@@ -60,11 +60,12 @@ impl Publisher for HttpPublisher {
         "http"
     }
 
-    fn publish<'a>(&'a mut self, batch: &'a [Event]) -> BoxFuture<'a, Result<(), String>> {
+    fn publish<'a>(&'a mut self, batch: &'a [Event]) -> BoxFuture<'a, Result<(), PublishError>> {
         Box::pin(async move {
             let mut sender = match self.sender.take() {
                 Some(s) if !s.is_closed() => s,
-                _ => self.connect().await?,
+                // Not connected: nothing of the batch reached the server.
+                _ => self.connect().await.map_err(PublishError::refused)?,
             };
             let request = Request::post("/api/notify")
                 .header(header::HOST, &self.peer.host)
@@ -84,7 +85,7 @@ impl Publisher for HttpPublisher {
             if status == StatusCode::ACCEPTED {
                 Ok(())
             } else {
-                Err(format!("http {}", status.as_u16()))
+                Err(PublishError::refused(format!("http {}", status.as_u16())))
             }
         })
     }

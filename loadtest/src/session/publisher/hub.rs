@@ -4,7 +4,7 @@
 use courier::{AppState, UserId};
 use futures::future::BoxFuture;
 
-use super::{Event, EventCodec, Publisher};
+use super::{Event, EventCodec, PublishError, Publisher};
 
 /// Publishes through the embedded server's hub, like backend code calling `notify_user`.
 pub(crate) struct HubPublisher {
@@ -24,7 +24,7 @@ impl Publisher for HubPublisher {
         "embedded"
     }
 
-    fn publish<'a>(&'a mut self, batch: &'a [Event]) -> BoxFuture<'a, Result<(), String>> {
+    fn publish<'a>(&'a mut self, batch: &'a [Event]) -> BoxFuture<'a, Result<(), PublishError>> {
         Box::pin(async move {
             for e in batch {
                 let user = UserId::Int(e.user_id as i64);

@@ -38,6 +38,9 @@ pub(crate) struct Published {
     pub(crate) events: u64,
     /// Failed publish calls, by message.
     pub(crate) errors: BTreeMap<String, u64>,
+    /// With churn: per user index, the seqs whose publish the server refused (never accepted,
+    /// see [`PublishError::refused`]); bounded by the plan's events.
+    pub(crate) refused: BTreeMap<usize, Vec<u64>>,
     /// From the first intended send to the last publish call's return.
     pub(crate) elapsed: Duration,
     /// Publish lag, µs: how long after its intended time each event's send started (see the
@@ -53,6 +56,7 @@ impl Default for Published {
             per_user: Vec::new(),
             events: 0,
             errors: BTreeMap::new(),
+            refused: BTreeMap::new(),
             elapsed: Duration::ZERO,
             lag_us: new_histogram(),
             lanes: 0,
@@ -72,6 +76,9 @@ impl Published {
         self.events += other.events;
         for (k, v) in other.errors {
             *self.errors.entry(k).or_default() += v;
+        }
+        for (u, seqs) in other.refused {
+            self.refused.entry(u).or_default().extend(seqs);
         }
         self.elapsed = self.elapsed.max(other.elapsed);
         // Both histograms have the same bounds: adding cannot fail.
@@ -141,7 +148,13 @@ impl Sink<'_> {
             tokio::time::sleep(self.delay).await;
         }
         if let Err(e) = self.publisher.publish(&self.buf).await {
-            *self.out.errors.entry(e).or_default() += 1;
+            if e.refused {
+                // `users` is kept only with churn, the one accounting that reads this.
+                for &(u, seq) in &self.users {
+                    self.out.refused.entry(u).or_default().push(seq);
+                }
+            }
+            *self.out.errors.entry(e.message).or_default() += 1;
             self.live.publish_errors.fetch_add(1, Ordering::Relaxed);
         }
         self.out.events += self.buf.len() as u64;

@@ -141,13 +141,45 @@ fn digits(n: u64) -> usize {
     n.checked_ilog10().map_or(1, |l| l as usize + 1)
 }
 
+/// A failed publish call.
+#[derive(Debug)]
+pub(crate) struct PublishError {
+    /// What went wrong (the report's error key).
+    pub(crate) message: String,
+    /// The server certainly did not take the batch: the connection was refused, or it answered
+    /// with an error status (courier's API answers 503 when its channel layer refused the
+    /// publish). Such events were never accepted, so the churn accounting owes them to nobody.
+    /// `false` when the outcome is unknown (a stream cut mid-request): they stay expected.
+    pub(crate) refused: bool,
+}
+
+impl PublishError {
+    /// A refusal (see [`PublishError::refused`]).
+    pub(crate) fn refused(message: String) -> Self {
+        Self {
+            message,
+            refused: true,
+        }
+    }
+}
+
+/// Any other failure: the batch may have been taken.
+impl From<String> for PublishError {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            refused: false,
+        }
+    }
+}
+
 /// Sends events to the server. One instance per lane; a lane publishes its batches in order.
 pub(crate) trait Publisher: Send {
     /// Short name for reports.
     fn name(&self) -> &'static str;
     /// Publishes `batch` (ordered per user). An error means the batch may not have been sent;
     /// the lane counts it and goes on (its events stay expected, so a real loss shows as lost).
-    fn publish<'a>(&'a mut self, batch: &'a [Event]) -> BoxFuture<'a, Result<(), String>>;
+    fn publish<'a>(&'a mut self, batch: &'a [Event]) -> BoxFuture<'a, Result<(), PublishError>>;
     /// Waits (at most `bound`) until the server can hear every user's group, for publishers whose
     /// subscriptions are registered asynchronously (Redis). The default is ready at once.
     fn wait_ready<'a>(

@@ -8,7 +8,7 @@ use courier::config::{LayerKind, RedisConfig};
 use courier::layer::{GroupMessage, GroupName, GroupSender};
 use futures::future::BoxFuture;
 
-use super::{Event, EventCodec, Publisher};
+use super::{Event, EventCodec, PublishError, Publisher};
 
 /// How often to ask Redis whether the server has registered every group.
 const READY_POLL: Duration = Duration::from_millis(25);
@@ -66,7 +66,7 @@ impl Publisher for RedisPublisher {
         self.name
     }
 
-    fn publish<'a>(&'a mut self, batch: &'a [Event]) -> BoxFuture<'a, Result<(), String>> {
+    fn publish<'a>(&'a mut self, batch: &'a [Event]) -> BoxFuture<'a, Result<(), PublishError>> {
         Box::pin(async move {
             let mut items = std::mem::take(&mut self.items);
             items.clear();
@@ -78,8 +78,10 @@ impl Publisher for RedisPublisher {
             match sent {
                 Ok(0) => Ok(()),
                 // Django drops these silently; the tester says so (the events also count as lost).
-                Ok(_) => Err("inbox at channels_redis capacity: messages dropped".into()),
-                Err(e) => Err(e.to_string()),
+                Ok(_) => {
+                    Err(String::from("inbox at channels_redis capacity: messages dropped").into())
+                }
+                Err(e) => Err(e.to_string().into()),
             }
         })
     }
