@@ -175,3 +175,30 @@ async fn handshake_during_shutdown_is_refused() {
         .expect("run() did not return");
     res.expect("server task panicked").expect("run() failed");
 }
+
+/// A publish once the stop has begun is refused on the memory layer (503, `Retry-After`): its
+/// clients are being closed 1001 and the next process starts a new epoch, so an event accepted
+/// now would reach nobody. The publisher retries against the restarted (or another) process.
+#[tokio::test]
+async fn publishes_during_shutdown_are_refused_on_the_memory_layer() {
+    let srv = spawn_server(config()).await;
+    let event = json!({"user_id": 1, "type": "n", "data": {}});
+    assert_eq!(post_json(srv.addr, "/api/notify", &event).await.status, 202);
+    // The state token alone: the listener still accepts, so the request reaches the API.
+    srv.state.shutdown_token().cancel();
+    let refused = post_json(srv.addr, "/api/notify", &event).await;
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert!(
+        refused
+            .headers
+            .to_ascii_lowercase()
+            .contains("retry-after: 1"),
+        "{refused:?}"
+    );
+    assert!(refused.body.contains("shutting down"), "{refused:?}");
+    let send = json!({"group": "user_1", "message": {"type": "n"}});
+    assert_eq!(
+        post_json(srv.addr, "/api/group_send", &send).await.status,
+        503
+    );
+}

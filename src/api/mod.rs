@@ -6,7 +6,7 @@ pub(crate) mod body;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
@@ -35,6 +35,13 @@ pub enum ApiError {
     /// hosts and internals the publisher has no business seeing.
     #[error("channel layer unavailable")]
     Unavailable(#[source] crate::Error),
+    /// The process is stopping and its layer is the in-process one (503, `Retry-After: 1`): an
+    /// event accepted now would reach no client (they are being closed 1001) and no history
+    /// (the next process starts a new epoch), so it is refused and the publisher retries
+    /// against the restarted or another process. Redis layers keep accepting: the event goes
+    /// to the other processes and the shared history.
+    #[error("shutting down")]
+    ShuttingDown,
 }
 
 impl IntoResponse for ApiError {
@@ -47,6 +54,11 @@ impl IntoResponse for ApiError {
             Self::Unavailable(ref cause) => {
                 tracing::warn!(error = %cause, "publish refused: channel layer unavailable");
                 StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::ShuttingDown => {
+                let body = Json(json!({ "error": self.to_string() }));
+                let retry = [(header::RETRY_AFTER, "1")];
+                return (StatusCode::SERVICE_UNAVAILABLE, retry, body).into_response();
             }
         };
         (status, Json(json!({ "error": self.to_string() }))).into_response()
@@ -62,6 +74,9 @@ impl FromRequest<AppState> for PublishBody {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         check_key(state, req.headers())?;
+        if state.shutdown_token().is_cancelled() && state.hub().layer().is_local() {
+            return Err(ApiError::ShuttingDown);
+        }
         let body = Bytes::from_request(req, state)
             .await
             .map_err(|r| match r.status() {
