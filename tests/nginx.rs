@@ -275,8 +275,8 @@ fn the_deploy_guide_quotes_the_tested_files_exactly() {
 }
 
 /// The load tester over `wss://` through nginx, trusting the deployment's CA with `--ca-cert`,
-/// publishing like Django (channels_redis pub/sub into the couriers' Redis): every event reaches
-/// every connection, none lost. Its client addresses are spread over 127.0.0.x, so the per-IP
+/// publishing to the first courier's own API (`--publish-url`: the API is not proxied), which
+/// reaches clients on both couriers over Redis: every event reaches every connection, none lost. Its client addresses are spread over 127.0.0.x, so the per-IP
 /// budget (per forwarded client) lets its connections through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_tester_runs_over_wss_through_nginx() {
@@ -296,6 +296,7 @@ async fn the_load_tester_runs_over_wss_through_nginx() {
     let prefix = services::unique_prefix();
     let dep = Deployment::start(&url, &prefix).await;
     let (target, ca) = (dep.wss_url(), dep.ca_file());
+    let publish = format!("http://{}", dep.couriers[0].addr);
     let args = [
         "--target",
         &target,
@@ -303,12 +304,10 @@ async fn the_load_tester_runs_over_wss_through_nginx() {
         ca.to_str().expect("utf-8"),
         "--jwt-secret",
         common::SECRET,
-        "--publisher",
-        "redis-pubsub",
-        "--redis-url",
-        &url,
-        "--redis-prefix",
-        &prefix,
+        "--api-key",
+        common::API_KEY,
+        "--publish-url",
+        &publish,
         "-c",
         "40",
         "-u",

@@ -98,6 +98,10 @@ pub struct TargetArgs {
     /// `X-API-Key` for the HTTP publisher (`POST /api/notify`, `/api/group_send`).
     #[arg(long, env = "LOADTEST_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// The HTTP publisher's server, `http[s]://HOST:PORT`, when it is not the target's: the usual
+    /// deployment keeps the publish API off the proxy clients connect through (docs/deploy.md).
+    #[arg(long, value_name = "URL", env = "LOADTEST_PUBLISH_URL")]
+    pub publish_url: Option<String>,
     /// Allow a target that is not a loopback address.
     #[arg(long)]
     pub allow_remote: bool,

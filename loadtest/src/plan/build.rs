@@ -138,7 +138,13 @@ impl Plan {
             .as_deref()
             .map(|m| MetricsSource::parse(m, t.allow_remote))
             .transpose()?;
+        let publish_to = t
+            .publish_url
+            .as_deref()
+            .map(|u| parse_endpoint(u, "--publish-url", "http", "/", t.allow_remote))
+            .transpose()?;
         let uses_tls = matches!(&target, Target::External(e) if e.is_tls())
+            || publish_to.as_ref().is_some_and(Endpoint::is_tls)
             || matches!(&server_metrics, Some(MetricsSource::Url(e)) if e.is_tls())
             || churn
                 .iter()
@@ -152,6 +158,7 @@ impl Plan {
             tls,
             auth,
             api_key: t.api_key.clone(),
+            publish_to,
             connections,
             users,
             ramp_rate,

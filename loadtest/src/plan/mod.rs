@@ -112,6 +112,8 @@ pub struct Plan {
     pub auth: Option<Auth>,
     /// `X-API-Key` for the HTTP publisher.
     pub api_key: Option<String>,
+    /// The HTTP publisher's server when it is not the target (`--publish-url`).
+    pub publish_to: Option<Endpoint>,
     /// Connections.
     pub connections: usize,
     /// Users; connection `i` belongs to user index `i % users`.

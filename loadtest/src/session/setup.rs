@@ -95,7 +95,11 @@ pub(super) async fn setup(plan: &Plan) -> Result<Setup> {
                     config: plan.layer.redis_config(),
                 },
                 None => PublishTarget::Http {
-                    peer: ep.peer(plan.tls.as_ref()),
+                    peer: plan
+                        .publish_to
+                        .as_ref()
+                        .unwrap_or(ep)
+                        .peer(plan.tls.as_ref()),
                     api_key: plan.api_key.clone().unwrap_or_default(),
                 },
             };
