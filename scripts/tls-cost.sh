@@ -5,7 +5,7 @@
 #   courier-tls   wss:// courier's own listener (--tls-cert/--tls-key, rustls)
 #   nginx-tls     wss:// nginx (docs/deploy/nginx.conf, TLS terminated) → plain courier
 # with handshakes/s (connect phase), deliveries/s, server CPU per delivery (courier, and nginx's
-# workers for nginx-tls) and the tester's CPU per delivery. Prints a table of medians (min..max)
+# workers for nginx-tls: over the whole run, its TLS handshakes included) and the tester's CPU per delivery. Prints a table of medians (min..max)
 # and each mode's ratio to plain.
 #
 #   scripts/tls-cost.sh [ROUNDS] [CONNECTIONS]        (default 3 rounds, 5000 connections)
@@ -27,7 +27,7 @@ trap cleanup EXIT INT TERM
 # A private CA and a leaf with IP SAN 127.0.0.1.
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=tls-cost CA" \
   -keyout "$D/ca.key" -out "$D/ca.pem" 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$D/privkey.pem" -out "$D/leaf.csr" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=127.0.0.1" -keyout "$D/privkey.pem" -out "$D/leaf.csr" 2>/dev/null
 printf 'subjectAltName=IP:127.0.0.1\n' >"$D/san.ext"
 openssl x509 -req -in "$D/leaf.csr" -CA "$D/ca.pem" -CAkey "$D/ca.key" -CAcreateserial -days 2 \
   -extfile "$D/san.ext" -out "$D/leaf.pem" 2>/dev/null
@@ -60,11 +60,13 @@ nginx_cpu() { # total CPU seconds of nginx's processes (master + workers)
   done
   echo "$t"
 }
-run() { # mode, target, server pid, round
-  local json="$OUT/r$4-$1.json" before after
+run() { # mode, target, server pid, round, extra loadtest flags…
+  local mode=$1 target=$2 pid=$3 round=$4; shift 4
+  local json="$OUT/r$round-$mode.json" before after
   before=$(nginx_cpu)
-  timeout 180 "$BIN_DIR/loadtest" --target "$2" --jwt-secret S --api-key K --ca-cert "$D/ca.pem" \
-    --server-pid "$3" -c "$CONNS" -u "$((CONNS / 10))" --source-addrs 8 --bursts 4 \
+  local trust=(); [[ $target == wss://* ]] && trust=(--ca-cert "$D/ca.pem")
+  timeout 180 "$BIN_DIR/loadtest" --target "$target" --jwt-secret S --api-key K "${trust[@]}" "$@" \
+    --server-pid "$pid" -c "$CONNS" -u "$((CONNS / 10))" --source-addrs 8 --bursts 4 \
     --events-per-burst 20 --no-progress --json "$json" >"$json.txt" 2>&1 || true
   after=$(nginx_cpu)
   echo "$before $after" >"$json.nginx"
@@ -73,7 +75,9 @@ for r in $(seq 0 "$ROUNDS"); do
   echo "round $r of $ROUNDS (0 = warm-up, discarded)" >&2
   run plain "ws://127.0.0.1:$PLAIN_PORT/ws/notifications/" "$PLAIN_PID" "$r"
   run courier-tls "wss://127.0.0.1:$TLS_PORT/ws/notifications/" "$TLS_PID" "$r"
-  run nginx-tls "wss://127.0.0.1:$NGINX_PORT/ws/notifications/" "$UP_PID" "$r"
+  # The publish API stays off the proxy (docs/deploy.md): published to the upstream directly.
+  run nginx-tls "wss://127.0.0.1:$NGINX_PORT/ws/notifications/" "$UP_PID" "$r" \
+    --publish-url "http://127.0.0.1:$UP_PORT"
 done
 
 python3 - "$OUT" "$ROUNDS" <<'PY'

@@ -50,9 +50,14 @@ impl fmt::Debug for TlsClient {
 /// deprecates it for lacking post-quantum key exchange (X25519MLKEM768); what the tester measures
 /// (handshake and delivery cost against a courier) does not depend on it, and aws-lc's cmake
 /// build is what the choice avoids.
+/// Key exchange X25519 first, as browsers offer it (this rustls lists ring's slow, portable
+/// P-384 first; courier does the same reordering, see its `tls` module).
 #[allow(deprecated)]
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(crypto::ring::default_provider())
+    use crypto::ring::kx_group::{SECP256R1, SECP384R1, X25519};
+    let mut ring = crypto::ring::default_provider();
+    ring.kx_groups = vec![X25519, SECP256R1, SECP384R1];
+    Arc::new(ring)
 }
 
 impl TlsClient {
