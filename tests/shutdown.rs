@@ -181,24 +181,31 @@ async fn handshake_during_shutdown_is_refused() {
 /// now would reach nobody. The publisher retries against the restarted (or another) process.
 #[tokio::test]
 async fn publishes_during_shutdown_are_refused_on_the_memory_layer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let srv = spawn_server(config()).await;
     let event = json!({"user_id": 1, "type": "n", "data": {}});
     assert_eq!(post_json(srv.addr, "/api/notify", &event).await.status, 202);
-    // The state token alone: the listener still accepts, so the request reaches the API.
+    // A request in flight when the stop begins (the listener takes no new ones then): headers
+    // and half the body before, the rest after.
+    let body = serde_json::to_vec(&event).expect("json");
+    let mut s = tokio::net::TcpStream::connect(srv.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/notify HTTP/1.1\r\nHost: {}\r\nX-API-Key: {API_KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        srv.addr,
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.expect("head");
+    s.write_all(&body[..4]).await.expect("half");
+    tokio::time::sleep(Duration::from_millis(50)).await;
     srv.state.shutdown_token().cancel();
-    let refused = post_json(srv.addr, "/api/notify", &event).await;
-    assert_eq!(refused.status, 503, "{refused:?}");
-    assert!(
-        refused
-            .headers
-            .to_ascii_lowercase()
-            .contains("retry-after: 1"),
-        "{refused:?}"
-    );
-    assert!(refused.body.contains("shutting down"), "{refused:?}");
-    let send = json!({"group": "user_1", "message": {"type": "n"}});
-    assert_eq!(
-        post_json(srv.addr, "/api/group_send", &send).await.status,
-        503
-    );
+    s.write_all(&body[4..]).await.expect("rest");
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(WAIT, s.read_to_end(&mut raw)).await;
+    let text = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 503"), "{text}");
+    assert!(text.contains("retry-after: 1"), "{text}");
+    assert!(text.contains("shutting down"), "{text}");
 }

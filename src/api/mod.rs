@@ -74,15 +74,17 @@ impl FromRequest<AppState> for PublishBody {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         check_key(state, req.headers())?;
-        if state.shutdown_token().is_cancelled() && state.hub().layer().is_local() {
-            return Err(ApiError::ShuttingDown);
-        }
         let body = Bytes::from_request(req, state)
             .await
             .map_err(|r| match r.status() {
                 StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
                 _ => ApiError::BadRequest(r.body_text()),
             })?;
+        // Checked once the body is in, right before publishing: a request in flight when the
+        // stop begins is refused too (the listener stops accepting new ones then).
+        if state.shutdown_token().is_cancelled() && state.hub().layer().is_local() {
+            return Err(ApiError::ShuttingDown);
+        }
         Ok(Self(body))
     }
 }
