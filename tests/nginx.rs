@@ -287,12 +287,10 @@ async fn the_load_tester_runs_over_wss_through_nginx() {
     if !services::available("nginx", why.is_none(), &why.unwrap_or_default()) {
         return;
     }
-    let found = common::loadtest::binary();
-    let hint = "run `cargo test` at the workspace root";
-    if !services::available("the loadtest binary", found.is_some(), hint) {
+    let Some(loadtest) = common::loadtest::binary() else {
+        services::available("the loadtest binary", false, common::loadtest::HINT);
         return;
-    }
-    let Some(loadtest) = found else { return };
+    };
     let prefix = services::unique_prefix();
     let dep = Deployment::start(&url, &prefix).await;
     let (target, ca) = (dep.wss_url(), dep.ca_file());

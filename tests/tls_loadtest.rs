@@ -10,12 +10,10 @@ use common::{API_KEY, SECRET};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_tester_runs_over_wss_against_courier_tls() {
-    let found = common::loadtest::binary();
-    let hint = "run `cargo test` at the workspace root";
-    if !services::available("the loadtest binary", found.is_some(), hint) {
+    let Some(loadtest) = common::loadtest::binary() else {
+        services::available("the loadtest binary", false, common::loadtest::HINT);
         return;
-    }
-    let Some(loadtest) = found else { return };
+    };
     let pki = Pki::new();
     let (server, _admin) = spawn_tls_server(common::config(), &pki).await;
     let dir =

@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+/// How to get the binary when [`binary`] finds none.
+pub const HINT: &str = "run `cargo test` at the workspace root (it builds the loadtest binary)";
+
 /// The `loadtest` binary beside courier's, if it was built.
 pub fn binary() -> Option<PathBuf> {
     let path = Path::new(env!("CARGO_BIN_EXE_courier")).with_file_name("loadtest");
