@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::tls::{Ca, TlsProxy};
-use common::{loadtest, read_json, External, SMOKE};
+use common::{loadtest, read_json, small_args, External};
 use serde_json::Value;
 
 const SECRET: &str = "tls-secret";
@@ -31,24 +31,9 @@ fn setup(
 /// A small run (40 connections, 10 users) against `target` with `extra` flags.
 fn run(target: &str, dir: &Path, extra: &[&str]) -> (i32, String, String, std::path::PathBuf) {
     let json = dir.join("report.json");
-    let mut args = vec![
-        "-s",
-        SMOKE,
-        "-c",
-        "40",
-        "-u",
-        "10",
-        "--no-progress",
-        "--target",
-        target,
-        "--jwt-secret",
-        SECRET,
-        "--api-key",
-        KEY,
-        "--json",
-        json.to_str().expect("utf-8"),
-    ];
-    args.extend_from_slice(extra);
+    let mut flags = vec!["--target", target, "--jwt-secret", SECRET, "--api-key", KEY];
+    flags.extend_from_slice(extra);
+    let args = small_args(&json, &flags);
     let (code, out, err) = loadtest(&args);
     (code, out, err, json)
 }

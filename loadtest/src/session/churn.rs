@@ -12,7 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::Client;
 use super::connect::ConnectSpec;
-use super::reconnect::{come_back, comes_back_after, reconnect, reopen, resume_query, stream_end};
+use super::reconnect::{
+    come_back, comes_back_after, pause, reconnect, reopen, resume_query, stream_end,
+};
 use super::tokens::{Minter, Tokens};
 use super::worker::{absorb, Acc, Conn, Phase, Shared, CLOSE_TIMEOUT};
 use crate::cli::ChurnMode;
@@ -220,10 +222,7 @@ async fn leave(client: Client, p: &Churn, cut: &CancellationToken) -> bool {
         ChurnMode::Stall => {
             // Not reading: the server's queue and the socket buffers fill, as a phone's do in a
             // tunnel; what they hold is never read (the position is the last event handled).
-            let stalled = tokio::select! {
-                _ = cut.cancelled() => false,
-                _ = tokio::time::sleep(p.stall) => true,
-            };
+            let stalled = pause(p.stall, cut).await;
             client.reset();
             if !stalled {
                 return false;
@@ -242,8 +241,5 @@ async fn away(c: &mut Conn, p: &Churn, cut: &CancellationToken) -> bool {
         }
         None => 0,
     };
-    tokio::select! {
-        _ = cut.cancelled() => false,
-        _ = tokio::time::sleep(p.away_of(c.idx, drops)) => true,
-    }
+    pause(p.away_of(c.idx, drops), cut).await
 }

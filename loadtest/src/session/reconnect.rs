@@ -110,7 +110,7 @@ pub(super) async fn come_back(
 }
 
 /// Sleeps `d`; `false` when the run was cut meanwhile.
-async fn pause(d: Duration, cut: &CancellationToken) -> bool {
+pub(super) async fn pause(d: Duration, cut: &CancellationToken) -> bool {
     tokio::select! {
         _ = cut.cancelled() => false,
         _ = tokio::time::sleep(d) => true,
