@@ -71,3 +71,4 @@ pub use config::Config;
 pub use error::{Error, Result};
 pub use hub::Hub;
 pub use state::AppState;
+pub use tls::provider as tls_provider;

@@ -50,24 +50,28 @@ struct Inner {
     store: Arc<CertStore>,
 }
 
+/// The crypto provider of courier's TLS (and of the load tester's, so both ends negotiate alike).
+///
+/// Explicitly ring, not the process default: an embedder's other provider changes nothing.
+/// rustls 0.23.48 deprecates it for lacking post-quantum key exchange, which only the aws-lc-rs
+/// provider has; that one is left out for its C/cmake build (see Cargo.toml). Key exchange
+/// X25519 first, as browsers offer it: this rustls lists P-384 first for ring, whose P-384 is
+/// portable bignum code — a `perf` profile of 4000 handshakes had 60 % of courier's CPU in it,
+/// for 0.09× the plain handshake rate (BENCHMARKS.md, "TLS cost").
+pub fn provider() -> rustls::crypto::CryptoProvider {
+    use rustls::crypto::ring::kx_group::{SECP256R1, SECP384R1, X25519};
+    #[allow(deprecated)]
+    let mut ring = rustls::crypto::ring::default_provider();
+    ring.kx_groups = vec![X25519, SECP256R1, SECP384R1];
+    ring
+}
+
 impl Tls {
     /// Reads the certificate and key of `cfg` (an error names the flag and file) and builds the
     /// server configuration: TLS 1.2 and 1.3, no client certificates, ALPN `http/1.1` only (a
     /// client offering only `h2` is refused: WebSocket here is HTTP/1.1's upgrade).
     pub(crate) fn new(cfg: &TlsConfig) -> Result<Self> {
-        // Explicitly ring, not the process default: an embedder's other provider changes nothing.
-        // rustls 0.23.48 deprecates it for lacking post-quantum key exchange, which only the
-        // aws-lc-rs provider has; that one is left out for its C/cmake build (see Cargo.toml).
-        // Key exchange X25519 first, as browsers offer it: this rustls lists P-384 first for ring,
-        // whose P-384 is portable bignum code — a `perf` profile of 4000 handshakes had 60 % of
-        // courier's CPU in it, for 0.09× the plain handshake rate (BENCHMARKS.md, "TLS cost").
-        #[allow(deprecated)]
-        let mut ring = rustls::crypto::ring::default_provider();
-        {
-            use rustls::crypto::ring::kx_group::{SECP256R1, SECP384R1, X25519};
-            ring.kx_groups = vec![X25519, SECP256R1, SECP384R1];
-        }
-        let provider = Arc::new(ring);
+        let provider = Arc::new(provider());
         let store = Arc::new(CertStore::load(cfg, provider.clone())?);
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

@@ -46,18 +46,10 @@ impl fmt::Debug for TlsClient {
     }
 }
 
-/// The ring provider: `tokio-rustls` is built without aws-lc (see Cargo.toml). rustls 0.23.48
-/// deprecates it for lacking post-quantum key exchange (X25519MLKEM768); what the tester measures
-/// (handshake and delivery cost against a courier) does not depend on it, and aws-lc's cmake
-/// build is what the choice avoids.
-/// Key exchange X25519 first, as browsers offer it (this rustls lists ring's slow, portable
-/// P-384 first; courier does the same reordering, see its `tls` module).
-#[allow(deprecated)]
+/// courier's own provider ([`courier::tls_provider`]: ring, key exchange X25519 first as browsers
+/// offer it), so the tester negotiates what a browser would with the server it measures.
 fn provider() -> Arc<CryptoProvider> {
-    use crypto::ring::kx_group::{SECP256R1, SECP384R1, X25519};
-    let mut ring = crypto::ring::default_provider();
-    ring.kx_groups = vec![X25519, SECP256R1, SECP384R1];
-    Arc::new(ring)
+    Arc::new(courier::tls_provider())
 }
 
 impl TlsClient {
