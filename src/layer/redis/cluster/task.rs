@@ -150,6 +150,7 @@ async fn ping_masters(conn: &mut ClusterConnection) -> redis::RedisResult<()> {
 /// SSUBSCRIBEs the wanted partitions that are not live and SUNSUBSCRIBEs the abandoned ones.
 /// Failures are retried on the next tick; the push callback, not the reply, marks what is live.
 async fn reconcile(shared: &Shared, conn: &ClusterConnection) {
+    let history = shared.history.is_some();
     let plan = shared.table.plan();
     // Collected, not chained lazily: a borrowing iterator inside the spawned future trips the
     // compiler's higher-ranked lifetime check.
@@ -162,8 +163,14 @@ async fn reconcile(shared: &Shared, conn: &ClusterConnection) {
             let channel = shared.partitions.channel(k);
             async move {
                 let call = async {
-                    if on {
+                    // With history every publish is a script, which runs on the master only;
+                    // plain `SPUBLISH`es follow redis-rs's slot map like the `SSUBSCRIBE`, so
+                    // there the subscription stays where the map sends it (probing then moved it
+                    // away from where a stale map still published, and lost events).
+                    if on && history {
                         on_master(&mut conn, &channel).await?;
+                    }
+                    if on {
                         conn.ssubscribe(&channel).await
                     } else {
                         conn.sunsubscribe(&channel).await
