@@ -98,6 +98,10 @@ pub struct Metrics {
     pub resumes: Family<Reason, Counter>,
     /// Events replayed to resuming clients.
     pub replayed_events: Counter,
+    /// Groups whose positioned members were caught up in place from the layer's stream, by
+    /// cause: `broker_resync` (an outage), `stream_gap` (a skipped offset). Their results count
+    /// in `resumes`.
+    pub catch_ups: Family<Reason, Counter>,
     /// Token refreshes by result: `ok`, or the reason of the 4001 close.
     pub refreshes: Family<Reason, Counter>,
     /// Lines written to the publish trace.
@@ -237,6 +241,11 @@ impl Metrics {
             m.history_evictions.clone(),
         );
         r.register("courier_resumes", "Resumes by result", m.resumes.clone());
+        r.register(
+            "courier_catch_ups",
+            "Groups caught up in place from the layer's stream, by cause",
+            m.catch_ups.clone(),
+        );
         r.register(
             "courier_replayed_events",
             "Events replayed to resuming clients",

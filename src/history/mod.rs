@@ -244,6 +244,9 @@ pub(crate) fn resume_from(read: &StreamHistory, from: &Position) -> Resume {
     let mut want = from.offset + 1;
     let mut frames = Vec::with_capacity(read.events.len());
     for (offset, message) in &read.events {
+        if *offset < want {
+            continue; // read from an earlier position, for another member
+        }
         let Ok(plain) = protocol::event_frame(message) else {
             break;
         };

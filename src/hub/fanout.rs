@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::shard::Group;
 use super::{Hub, SHARDS};
 use crate::config::SlowPolicy;
 use crate::history::Position;
@@ -89,15 +88,14 @@ impl Hub {
         };
         if let Some(p) = at {
             // A skipped offset or a new epoch: the layer lost events (or their history) between
-            // two that reached us. Positioned members cannot be told what they missed here, so
-            // they are closed like a slow consumer (4008) and resume, where the stream answers.
+            // two that reached us. Positioned members are caught up from the stream in place.
             let broken = g
                 .last
                 .as_ref()
                 .is_some_and(|l| *l.epoch != *p.epoch || p.offset != l.offset + 1);
             if broken {
-                tracing::info!(%group, offset = p.offset, "numbered events skipped; positioned members resume");
-                self.close_positioned(g, "stream_gap");
+                tracing::info!(%group, offset = p.offset, "numbered events skipped; positioned members catch up");
+                self.hold_for_catch_up(group, g, "stream_gap");
             }
             g.last = Some(p.clone());
         }
@@ -109,10 +107,10 @@ impl Hub {
         // Members whose resume already read this event from the stream (it was on its way here).
         let mut have_it = Vec::new();
         if let Some(p) = at.filter(|_| !g.caught_up_to.is_empty()) {
-            g.caught_up_to.retain(|&(id, head)| {
-                let seen = p.offset <= head;
+            g.caught_up_to.retain(|(id, head)| {
+                let seen = p.offset <= head.offset;
                 if seen {
-                    have_it.push(id);
+                    have_it.push(*id);
                 }
                 seen
             });
@@ -132,26 +130,6 @@ impl Hub {
         }
         self.0.metrics.deliveries.inc_by(delivered as u64);
         delivered
-    }
-
-    /// After a broker outage: the layer's stream kept what was published meanwhile, so `group`'s
-    /// positioned members are closed 4008 to resume from it (replayed, not just told), while
-    /// plain members get the `resync` frame.
-    pub(super) fn resume_positioned(&self, group: &GroupName, why: &'static str) {
-        let mut shard = self.shard(group.as_str());
-        if let Some(g) = shard.groups.get_mut(group) {
-            self.close_positioned(g, why);
-            g.last = None;
-        }
-    }
-
-    /// Closes `g`'s positioned members (held ones too) 4008, counted as drops by `why`. Closed,
-    /// not removed: each leaves through `group_discard` as its task ends.
-    fn close_positioned(&self, g: &Group, why: &'static str) {
-        for member in g.positioned.iter().chain(g.held.iter().map(|h| &h.out)) {
-            Metrics::inc(&self.0.metrics.drops, why);
-            member.close(CloseCode::SlowConsumer);
-        }
     }
 
     /// Queues `frames` for each of `members`, applying the slow-consumer policy; returns how many

@@ -7,19 +7,25 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::shard::{Group, Held};
+use super::shard::{Group, Held, HeldFor};
 use super::{Hub, Refused, Streams};
 use crate::history::{resume_from, Position, Recover, Resume};
-use crate::layer::GroupName;
+use crate::layer::{GroupName, StreamHistory};
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, Push};
-use crate::protocol::{self, ResyncReason};
+use crate::protocol::{self, CloseCode, ResyncReason};
 
 /// Bound on waiting for the subscription and reading the layer's history; past it the client
 /// is told `broker_reconnected` and goes on live.
 const READ_BOUND: Duration = Duration::from_secs(5);
 /// Reads retried within that bound.
 const READ_TRIES: usize = 5;
+
+/// The `resync` of a positioned member whose stream could not be read: the layer's own
+/// `broker_reconnected` frame (no position is known to put in it).
+pub(super) fn unavailable_frame() -> Bytes {
+    protocol::event_frame(crate::layer::resync_message()).unwrap_or_default()
+}
 
 /// What `welcome` builds: the first frame, given the position the connection starts from.
 type Welcome<'a> = Box<dyn FnOnce(Option<&Position>) -> Option<Bytes> + Send + 'a>;
@@ -104,16 +110,45 @@ impl Hub {
             room(shard.groups.get(group), max_members)?;
             let g = shard.groups.entry(group.clone()).or_default();
             self.enter(group, g);
-            g.held.push(Held::new(member.clone()));
+            g.held.push(Held::new(member.clone(), HeldFor::Join));
         }
-        let layer = self.layer().clone();
         let after = match recover {
             Recover::Since(from) => Some(from.offset),
             _ => None,
         };
+        let read = self.read_layer(group, after).await;
+        let mut shard = self.shard(group.as_str());
+        let Some(g) = shard.groups.get_mut(group) else {
+            return Ok(()); // it left (closed) meanwhile
+        };
+        let Some(held) = g.take_held(member.id()) else {
+            return Ok(());
+        };
+        let frames = match &read {
+            Ok(stream) => self.first_frames(recover, &stream.head, welcome, |from| {
+                resume_from(stream, from)
+            }),
+            Err(_) => {
+                let mut frames: Vec<Bytes> = welcome(None).into_iter().collect();
+                frames.push(unavailable_frame());
+                frames
+            }
+        };
+        self.release(g, held, &frames, read.ok().map(|s| s.head));
+        Ok(())
+    }
+
+    /// `group`'s stream after `after`, read once its subscription is live (the layer contract),
+    /// within [`READ_BOUND`]. A connection that broke (a Redis restart) fails its first command
+    /// and reconnects, so failed reads are retried. Counted `unavailable` when it cannot be read.
+    pub(super) async fn read_layer(
+        &self,
+        group: &GroupName,
+        after: Option<u64>,
+    ) -> Result<StreamHistory, ()> {
+        let layer = self.layer().clone();
         let read = tokio::time::timeout(READ_BOUND, async {
             layer.subscription_live(group).await;
-            // A connection that broke (a Redis restart) fails its first command and reconnects.
             let mut tries = 0;
             loop {
                 match layer.read_stream(group, after).await {
@@ -127,44 +162,43 @@ impl Hub {
             }
         })
         .await;
-        let mut shard = self.shard(group.as_str());
-        let Some(g) = shard.groups.get_mut(group) else {
-            return Ok(()); // it left (closed) meanwhile
+        let error = match read {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_owned(),
         };
-        let Some(held) = g.take_held(member.id()) else {
-            return Ok(());
-        };
-        let (frames, last) = match read {
-            Ok(Ok(stream)) => {
-                let head = stream.head.clone();
-                let frames =
-                    self.first_frames(recover, &head, welcome, |from| resume_from(&stream, from));
-                (frames, Some(head.offset))
-            }
-            failed => {
-                let error = match failed {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "timed out".to_owned(),
-                };
-                tracing::warn!(%group, %error, "cannot read the stream for a resume");
-                Metrics::inc(&self.0.metrics.resumes, "unavailable");
-                let mut frames: Vec<Bytes> = welcome(None).into_iter().collect();
-                frames.push(
-                    protocol::event_frame(&crate::layer::resync_message()).unwrap_or_default(),
-                );
-                (frames, None)
-            }
-        };
-        self.push_first(&member, &frames);
-        self.push_each(std::slice::from_ref(&member), &held.after(last));
-        if let Some(head) = last {
-            g.caught_up_to.push((member.id(), head));
-        }
-        g.positioned.push(member);
-        Ok(())
+        tracing::warn!(%group, %error, "cannot read the stream for a resume");
+        Metrics::inc(&self.0.metrics.resumes, "unavailable");
+        Err(())
     }
 
-    /// A positioned member's first frames: the welcome, then the replay or one `resync` (counted).
+    /// Makes a held member live: its first `frames`, then the held events past the read's `head`
+    /// (`None`: the read failed, all of them). Should an event have gone missing on its way here
+    /// after the read, it cannot go live over the gap: it is closed 4008 and resumes.
+    pub(super) fn release(
+        &self,
+        g: &mut Group,
+        held: Held,
+        frames: &[Bytes],
+        head: Option<Position>,
+    ) {
+        let member = held.out.clone();
+        if head.as_ref().is_some_and(|h| !held.continues(h.offset)) {
+            Metrics::inc(&self.0.metrics.drops, "stream_gap");
+            member.close(CloseCode::SlowConsumer);
+        } else {
+            self.push_first(&member, frames);
+            let last = head.as_ref().map(|h| h.offset);
+            self.push_each(std::slice::from_ref(&member), &held.after(last));
+            if let Some(head) = head {
+                g.caught_up_to.push((member.id(), head));
+            }
+        }
+        // Closed or live, it is listed: it leaves through `group_discard`.
+        g.positioned.push(member);
+    }
+
+    /// A positioned member's first frames: the welcome, then the replay or one `resync`.
     fn first_frames(
         &self,
         recover: &Recover,
@@ -172,32 +206,37 @@ impl Hub {
         welcome: Welcome<'_>,
         resume: impl FnOnce(&Position) -> Resume,
     ) -> Vec<Bytes> {
-        let m = &self.0.metrics;
-        let resync = |reason: ResyncReason| {
-            Metrics::inc(&m.resumes, reason.as_str());
-            vec![protocol::resync(reason, head)]
-        };
         let (at, rest) = match recover {
-            Recover::Since(from) => {
-                let rest = match resume(from) {
-                    Resume::Replay(frames) => {
-                        let result = if frames.is_empty() {
-                            "current"
-                        } else {
-                            "replayed"
-                        };
-                        Metrics::inc(&m.resumes, result);
-                        m.replayed_events.inc_by(frames.len() as u64);
-                        frames
-                    }
-                    Resume::Resync(reason) => resync(reason),
-                };
-                (from, rest)
-            }
-            Recover::Unusable => (head, resync(ResyncReason::EpochChanged)),
+            Recover::Since(from) => (from, self.owed(resume(from), head)),
+            Recover::Unusable => (
+                head,
+                self.owed(Resume::Resync(ResyncReason::EpochChanged), head),
+            ),
             _ => (head, Vec::new()),
         };
         welcome(Some(at)).into_iter().chain(rest).collect()
+    }
+
+    /// What a member at a position is owed, counted by result: the replay, or one `resync`
+    /// carrying the stream's `head`.
+    pub(super) fn owed(&self, resume: Resume, head: &Position) -> Vec<Bytes> {
+        let m = &self.0.metrics;
+        match resume {
+            Resume::Replay(frames) => {
+                let result = if frames.is_empty() {
+                    "current"
+                } else {
+                    "replayed"
+                };
+                Metrics::inc(&m.resumes, result);
+                m.replayed_events.inc_by(frames.len() as u64);
+                frames
+            }
+            Resume::Resync(reason) => {
+                Metrics::inc(&m.resumes, reason.as_str());
+                vec![protocol::resync(reason, head)]
+            }
+        }
     }
 
     /// Counts a member about to be added to `g`; the group's first local member subscribes it on

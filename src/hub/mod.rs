@@ -8,11 +8,14 @@
 //! client's position (or replay) and its first live event cannot cross. A push is a short,
 //! non-blocking queue append; the lock is never held across `.await`.
 //!
-//! Streams are kept when the hub sees every publish of the process (a layer that [stays in this
-//! process](ChannelLayer::is_local): the memory layer), for `user_*` groups only (the groups
-//! clients join). Other layers carry frames without positions; a `recover=1` client there is
-//! served as a plain one (README: history on Redis layers is not there yet).
+//! Streams of `user_*` groups (the groups clients join) are kept here when the hub sees every
+//! publish of the process (a layer that [stays in this process](ChannelLayer::is_local): the
+//! memory layer), or by a layer that [keeps history](ChannelLayer::keeps_history) (the Redis
+//! layers): events then arrive numbered, a resume reads the layer's stream (`join`), and members
+//! that missed events on their way here are caught up from it in place (`catch_up`). Otherwise
+//! frames carry no positions and a `recover=1` client is served as a plain one.
 
+mod catch_up;
 mod fanout;
 mod join;
 mod shard;
@@ -35,7 +38,7 @@ use crate::history::Position;
 use crate::layer::{ChannelLayer, GroupMessage, GroupName};
 use crate::metrics::Metrics;
 use crate::outbox::{ConnId, Outbox};
-use crate::protocol::{self, CloseCode, ResyncReason};
+use crate::protocol::{self, CloseCode};
 use crate::trace::{ByteCount, Trace};
 
 use shard::{Group, Shard};
@@ -61,6 +64,8 @@ struct Shared {
     started: Instant,
     /// The publish trace, when on.
     trace: OnceLock<Arc<Trace>>,
+    /// Groups whose positioned members wait to be caught up from the layer's stream.
+    catch_ups: catch_up::CatchUps,
 }
 
 /// Who keeps the user streams' positions and history.
@@ -104,6 +109,7 @@ impl Hub {
             streams,
             started: Instant::now(),
             trace: OnceLock::new(),
+            catch_ups: catch_up::CatchUps::new(),
         }));
         // Weak: the layer must not keep the hub (and every queue) alive.
         let weak = Arc::downgrade(&hub.0);
@@ -158,6 +164,12 @@ impl Hub {
     /// Whether this hub keeps positions and history (`recover=1` is served).
     pub fn keeps_history(&self) -> bool {
         !matches!(self.0.streams, Streams::Off)
+    }
+
+    /// Whether the layer keeps the user streams (positioned members are caught up from it after
+    /// an outage: [`run_catch_ups`](Self::run_catch_ups) must run).
+    pub(crate) fn streams_in_layer(&self) -> bool {
+        matches!(self.0.streams, Streams::Layer)
     }
 
     /// The bounds of the streams this hub keeps itself (`None`: it keeps none).
@@ -305,8 +317,8 @@ impl Hub {
         self.0.metrics.events_received.inc();
         match protocol::event_frame(message) {
             Ok(frame) if matches!(self.0.streams, Streams::Layer) => {
-                if at.is_none() && is_broker_resync(message) {
-                    self.resume_positioned(group, "broker_resync");
+                if at.is_none() && crate::layer::is_outage_signal(message) {
+                    return self.after_outage(group, frame);
                 }
                 self.fan_out_numbered(group, frame, at)
             }
@@ -318,16 +330,4 @@ impl Hub {
             }
         }
     }
-}
-
-/// Whether `message` is the layer's `resync` after a broker outage ([`resync_message`]).
-///
-/// [`resync_message`]: crate::layer::resync_message
-fn is_broker_resync(message: &GroupMessage) -> bool {
-    message.get("type").and_then(|t| t.as_str()) == Some("resync")
-        && message
-            .get("data")
-            .and_then(|d| d.get("reason"))
-            .and_then(|r| r.as_str())
-            == Some(ResyncReason::BrokerReconnected.as_str())
 }

@@ -28,7 +28,7 @@ pub(super) struct Group {
     /// Members that resumed from the layer's stream, with the head their read reached: an
     /// event at or below it that arrives later was published before the read but was still on
     /// its way here, and they already have it from the stream. Dropped once passed.
-    pub(super) caught_up_to: Vec<(ConnId, u64)>,
+    pub(super) caught_up_to: Vec<(ConnId, Position)>,
     /// The user stream, when this hub keeps history.
     pub(super) stream: Option<Stream>,
 }
@@ -103,14 +103,27 @@ impl Group {
 /// dropping would be silent).
 pub(super) struct Held {
     pub(super) out: Arc<Outbox>,
+    /// Why it is held: joining, or being caught up in place.
+    pub(super) why: HeldFor,
     frames: Vec<(Option<u64>, Bytes)>,
     bytes: usize,
 }
 
+/// Why a member's live events are held.
+#[derive(Clone, PartialEq, Eq)]
+pub(super) enum HeldFor {
+    /// Its join reads the stream (the join finishes it).
+    Join,
+    /// The layer lost events on their way here: a catch-up reads the stream after this position
+    /// (`None`: unknown, the member is told `resync`).
+    CatchUp(Option<Position>),
+}
+
 impl Held {
-    pub(super) fn new(out: Arc<Outbox>) -> Self {
+    pub(super) fn new(out: Arc<Outbox>, why: HeldFor) -> Self {
         Self {
             out,
+            why,
             frames: Vec::new(),
             bytes: 0,
         }
@@ -124,6 +137,21 @@ impl Held {
         }
         self.bytes += frame.len();
         self.frames.push((offset, frame));
+        true
+    }
+
+    /// Whether the numbered events held past `last` follow it without a gap (a gap is an event
+    /// lost on its way here after the read: the member must not go live over it).
+    pub(super) fn continues(&self, last: u64) -> bool {
+        let mut want = last + 1;
+        for offset in self.frames.iter().filter_map(|(o, _)| *o) {
+            if offset > last {
+                if offset != want {
+                    return false;
+                }
+                want += 1;
+            }
+        }
         true
     }
 

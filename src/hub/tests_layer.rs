@@ -154,47 +154,127 @@ fn a_resume_merges_the_read_and_the_held_events_once_in_order() {
     );
 }
 
+/// Runs `g`'s queued catch-up (the server's task does this).
+fn catch_up(hub: &Hub, g: &GroupName) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(hub.catch_up(g));
+}
+
+fn signal_outage(layer: &Numbered, g: &GroupName) {
+    if let Some(inbound) = layer.inbound.get() {
+        inbound(g, crate::layer::resync_message(), None);
+    }
+}
+
 #[test]
-fn a_skipped_offset_closes_positioned_members_so_they_resume() {
+fn a_skipped_offset_is_caught_up_in_place_from_the_stream() {
     let (layer, hub, g) = setup();
     let positioned = join(&hub, &g, Recover::Fresh);
     let plain = join(&hub, &g, Recover::No);
     layer.publish(&g, 1);
     layer.publish(&g, 2);
-    assert!(!positioned.is_closing());
-    // Offset 3 never arrives here.
+    assert_eq!(offsets(&positioned), [Some(1), Some(2)]);
+    // Offset 3 never arrives here; 4 does, and is held until the stream is read.
     layer.stream.lock().unwrap().push((3, message(3)));
     layer.publish(&g, 4);
-    assert_eq!(positioned.close_code(), Some(CloseCode::SlowConsumer));
-    assert!(
-        !plain.is_closing(),
+    assert_eq!(offsets(&positioned), [], "nothing goes live over the gap");
+    catch_up(&hub, &g);
+    layer.publish(&g, 5);
+    assert_eq!(offsets(&positioned), [3, 4, 5].map(Some));
+    assert!(!positioned.is_closing());
+    assert_eq!(
+        offsets(&plain),
+        [None; 4],
         "plain members never had positions to lose"
     );
+    let metrics = hub.0.metrics.render();
+    assert!(metrics.contains(r#"courier_catch_ups_total{reason="stream_gap"} 1"#));
+    assert!(metrics.contains(r#"courier_resumes_total{reason="replayed"} 1"#));
+}
+
+#[test]
+fn after_a_broker_outage_positioned_members_get_what_they_missed_and_plain_ones_are_told() {
+    let (layer, hub, g) = setup();
+    let positioned = join(&hub, &g, Recover::Fresh);
+    let plain = join(&hub, &g, Recover::No);
+    layer.publish(&g, 1);
+    let _ = (offsets(&plain), offsets(&positioned));
+    signal_outage(&layer, &g);
+    // Published while the subscription was down: in the stream, never delivered here.
+    layer.stream.lock().unwrap().push((2, message(2)));
+    layer.publish(&g, 3);
+    catch_up(&hub, &g);
+    assert_eq!(
+        offsets(&positioned),
+        [2, 3].map(Some),
+        "no resync: nothing lost"
+    );
+    assert_eq!(offsets(&plain), [None, None], "the resync frame, then 3");
+    assert!(!positioned.is_closing() && !plain.is_closing());
+    // The stream goes on: no gap is counted against the next member.
+    let again = join(&hub, &g, Recover::Fresh);
+    layer.publish(&g, 4);
+    assert!(!again.is_closing());
+    assert_eq!(offsets(&again), [Some(4)]);
+    assert_eq!(offsets(&positioned), [Some(4)]);
+}
+
+#[test]
+fn a_catch_up_the_stream_cannot_cover_is_one_resync_with_the_position() {
+    let (layer, hub, g) = setup();
+    let positioned = join(&hub, &g, Recover::Fresh);
+    layer.publish(&g, 1);
+    let _ = offsets(&positioned);
+    signal_outage(&layer, &g);
+    // 2 was trimmed away before the read; only 3 is kept.
+    layer.stream.lock().unwrap().push((3, message(3)));
+    catch_up(&hub, &g);
+    let mut batch = std::collections::VecDeque::new();
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let _ = positioned.poll_take(&mut cx, &mut batch, 0);
+    let frames: Vec<serde_json::Value> = batch
+        .iter()
+        .map(|f| serde_json::from_str(protocol::frame_text(f)).unwrap())
+        .collect();
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0]["type"], "resync");
+    assert_eq!(frames[0]["data"]["reason"], "position_expired");
+    assert_eq!(frames[0]["data"]["offset"], 3);
+    assert_eq!(frames[0]["data"]["epoch"], "E");
+    assert!(!positioned.is_closing());
+}
+
+#[test]
+fn a_backend_event_that_looks_like_the_outage_signal_is_an_ordinary_event() {
+    let (layer, hub, g) = setup();
+    let positioned = join(&hub, &g, Recover::Fresh);
+    let lookalike = crate::layer::resync_message().clone();
+    if let Some(inbound) = layer.inbound.get() {
+        inbound(&g, &lookalike, None);
+    }
+    assert_eq!(offsets(&positioned), [None], "delivered, nothing held");
+    assert!(!hub.0.metrics.render().contains("courier_catch_ups_total{"));
+}
+
+#[test]
+fn a_join_whose_held_events_skip_past_its_read_is_closed_to_resume() {
+    let (layer, hub, g) = setup();
+    // Published before anyone here joined: in the stream only, so no gap can be seen live.
+    for n in 1..=3 {
+        layer.stream.lock().unwrap().push((n, message(n)));
+    }
+    // The read sees head 3; 5 arrives live meanwhile, 4 never does.
+    *layer.during_read.lock().unwrap() = vec![5];
+    let back = join(&hub, &g, Recover::Since(at(1)));
+    assert_eq!(back.close_code(), Some(CloseCode::SlowConsumer));
     assert!(hub
         .0
         .metrics
         .render()
         .contains(r#"courier_drops_total{reason="stream_gap"} 1"#));
-}
-
-#[test]
-fn after_a_broker_outage_positioned_members_resume_and_plain_ones_are_told() {
-    let (layer, hub, g) = setup();
-    let positioned = join(&hub, &g, Recover::Fresh);
-    let plain = join(&hub, &g, Recover::No);
-    layer.publish(&g, 1);
-    let _ = offsets(&plain);
-    if let Some(inbound) = layer.inbound.get() {
-        inbound(&g, &crate::layer::resync_message(), None);
-    }
-    assert_eq!(positioned.close_code(), Some(CloseCode::SlowConsumer));
-    assert!(!plain.is_closing());
-    assert_eq!(offsets(&plain), [None], "the resync frame");
-    // The stream goes on: no gap is counted against the next member.
-    let again = join(&hub, &g, Recover::Fresh);
-    layer.publish(&g, 2);
-    assert!(!again.is_closing());
-    assert_eq!(offsets(&again), [Some(2)]);
 }
 
 #[test]

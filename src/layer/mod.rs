@@ -30,6 +30,7 @@ use crate::error::Result;
 use crate::history::Position;
 use crate::metrics::Metrics;
 
+pub(crate) use self::redis::resync::is_outage_signal;
 pub use self::redis::{
     resync_message, GroupSender, RedisClusterLayer, RedisCoreLayer, RedisPubSubLayer,
 };

@@ -1,5 +1,6 @@
-//! The server's upkeep tasks, owned by [`run`](super::run): history sweeps, the re-check of
-//! connected users against the Django user table, and the publish trace's writer.
+//! The server's upkeep tasks, owned by [`run`](super::run): history sweeps, catch-ups from the
+//! layer's streams, the re-check of connected users against the Django user table, and the
+//! publish trace's writer.
 
 use std::time::Duration;
 
@@ -55,6 +56,10 @@ pub(super) fn spawn(state: &AppState) -> Upkeep {
             hub.sweep_history();
             std::future::ready(())
         }));
+    }
+    if state.hub().streams_in_layer() {
+        let hub = state.hub().clone();
+        tasks.push(tokio::spawn(async move { hub.run_catch_ups().await }));
     }
     if let Some(period) = state.directory().recheck_every() {
         let state = state.clone();
