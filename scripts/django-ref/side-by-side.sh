@@ -6,6 +6,7 @@
 # builds what is missing (a venv in target/django-venv, dist-profile courier + loadtest), creates
 # USERS Django users (ids 1..USERS) in a fresh SQLite database, starts both servers (logs in
 # ${TMPDIR:-/tmp}/NAME-{daphne,courier}.log), waits for their ports and sets DJ_PID and CO_PID.
+# COURIER_EXTRA_ARGS (word-split) go to courier's command line.
 # Every process it starts is stopped when the calling script exits.
 
 # shellcheck source=../lib.sh
@@ -31,8 +32,9 @@ User.objects.bulk_create([User(id=i, username=f'user{i}') for i in range(1, $use
   ( cd scripts/django-ref && exec "../../$venv/bin/daphne" -b 127.0.0.1 -p "$dj_port" refproject.asgi:application ) \
     >"${TMPDIR:-/tmp}/$name-daphne.log" 2>&1 &
   DJ_PID=$!; SIDE_BY_SIDE_PIDS+=("$DJ_PID")
+  # shellcheck disable=SC2086
   "$BIN_DIR/courier" --listen "127.0.0.1:$co_port" --jwt-secret "$secret" --api-key "$api_key" \
-    >"${TMPDIR:-/tmp}/$name-courier.log" 2>&1 &
+    ${COURIER_EXTRA_ARGS:-} >"${TMPDIR:-/tmp}/$name-courier.log" 2>&1 &
   CO_PID=$!; SIDE_BY_SIDE_PIDS+=("$CO_PID")
   local port
   for port in "$dj_port" "$co_port"; do
