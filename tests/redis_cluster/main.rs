@@ -5,6 +5,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod replies;
 #[path = "../services/mod.rs"]
 mod services;
 mod support;
@@ -132,7 +133,17 @@ async fn manual_failover(history: bool) {
 
 #[tokio::test]
 async fn a_slot_moved_to_another_master_resyncs_only_its_partition_and_delivery_goes_on() {
-    let Some(mut shard) = Shard::start(60, 0).await else {
+    slot_moved(false).await;
+}
+
+/// The same with history: the script publishes, and the slot's keys (streams) move with it.
+#[tokio::test]
+async fn a_slot_moved_with_history_resyncs_only_its_partition_and_delivery_goes_on() {
+    slot_moved(true).await;
+}
+
+async fn slot_moved(history: bool) {
+    let Some(mut shard) = Shard::start_with(60, 0, history).await else {
         return;
     };
     // Only user 1's partition's slot moves: the users of that partition are the affected ones.
