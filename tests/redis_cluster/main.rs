@@ -32,10 +32,11 @@ async fn two_couriers_deliver_api_publishes_to_300_users_once_in_order_over_ever
     };
     let urls = cluster.urls();
     let prefix = services::unique_prefix();
-    // The second courier gets one seed only: it learns the rest of the topology itself.
+    // The second courier gets one seed only: it learns the rest of the topology itself. Both
+    // keep history (the default): every event goes through the script.
     let servers = [
-        server(&urls, &prefix, false).await,
-        server(&urls[1..2], &prefix, false).await,
+        server(&urls, &prefix, true).await,
+        server(&urls[1..2], &prefix, true).await,
     ];
     let users: Vec<i64> = (1..=USERS).collect();
     // One client per user, alternating between the couriers; every 25th user on both.
