@@ -289,10 +289,13 @@ async fn build_picks_the_configured_layer() {
         "redis-core"
     );
     config.layer = LayerKind::RedisCluster;
-    assert_eq!(
-        courier::layer::build(&config).expect("cluster").name(),
-        "redis-cluster"
-    );
+    let cluster = courier::layer::build(&config).expect("cluster");
+    assert_eq!(cluster.name(), "redis-cluster");
+    assert!(cluster.keeps_history(), "cluster history is on by default");
+    config.redis.cluster_history = false;
+    assert!(!courier::layer::build(&config)
+        .expect("cluster")
+        .keeps_history());
     config.redis.urls = vec!["unix:///tmp/no-cluster.sock".into()];
     assert!(
         courier::layer::build(&config).is_err(),

@@ -17,9 +17,9 @@ use crate::config::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_USER,
     DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_HEADER_BYTES,
     DEFAULT_MAX_PENDING_HANDSHAKES, DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_MESSAGES,
-    DEFAULT_REDIS_CLUSTER_PARTITIONS, DEFAULT_REDIS_CORE_CAPACITY, DEFAULT_REDIS_CORE_INBOXES,
-    DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_URL, DEFAULT_SEND_BUFFER_BYTES, DEFAULT_TRACE_MAX_BYTES,
-    DEFAULT_USER_CACHE_SIZE, DEFAULT_USER_TABLE,
+    DEFAULT_REDIS_CLUSTER_HISTORY, DEFAULT_REDIS_CLUSTER_PARTITIONS, DEFAULT_REDIS_CORE_CAPACITY,
+    DEFAULT_REDIS_CORE_INBOXES, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_URL, DEFAULT_SEND_BUFFER_BYTES,
+    DEFAULT_TRACE_MAX_BYTES, DEFAULT_USER_CACHE_SIZE, DEFAULT_USER_TABLE,
 };
 use crate::error::{Error, Result};
 
@@ -84,8 +84,17 @@ pub struct Cli {
     /// redis-cluster: hash-tag partitions groups are spread over; the same in every courier.
     #[arg(long, env = "COURIER_REDIS_CLUSTER_PARTITIONS", default_value_t = DEFAULT_REDIS_CLUSTER_PARTITIONS)]
     pub redis_cluster_partitions: usize,
-    /// redis-cluster: keep user-stream history for resume (experimental; see the README).
-    #[arg(long, env = "COURIER_REDIS_CLUSTER_HISTORY")]
+    /// redis-cluster: keep user-stream history for resume; `--redis-cluster-history=false`
+    /// publishes with plain SPUBLISH and gives no positions.
+    #[arg(
+        long,
+        env = "COURIER_REDIS_CLUSTER_HISTORY",
+        default_value_t = DEFAULT_REDIS_CLUSTER_HISTORY,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new(),
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
     pub redis_cluster_history: bool,
     /// redis-core: channels_redis `group_expiry`.
     #[arg(long, env = "COURIER_REDIS_GROUP_EXPIRY", default_value = "1day", value_parser = humantime::parse_duration)]

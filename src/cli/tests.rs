@@ -72,6 +72,24 @@ fn cluster_partitions_reach_the_config_within_bounds() {
     );
 }
 
+/// On by default, like the other Redis layers' history; `=false` (or the env) turns it off, and
+/// the bare flag of earlier releases still means on.
+#[test]
+fn cluster_history_is_on_unless_turned_off() {
+    let history = |args: &[&str]| {
+        let mut all = vec!["courier", "--jwt-secret", "s", "--layer", "redis-cluster"];
+        all.extend_from_slice(args);
+        let cli = Cli::try_parse_from(all).expect("parses");
+        cli.into_config().expect("valid").redis.cluster_history
+    };
+    assert!(history(&[]));
+    assert!(history(&["--redis-cluster-history"]));
+    assert!(history(&["--redis-cluster-history=true"]));
+    assert!(!history(&["--redis-cluster-history=false"]));
+    assert!(!history(&["--redis-cluster-history", "false"]));
+    assert!(Cli::try_parse_from(["courier", "--redis-cluster-history=maybe"]).is_err());
+}
+
 #[test]
 fn user_db_flags_reach_the_config() {
     let cli = Cli::try_parse_from([

@@ -58,6 +58,10 @@ pub const DEFAULT_REDIS_CORE_INBOXES: usize = 64;
 /// random slots: about ±10 % per master of 3) and spare a courier with few users more traffic.
 /// Every process of a deployment must use the same value.
 pub const DEFAULT_REDIS_CLUSTER_PARTITIONS: usize = 256;
+/// redis-cluster: keep user-stream positions and history in the cluster (resume on any courier),
+/// as the other Redis layers always do. Off (`--redis-cluster-history=false`) publishes with
+/// plain `SPUBLISH`: one command instead of a script, no positions.
+pub const DEFAULT_REDIS_CLUSTER_HISTORY: bool = true;
 /// redis-cluster: most partitions, one per hash slot (more could only share slots).
 pub const MAX_REDIS_CLUSTER_PARTITIONS: usize = 16_384;
 /// redis-core: channels_redis's `capacity`, used when courier itself publishes.

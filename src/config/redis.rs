@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use super::{
-    WireFormat, DEFAULT_REDIS_CLUSTER_PARTITIONS, DEFAULT_REDIS_CORE_CAPACITY,
-    DEFAULT_REDIS_CORE_INBOXES, DEFAULT_REDIS_EXPIRY, DEFAULT_REDIS_GROUP_EXPIRY,
-    DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_URL,
+    WireFormat, DEFAULT_REDIS_CLUSTER_HISTORY, DEFAULT_REDIS_CLUSTER_PARTITIONS,
+    DEFAULT_REDIS_CORE_CAPACITY, DEFAULT_REDIS_CORE_INBOXES, DEFAULT_REDIS_EXPIRY,
+    DEFAULT_REDIS_GROUP_EXPIRY, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_URL,
 };
 
 /// Settings of the Redis layers, named after channels_redis's `CONFIG` keys.
@@ -26,8 +26,7 @@ pub struct RedisConfig {
     pub capacity: usize,
     /// redis-cluster: partitions groups are spread over (the same in every process).
     pub cluster_partitions: usize,
-    /// redis-cluster: keep user-stream history (resume). Off by default: during a slot migration
-    /// the script path can deliver an event twice (README, "Where history lives").
+    /// redis-cluster: keep user-stream history (resume); [`DEFAULT_REDIS_CLUSTER_HISTORY`].
     pub cluster_history: bool,
     /// redis-core: channels_redis `group_expiry`.
     pub group_expiry: Duration,
@@ -45,7 +44,7 @@ impl Default for RedisConfig {
             core_inboxes: DEFAULT_REDIS_CORE_INBOXES,
             capacity: DEFAULT_REDIS_CORE_CAPACITY,
             cluster_partitions: DEFAULT_REDIS_CLUSTER_PARTITIONS,
-            cluster_history: false,
+            cluster_history: DEFAULT_REDIS_CLUSTER_HISTORY,
             group_expiry: DEFAULT_REDIS_GROUP_EXPIRY,
             expiry: DEFAULT_REDIS_EXPIRY,
         }

@@ -5,6 +5,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod replies;
 #[path = "../services/mod.rs"]
 mod services;
 mod support;
@@ -31,10 +32,11 @@ async fn two_couriers_deliver_api_publishes_to_300_users_once_in_order_over_ever
     };
     let urls = cluster.urls();
     let prefix = services::unique_prefix();
-    // The second courier gets one seed only: it learns the rest of the topology itself.
+    // The second courier gets one seed only: it learns the rest of the topology itself. Both
+    // keep history (the default): every event goes through the script.
     let servers = [
-        server(&urls, &prefix, false).await,
-        server(&urls[1..2], &prefix, false).await,
+        server(&urls, &prefix, true).await,
+        server(&urls[1..2], &prefix, true).await,
     ];
     let users: Vec<i64> = (1..=USERS).collect();
     // One client per user, alternating between the couriers; every 25th user on both.
@@ -132,7 +134,17 @@ async fn manual_failover(history: bool) {
 
 #[tokio::test]
 async fn a_slot_moved_to_another_master_resyncs_only_its_partition_and_delivery_goes_on() {
-    let Some(mut shard) = Shard::start(60, 0).await else {
+    slot_moved(false).await;
+}
+
+/// The same with history: the script publishes, and the slot's keys (streams) move with it.
+#[tokio::test]
+async fn a_slot_moved_with_history_resyncs_only_its_partition_and_delivery_goes_on() {
+    slot_moved(true).await;
+}
+
+async fn slot_moved(history: bool) {
+    let Some(mut shard) = Shard::start_with(60, 0, history).await else {
         return;
     };
     // Only user 1's partition's slot moves: the users of that partition are the affected ones.
@@ -151,6 +163,13 @@ async fn a_slot_moved_to_another_master_resyncs_only_its_partition_and_delivery_
         .into_iter()
         .find(|&m| m != shard.master)
         .expect("another master");
+    // With history, `recover=1` clients of users whose partition stays: their offsets go on one
+    // by one, nothing twice (a duplicate publish would take an offset of its own).
+    let positioned = if history {
+        shard.add_positioned(3).await
+    } else {
+        Vec::new()
+    };
     let cluster = &shard.cluster;
     let reshard = async move { cluster.move_slot(slot, to).await };
     let (published, frames) = publish_through(
@@ -162,13 +181,26 @@ async fn a_slot_moved_to_another_master_resyncs_only_its_partition_and_delivery_
     )
     .await;
     shard.check_moved("slot moved", &published, &frames);
+    for (i, from) in positioned {
+        assert_consecutive(shard.users[i], from, &frames[i]);
+    }
     assert_eq!(shard.cluster.shard_of(slot).await.0, to, "the slot moved");
     shard.s.stop().await;
 }
 
 #[tokio::test]
 async fn a_killed_master_is_survived_by_rebuilding_the_connection_and_resyncing_everyone() {
-    let Some(mut shard) = Shard::start(30, 1).await else {
+    killed_master(false).await;
+}
+
+/// The same with history (the promoted replica numbers its partitions' streams anew).
+#[tokio::test]
+async fn a_killed_master_with_history_is_survived_and_everyone_resyncs() {
+    killed_master(true).await;
+}
+
+async fn killed_master(history: bool) {
+    let Some(mut shard) = Shard::start_with(30, 1, history).await else {
         return;
     };
     let replica = shard.replica.expect("a replica");

@@ -143,11 +143,8 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
-    pub(crate) async fn start(users: i64, replicas: usize) -> Option<Self> {
-        Self::start_with(users, replicas, false).await
-    }
-
-    /// [`Shard::start`], the courier publishing through the history script when `history`.
+    /// `users` routed clients on a 3 × (master + `replicas`) cluster; the courier publishes
+    /// through the history script when `history`.
     pub(crate) async fn start_with(users: i64, replicas: usize, history: bool) -> Option<Self> {
         let cluster = PrivateCluster::start(3, replicas).await?;
         let urls = cluster.urls();
@@ -182,6 +179,53 @@ impl Shard {
     }
 }
 
+impl Shard {
+    /// Adds a `recover=1` client for each of the first `n` users whose partition is not affected
+    /// (as more entries of `users`/`clients`/`affected`); returns each one's index and the offset
+    /// its welcome carried.
+    pub(crate) async fn add_positioned(&mut self, n: usize) -> Vec<(usize, u64)> {
+        let unaffected: Vec<i64> = self
+            .users
+            .iter()
+            .zip(&self.affected)
+            .filter(|(_, a)| !**a)
+            .map(|(u, _)| *u)
+            .take(n)
+            .collect();
+        let mut added = Vec::new();
+        for user in unaffected {
+            let url = format!(
+                "{}?token={}&recover=1",
+                self.s.ws_url(),
+                common::token_for(json!(user))
+            );
+            let mut ws = common::ws_connect_url(&url).await;
+            let hello = common::next_json(&mut ws).await;
+            assert_eq!(hello["type"], "connection_established", "{hello}");
+            let offset = hello["offset"].as_u64().expect("a position");
+            added.push((self.clients.len(), offset));
+            self.users.push(user);
+            self.clients.push(ws);
+            self.affected.push(false);
+        }
+        added
+    }
+}
+
+/// A positioned client's events carry the offsets after `from`, each once, in order.
+pub(crate) fn assert_consecutive(user: i64, from: u64, frames: &[Value]) {
+    let offsets: Vec<u64> = frames
+        .iter()
+        .map(|v| {
+            v["offset"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("user {user}: {v}"))
+        })
+        .collect();
+    let want: Vec<u64> = (from + 1..).take(offsets.len()).collect();
+    assert_eq!(offsets, want, "user {user}: offsets one by one");
+}
+
 /// What [`publish_through`] published: sequence numbers `0..sent`, of which the server answered
 /// `refused` with an error (its caller was told; some partitions may still have carried them).
 pub(crate) struct Published {
@@ -204,8 +248,12 @@ pub(crate) async fn publish_through(
     after: Duration,
 ) -> (Published, Vec<Vec<Value>>) {
     let stop = tokio_util::sync::CancellationToken::new();
+    // Once per user, however many of `clients` are that user's.
+    let mut targets = users.to_vec();
+    targets.sort_unstable();
+    targets.dedup();
     let publisher = tokio::spawn({
-        let (stop, addr, users) = (stop.clone(), s.addr, users.to_vec());
+        let (stop, addr, users) = (stop.clone(), s.addr, targets);
         async move {
             let (mut seq, mut refused) = (0, Vec::new());
             let mut deadline = None;

@@ -141,9 +141,15 @@ impl PrivateCluster {
 
     /// One command on one node (no cluster routing), its reply as text ("" on error).
     pub async fn cmd(&self, port: u16, args: &[&str]) -> String {
-        let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}")) else {
-            return String::new();
-        };
+        self.query(port, args)
+            .await
+            .map(|v| text(&v))
+            .unwrap_or_default()
+    }
+
+    /// One command on one node, its reply (`None` on error or after 2 s).
+    pub async fn query(&self, port: u16, args: &[&str]) -> Option<redis::Value> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
         let reply = async {
             let mut conn = client.get_multiplexed_async_connection().await.ok()?;
             let mut cmd = redis::cmd(args[0]);
@@ -152,10 +158,10 @@ impl PrivateCluster {
             }
             cmd.query_async::<redis::Value>(&mut conn).await.ok()
         };
-        match tokio::time::timeout(Duration::from_secs(2), reply).await {
-            Ok(Some(v)) => text(&v),
-            _ => String::new(),
-        }
+        tokio::time::timeout(Duration::from_secs(2), reply)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// The port of the master serving `slot`, and of one of its replicas (if any).
@@ -203,35 +209,70 @@ impl PrivateCluster {
         false
     }
 
-    /// Moves `slot` (empty: shard channels are not keys) from its master to the master on `to`,
-    /// the way `redis-cli --cluster reshard` does: IMPORTING / MIGRATING, then NODE on the two
-    /// and on every other master.
+    /// Moves `slot` from its master to the master on `to` the way `redis-cli --cluster reshard`
+    /// does: IMPORTING / MIGRATING, the slot's keys (user streams, with history) MIGRATEd in
+    /// batches, then NODE on the two and on every other master.
     pub async fn move_slot(&self, slot: u16, to: u16) {
         let (from, _) = self.shard_of(slot).await;
-        let id = |port| async move { self.cmd(port, &["CLUSTER", "MYID"]).await };
-        let (from_id, to_id) = (id(from).await, id(to).await);
-        let slot = slot.to_string();
-        let set = |port, args: [&'static str; 1], node: String| {
-            let slot = slot.clone();
-            async move {
-                let reply = self
-                    .cmd(port, &["CLUSTER", "SETSLOT", &slot, args[0], &node])
-                    .await;
-                assert_eq!(reply, "OK", "CLUSTER SETSLOT {slot} {} on {port}", args[0]);
-            }
-        };
-        set(to, ["IMPORTING"], from_id.clone()).await;
-        set(from, ["MIGRATING"], to_id.clone()).await;
-        set(to, ["NODE"], to_id.clone()).await;
-        set(from, ["NODE"], to_id.clone()).await;
+        let (from_id, to_id) = (self.node_id(from).await, self.node_id(to).await);
+        self.set_slot(to, slot, "IMPORTING", &from_id).await;
+        self.set_slot(from, slot, "MIGRATING", &to_id).await;
+        self.migrate_keys(slot, from, to).await;
+        self.set_slot(to, slot, "NODE", &to_id).await;
+        self.set_slot(from, slot, "NODE", &to_id).await;
         for node in &self.nodes {
             if node.port != to && node.port != from {
                 let role = self.cmd(node.port, &["INFO", "replication"]).await;
                 if role.contains("role:master") {
-                    set(node.port, ["NODE"], to_id.clone()).await;
+                    self.set_slot(node.port, slot, "NODE", &to_id).await;
                 }
             }
         }
+    }
+
+    /// Gives `slot` to the master on `to` by telling `to` alone (IMPORTING, then NODE, which bumps
+    /// its epoch and broadcasts it): the old owner learns it over the cluster bus, even while its
+    /// clients are paused, and drops the slot's shard-channel subscribers. The slot must hold no
+    /// keys (the old owner would delete them). `from_id`: the old owner's id, asked beforehand.
+    pub async fn claim_slot(&self, slot: u16, from_id: &str, to: u16) {
+        let to_id = self.node_id(to).await;
+        self.set_slot(to, slot, "IMPORTING", from_id).await;
+        self.set_slot(to, slot, "NODE", &to_id).await;
+    }
+
+    /// `CLUSTER MYID` of the node on `port`.
+    pub async fn node_id(&self, port: u16) -> String {
+        self.cmd(port, &["CLUSTER", "MYID"]).await
+    }
+
+    async fn set_slot(&self, port: u16, slot: u16, how: &str, node: &str) {
+        let slot = slot.to_string();
+        let reply = self
+            .cmd(port, &["CLUSTER", "SETSLOT", &slot, how, node])
+            .await;
+        assert_eq!(reply, "OK", "CLUSTER SETSLOT {slot} {how} on {port}");
+    }
+
+    /// MIGRATEs `slot`'s keys from `from` to `to`, a batch at a time, until none is left.
+    async fn migrate_keys(&self, slot: u16, from: u16, to: u16) {
+        let (slot, to) = (slot.to_string(), to.to_string());
+        for _ in 0..1000 {
+            let keys = self
+                .query(from, &["CLUSTER", "GETKEYSINSLOT", &slot, "100"])
+                .await;
+            let keys: Vec<String> = match keys {
+                Some(redis::Value::Array(keys)) => keys.iter().map(text).collect(),
+                other => panic!("CLUSTER GETKEYSINSLOT {slot}: {other:?}"),
+            };
+            if keys.is_empty() {
+                return;
+            }
+            let mut args = vec!["MIGRATE", "127.0.0.1", &to, "", "0", "5000", "KEYS"];
+            args.extend(keys.iter().map(String::as_str));
+            let reply = self.cmd(from, &args).await;
+            assert!(reply == "OK" || reply == "NOKEY", "MIGRATE: {reply:?}");
+        }
+        panic!("slot {slot} kept getting keys");
     }
 
     /// The master ports.

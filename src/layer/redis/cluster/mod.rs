@@ -23,7 +23,9 @@
 //!   the pub/sub layer does after a reconnect.
 //! - A publish that Redis refused (MOVED, ASK, TRYAGAIN, CLUSTERDOWN, READONLY) is retried a few
 //!   times, which is safe because a refused frame was not published; any other error fails the
-//!   publish (`layer_errors{publish}`), never retried blind, so nothing arrives twice.
+//!   publish (`layer_errors{publish}`), never retried blind, so nothing arrives twice. "Refused"
+//!   can be trusted because publishes have a connection of their own that never subscribes: on
+//!   the subscribing one, a slot leaving a node shifts replies between commands (`task`).
 
 mod history;
 mod table;
@@ -80,7 +82,8 @@ struct Shared {
     table: Table,
     inbound: OnceLock<Inbound>,
     metrics: LayerMetrics,
-    /// The current session's connection, for publishers; `None` while it is being (re)built.
+    /// The current session's command connection (publishes, stream reads): never subscribed,
+    /// so no unasked push shifts its replies (`task`'s doc); `None` while being (re)built.
     publisher: watch::Sender<Option<ClusterConnection>>,
     /// User-stream history, when kept.
     history: Option<history::ClusterHistory>,
@@ -126,7 +129,7 @@ impl RedisClusterLayer {
         history: Option<&HistoryConfig>,
     ) -> Result<Self> {
         // Checks the seed URLs now, so a typo is a startup error and not a retry loop.
-        task::client(&config.urls, |_| Ok(()))
+        task::client(&config.urls, Some(|_| Ok(())))
             .map_err(|e| Error::Config(format!("--redis-url (redis-cluster): {e}")))?;
         let partitions = Partitions::new(&config.prefix, config.cluster_partitions);
         let shared = Arc::new(Shared {

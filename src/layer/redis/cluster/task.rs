@@ -13,6 +13,18 @@
 //! - a wanted partition stays unsubscribed past a limit (no redirect ever fixed the slot map; a
 //!   new connection reads the topology afresh). The limit doubles per such rebuild so a long
 //!   outage does not resync everyone every few seconds.
+//!
+//! # Two connections per session
+//! When a slot leaves a node (a reshard, a failover), Redis pushes `sunsubscribe` for its shard
+//! channels unasked, and RESP3 gives a client no way to tell that push from the confirmation of
+//! a `SUNSUBSCRIBE` it sent (valkey-io/valkey#1066). redis-rs 1.8 takes it for the reply to the
+//! oldest command in flight on that node and hands every later reply to the command after its
+//! own until the node's queue drains. A publish that ran then got another command's `MOVED`,
+//! counted as refused, and ran again — a duplicate (`tests/redis_cluster/replies.rs`); one
+//! that did not run got another's `OK` and was lost silently. So publishes and stream reads
+//! go over a second cluster connection that never subscribes, and so is never pushed anything;
+//! the subscribing one carries only `SSUBSCRIBE`/`SUNSUBSCRIBE` (whose replies nothing trusts:
+//! the pushes decide), the `ROLE` probe (judged by its shape) and `PING` (any reply is life).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +35,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{
     MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
 };
-use redis::{PushInfo, PushKind, Value};
+use redis::{ErrorKind, PushInfo, PushKind, Value};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
@@ -50,35 +62,45 @@ const NODE_CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 /// (Un)subscribe commands in flight at once: one per partition, since each has its own slot.
 const IN_FLIGHT: usize = 32;
 
-/// A cluster client for `urls` whose pushes go to `shared`'s callback as connection `epoch`.
+/// A cluster client for `urls`; with `on_push`, the subscribing one (its pushes go there).
 /// `retries(0)`: redis-rs would otherwise resend a command after a dropped connection, and a
 /// `SPUBLISH` that Redis already ran would then arrive twice; the layer retries only what Redis
 /// refused (see `publish`).
 pub(super) fn client(
     urls: &[String],
-    on_push: impl Fn(PushInfo) -> Result<(), ()> + Send + Sync + 'static,
+    on_push: Option<impl Fn(PushInfo) -> Result<(), ()> + Send + Sync + 'static>,
 ) -> redis::RedisResult<redis::cluster::ClusterClient> {
-    ClusterClientBuilder::new(urls.to_vec())
+    let builder = ClusterClientBuilder::new(urls.to_vec())
         .use_protocol(redis::ProtocolVersion::RESP3)
-        .push_sender(on_push)
         .retries(0)
         .connection_timeout(NODE_CONNECT_TIMEOUT)
-        .response_timeout(RESPONSE_TIMEOUT)
-        .build()
+        .response_timeout(RESPONSE_TIMEOUT);
+    match on_push {
+        Some(on_push) => builder.push_sender(on_push).build(),
+        None => builder.build(),
+    }
+}
+
+/// A session's two cluster connections (module doc, "Two connections per session").
+struct Links {
+    /// Subscriptions, their probes and PINGs; its pushes count as the session's epoch.
+    subs: ClusterConnection,
+    /// Publishes and stream reads: never subscribed, so its replies pair with their commands.
+    commands: ClusterConnection,
 }
 
 /// The task: one session per cluster connection, rebuilt with backoff. Ends when `stop` fires.
 pub(super) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     let mut link = Reconnect::new("redis-cluster", 0, &shared.metrics, &stop);
     let mut stale_limit = STALE_MIN;
-    while let Some((conn, resumed)) = link.next(|| connect(&shared)).await {
-        let (mut conn, epoch) = conn;
+    while let Some((links, resumed)) = link.next(|| connect(&shared)).await {
+        let (Links { mut subs, commands }, epoch) = links;
         shared.table.open(resumed);
         if resumed {
             tracing::info!("redis-cluster: reconnected; resubscribing and sending resync");
         }
-        shared.set_publisher(Some(conn.clone()));
-        let live = session(&shared, &mut conn, epoch, &mut stale_limit, &stop).await;
+        shared.set_publisher(Some(commands));
+        let live = session(&shared, &mut subs, epoch, &mut stale_limit, &stop).await;
         shared.set_publisher(None);
         match live {
             Ok(()) => return,
@@ -87,18 +109,24 @@ pub(super) async fn run(shared: Arc<Shared>, stop: CancellationToken) {
     }
 }
 
-/// Builds a connection whose pushes count as a new epoch.
-async fn connect(shared: &Arc<Shared>) -> redis::RedisResult<(ClusterConnection, u64)> {
+/// Builds a session's connections; the subscribing one's pushes count as a new epoch.
+async fn connect(shared: &Arc<Shared>) -> redis::RedisResult<(Links, u64)> {
     let epoch = shared.table.advance();
     let weak = Arc::downgrade(shared);
-    let client = client(&shared.urls, move |info| {
-        match weak.upgrade() {
-            Some(shared) => on_push(&shared, epoch, info),
-            None => return Err(()),
-        }
-        Ok(())
-    })?;
-    Ok((client.get_async_connection().await?, epoch))
+    let subs = client(
+        &shared.urls,
+        Some(move |info| {
+            match weak.upgrade() {
+                Some(shared) => on_push(&shared, epoch, info),
+                None => return Err(()),
+            }
+            Ok(())
+        }),
+    )?;
+    let commands = client(&shared.urls, None::<fn(PushInfo) -> Result<(), ()>>)?;
+    let (subs, commands) =
+        tokio::try_join!(subs.get_async_connection(), commands.get_async_connection())?;
+    Ok((Links { subs, commands }, epoch))
 }
 
 /// One connection's life. `Ok` means stopped; `Err` means it must be rebuilt.
@@ -134,17 +162,25 @@ async fn session(
     }
 }
 
-/// PINGs every master the connection knows; any failure or timeout breaks the session.
+/// PINGs every master the connection knows; a connection failure or a timeout breaks the
+/// session. A server's error reply is a live server: on this connection it may be another
+/// command's reply, shifted onto the PING by an unasked `sunsubscribe` (module doc).
 async fn ping_masters(conn: &mut ClusterConnection) -> redis::RedisResult<()> {
     let routing = RoutingInfo::MultiNode((
         MultipleNodeRoutingInfo::AllMasters,
         Some(ResponsePolicy::AllSucceeded),
     ));
     let pong = conn.route_command(redis::cmd("PING"), routing);
-    tokio::time::timeout(RESPONSE_TIMEOUT, pong)
-        .await
-        .map_err(|_| broken("ping timed out"))?
-        .map(drop)
+    match tokio::time::timeout(RESPONSE_TIMEOUT, pong).await {
+        Err(_) => Err(broken("ping timed out")),
+        Ok(Err(e)) if !answered(&e) => Err(e),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Whether `e` is a server's reply (the node is up), not a failure to reach it.
+fn answered(e: &redis::RedisError) -> bool {
+    matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension)
 }
 
 /// SSUBSCRIBEs the wanted partitions that are not live and SUNSUBSCRIBEs the abandoned ones.
@@ -199,16 +235,18 @@ async fn reconcile(shared: &Shared, conn: &ClusterConnection) {
 /// shard channels on replicas — which is not yet in the new master's shard right after the
 /// failover and misses what a history script publishes there (`tests/redis_cluster`
 /// `a_manual_failover…`). A slot being migrated stays on its (master) source: no probe, so the
-/// migration's `ASK` dance is not disturbed.
+/// migration's `ASK` dance is not disturbed. Only a reply that reads as a master's `ROLE` spares
+/// the probe: anything else may be another command's reply shifted onto this one (module doc),
+/// and probing a master costs one `EXISTS` (or, mid-migration, one retry next tick).
 async fn on_master(conn: &mut ClusterConnection, channel: &str) -> redis::RedisResult<()> {
     let master = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(
         channel,
         SlotAddr::Master,
     )));
     let role = conn.route_command(redis::cmd("ROLE"), master).await?;
-    let replica = matches!(&role, Value::Array(r)
-        if matches!(r.first(), Some(Value::BulkString(b)) if b.as_slice() == b"slave"));
-    if replica {
+    let is_master = matches!(&role, Value::Array(r)
+        if matches!(r.first(), Some(Value::BulkString(b)) if b.as_slice() == b"master"));
+    if !is_master {
         redis::cmd("EXISTS")
             .arg(channel)
             .query_async::<i64>(conn)
