@@ -1,8 +1,25 @@
 # Sourced by the scripts here (`. scripts/lib.sh` from the repository root): one copy of each
 # small helper they share.
 
-# free_port: a TCP port on 127.0.0.1 that was free a moment ago.
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# free_port: a TCP port on 127.0.0.1 that was free a moment ago, below the kernel's ephemeral
+# range: a port the kernel handed out could, once its listener is restarted (a Redis killed and
+# started again), already be the source port of one of thousands of client sockets.
+free_port() {
+  python3 - <<'PY'
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for port in random.sample(range(10000, max(low, 10001)), min(500, max(low - 10000, 1))):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port)); print(port); break
+    except OSError:
+        continue
+    finally:
+        s.close()
+else:
+    raise SystemExit("free_port: no free port below the ephemeral range")
+PY
+}
 
 # wait_port PORT [TRIES]: until something accepts on 127.0.0.1:PORT, polling every 0.1 s
 # (default 50 tries); returns 1 if nothing ever did.
