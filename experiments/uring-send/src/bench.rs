@@ -23,9 +23,17 @@ struct Receiver {
 }
 
 impl Receiver {
-    fn spawn(pairs: usize) -> Result<Receiver, String> {
+    fn spawn(pairs: usize, cpu: Option<u32>) -> Result<Receiver, String> {
         let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-        let mut child = Command::new(exe)
+        let mut cmd = match cpu {
+            Some(c) => {
+                let mut t = Command::new("taskset");
+                t.arg("-c").arg(c.to_string()).arg(exe);
+                t
+            }
+            None => Command::new(exe),
+        };
+        let mut child = cmd
             .args(["recv", "--pairs", &pairs.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -112,7 +120,7 @@ pub fn run(args: &SendArgs) -> Result<(), String> {
     if args.modes.is_empty() || args.rates.is_empty() || args.rounds == 0 || args.rounds > 50 {
         return Err("need modes, rates and 1..=50 rounds".into());
     }
-    let mut rx = Receiver::spawn(args.pairs)?;
+    let mut rx = Receiver::spawn(args.pairs, args.receiver_cpu)?;
     let port: u16 = rx
         .expect("port")?
         .first()
@@ -172,10 +180,15 @@ pub fn run(args: &SendArgs) -> Result<(), String> {
                 rx.say(&format!("expect {sent_bytes}"))?;
                 let done = rx.expect("done")?;
                 let num = |i: usize| done.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-                let (got_total, rx_user, rx_sys) = (num(0), num(1), num(2));
+                let (got_total, rx_user, rx_sys, rx_csw) = (num(0), num(1), num(2), num(3));
                 let got = got_total.saturating_sub(received_before);
                 received_before = got_total;
                 let bytes = out.sends * frame.len() as u64;
+                let rx = RxFigures {
+                    user_us: rx_user,
+                    sys_us: rx_sys,
+                    csw: rx_csw,
+                };
                 if !print(
                     &run,
                     round,
@@ -184,8 +197,7 @@ pub fn run(args: &SendArgs) -> Result<(), String> {
                     &out,
                     bytes,
                     got,
-                    rx_user + rx_sys,
-                    rx_sys,
+                    &rx,
                     load1,
                 ) {
                     failed += 1;
@@ -201,6 +213,13 @@ pub fn run(args: &SendArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// The receiver's CPU in one window.
+struct RxFigures {
+    user_us: u64,
+    sys_us: u64,
+    csw: u64,
+}
+
 /// Prints one window's result line; false when bytes were lost or sends failed.
 #[allow(clippy::too_many_arguments)]
 fn print(
@@ -211,19 +230,20 @@ fn print(
     out: &Outcome,
     bytes: u64,
     got: u64,
-    rx_us: u64,
-    rx_sys_us: u64,
+    rx: &RxFigures,
     load1: f64,
 ) -> bool {
     let sends = out.sends.max(1) as f64;
     let tx_ns = out.cpu.total().as_nanos() as f64 / sends;
-    let rx_ns = rx_us as f64 * 1000.0 / sends;
+    let rx_ns = (rx.user_us + rx.sys_us) as f64 * 1000.0 / sends;
+    let tx_csw = out.cpu.csw as f64 / sends;
+    let rx_csw = rx.csw as f64 / sends;
     let sirq_ns = out.softirqd.as_nanos() as f64 / sends;
     let ok = got == bytes && out.errors == 0;
     println!(
         "result mode={} round={round} pairs={pairs} rate={} secs={} frame={frame} sends={} achieved={:.0} \
-         wall_s={:.3} tx_user_us={} tx_sys_us={} tx_ns_per_send={tx_ns:.0} rx_user_us={} rx_sys_us={rx_sys_us} \
-         rx_ns_per_send={rx_ns:.0} softirqd_ns_per_send={sirq_ns:.0} syscalls_per_send={:.3} retries={} \
+         wall_s={:.3} tx_user_us={} tx_sys_us={} tx_ns_per_send={tx_ns:.0} tx_csw_per_send={tx_csw:.3} \
+         rx_user_us={} rx_sys_us={} rx_ns_per_send={rx_ns:.0} rx_csw_per_send={rx_csw:.3} softirqd_ns_per_send={sirq_ns:.0} syscalls_per_send={:.3} retries={} \
          errors={} bytes_sent={bytes} bytes_recv={got} ok={} io_threads={} io_cpu_ms={} load1={load1:.2}",
         run.mode.name(),
         run.rate,
@@ -233,7 +253,8 @@ fn print(
         out.wall.as_secs_f64(),
         out.cpu.user.as_micros(),
         out.cpu.sys.as_micros(),
-        rx_us - rx_sys_us,
+        rx.user_us,
+        rx.sys_us,
         out.syscalls as f64 / sends,
         out.retries,
         out.errors,

@@ -11,6 +11,9 @@ pub struct Usage {
     pub user: Duration,
     /// System time.
     pub sys: Duration,
+    /// Context switches, voluntary and involuntary: on loopback a send wakes the receiver, and
+    /// where the scheduler runs it decides how often the sender is switched out.
+    pub csw: u64,
 }
 
 impl Usage {
@@ -51,6 +54,7 @@ impl Usage {
         Ok(Usage {
             user: timeval(ru.ru_utime),
             sys: timeval(ru.ru_stime),
+            csw: u64::try_from(ru.ru_nvcsw + ru.ru_nivcsw).unwrap_or(0),
         })
     }
 
@@ -59,6 +63,7 @@ impl Usage {
         Usage {
             user: self.user.saturating_sub(earlier.user),
             sys: self.sys.saturating_sub(earlier.sys),
+            csw: self.csw.saturating_sub(earlier.csw),
         }
     }
 

@@ -41,6 +41,9 @@ enum Cmd {
     },
     /// Read result lines and print the Markdown table of medians.
     Summarize {
+        /// The mode the "vs" columns divide by.
+        #[arg(long, default_value = "tokio")]
+        baseline: String,
         /// Files of result lines (`send` output); other lines are skipped.
         files: Vec<PathBuf>,
     },
@@ -117,6 +120,11 @@ pub struct SendArgs {
     /// Seed of the socket picker (the same seed gives every variant the same sequence).
     #[arg(long, default_value_t = 19)]
     pub seed: u64,
+    /// Run the receiver on this CPU only (via `taskset`); start the sender with `taskset -c` on
+    /// another, so a send's wake-up of the receiver never lands on the sender's CPU (as with
+    /// remote clients, where nothing local is woken).
+    #[arg(long)]
+    pub receiver_cpu: Option<u32>,
     /// Pause between windows, ms (lets the previous variant's threads and sockets settle).
     #[arg(long, default_value_t = 500)]
     pub gap_ms: u64,
@@ -144,7 +152,7 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Send(args) => bench::run(&args),
         Cmd::Recv { pairs } => recv::run(pairs),
-        Cmd::Summarize { files } => summary::run(&files),
+        Cmd::Summarize { baseline, files } => summary::run(&files, &baseline),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,8 +3,8 @@
 //! A separate process, so its CPU is measured apart from the sender's and each side holds only
 //! its own 10k fds. Line protocol with the parent (stdin → stdout): `port P` (printed) ·
 //! `ready` (all accepted) · then per window `start` → `ok` and `expect TOTAL_BYTES` (bytes sent
-//! since the beginning) → `done RECEIVED_TOTAL USER_US SYS_US` (CPU since `start`) · `quit` or a
-//! closed stdin ends the process.
+//! since the beginning) → `done RECEIVED_TOTAL USER_US SYS_US SWITCHES` (since `start`) · `quit`
+//! or a closed stdin ends the process.
 
 use std::io::{self, BufRead, ErrorKind, Read, Write};
 use std::net::TcpListener;
@@ -94,14 +94,10 @@ pub fn run(pairs: usize) -> Result<(), String> {
                 }
                 let used = Usage::now().map_err(|e| e.to_string())?.since(start);
                 let got = shared.received.load(Ordering::SeqCst);
-                writeln!(
-                    out,
-                    "done {got} {} {}",
-                    used.user.as_micros(),
-                    used.sys.as_micros()
-                )
-                .and_then(|()| out.flush())
-                .map_err(|e| e.to_string())?;
+                let (user, sys) = (used.user.as_micros(), used.sys.as_micros());
+                writeln!(out, "done {got} {user} {sys} {}", used.csw)
+                    .and_then(|()| out.flush())
+                    .map_err(|e| e.to_string())?;
             }
             Some("quit") => return Ok(()),
             _ => return Err(format!("bad line {line:?}")),

@@ -1,5 +1,6 @@
 //! Result lines → one Markdown table: medians with min..max per (pairs, rate, mode), and the ratio
-//! of each variant's median sender CPU per send to courier's shape (`tokio`).
+//! of each variant's median CPU per send to a baseline mode's (courier's shape, `tokio`, unless
+//! told otherwise).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -29,14 +30,21 @@ fn parse(line: &str) -> Option<Row> {
     )
 }
 
+/// Sender + receiver + ksoftirqd CPU per send: what the box spent on one delivery.
+fn total_ns(row: &Row) -> f64 {
+    num(row, "tx_ns_per_send") + num(row, "rx_ns_per_send") + num(row, "softirqd_ns_per_send")
+}
+
 fn num(row: &Row, key: &str) -> f64 {
     row.get(key)
         .and_then(|v| v.parse().ok())
         .unwrap_or(f64::NAN)
 }
 
-/// Median, min and max (NaN-free input assumed; NaNs sort last and only show as such).
+/// Median, min and max of the values present (a field missing from a line reads as NaN and is
+/// left out: older result files lack the switch counts).
 fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.retain(|x| !x.is_nan());
     if v.is_empty() {
         return (f64::NAN, f64::NAN, f64::NAN);
     }
@@ -61,7 +69,7 @@ fn rate_label(rate: u64) -> String {
 }
 
 /// Prints the table for every result line in `files`.
-pub fn run(files: &[PathBuf]) -> Result<(), String> {
+pub fn run(files: &[PathBuf], baseline: &str) -> Result<(), String> {
     let mut rows = Vec::new();
     for f in files {
         let text = fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
@@ -81,22 +89,26 @@ pub fn run(files: &[PathBuf]) -> Result<(), String> {
         groups.entry((pairs, rate_key, order)).or_default().push(r);
     }
     println!(
-        "| pairs | rate | mode | rounds | sender CPU ns/send, median (min..max) | vs tokio | sender sys % | \
-         receiver CPU ns/send | ksoftirqd ns/send | total ns/send | total vs tokio | send syscalls/send | \
+        "| pairs | rate | mode | rounds | sender CPU ns/send, median (min..max) | vs {baseline} | sender switches/send | \
+         receiver CPU ns/send | ksoftirqd ns/send | total ns/send | total vs {baseline} | send syscalls/send | \
          achieved sends/s | bytes all received |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    // (pairs, rate) → the tokio medians of sender and total CPU per send.
-    let mut baseline: BTreeMap<(u64, u64), (f64, f64)> = BTreeMap::new();
+    // (pairs, rate) → the baseline's medians of sender and total CPU per send, found first so
+    // the baseline need not come first in mode order.
+    let mut base: BTreeMap<(u64, u64), (f64, f64)> = BTreeMap::new();
+    for ((pairs, rate_key, _), rs) in &groups {
+        if rs[0].get("mode").map(String::as_str) == Some(baseline) {
+            let tx = stats(rs.iter().map(|r| num(r, "tx_ns_per_send")).collect()).0;
+            let total = stats(rs.iter().copied().map(total_ns).collect()).0;
+            base.insert((*pairs, *rate_key), (tx, total));
+        }
+    }
     for ((pairs, rate_key, _), rs) in &groups {
         let col = |k: &str| stats(rs.iter().map(|r| num(r, k)).collect());
         let (tx, tx_lo, tx_hi) = col("tx_ns_per_send");
         let (rx, rx_lo, rx_hi) = col("rx_ns_per_send");
-        let (sys, _, _) = stats(
-            rs.iter()
-                .map(|r| 100.0 * num(r, "tx_sys_us") / (num(r, "tx_user_us") + num(r, "tx_sys_us")))
-                .collect(),
-        );
+        let (csw, _, _) = col("tx_csw_per_send");
         let (sirq, _, _) = col("softirqd_ns_per_send");
         let (total, total_lo, total_hi) = stats(
             rs.iter()
@@ -110,10 +122,7 @@ pub fn run(files: &[PathBuf]) -> Result<(), String> {
         let (sc, _, _) = col("syscalls_per_send");
         let (ach, ach_lo, ach_hi) = col("achieved");
         let mode = rs[0].get("mode").cloned().unwrap_or_default();
-        if mode == "tokio" {
-            baseline.insert((*pairs, *rate_key), (tx, total));
-        }
-        let (ratio, total_ratio) = baseline
+        let (ratio, total_ratio) = base
             .get(&(*pairs, *rate_key))
             .map(|(b, bt)| (format!("{:.2}x", tx / b), format!("{:.2}x", total / bt)))
             .unwrap_or_else(|| ("-".into(), "-".into()));
@@ -128,7 +137,7 @@ pub fn run(files: &[PathBuf]) -> Result<(), String> {
             "n/a".into()
         };
         println!(
-            "| {pairs} | {} | {mode} | {} | {tx:.0} ({tx_lo:.0}..{tx_hi:.0}) | {ratio} | {sys:.0} | \
+            "| {pairs} | {} | {mode} | {} | {tx:.0} ({tx_lo:.0}..{tx_hi:.0}) | {ratio} | {csw:.3} | \
              {rx:.0} ({rx_lo:.0}..{rx_hi:.0}) | {sirq:.0} | {total:.0} ({total_lo:.0}..{total_hi:.0}) | \
              {total_ratio} | {syscalls} | {ach:.0} ({ach_lo:.0}..{ach_hi:.0}) | {ok}/{} |",
             rate_label(rate),
@@ -147,6 +156,7 @@ mod tests {
     fn median_of_odd_and_even() {
         assert_eq!(stats(vec![3.0, 1.0, 2.0]), (2.0, 1.0, 3.0));
         assert_eq!(stats(vec![4.0, 1.0, 2.0, 3.0]), (2.5, 1.0, 4.0));
+        assert_eq!(stats(vec![f64::NAN, 1.0, 3.0]), (2.0, 1.0, 3.0));
     }
 
     #[test]
