@@ -8,7 +8,8 @@ use crate::pace::{Picker, Schedule};
 use crate::Run;
 
 /// Runs the schedule; a short or blocked write is finished on a later tick (never seen with a
-/// draining receiver, but a lost byte would void the run).
+/// draining receiver, but a lost byte would void the run). A later frame to the same socket may
+/// then go out before the rest of the earlier one: the receiver counts bytes, it parses nothing.
 pub fn run(args: &Run, socks: &[TcpStream], frame: &'static [u8]) -> Result<Outcome, String> {
     let mut pick = Picker::new(args.seed, socks.len());
     // (socket, bytes of the frame already written), oldest first.

@@ -1,4 +1,9 @@
 //! (c) io_uring: every send due in a tick is one SQE, and one `io_uring_enter` submits them all.
+//!
+//! Two sends to one socket in a tick are two SQEs with no ordering between them (no
+//! `IO_LINK`): should one park on a full socket, the other may pass it. The receiver counts
+//! bytes and parses nothing, so this costs nothing here; a courier integration would keep one
+//! send in flight per socket (README, "What an integration would cost").
 
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
