@@ -5,22 +5,13 @@
 mod common;
 mod services;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::redis_servers::{server, try_next, LAYERS};
 use common::*;
 use courier::config::LayerKind;
 use courier::metrics::Reason;
-use serde_json::{json, Value};
-
-async fn publish(addr: SocketAddr, user: u64, range: std::ops::RangeInclusive<u64>) {
-    let batch: Vec<Value> = range
-        .map(|i| json!({"user_id": user, "type": "new_message", "data": {"n": i}}))
-        .collect();
-    let res = post_json(addr, "/api/notify", &Value::Array(batch)).await;
-    assert_eq!(res.status, 202, "{}", res.body);
-}
+use serde_json::json;
 
 async fn redis_cmd(conn: &mut redis::aio::MultiplexedConnection, args: &[&str]) {
     let mut cmd = redis::cmd(args[0]);
@@ -75,7 +66,7 @@ async fn outage_while_another_process_publishes(kind: LayerKind, redis: &service
     for ws in [&mut positioned, &mut plain] {
         assert_eq!(next_json(ws).await["type"], "connection_established");
     }
-    publish(b.addr, 5, 1..=3).await;
+    notify_range(b.addr, 5, 1..=3).await;
     assert_eq!(
         drain(&mut positioned, Duration::from_millis(500)).await,
         [(1, 1), (2, 2), (3, 3)],
@@ -86,7 +77,7 @@ async fn outage_while_another_process_publishes(kind: LayerKind, redis: &service
     redis_cmd(&mut admin, &["ACL", "SETUSER", "a", "off"]).await;
     redis_cmd(&mut admin, &["CLIENT", "KILL", "USER", "a"]).await;
     // Published while A cannot reach Redis: kept in the stream, never delivered to A.
-    publish(b.addr, 5, 4..=6).await;
+    notify_range(b.addr, 5, 4..=6).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     redis_cmd(&mut admin, &["ACL", "SETUSER", "a", "on"]).await;
 
@@ -99,7 +90,7 @@ async fn outage_while_another_process_publishes(kind: LayerKind, redis: &service
         })
         .clone();
     common::eventually("A caught its group up", || caught_up.get() >= 1).await;
-    publish(b.addr, 5, 7..=7).await;
+    notify_range(b.addr, 5, 7..=7).await;
     assert_eq!(
         drain(&mut positioned, Duration::from_millis(1000)).await,
         [(4, 4), (5, 5), (6, 6), (7, 7)],

@@ -6,16 +6,7 @@
 mod common;
 
 use common::*;
-use serde_json::{json, Value};
-
-/// Publishes `range` to user `user` over the HTTP API, one batch.
-async fn publish(addr: std::net::SocketAddr, user: u64, range: std::ops::RangeInclusive<u64>) {
-    let batch: Vec<Value> = range
-        .map(|i| json!({"user_id": user, "type": "new_message", "data": {"n": i}}))
-        .collect();
-    let res = post_json(addr, "/api/notify", &Value::Array(batch)).await;
-    assert_eq!(res.status, 202, "{}", res.body);
-}
+use serde_json::json;
 
 fn url(srv: &TestServer, user: u64, query: &str) -> String {
     format!("{}?token={}&{query}", srv.ws_url(), token_for(json!(user)))
@@ -29,7 +20,7 @@ async fn a_reconnect_with_its_position_gets_every_missed_event_once_in_order() {
     assert_eq!(hello["type"], "connection_established");
     assert_eq!(hello["offset"], 0, "{hello}");
     let epoch = hello["epoch"].as_str().expect("epoch").to_owned();
-    publish(srv.addr, 5, 1..=10).await;
+    notify_range(srv.addr, 5, 1..=10).await;
     for i in 1..=10u64 {
         let f = next_json(&mut ws).await;
         assert_eq!(
@@ -39,14 +30,14 @@ async fn a_reconnect_with_its_position_gets_every_missed_event_once_in_order() {
     }
     drop(ws);
     // Away while events 11..=30 are published.
-    publish(srv.addr, 5, 11..=30).await;
+    notify_range(srv.addr, 5, 11..=30).await;
     let mut back = ws_connect_url(&url(&srv, 5, &format!("since=10&epoch={epoch}"))).await;
     let hello = next_json(&mut back).await;
     assert_eq!(
         (hello["offset"].as_u64(), hello["epoch"].as_str()),
         (Some(10), Some(&*epoch))
     );
-    publish(srv.addr, 5, 31..=31).await;
+    notify_range(srv.addr, 5, 31..=31).await;
     for i in 11..=31u64 {
         let f = next_json(&mut back).await;
         assert_eq!(
@@ -60,7 +51,7 @@ async fn a_reconnect_with_its_position_gets_every_missed_event_once_in_order() {
     assert_metric(&m, "courier_replayed_events_total", 20.0);
     // A client without recover=1 sees the reference's frames.
     let mut plain = connect_user(srv.addr, json!(5)).await;
-    publish(srv.addr, 5, 32..=32).await;
+    notify_range(srv.addr, 5, 32..=32).await;
     assert_eq!(
         next_json(&mut plain).await,
         json!({"type":"new_message","data":{"n":32}})
@@ -78,7 +69,7 @@ async fn positions_that_cannot_be_served_are_signalled_before_any_event() {
         .as_str()
         .expect("epoch")
         .to_owned();
-    publish(srv.addr, 6, 1..=20).await;
+    notify_range(srv.addr, 6, 1..=20).await;
     for i in 1..=20u64 {
         assert_eq!(next_json(&mut ws).await["offset"].as_u64(), Some(i));
     }
@@ -98,7 +89,7 @@ async fn positions_that_cannot_be_served_are_signalled_before_any_event() {
             "{query}"
         );
         head += 1;
-        publish(srv.addr, 6, head..=head).await;
+        notify_range(srv.addr, 6, head..=head).await;
         for conn in [&mut c, &mut ws] {
             let live = next_json(conn).await;
             assert_eq!(

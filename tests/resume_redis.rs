@@ -5,21 +5,11 @@
 mod common;
 mod services;
 
-use std::net::SocketAddr;
-
 use common::redis_servers::{server, LAYERS};
 use common::*;
 use courier::config::LayerKind;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
-
-async fn publish(addr: SocketAddr, user: u64, range: std::ops::RangeInclusive<u64>) {
-    let batch: Vec<Value> = range
-        .map(|i| json!({"user_id": user, "type": "new_message", "data": {"n": i}}))
-        .collect();
-    let res = post_json(addr, "/api/notify", &Value::Array(batch)).await;
-    assert_eq!(res.status, 202, "{}", res.body);
-}
 
 async fn connect(srv: &TestServer, user: u64, query: &str) -> (Ws, Value) {
     let url = format!("{}?token={}&{query}", srv.ws_url(), token_for(json!(user)));
@@ -61,18 +51,18 @@ async fn resume_across_processes(kind: LayerKind, url: &str) {
     let (mut ws, hello) = connect(&s1, 7, "recover=1").await;
     assert_eq!(hello["offset"], 0);
     let epoch = hello["epoch"].as_str().expect("epoch").to_owned();
-    publish(s1.addr, 7, 1..=10).await;
+    notify_range(s1.addr, 7, 1..=10).await;
     let want: Vec<(u64, u64)> = (1..=10).map(|i| (i, i)).collect();
     assert_eq!(events(&mut ws, 10).await, want);
     drop(ws);
     // Away while the other process publishes 11..=30.
-    publish(s2.addr, 7, 11..=30).await;
+    notify_range(s2.addr, 7, 11..=30).await;
     let (mut back, hello) = connect(&s2, 7, &format!("since=10&epoch={epoch}")).await;
     assert_eq!(
         (hello["offset"].as_u64(), hello["epoch"].as_str()),
         (Some(10), Some(&*epoch))
     );
-    publish(s1.addr, 7, 31..=31).await;
+    notify_range(s1.addr, 7, 31..=31).await;
     let want: Vec<(u64, u64)> = (11..=31).map(|i| (i, i)).collect();
     assert_eq!(
         events(&mut back, 21).await,
@@ -82,7 +72,7 @@ async fn resume_across_processes(kind: LayerKind, url: &str) {
     // A client that did not ask sees the reference's frames.
     let mut plain = connect_user(s2.addr, json!(7)).await;
     let (mut probe, _) = connect(&s2, 7, "recover=1").await;
-    publish(s1.addr, 7, 32..=32).await;
+    notify_range(s1.addr, 7, 32..=32).await;
     assert_eq!(
         next_json(&mut plain).await,
         json!({"type":"new_message","data":{"n":32}})
@@ -107,7 +97,7 @@ async fn positions_redis_cannot_serve_get_one_resync() {
     let srv = spawn_server(config).await;
     let (_ws, hello) = connect(&srv, 8, "recover=1").await;
     let epoch = hello["epoch"].as_str().expect("epoch").to_owned();
-    publish(srv.addr, 8, 1..=20).await;
+    notify_range(srv.addr, 8, 1..=20).await;
     for (query, reason) in [
         (format!("since=2&epoch={epoch}"), "position_expired"),
         ("since=2&epoch=other".to_owned(), "epoch_changed"),
@@ -136,7 +126,7 @@ async fn a_redis_restored_from_an_older_snapshot_is_an_epoch_change() {
     let srv = server(LayerKind::RedisPubsub, &redis.url(), "snap").await;
     let (mut ws, hello) = connect(&srv, 3, "recover=1").await;
     let epoch = hello["epoch"].as_str().expect("epoch").to_owned();
-    publish(srv.addr, 3, 1..=3).await;
+    notify_range(srv.addr, 3, 1..=3).await;
     assert_eq!(events(&mut ws, 3).await.len(), 3);
     let client = redis::Client::open(redis.url()).expect("client");
     let mut conn = client
@@ -147,7 +137,7 @@ async fn a_redis_restored_from_an_older_snapshot_is_an_epoch_change() {
         .query_async(&mut conn)
         .await
         .expect("SAVE");
-    publish(srv.addr, 3, 4..=6).await;
+    notify_range(srv.addr, 3, 4..=6).await;
     assert_eq!(events(&mut ws, 3).await.last(), Some(&(6, 6)));
     drop(ws);
     // The snapshot holds offset 3 under the same epoch: offsets 4.. would be reused.

@@ -100,6 +100,16 @@ pub async fn post_json(addr: SocketAddr, path: &str, body: &Value) -> HttpRespon
     .await
 }
 
+/// Publishes `new_message` events `{"n": i}` for each `i` of `range` to `user`, in order, in
+/// one `/api/notify` batch; asserts it was accepted.
+pub async fn notify_range(addr: SocketAddr, user: u64, range: std::ops::RangeInclusive<u64>) {
+    let batch: Vec<Value> = range
+        .map(|i| serde_json::json!({"user_id": user, "type": "new_message", "data": {"n": i}}))
+        .collect();
+    let res = post_json(addr, "/api/notify", &Value::Array(batch)).await;
+    assert_eq!(res.status, 202, "{}", res.body);
+}
+
 /// `GET /metrics` body.
 pub async fn metrics(addr: SocketAddr) -> String {
     let r = http(addr, "GET", "/metrics", &[], b"").await;

@@ -16,7 +16,9 @@ pub mod userdb;
 #[allow(unused_imports)]
 pub use hostile::{client_frame, close_code_within, healthy_still_receives, send_raw};
 #[allow(unused_imports)]
-pub use http::{assert_metric, http, http_on, metric, metrics, post_json, HttpResponse};
+pub use http::{
+    assert_metric, http, http_on, metric, metrics, notify_range, post_json, HttpResponse,
+};
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
