@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use courier::UserId;
 use futures::SinkExt;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -45,24 +44,10 @@ async fn echo_flood_without_reading_is_bounded_and_closed_4008() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_reader_that_resumes_within_the_linger_receives_4008() {
-    let mut cfg = config();
-    cfg.queue_messages = 32;
-    cfg.queue_bytes = 64 * 1024;
-    cfg.close_linger = Duration::from_secs(6);
-    let srv = spawn_server(cfg).await;
+    let srv = spawn_server(stalled_reader_config()).await;
     let mut healthy = connect_user(srv.addr, json!(1)).await;
     let mut stalled = connect_small_rcvbuf(srv.addr, 2).await;
-    let hub = srv.state.hub().clone();
-    let pad = "p".repeat(16 * 1024);
-    let mut sent = 0;
-    while hub.group_size("user_2") == 1 {
-        assert!(sent < 2000, "the stalled reader was never closed as slow");
-        hub.notify_user(&UserId::Int(2), "tick", json!({"pad": pad}))
-            .await
-            .expect("notify");
-        sent += 1;
-        tokio::task::yield_now().await;
-    }
+    flood_until_closed(&srv, 2).await;
     // Longer than the old 1 s write timeout for close frames, well within the linger.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(close_code_within(&mut stalled, WAIT).await, Some(4008));

@@ -174,24 +174,10 @@ async fn tls_stalls_hold_the_pending_handshake_budget_while_the_admin_listener_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_tls_reader_that_resumes_within_the_linger_receives_4008() {
     let pki = Pki::new();
-    let mut cfg = config();
-    cfg.queue_messages = 32;
-    cfg.queue_bytes = 64 * 1024;
-    cfg.close_linger = Duration::from_secs(6);
-    let (srv, _admin) = spawn_tls_server(cfg, &pki).await;
+    let (srv, _admin) = spawn_tls_server(stalled_reader_config(), &pki).await;
     let mut healthy = pki.connect_user(srv.addr, json!(1)).await;
     let mut stalled = pki.connect_small_rcvbuf(srv.addr, 2).await;
-    let hub = srv.state.hub().clone();
-    let pad = "p".repeat(16 * 1024);
-    let mut sent = 0;
-    while hub.group_size("user_2") == 1 {
-        assert!(sent < 2000, "the stalled reader was never closed as slow");
-        hub.notify_user(&UserId::Int(2), "tick", json!({"pad": pad}))
-            .await
-            .expect("notify");
-        sent += 1;
-        tokio::task::yield_now().await;
-    }
+    flood_until_closed(&srv, 2).await;
     // The close frame waits behind the records the socket did not take; written on where it
     // stopped, the client decrypts every record and reads the close frame.
     tokio::time::sleep(Duration::from_millis(1500)).await;

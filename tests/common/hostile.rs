@@ -74,3 +74,29 @@ pub async fn healthy_still_receives(srv: &TestServer, healthy: &mut Ws, n: u64) 
         json!({"type": "check", "data": {"n": n}})
     );
 }
+
+/// Small bounds for a stalled-reader test: a 32-frame / 64 KiB queue, a 6 s close linger.
+pub fn stalled_reader_config() -> courier::config::Config {
+    let mut cfg = super::config();
+    cfg.queue_messages = 32;
+    cfg.queue_bytes = 64 * 1024;
+    cfg.close_linger = Duration::from_secs(6);
+    cfg
+}
+
+/// Queues 16 KiB events for user `user` through the hub until its one connection (a reader that
+/// stalled) is closed as slow; panics past 2,000 events.
+pub async fn flood_until_closed(srv: &TestServer, user: i64) {
+    let hub = srv.state.hub().clone();
+    let group = format!("user_{user}");
+    let pad = "p".repeat(16 * 1024);
+    let mut sent = 0;
+    while hub.group_size(&group) == 1 {
+        assert!(sent < 2000, "the stalled reader was never closed as slow");
+        hub.notify_user(&UserId::Int(user), "tick", json!({"pad": pad}))
+            .await
+            .expect("notify");
+        sent += 1;
+        tokio::task::yield_now().await;
+    }
+}

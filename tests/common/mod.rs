@@ -14,7 +14,10 @@ pub mod userdb;
 
 // Each test binary uses a different subset of these too.
 #[allow(unused_imports)]
-pub use hostile::{client_frame, close_code_within, healthy_still_receives, send_raw};
+pub use hostile::{
+    client_frame, close_code_within, flood_until_closed, healthy_still_receives, send_raw,
+    stalled_reader_config,
+};
 #[allow(unused_imports)]
 pub use http::{
     assert_metric, http, http_on, metric, metrics, notify_range, post_json, HttpResponse,
