@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use super::join::unavailable_frame;
 use super::shard::{Group, Held, HeldFor};
 use super::Hub;
-use crate::history::{resume_from, Resume};
+use crate::history::{resume_from, Position, Resume};
 use crate::layer::GroupName;
 use crate::metrics::Metrics;
 use crate::outbox::ConnId;
@@ -114,38 +114,38 @@ impl Hub {
     /// Reads `group`'s stream once for every member held for a catch-up and makes each live with
     /// what it missed (or one `resync`). Members held after the read began wait for their own.
     pub(super) async fn catch_up(&self, group: &GroupName) {
-        let (ids, after) = {
+        let (members, after) = {
             let shard = self.shard(group.as_str());
             let Some(g) = shard.groups.get(group) else {
                 return;
             };
-            let mut ids: Vec<ConnId> = Vec::new();
-            let mut after: Option<u64> = None;
-            for held in &g.held {
-                if let HeldFor::CatchUp(from) = &held.why {
-                    ids.push(held.out.id());
-                    if let Some(from) = from {
-                        after = Some(after.map_or(from.offset, |a| a.min(from.offset)));
-                    }
-                }
-            }
-            (ids, after)
+            let members: Vec<(ConnId, Option<Position>)> = g
+                .held
+                .iter()
+                .filter_map(|h| match &h.why {
+                    HeldFor::CatchUp(from) => Some((h.out.id(), from.clone())),
+                    HeldFor::Join => None,
+                })
+                .collect();
+            let after = members
+                .iter()
+                .filter_map(|(_, f)| f.as_ref())
+                .map(|f| f.offset)
+                .min();
+            (members, after)
         };
-        if ids.is_empty() {
+        if members.is_empty() {
             return;
         }
         let read = self.read_layer(group, after).await;
+        let head = read.as_ref().ok().map(|s| s.head.clone());
         let mut shard = self.shard(group.as_str());
         let Some(g) = shard.groups.get_mut(group) else {
             return;
         };
-        for id in ids {
+        for (id, from) in members {
             let Some(held) = g.take_held(id) else {
                 continue; // it left meanwhile
-            };
-            let HeldFor::CatchUp(from) = held.why.clone() else {
-                g.held.push(held);
-                continue;
             };
             let frames = match (&read, from) {
                 (Ok(stream), Some(from)) => self.owed(resume_from(stream, &from), &stream.head),
@@ -155,8 +155,7 @@ impl Hub {
                 ),
                 (Err(()), _) => vec![unavailable_frame()],
             };
-            let head = read.as_ref().ok().map(|s| s.head.clone());
-            self.release(g, held, &frames, head);
+            self.release(g, held, &frames, head.clone());
         }
     }
 }

@@ -2,7 +2,7 @@
 //! replay or `resync` come first — from this hub's streams in one critical section, or from the
 //! layer's history with live events held until the read is merged in.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,9 +22,11 @@ const READ_BOUND: Duration = Duration::from_secs(5);
 const READ_TRIES: usize = 5;
 
 /// The `resync` of a positioned member whose stream could not be read: the layer's own
-/// `broker_reconnected` frame (no position is known to put in it).
+/// `broker_reconnected` frame (no position is known to put in it), encoded once.
 pub(super) fn unavailable_frame() -> Bytes {
-    protocol::event_frame(crate::layer::resync_message()).unwrap_or_default()
+    static FRAME: LazyLock<Bytes> =
+        LazyLock::new(|| protocol::event_frame(crate::layer::resync_message()).unwrap_or_default());
+    FRAME.clone()
 }
 
 /// What `welcome` builds: the first frame, given the position the connection starts from.

@@ -110,7 +110,7 @@ pub(super) struct Held {
 }
 
 /// Why a member's live events are held.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 pub(super) enum HeldFor {
     /// Its join reads the stream (the join finishes it).
     Join,
